@@ -1,0 +1,192 @@
+"""Ingest throughput: the full pipeline against a bare paho subscriber, same broker, same load.
+
+Both consumers are measured the same way: their persistent session is created, N QoS 1
+location messages for D devices are published and queued by the broker while the consumer is
+away, then the consumer connects and drains the queue. Timing the drain alone keeps the
+publisher's CPU out of the comparison. The pipeline counts as done when Redis holds a verdict
+(stored or rejected) for every message. Last line: JSON.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import json
+import pstats
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from devices.ingest import BatchWriter, IngestConfig, IngestWorker
+from devices.quality import Limits
+from devices.registry import UnknownDevicePolicy
+from devices.topics import DEFAULT_ROOT, uplink_filters
+from dispatch.services import ManagedMosquitto, ManagedRedis
+from dispatch.store import Store
+from simulators.publisher import Publisher
+
+_DRAIN_TIMEOUT_S = 600.0
+
+
+def _messages(count: int, devices: int, now: float) -> list[tuple[str, bytes]]:
+    per_device = -(-count // devices)
+    out = []
+    for n in range(count):
+        dev, step = n % devices, n // devices
+        tst = int(now) - per_device + step
+        payload = {
+            "_type": "location",
+            "lat": round(29.05 + dev * 1e-4 + step * 2e-5, 7),
+            "lon": round(119.60 + dev * 1e-4 + step * 2e-5, 7),
+            "tst": tst,
+            "acc": 8,
+            "vel": 5,
+            "batt": 80,
+            "tid": "YW",
+        }
+        out.append((f"{DEFAULT_ROOT}/officer{dev}/bodycam{dev}", json.dumps(payload).encode()))
+    return out
+
+
+def _publish(port: int, messages: list[tuple[str, bytes]]) -> None:
+    with Publisher("127.0.0.1", port, client_id="bench-publisher") as publisher:
+        for topic, payload in messages:
+            publisher.publish(topic, payload)
+        publisher.wait_acknowledged()
+
+
+def _bare_session(port: int, client_id: str) -> mqtt.Client:
+    client = mqtt.Client(
+        mqtt.CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv5,
+        manual_ack=True,
+    )
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = 3600
+    client.connect("127.0.0.1", port, clean_start=False, properties=props)
+    return client
+
+
+def measure_bare(port: int, messages: list[tuple[str, bytes]]) -> float:
+    """Messages per second a paho subscriber drains when it only acknowledges them."""
+    client = _bare_session(port, "bench-bare")
+    subscribed = threading.Event()
+    client.on_subscribe = lambda *args: subscribed.set()
+    client.subscribe([(f, 1) for f in uplink_filters(DEFAULT_ROOT, group="bare")])
+    while not subscribed.is_set():
+        client.loop(0.1)
+    client.disconnect()
+    _publish(port, messages)
+    received = 0
+
+    def on_message(c: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        nonlocal received
+        received += 1
+        c.ack(msg.mid, msg.qos)
+
+    client = _bare_session(port, "bench-bare")
+    client.on_message = on_message
+    started = time.perf_counter()
+    deadline = started + _DRAIN_TIMEOUT_S
+    while received < len(messages) and time.perf_counter() < deadline:
+        client.loop(0.1)
+    elapsed = time.perf_counter() - started
+    client.disconnect()
+    return received / elapsed
+
+
+def measure_pipeline(
+    port: int, store: Store, messages: list[tuple[str, bytes]], profile: bool
+) -> tuple[float, int, str]:
+    """Messages per second from broker queue to verdicts in Redis; also lost count and profile."""
+    config = IngestConfig(
+        root=DEFAULT_ROOT, limits=Limits(), unknown_devices=UnknownDevicePolicy.REGISTER
+    )
+
+    def worker() -> IngestWorker:
+        return IngestWorker(
+            BatchWriter(store, config),
+            host="127.0.0.1",
+            port=port,
+            client_id="bench-ingest",
+            session_expiry_s=3600,
+        )
+
+    first = worker()
+    thread = threading.Thread(target=first.run, daemon=True)
+    thread.start()
+    first.connected.wait(10)
+    time.sleep(0.5)  # let the subscriptions settle before the worker leaves
+    first.stop()
+    thread.join(10)
+    _publish(port, messages)
+
+    def verdicts() -> int:
+        stats = store.stats()
+        return sum(v for k, v in stats.items() if k == "accepted" or k.startswith("rejected:"))
+
+    second = worker()
+    profiler = cProfile.Profile() if profile else None
+    done = threading.Event()
+
+    def run() -> None:
+        if profiler:
+            profiler.enable()
+        second.run()
+        if profiler:
+            profiler.disable()
+        done.set()
+
+    started = time.perf_counter()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    deadline = started + _DRAIN_TIMEOUT_S
+    while verdicts() < len(messages) and time.perf_counter() < deadline:
+        time.sleep(0.02)
+    elapsed = time.perf_counter() - started
+    second.stop()
+    done.wait(10)
+    lost = len(messages) - verdicts()
+    text = ""
+    if profiler:
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
+        text = out.getvalue()
+    return (len(messages) - lost) / elapsed, lost, text
+
+
+def main(messages: int = 100_000, devices: int = 2_000, profile: bool = False) -> int:
+    with tempfile.TemporaryDirectory(prefix="yiwang-bench-") as tmp:
+        redis_service = ManagedRedis(Path(tmp) / "redis")
+        broker = ManagedMosquitto(Path(tmp) / "mosquitto")
+        redis_service.start()
+        broker.start()
+        try:
+            store = Store.from_url(redis_service.url, "bench")
+            store.load_functions()
+            load = _messages(messages, devices, time.time())
+            print(f"ingest bench: {messages} QoS 1 locations from {devices} devices")
+            bare = measure_bare(broker.port, load)
+            print(f"  bare paho subscriber   {bare:10,.0f} msg/s")
+            pipeline, lost, profile_text = measure_pipeline(broker.port, store, load, profile)
+            print(f"  full ingest pipeline   {pipeline:10,.0f} msg/s  (lost {lost})")
+            print(f"  ratio                  {pipeline / bare:10.2f}")
+            if profile_text:
+                print(profile_text)
+        finally:
+            broker.stop()
+            redis_service.stop()
+    result = {
+        "pipeline_per_s": round(pipeline),
+        "bare_paho_per_s": round(bare),
+        "ratio": round(pipeline / bare, 3),
+        "lost": lost,
+    }
+    print(json.dumps(result))
+    return 0 if lost == 0 else 1

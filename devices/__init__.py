@@ -1,0 +1,1 @@
+"""Devices: the MQTT wire (topics, payloads), its translation, and the ingest worker."""

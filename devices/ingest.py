@@ -1,0 +1,434 @@
+"""The ingest worker: MQTT in, Redis out, nothing acknowledged before Redis holds it.
+
+paho-mqtt runs in this thread with manual acknowledgements. Messages collect in a batch until
+it is full or the oldest has waited `batch_wait_ms`; the batch is judged (pure code in
+devices.quality / devices.registry), chained, and written with one Redis function call; only
+then are its QoS 1 messages acknowledged, in the order they arrived. A crash before the
+acknowledgement makes the broker redeliver, and the store recognises what it already holds.
+
+Workers are stateless: several may share `$share/ingest/...`. Each caches chain heads and last
+fixes; the store refuses a link whose predecessor is not the stored head, and the worker then
+re-reads the device and tries again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import msgspec
+import paho.mqtt.client as mqtt
+import redis
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from devices import messages
+from devices.quality import LastFix, Limits, Reason, Rejection, check_size, judge_location
+from devices.registry import UnknownDevicePolicy, resolve
+from devices.topics import TopicError, parse_topic, uplink_filters
+from dispatch.core.track import DeviceKey, Fix, genesis, link
+from dispatch.store import FIX_CONFLICT, FIX_DUPLICATE, Binding, DeviceState, IngestBatch, Store
+
+log = logging.getLogger(__name__)
+
+BROKER_DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"
+_MAX_CHAIN_RETRIES = 16
+_STATE_CACHE_MAX = 200_000
+_REGISTRY_REFRESH_S = 30.0
+_LOG_EVERY_S = 60.0
+_QUEUED_BATCHES = 2
+_MESSAGE_KINDS = {
+    messages.Lwt: "lwt",
+    messages.Transition: "transition",
+    messages.Sos: "sos",
+    messages.DevStat: "devstat",
+    messages.Conn: "conn",
+    messages.Clip: "clip",
+    messages.Ack: "ack",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    mid: int
+    qos: int
+    topic: str
+    payload: bytes
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class _PendingFix:
+    """A location judged acceptable, waiting for its chain link to be stored."""
+
+    message: Received
+    location: messages.Location
+    binding: Binding
+    device: DeviceKey
+
+
+@dataclass(frozen=True, slots=True)
+class IngestConfig:
+    root: str
+    limits: Limits
+    unknown_devices: UnknownDevicePolicy
+    batch_max: int = 1000
+    batch_wait_s: float = 0.02
+
+
+class BatchWriter:
+    """Judges, chains and stores batches of received messages. No MQTT here: easy to test."""
+
+    def __init__(self, store: Store, config: IngestConfig, clock: Callable[[], float] = time.time):
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self._states: dict[str, DeviceState] = {}
+        self._bindings: dict[str, Binding] = {}
+        self._bindings_at = float("-inf")
+        self._last_logged: dict[tuple[str, str], float] = {}
+
+    def forget(self) -> None:
+        """Drop cached device state, e.g. after a failed write left it speculative."""
+        self._states.clear()
+
+    def write(self, received: list[Received]) -> None:
+        """Store everything in `received`; returns once Redis holds all of it."""
+        now = self.clock()
+        self._refresh_bindings(now)
+        batch = IngestBatch()
+        fixes: list[_PendingFix] = []
+        auto_bound: dict[str, Binding] = {}
+        for message in received:
+            self._sort(message, batch, fixes, auto_bound)
+        if auto_bound:
+            self.store.bind(list(auto_bound.values()))
+        for round_number in range(_MAX_CHAIN_RETRIES):
+            conflicted = self._write_round(batch, fixes, now)
+            if not conflicted:
+                done = self.clock()
+                self.store.record_ingest_lag(done - received[0].received_at, done)
+                return
+            for fix in conflicted:
+                self._states.pop(fix.device, None)
+            log.debug("chain conflict round=%d fixes=%d", round_number, len(conflicted))
+            batch, fixes = IngestBatch(), conflicted
+        batch = IngestBatch()
+        for fix in fixes:
+            self._reject(
+                batch,
+                fix.message,
+                fix.device,
+                Rejection(
+                    Reason.CHAIN_CONTENTION,
+                    f"chain head of {fix.device} kept moving under {_MAX_CHAIN_RETRIES} retries",
+                ),
+            )
+        self.store.write_batch(batch, now)
+
+    def _sort(
+        self,
+        message: Received,
+        batch: IngestBatch,
+        fixes: list[_PendingFix],
+        auto_bound: dict[str, Binding],
+    ) -> None:
+        if message.topic == BROKER_DROPPED_TOPIC:
+            self.store.record_broker_counter("publish_messages_dropped", message.payload.decode())
+            return
+        try:
+            topic = parse_topic(self.config.root, message.topic)
+        except TopicError as exc:
+            self._reject(batch, message, "", Rejection(Reason.BAD_TOPIC, str(exc)))
+            return
+        device = DeviceKey(f"{topic.user}/{topic.device}")
+        rejection = check_size(message.payload, self.config.limits)
+        if rejection is not None:
+            self._reject(batch, message, device, rejection)
+            return
+        try:
+            decoded = messages.decode(topic.channel, message.payload)
+        except messages.PayloadError as exc:
+            self._reject(batch, message, device, Rejection(Reason(exc.reason), str(exc)))
+            return
+        resolved = resolve(self._bindings, topic.user, topic.device, self.config.unknown_devices)
+        if isinstance(resolved, Rejection):
+            self._reject(batch, message, device, resolved)
+            return
+        if resolved.auto:
+            self._bindings[topic.device] = resolved
+            auto_bound[topic.device] = resolved
+        if isinstance(decoded, messages.Location):
+            fixes.append(_PendingFix(message, decoded, resolved, device))
+            return
+        fields = {k: v for k, v in msgspec.structs.asdict(decoded).items() if v is not None}
+        body = msgspec.json.encode(
+            {"_type": decoded.__struct_config__.tag, **fields, "rx": message.received_at}
+        )
+        sha = hashlib.sha256(message.topic.encode() + b"\0" + message.payload).hexdigest()
+        kind = _MESSAGE_KINDS[type(decoded)]
+        batch.add_message(kind, device, resolved.officer, message.topic, body, sha)
+
+    def _write_round(
+        self, batch: IngestBatch, fixes: list[_PendingFix], now: float
+    ) -> list[_PendingFix]:
+        """Judge, chain and store; returns the fixes whose predecessor had moved."""
+        missing = list({f.device for f in fixes if f.device not in self._states})
+        if missing:
+            if len(self._states) + len(missing) > _STATE_CACHE_MAX:
+                self._states.clear()
+            self._states.update(self.store.device_states(missing))
+        chained: list[_PendingFix] = []
+        for pending in fixes:
+            judged = judge_location(
+                pending.device,
+                pending.location,
+                last=self._states[pending.device].last,
+                now=pending.message.received_at,
+                limits=self.config.limits,
+            )
+            if isinstance(judged, Rejection):
+                self._reject(batch, pending.message, pending.device, judged)
+                continue
+            self._chain(batch, pending, judged)
+            chained.append(pending)
+        statuses = self.store.write_batch(batch, now) if len(batch) else []
+        conflicted = []
+        for pending, status in zip(chained, statuses, strict=True):
+            if status == FIX_DUPLICATE:
+                # The head cached for this device assumed the fix would be stored.
+                self._states.pop(pending.device, None)
+            elif status == FIX_CONFLICT:
+                conflicted.append(pending)
+        return conflicted
+
+    def _chain(self, batch: IngestBatch, pending: _PendingFix, fix: Fix) -> None:
+        state = self._states[pending.device]
+        canonical = fix.canonical()
+        raw_sha = hashlib.sha256(pending.message.payload).hexdigest()
+        prev = state.head or genesis(pending.device)
+        chain_hash = link(prev, canonical, raw_sha)
+        batch.add_fix(
+            pending.device,
+            pending.binding.officer,
+            pending.binding.team,
+            fix.fix_at,
+            fix.lon,
+            fix.lat,
+            canonical,
+            raw_sha,
+            chain_hash,
+            state.head,
+            fix.backfill,
+        )
+        last = state.last if fix.backfill else LastFix(fix.lon, fix.lat, fix.fix_at)
+        self._states[pending.device] = DeviceState(chain_hash, last)
+
+    def _reject(
+        self, batch: IngestBatch, message: Received, device: str, rejection: Rejection
+    ) -> None:
+        sha = hashlib.sha256(message.payload).hexdigest()
+        payload = message.payload[: self.config.limits.max_payload_bytes]
+        batch.add_reject(device, rejection.reason, rejection.detail, message.topic, payload, sha)
+        key = (device, rejection.reason)
+        if message.received_at - self._last_logged.get(key, float("-inf")) >= _LOG_EVERY_S:
+            self._last_logged[key] = message.received_at
+            log.warning(
+                "rejected device=%s reason=%s detail=%r",
+                device or "-",
+                rejection.reason,
+                rejection.detail,
+            )
+
+    def _refresh_bindings(self, now: float) -> None:
+        if now - self._bindings_at >= _REGISTRY_REFRESH_S:
+            self._bindings = self.store.bindings()
+            self._bindings_at = now
+
+
+class IngestWorker:
+    """One MQTT session feeding a BatchWriter; `run()` blocks until `stop()`.
+
+    Two threads: the caller's runs the paho loop, collects batches and sends every
+    acknowledgement (paho is not safe to write from two threads); a writer thread stores
+    batches, so reading the next batch overlaps with Redis storing the last. The hand-off
+    queue is bounded: when Redis falls behind, reading stops and the broker holds the rest.
+
+    A fixed client id and a persistent session (MQTT 5: clean start off plus session expiry;
+    3.1.1: clean session off) make the broker queue messages while the worker is away. If Redis
+    becomes unreachable the worker drops the MQTT connection rather than buffering without
+    bound: nothing it holds has been acknowledged, so the broker redelivers all of it later.
+    """
+
+    def __init__(
+        self,
+        writer: BatchWriter,
+        *,
+        host: str,
+        port: int,
+        client_id: str,
+        session_expiry_s: int,
+        protocol: mqtt.MQTTProtocolVersion = mqtt.MQTTv5,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> None:
+        self.writer = writer
+        self.host, self.port = host, port
+        self.session_expiry_s = session_expiry_s
+        self._pending: list[Received] = []
+        self._to_store: queue.Queue[list[Received] | None] = queue.Queue(maxsize=_QUEUED_BATCHES)
+        self._stored: queue.SimpleQueue[list[Received]] = queue.SimpleQueue()
+        self._failure: Exception | None = None
+        self._stop = threading.Event()
+        self.connected = threading.Event()
+        v5 = protocol == mqtt.MQTTv5
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=protocol,
+            clean_session=None if v5 else False,
+            manual_ack=True,
+        )
+        if username:
+            self.client.username_pw_set(username, password)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self) -> None:
+        backoff = _Backoff()
+        while not self._stop.is_set():
+            storing = threading.Thread(
+                target=self._store_batches, name="ingest-writer", daemon=True
+            )
+            storing.start()
+            try:
+                self._connect()
+                self._pump()
+                backoff.reset()
+            except redis.RedisError as exc:
+                log.error(
+                    "redis unavailable (%s); releasing the MQTT session until it is back", exc
+                )
+            except OSError as exc:
+                log.warning("broker %s:%d unreachable (%s)", self.host, self.port, exc)
+            self._to_store.put(None)
+            storing.join()
+            self._ack_stored()
+            self.client.disconnect()
+            # Received but unacknowledged messages will be redelivered by the broker.
+            self._pending.clear()
+            self._failure = None
+            if not self._stop.is_set():
+                self.writer.forget()
+                self._stop.wait(backoff.next())
+
+    def _connect(self) -> None:
+        if self.client.protocol == mqtt.MQTTv5:
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = self.session_expiry_s
+            self.client.connect(
+                self.host, self.port, keepalive=30, clean_start=False, properties=props
+            )
+        else:
+            self.client.connect(self.host, self.port, keepalive=30)
+
+    def _pump(self) -> None:
+        """Read, batch, hand over and acknowledge until stopped or disconnected."""
+        wait_s = self.writer.config.batch_wait_s
+        batch_max = self.writer.config.batch_max
+        while not self._stop.is_set():
+            oldest = self._pending[0].received_at if self._pending else None
+            timeout = wait_s if oldest is None else max(0.0, oldest + wait_s - time.time())
+            if self.client.loop(timeout=timeout) != mqtt.MQTT_ERR_SUCCESS:
+                return
+            self._ack_stored()
+            if self._failure is not None:
+                raise self._failure
+            if self._pending and (
+                len(self._pending) >= batch_max
+                or time.time() - self._pending[0].received_at >= wait_s
+            ):
+                self._to_store.put(self._pending)
+                self._pending = []
+        if self._pending:
+            self._to_store.put(self._pending)
+            self._pending = []
+
+    def _store_batches(self) -> None:
+        """Writer thread: store each batch, then pass it back for acknowledgement."""
+        while (batch := self._to_store.get()) is not None:
+            if self._failure is not None:
+                continue  # drain without storing; none of it will be acknowledged
+            try:
+                self.writer.write(batch)
+            except Exception as exc:  # re-raised on the MQTT thread, which owns recovery
+                self._failure = exc
+                continue
+            self._stored.put(batch)
+
+    def _ack_stored(self) -> None:
+        while True:
+            try:
+                batch = self._stored.get_nowait()
+            except queue.Empty:
+                return
+            for message in batch:
+                if message.qos > 0:
+                    self.client.ack(message.mid, message.qos)
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason: mqtt.ReasonCode,
+        props: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            log.error("broker refused the ingest session: %s", reason)
+            return
+        filters = [(f, 1) for f in uplink_filters(self.writer.config.root)]
+        client.subscribe([*filters, (BROKER_DROPPED_TOPIC, 0)])
+        log.info("ingest connected session_present=%s", flags.session_present)
+        self.connected.set()
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.DisconnectFlags,
+        reason: mqtt.ReasonCode,
+        props: Properties | None,
+    ) -> None:
+        self.connected.clear()
+        if not self._stop.is_set():
+            log.warning("ingest disconnected: %s", reason)
+
+    def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic == BROKER_DROPPED_TOPIC:
+            self._pending.append(Received(0, 0, msg.topic, msg.payload, time.time()))
+            return
+        self._pending.append(Received(msg.mid, msg.qos, msg.topic, msg.payload, time.time()))
+
+
+class _Backoff:
+    """Doubling delays from 0.5 s up to 30 s, reset after a good session."""
+
+    def __init__(self) -> None:
+        self.delay = 0.5
+
+    def next(self) -> float:
+        delay, self.delay = self.delay, min(self.delay * 2, 30.0)
+        return delay
+
+    def reset(self) -> None:
+        self.delay = 0.5

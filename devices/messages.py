@@ -1,0 +1,174 @@
+"""Wire payloads: the JSON objects devices publish, decoded and type-checked.
+
+Field names and units are OwnTracks' wherever one exists (reference: the OwnTracks booklet and
+json-schema); our terminals add optional keys that OwnTracks apps and the Recorder ignore.
+Unknown keys are accepted and dropped, so a newer app version never breaks ingest.
+Decoding checks types only; ranges and plausibility are judged in `devices.quality`.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+from devices.topics import Channel
+
+
+class Location(msgspec.Struct, tag_field="_type", tag="location", frozen=True, omit_defaults=True):
+    lat: float
+    lon: float
+    tst: int | float
+    acc: float | None = None
+    alt: float | None = None
+    vac: float | None = None
+    vel: float | None = None  # km/h
+    cog: float | None = None
+    batt: int | None = None
+    bs: int | None = None
+    conn: str | None = None
+    t: str | None = None
+    tid: str | None = None
+    created_at: int | float | None = None
+    inregions: list[str] | None = None
+    # Extensions sent by our terminals.
+    crs: str | None = None
+    src: str | None = None
+    sat: int | None = None
+    hdop: float | None = None
+    fix: int | None = None
+    devid: str | None = None
+    badge: str | None = None
+    seq: int | None = None
+
+
+class Lwt(msgspec.Struct, tag_field="_type", tag="lwt", frozen=True, omit_defaults=True):
+    """Published by the broker when an OwnTracks app drops off; Android omits `tst`."""
+
+    tst: int | None = None
+
+
+class Transition(
+    msgspec.Struct, tag_field="_type", tag="transition", frozen=True, omit_defaults=True
+):
+    lat: float
+    lon: float
+    tst: int | float
+    event: Literal["enter", "leave"]
+    wtst: int | None = None
+    acc: float | None = None
+    desc: str | None = None
+    rid: str | None = None
+    t: str | None = None
+    tid: str | None = None
+    created_at: int | float | None = None
+
+
+class Sos(msgspec.Struct, tag_field="_type", tag="sos", frozen=True, omit_defaults=True):
+    tst: int | float
+    alarm: str = "sos"
+    lat: float | None = None
+    lon: float | None = None
+    acc: float | None = None
+    seq: int | None = None
+    cancel: bool = False
+    crs: str | None = None
+    raw: dict[str, object] | None = None
+
+
+class DevStat(msgspec.Struct, tag_field="_type", tag="devstat", frozen=True, omit_defaults=True):
+    tst: int | float
+    batt: int | None = None
+    bs: int | None = None
+    rec: bool | None = None
+    storage_free_mb: float | None = None
+    rssi: int | None = None
+    fix: int | None = None
+    sat: int | None = None
+    fw: str | None = None
+    temp_c: float | None = None
+
+
+class Conn(msgspec.Struct, tag_field="_type", tag="conn", frozen=True, omit_defaults=True):
+    online: bool
+    tst: int | float | None = None
+    fw: str | None = None
+    ip: str | None = None
+
+
+class Clip(msgspec.Struct, tag_field="_type", tag="clip", frozen=True, omit_defaults=True):
+    clip_id: str
+    start: int | float
+    end: int | float | None = None
+    devid: str | None = None
+    badge: str | None = None
+    tz_offset_s: int | None = None
+    duration_s: float | None = None
+    file_name: str | None = None
+    size: int | None = None
+    sha256: str | None = None
+    md5: str | None = None
+    codec: str | None = None
+    resolution: str | None = None
+    important: bool = False
+    case_code: str | None = None
+    card_id: str | None = None
+    station_id: str | None = None
+    collected_at: int | float | None = None
+    state: Literal["recording", "on_device", "at_station", "archived"] = "on_device"
+    osd_badge: str | None = None
+
+
+class Ack(msgspec.Struct, tag_field="_type", tag="ack", frozen=True, omit_defaults=True):
+    order_id: str
+    status: Literal["received", "accepted", "rejected", "enroute", "arrived", "done"]
+    tst: int | float
+    lat: float | None = None
+    lon: float | None = None
+    reason: str | None = None
+
+
+Message = Location | Lwt | Transition | Sos | DevStat | Conn | Clip | Ack
+
+_DECODERS: dict[Channel, msgspec.json.Decoder[Message]] = {
+    Channel.LOCATION: msgspec.json.Decoder(Location | Lwt),
+    Channel.EVENT: msgspec.json.Decoder(Transition),
+    Channel.SOS: msgspec.json.Decoder(Sos),
+    Channel.CLIP: msgspec.json.Decoder(Clip),
+    Channel.HB: msgspec.json.Decoder(DevStat),
+    Channel.CONN: msgspec.json.Decoder(Conn),
+    Channel.ACK: msgspec.json.Decoder(Ack),
+}
+
+
+class PayloadError(ValueError):
+    """A payload that cannot be used; `reason` is a short code, the message says why."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+def decode(channel: Channel, payload: bytes) -> Message:
+    """Decode the payload published on `channel`, or raise PayloadError."""
+    decoder = _DECODERS.get(channel)
+    if decoder is None:
+        raise PayloadError("not_uplink", f"the center does not accept messages on /{channel}")
+    try:
+        return decoder.decode(payload)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        reason = (
+            "missing_field" if text.startswith("Object missing required field") else "bad_field"
+        )
+        raise PayloadError(reason, text) from None
+    except msgspec.DecodeError as exc:
+        raise PayloadError("malformed_json", f"not valid JSON: {exc}") from None
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode(message: Message) -> bytes:
+    """Encode a payload exactly as a device would send it."""
+    return _encoder.encode(message)

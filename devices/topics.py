@@ -1,0 +1,102 @@
+"""The topic tree devices and the center share.
+
+    {root}/{user}/{device}            location (OwnTracks `location`, or the broker-sent `lwt`)
+    {root}/{user}/{device}/event      OwnTracks `transition` (geofence enter/leave)
+    {root}/{user}/{device}/sos        alarms
+    {root}/{user}/{device}/clip       body-cam clip metadata
+    {root}/{user}/{device}/hb         device status heartbeat
+    {root}/{user}/{device}/conn       retained presence, with the matching will
+    {root}/{user}/{device}/ack        order acknowledgements
+    {root}/{user}/{device}/cmd        downlink: OwnTracks commands
+    {root}/{user}/{device}/dispatch   downlink: orders for our terminals
+
+`user` is the officer's login and `device` the device serial. The root defaults to `owntracks`
+so unmodified OwnTracks apps publish where we listen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+DEFAULT_ROOT = "owntracks"
+INGEST_GROUP = "ingest"
+
+
+class Channel(StrEnum):
+    """The last topic level; LOCATION is the bare device topic."""
+
+    LOCATION = ""
+    EVENT = "event"
+    SOS = "sos"
+    CLIP = "clip"
+    HB = "hb"
+    CONN = "conn"
+    ACK = "ack"
+    CMD = "cmd"
+    DISPATCH = "dispatch"
+
+
+UPLINK = (
+    Channel.LOCATION,
+    Channel.EVENT,
+    Channel.SOS,
+    Channel.CLIP,
+    Channel.HB,
+    Channel.CONN,
+    Channel.ACK,
+)
+
+
+class TopicError(ValueError):
+    """A topic outside the tree."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceTopic:
+    root: str
+    user: str
+    device: str
+    channel: Channel
+
+    def __str__(self) -> str:
+        base = f"{self.root}/{self.user}/{self.device}"
+        return f"{base}/{self.channel}" if self.channel else base
+
+
+def parse_topic(root: str, topic: str) -> DeviceTopic:
+    """Split a device topic; raise TopicError with the reason when it is not one of ours."""
+    levels = topic.split("/")
+    if levels[0] != root:
+        raise TopicError(f"topic {topic!r} is not under the root {root!r}")
+    if len(levels) not in (3, 4):
+        raise TopicError(f"topic {topic!r} must be {root}/<user>/<device>[/<channel>]")
+    user, device = levels[1], levels[2]
+    for name, value in (("user", user), ("device", device)):
+        if not value or "+" in value or "#" in value:
+            raise TopicError(f"topic {topic!r} has an invalid {name} level {value!r}")
+    suffix = levels[3] if len(levels) == 4 else ""
+    try:
+        channel = Channel(suffix)
+    except ValueError:
+        raise TopicError(f"topic {topic!r} has an unknown channel {suffix!r}") from None
+    if len(levels) == 4 and channel is Channel.LOCATION:
+        raise TopicError(f"topic {topic!r} has an empty channel level")
+    return DeviceTopic(root, user, device, channel)
+
+
+def device_topic(root: str, user: str, device: str, channel: Channel) -> str:
+    return str(DeviceTopic(root, user, device, channel))
+
+
+def uplink_filters(root: str, group: str = INGEST_GROUP) -> list[str]:
+    """One shared-subscription filter per uplink channel.
+
+    Never `{root}/+/+/+`: that would also deliver the center's own `cmd` and `dispatch`
+    downlinks, and MQTT 5 No Local is not allowed on shared subscriptions.
+    """
+    filters = []
+    for channel in UPLINK:
+        tail = f"/{channel}" if channel else ""
+        filters.append(f"$share/{group}/{root}/+/+{tail}")
+    return filters

@@ -1,0 +1,1 @@
+"""The HTTP API: FastAPI routers over the store, and the app that owns its resources."""

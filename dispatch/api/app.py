@@ -1,0 +1,71 @@
+"""The FastAPI application: creates its clients in the lifespan and keeps them in app.state.
+
+With `with_ingest`, the same process also runs an ingest worker in a thread (the default of
+`yiwang serve`); API nodes that should not ingest run without it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from devices.ingest import BatchWriter, IngestConfig, IngestWorker
+from dispatch.api import devices, health
+from dispatch.api.state import AppState
+from dispatch.settings import Settings
+from dispatch.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def build_ingest(settings: Settings, store: Store) -> IngestWorker:
+    config = IngestConfig(
+        root=settings.topic_root,
+        limits=settings.limits(),
+        unknown_devices=settings.unknown_devices,
+        batch_max=settings.ingest_batch_max,
+        batch_wait_s=settings.ingest_batch_wait_ms / 1000.0,
+    )
+    return IngestWorker(
+        BatchWriter(store, config),
+        host=settings.mqtt_host,
+        port=settings.mqtt_port,
+        client_id=settings.ingest_client_id,
+        session_expiry_s=settings.ingest_session_expiry_s,
+        username=settings.mqtt_username,
+        password=settings.mqtt_password,
+    )
+
+
+def create_app(settings: Settings, *, with_ingest: bool) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = Store.from_url(settings.redis_url, settings.key_prefix)
+        store.load_functions()
+        worker, thread = None, None
+        if with_ingest:
+            # Its own Redis connection: the ingest thread shares no client with the API.
+            worker = build_ingest(settings, Store.from_url(settings.redis_url, settings.key_prefix))
+            thread = threading.Thread(target=worker.run, name="ingest", daemon=True)
+            thread.start()
+        app.state.yiwang = AppState(settings, store, worker)
+        try:
+            yield
+        finally:
+            if worker is not None and thread is not None:
+                worker.stop()
+                thread.join(timeout=10)
+            store.redis.close()
+
+    app = FastAPI(
+        title="Yiwang command center",
+        description="Real-time command and dispatch for integrated administrative law enforcement.",
+        lifespan=lifespan,
+    )
+    app.include_router(health.router)
+    app.include_router(devices.router)
+    return app

@@ -1,0 +1,155 @@
+"""Devices: last position and presence, tracks as GeoJSON, and ingest statistics."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+
+from devices.presence import presence
+from dispatch.api.state import AppState, app_state
+from dispatch.api.times import local_iso, parse_time
+from dispatch.core.track import DeviceKey, device_key
+
+router = APIRouter(tags=["devices"])
+
+_DEFAULT_TRACK_WINDOW_S = 6 * 3600
+
+
+def _presence(state: AppState, dev: str, last_seen: float | None, now: float) -> str:
+    return presence(
+        last_seen,
+        state.store.connection(dev),
+        now=now,
+        stale_after_s=state.settings.stale_after_s,
+        offline_after_s=state.settings.offline_after_s,
+    ).value
+
+
+def _device_view(state: AppState, dev: str, last_seen: float | None, now: float) -> dict[str, Any]:
+    record = state.store.device_record(dev)
+    user, device = dev.split("/", 1)
+    zone = state.settings.timezone
+    view: dict[str, Any] = {
+        "user": user,
+        "device": device,
+        "status": _presence(state, dev, last_seen, now),
+        "last_seen_at": last_seen,
+        "fixes_stored": state.store.track_length(dev),
+    }
+    if "fix_at" in record:
+        tst = int(record["fix_at"])
+        view |= {
+            "lon": float(record["lon"]),
+            "lat": float(record["lat"]),
+            "tst": tst,
+            "time": local_iso(tst, zone),
+            "received_at": float(record["rx"]),
+            "fix": json.loads(record["fix"]),
+        }
+    return view
+
+
+@router.get("/api/devices")
+def list_devices(request: Request) -> list[dict[str, Any]]:
+    """Every device heard from, most recently seen first, with presence and last fix."""
+    state = app_state(request)
+    devices = state.store.device_keys()
+    now = time.time()
+    seen = state.store.last_seen(devices)
+    return [_device_view(state, dev, at, now) for dev, at in zip(devices, seen, strict=True)]
+
+
+@router.get("/api/devices/{user}/{device}")
+def get_device(user: str, device: str, request: Request) -> dict[str, Any]:
+    """The device's last live fix (WGS-84, tst UTC epoch s), receive time and presence."""
+    state = app_state(request)
+    dev = device_key(user, device)
+    (last_seen,) = state.store.last_seen([dev])
+    if last_seen is None:
+        raise HTTPException(404, f"no message has been accepted from {dev}")
+    return _device_view(state, dev, last_seen, time.time())
+
+
+@router.get("/api/devices/{user}/{device}/track")
+def get_track(
+    user: str,
+    device: str,
+    request: Request,
+    from_: str | None = Query(None, alias="from", description="epoch s or ISO 8601"),
+    to: str | None = Query(None, description="epoch s or ISO 8601"),
+) -> dict[str, Any]:
+    """The stored fixes with fix time in [from, to] as GeoJSON, ordered by fix time.
+
+    Backfilled fixes are included and flagged; each point carries its chain hash.
+    Default window: the last six hours.
+    """
+    state = app_state(request)
+    zone = state.settings.timezone
+    end = parse_time(to, zone) if to else time.time()
+    start = parse_time(from_, zone) if from_ else end - _DEFAULT_TRACK_WINDOW_S
+    if start > end:
+        raise HTTPException(422, f"from ({start:.0f}) is after to ({end:.0f})")
+    dev = DeviceKey(device_key(user, device))
+    points = []
+    for _entry_id, link, backfill in state.store.chain_links(dev):
+        fix = json.loads(link.canonical)
+        if start <= fix["fix_at"] <= end:
+            points.append((fix, link.chain_hash, backfill))
+    points.sort(key=lambda p: p[0]["fix_at"])
+    features: list[dict[str, Any]] = [
+        {
+            "type": "Feature",
+            "geometry": {"type": "Point", "coordinates": [fix["lon"], fix["lat"]]},
+            "properties": {
+                **{k: v for k, v in fix.items() if k not in ("lon", "lat", "device")},
+                "time": local_iso(fix["fix_at"], zone),
+                "backfill": backfill,
+                "chain_hash": chain_hash,
+            },
+        }
+        for fix, chain_hash, backfill in points
+    ]
+    if len(points) >= 2:
+        line = [[fix["lon"], fix["lat"]] for fix, _, _ in points]
+        features.insert(
+            0,
+            {
+                "type": "Feature",
+                "geometry": {"type": "LineString", "coordinates": line},
+                "properties": {"kind": "track", "points": len(points)},
+            },
+        )
+    return {
+        "type": "FeatureCollection",
+        "properties": {"device": dev, "from": start, "to": end, "points": len(points)},
+        "features": features,
+    }
+
+
+@router.get("/api/ingest/stats")
+def ingest_stats(request: Request) -> dict[str, Any]:
+    """Counts since the store was created: accepted (backfill included), rejected by reason."""
+    state = app_state(request)
+    counters = state.store.stats()
+    rejected = {k.split(":", 1)[1]: v for k, v in counters.items() if k.startswith("rejected:")}
+    messages = {k.split(":", 1)[1]: v for k, v in counters.items() if k.startswith("msg:")}
+    broker = state.store.broker_counters()
+    return {
+        "accepted": counters.get("accepted", 0),
+        "backfill": counters.get("backfill", 0),
+        "duplicates": rejected.get("duplicate", 0),
+        "rejected": rejected,
+        "rejected_total": sum(rejected.values()),
+        "messages_by_kind": messages,
+        "lag_s": state.store.ingest_lag_s(),
+        "broker_dropped": int(broker.get("publish_messages_dropped", 0)),
+    }
+
+
+@router.get("/api/ingest/deadletters")
+def deadletters(request: Request, limit: int = Query(100, ge=1, le=10_000)) -> list[dict[str, str]]:
+    """The newest rejected messages with their reasons and raw payloads."""
+    return app_state(request).store.deadletters(limit)

@@ -1,0 +1,28 @@
+"""Liveness of the API, its Redis and its ingest worker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from fastapi import APIRouter, Request
+
+from dispatch.api.state import app_state
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/api/health")
+def health(request: Request) -> dict[str, Any]:
+    state = app_state(request)
+    try:
+        redis_ok = bool(state.store.redis.ping())
+    except redis.RedisError:
+        redis_ok = False
+    ingest = None if state.ingest is None else state.ingest.connected.is_set()
+    healthy = redis_ok and ingest is not False
+    return {
+        "status": "ok" if healthy else "degraded",
+        "redis": redis_ok,
+        "ingest_connected": ingest,
+    }

@@ -1,0 +1,1 @@
+"""The pure functional core: no I/O, no clock reads, time passed in as `now`."""

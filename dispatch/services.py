@@ -1,0 +1,145 @@
+"""Project-managed redis-server and mosquitto on private loopback ports.
+
+`yiwang demo` and the test suite run the same configuration: Redis with an append-only file,
+so acknowledged data survives a kill -9, and Mosquitto with a sized queue, so a lagging
+subscriber is never acknowledged-then-dropped (the stock `max_queued_messages 1000` silently
+discards QoS 1 messages once a subscriber falls behind).
+"""
+
+from __future__ import annotations
+
+import getpass
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+_READY_TIMEOUT_S = 15.0
+
+# Shared with deploy/mosquitto.conf (docker-compose); a test keeps the two in step.
+MOSQUITTO_QUEUE_SETTINGS = """\
+max_queued_messages 1000000
+max_queued_bytes 0
+max_inflight_messages 0
+persistent_client_expiration 7d
+"""
+
+
+class ServiceError(RuntimeError):
+    """A managed service that could not start; the message says what to do."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _require(binary: str, package: str) -> str:
+    path = shutil.which(binary)
+    if path is None:
+        raise ServiceError(f"{binary} not found; install it with `apt-get install {package}`")
+    return path
+
+
+class ManagedService:
+    """One daemon process on 127.0.0.1:port, with its files under `workdir`."""
+
+    name = "service"
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+        self.workdir.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / f"{self.name}.log"
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
+        )
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + _READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                tail = self.log_path.read_text(errors="replace")[-2000:]
+                raise ServiceError(f"{self.name} exited with {self.process.returncode}:\n{tail}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise ServiceError(f"{self.name} did not open port {self.port} in {_READY_TIMEOUT_S:.0f} s")
+
+    def kill(self) -> None:
+        """kill -9: the crash case, no chance to flush or say goodbye."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+class ManagedRedis(ManagedService):
+    name = "redis"
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def command(self) -> list[str]:
+        conf = self.workdir / "redis.conf"
+        conf.write_text(
+            f"port {self.port}\n"
+            "bind 127.0.0.1\n"
+            f"dir {self.workdir.resolve()}\n"
+            "appendonly yes\n"
+            # Redis write()s the AOF before replying, so a kill -9 of Redis loses nothing it
+            # acknowledged; everysec bounds what an OS crash could lose to one second.
+            "appendfsync everysec\n"
+            'save ""\n'
+            "daemonize no\n"
+        )
+        return [_require("redis-server", "redis-server"), str(conf)]
+
+
+class ManagedMosquitto(ManagedService):
+    name = "mosquitto"
+
+    def command(self) -> list[str]:
+        conf = self.workdir / "mosquitto.conf"
+        conf.write_text(
+            f"listener {self.port} 127.0.0.1\n"
+            "allow_anonymous true\n"
+            # Run as whoever started us: mosquitto started as root would switch to the
+            # `mosquitto` user and could not write its persistence file in our directory.
+            f"user {getpass.getuser()}\n"
+            "persistence true\n"
+            f"persistence_location {self.workdir.resolve()}/\n"
+            "autosave_interval 5\n"
+            "sys_interval 2\n"
+            "set_tcp_nodelay true\n" + MOSQUITTO_QUEUE_SETTINGS
+        )
+        return [_require("mosquitto", "mosquitto"), "-c", str(conf)]

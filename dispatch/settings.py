@@ -1,0 +1,51 @@
+"""Runtime settings, read once at start from the environment (prefix YIWANG_) or a .env file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from devices.quality import Limits
+from devices.registry import UnknownDevicePolicy
+from devices.topics import DEFAULT_ROOT
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="YIWANG_", env_file=".env", extra="ignore")
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "yiwang"
+
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    mqtt_username: str | None = None
+    mqtt_password: str | None = None
+    topic_root: str = DEFAULT_ROOT
+
+    ingest_client_id: str = "yiwang-ingest-1"
+    ingest_batch_max: int = 1000
+    ingest_batch_wait_ms: float = 20.0
+    ingest_session_expiry_s: int = 7 * 24 * 3600
+    unknown_devices: UnknownDevicePolicy = UnknownDevicePolicy.REGISTER
+
+    max_payload_bytes: int = 4096
+    max_future_s: float = 300.0
+    max_age_s: float = 7 * 24 * 3600.0
+    max_speed_kmh: float = 250.0
+
+    stale_after_s: float = 60.0
+    offline_after_s: float = 300.0
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    timezone: str = "Asia/Shanghai"
+    data_dir: Path = Path("var")
+
+    def limits(self) -> Limits:
+        return Limits(
+            max_payload_bytes=self.max_payload_bytes,
+            max_future_s=self.max_future_s,
+            max_age_s=self.max_age_s,
+            max_speed_kmh=self.max_speed_kmh,
+        )

@@ -1,0 +1,123 @@
+#!lua name=yiwang
+-- Server-side half of dispatch/store.py: writes a whole ingest batch in one call, so the
+-- per-fix work happens in Redis instead of in redis-py argument packing. Key names mirror
+-- store.py's Keys; store.py is the only caller. Sections arrive as MessagePack arrays.
+
+local EVENTS_MAXLEN = 100000
+local DEADLETTER_MAXLEN = 1000000
+local MESSAGE_DEDUPE_TTL_S = 7 * 24 * 3600
+
+-- Fix statuses returned to the caller, in batch order.
+local STORED, DUPLICATE, CONFLICT = 0, 1, 2
+
+-- fix = {dev, member, geo, fix_at, lon, lat, canonical, raw_sha256, hash, prev, backfill}
+local function store_fixes(p, rx, fixes, statuses, positions, heard)
+  local stored, backfilled, duplicates = 0, 0, 0
+  for n = 1, #fixes do
+    local dev, member, geo, fix_at, lon, lat, canonical, raw, hash, prev, backfill =
+      unpack(fixes[n])
+    local dev_key = p .. ':dev:' .. dev
+    local seen_key = p .. ':seen:' .. dev
+    local seen_member = fix_at .. '|' .. lon .. '|' .. lat
+    if redis.call('ZSCORE', seen_key, seen_member) then
+      statuses[n] = DUPLICATE
+      duplicates = duplicates + 1
+    elseif (redis.call('HGET', dev_key, 'head') or '') ~= prev then
+      statuses[n] = CONFLICT
+    else
+      redis.call('ZADD', seen_key, fix_at, seen_member)
+      if backfill == 1 then
+        redis.call('XADD', p .. ':track:' .. dev, '*', 'f', canonical, 'r', raw, 'h', hash, 'b', '1')
+        redis.call('HSET', dev_key, 'head', hash)
+        backfilled = backfilled + 1
+      else
+        redis.call('XADD', p .. ':track:' .. dev, '*', 'f', canonical, 'r', raw, 'h', hash)
+        redis.call('HSET', dev_key, 'head', hash, 'lon', lon, 'lat', lat, 'fix_at', fix_at,
+          'rx', rx, 'fix', canonical)
+        redis.call('GEOADD', p .. ':geo:' .. geo, lon, lat, member)
+        positions[#positions + 1] = {dev, tonumber(lon), tonumber(lat), fix_at}
+      end
+      heard[dev] = true
+      statuses[n] = STORED
+      stored = stored + 1
+    end
+  end
+  local stats = p .. ':stats'
+  if stored > 0 then redis.call('HINCRBY', stats, 'accepted', stored) end
+  if backfilled > 0 then redis.call('HINCRBY', stats, 'backfill', backfilled) end
+  if duplicates > 0 then redis.call('HINCRBY', stats, 'rejected:duplicate', duplicates) end
+end
+
+-- reject = {dev, reason, detail, topic, payload, payload_sha256}
+local function store_rejects(p, rx, rejects)
+  for n = 1, #rejects do
+    local dev, reason, detail, topic, payload, payload_sha = unpack(rejects[n])
+    redis.call('XADD', p .. ':deadletter', 'MAXLEN', '~', DEADLETTER_MAXLEN, '*',
+      'rx', rx, 'device', dev, 'topic', topic, 'reason', reason, 'detail', detail,
+      'payload', payload, 'payload_sha256', payload_sha)
+    redis.call('HINCRBY', p .. ':stats', 'rejected:' .. reason, 1)
+    if dev ~= '' then
+      redis.call('HINCRBY', p .. ':rejected_by_device', dev .. '|' .. reason, 1)
+    end
+  end
+end
+
+-- message = {kind, dev, officer, topic, body_json, sha256(topic, payload)}
+-- Low volume, routed by kind. A redelivered copy is recognised by its digest.
+local function store_messages(p, messages, heard)
+  for n = 1, #messages do
+    local kind, dev, officer, topic, body, sha = unpack(messages[n])
+    local fresh = redis.call('SET', p .. ':msgseen:' .. sha, '1', 'NX', 'EX', MESSAGE_DEDUPE_TTL_S)
+    if not fresh then
+      redis.call('HINCRBY', p .. ':stats', 'rejected:duplicate', 1)
+    else
+      if kind == 'devstat' then
+        redis.call('HSET', p .. ':devstat', dev, body)
+      else
+        if kind == 'conn' or kind == 'lwt' then
+          redis.call('HSET', p .. ':conn', dev, body)
+        elseif kind == 'clip' then
+          local clip = cjson.decode(body)
+          redis.call('HSET', p .. ':clips', clip['clip_id'], body)
+          redis.call('ZADD', p .. ':clips_by_officer:' .. officer, clip['start'], clip['clip_id'])
+        end
+        if kind ~= 'clip' then
+          redis.call('XADD', p .. ':inbox', '*', 'kind', kind, 'device', dev, 'officer', officer,
+            'body', body)
+        end
+        redis.call('XADD', p .. ':events', 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'type', kind,
+          'device', dev, 'officer', officer, 'body', body)
+      end
+      heard[dev] = true
+      redis.call('HINCRBY', p .. ':stats', 'accepted', 1)
+      redis.call('HINCRBY', p .. ':stats', 'msg:' .. kind, 1)
+    end
+  end
+end
+
+-- ARGV: prefix, received_at, fixes, rejects, messages (MessagePack arrays).
+local function ingest(keys, args)
+  local p, rx = args[1], args[2]
+  local statuses, positions, heard = {}, {}, {}
+  store_fixes(p, rx, cmsgpack.unpack(args[3]), statuses, positions, heard)
+  store_rejects(p, rx, cmsgpack.unpack(args[4]))
+  store_messages(p, cmsgpack.unpack(args[5]), heard)
+  -- One ZADD per chunk of devices: Lua's unpack() is limited to a few thousand values.
+  local seen_at = {}
+  for dev in pairs(heard) do
+    seen_at[#seen_at + 1] = rx
+    seen_at[#seen_at + 1] = dev
+    if #seen_at >= 2000 then
+      redis.call('ZADD', p .. ':seen_at', unpack(seen_at))
+      seen_at = {}
+    end
+  end
+  if #seen_at > 0 then redis.call('ZADD', p .. ':seen_at', unpack(seen_at)) end
+  if #positions > 0 then
+    redis.call('XADD', p .. ':events', 'MAXLEN', '~', EVENTS_MAXLEN, '*',
+      'type', 'positions', 'body', cjson.encode(positions))
+  end
+  return statuses
+end
+
+redis.register_function('ingest', ingest)

@@ -1,0 +1,1 @@
+"""Pure geometry for Yiwang: coordinates, areas, geofences, trajectories and routing."""
