@@ -109,16 +109,20 @@ class BatchWriter:
         if auto_bound:
             self.store.bind(list(auto_bound.values()))
         for round_number in range(_MAX_CHAIN_RETRIES):
-            conflicted = self._write_round(batch, fixes, now)
+            conflicted, duplicates = self._write_round(batch, fixes, now)
+            batch = IngestBatch()
+            for fix in duplicates:
+                self._reject(batch, fix.message, fix.device, _duplicate(fix))
             if not conflicted:
+                if len(batch):
+                    self.store.write_batch(batch, now)
                 done = self.clock()
                 self.store.record_ingest_lag(done - received[0].received_at, done)
                 return
             for fix in conflicted:
                 self._states.pop(fix.device, None)
             log.debug("chain conflict round=%d fixes=%d", round_number, len(conflicted))
-            batch, fixes = IngestBatch(), conflicted
-        batch = IngestBatch()
+            fixes = conflicted
         for fix in fixes:
             self._reject(
                 batch,
@@ -176,8 +180,9 @@ class BatchWriter:
 
     def _write_round(
         self, batch: IngestBatch, fixes: list[_PendingFix], now: float
-    ) -> list[_PendingFix]:
-        """Judge, chain and store; returns the fixes whose predecessor had moved."""
+    ) -> tuple[list[_PendingFix], list[_PendingFix]]:
+        """Judge, chain and store; returns the fixes whose predecessor had moved, and the
+        fixes the store already held."""
         missing = list({f.device for f in fixes if f.device not in self._states})
         if missing:
             if len(self._states) + len(missing) > _STATE_CACHE_MAX:
@@ -198,14 +203,15 @@ class BatchWriter:
             self._chain(batch, pending, judged)
             chained.append(pending)
         statuses = self.store.write_batch(batch, now) if len(batch) else []
-        conflicted = []
+        conflicted, duplicates = [], []
         for pending, status in zip(chained, statuses, strict=True):
             if status == FIX_DUPLICATE:
                 # The head cached for this device assumed the fix would be stored.
                 self._states.pop(pending.device, None)
+                duplicates.append(pending)
             elif status == FIX_CONFLICT:
                 conflicted.append(pending)
-        return conflicted
+        return conflicted, duplicates
 
     def _chain(self, batch: IngestBatch, pending: _PendingFix, fix: Fix) -> None:
         state = self._states[pending.device]
@@ -249,6 +255,15 @@ class BatchWriter:
         if now - self._bindings_at >= _REGISTRY_REFRESH_S:
             self._bindings = self.store.bindings()
             self._bindings_at = now
+
+
+def _duplicate(fix: _PendingFix) -> Rejection:
+    loc = fix.location
+    return Rejection(
+        Reason.DUPLICATE,
+        f"a fix at tst {loc.tst} ({loc.lon}, {loc.lat}) is already stored for {fix.device}: "
+        "a redelivery or a repeated report",
+    )
 
 
 class IngestWorker:

@@ -12,7 +12,7 @@ local STORED, DUPLICATE, CONFLICT = 0, 1, 2
 
 -- fix = {dev, member, geo, fix_at, lon, lat, canonical, raw_sha256, hash, prev, backfill}
 local function store_fixes(p, rx, fixes, statuses, positions, heard)
-  local stored, backfilled, duplicates = 0, 0, 0
+  local stored, backfilled = 0, 0
   for n = 1, #fixes do
     local dev, member, geo, fix_at, lon, lat, canonical, raw, hash, prev, backfill =
       unpack(fixes[n])
@@ -20,8 +20,7 @@ local function store_fixes(p, rx, fixes, statuses, positions, heard)
     local seen_key = p .. ':seen:' .. dev
     local seen_member = fix_at .. '|' .. lon .. '|' .. lat
     if redis.call('ZSCORE', seen_key, seen_member) then
-      statuses[n] = DUPLICATE
-      duplicates = duplicates + 1
+      statuses[n] = DUPLICATE  -- the caller files it as a rejection, with its payload
     elseif (redis.call('HGET', dev_key, 'head') or '') ~= prev then
       statuses[n] = CONFLICT
     else
@@ -45,7 +44,6 @@ local function store_fixes(p, rx, fixes, statuses, positions, heard)
   local stats = p .. ':stats'
   if stored > 0 then redis.call('HINCRBY', stats, 'accepted', stored) end
   if backfilled > 0 then redis.call('HINCRBY', stats, 'backfill', backfilled) end
-  if duplicates > 0 then redis.call('HINCRBY', stats, 'rejected:duplicate', duplicates) end
 end
 
 -- reject = {dev, reason, detail, topic, payload, payload_sha256}

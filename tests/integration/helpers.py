@@ -1,0 +1,38 @@
+"""Waiting on real daemons: poll a condition with a deadline instead of sleeping blindly."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import paho.mqtt.client as mqtt
+
+from dispatch.store import Store
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float = 20.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout_s:.0f} s waiting for {what or condition}")
+
+
+def verdicts(store: Store) -> int:
+    """Messages that received a verdict: accepted plus rejected for any reason."""
+    return sum(v for k, v in store.stats().items() if k == "accepted" or k.startswith("rejected:"))
+
+
+def mqtt_client(port: int, client_id: str, protocol: mqtt.MQTTProtocolVersion) -> mqtt.Client:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
+    client.connect("127.0.0.1", port, keepalive=30)
+    client.loop_start()
+    return client
+
+
+def publish_all(client: mqtt.Client, messages: list[tuple[str, bytes]], qos: int = 1) -> None:
+    infos = [client.publish(topic, payload, qos=qos) for topic, payload in messages]
+    for info in infos:
+        info.wait_for_publish(10)
+        assert info.is_published()

@@ -1,0 +1,176 @@
+"""Ingest over a real Mosquitto into a real Redis: every client gets through, junk gets a
+reason, duplicates and late fixes are handled, and nothing is lost when Redis dies."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from devices.registry import UnknownDevicePolicy
+from dispatch.core.track import DeviceKey, verify_chain
+from dispatch.store import Binding
+from tests.conftest import ingest_config
+from tests.integration.helpers import mqtt_client, publish_all, verdicts, wait_until
+from tests.owntracks_fixtures import ACCEPTED, REJECTED, TRANSITION
+
+WORLD = (-180.0, -90.0, 180.0, 90.0)
+
+
+def location(tst: float, lat: float = 29.08, lon: float = 119.65, **extra) -> bytes:
+    return json.dumps(
+        {"_type": "location", "lat": lat, "lon": lon, "tst": int(tst), **extra}
+    ).encode()
+
+
+@pytest.mark.parametrize("protocol", [mqtt.MQTTv31, mqtt.MQTTv311, mqtt.MQTTv5])
+def test_owntracks_fixtures_accepted_and_negatives_rejected(
+    broker, store, prefix, start_ingest, protocol
+) -> None:
+    # The fixtures were recorded in Europe in 2015-2023: widen the horizon and service area.
+    start_ingest(ingest_config(prefix, max_age_s=20 * 365 * 86400.0, service_area=WORLD))
+    messages = [(f"{prefix}/jane/{name}", payload) for name, payload in ACCEPTED.items()]
+    messages.append((f"{prefix}/jane/phone/event", TRANSITION))
+    messages += [
+        (f"{prefix}/jane/phone{'/' + suffix if suffix else ''}", payload)
+        for _name, suffix, payload, _reason in REJECTED
+    ]
+    client = mqtt_client(broker.port, f"{prefix}-pub", protocol)
+    publish_all(client, messages)
+    wait_until(lambda: verdicts(store) == len(messages), what="a verdict for every fixture")
+    stats = store.stats()
+    assert stats["accepted"] == len(ACCEPTED) + 1
+    assert stats["msg:lwt"] == 2 and stats["msg:transition"] == 1
+    expected_reasons = sorted(reason for *_, reason in REJECTED)
+    assert sorted(d["reason"] for d in store.deadletters()) == expected_reasons
+    record = store.device_record("jane/location-5s")
+    assert (float(record["lon"]), float(record["lat"]), int(record["fix_at"])) == (
+        5.112126,
+        53.430722,
+        1701263310,
+    )
+    assert [e["kind"] for e in store.inbox()] == ["lwt", "lwt", "transition"]
+    client.loop_stop()
+
+
+def test_duplicates_backfill_and_bad_values_each_get_their_verdict(
+    broker, store, prefix, start_ingest
+) -> None:
+    start_ingest()
+    now = time.time()
+    topic = f"{prefix}/zhang3/BC-0042"
+    messages = [
+        (topic, location(now - 30, acc=5)),
+        (topic, location(now - 30, acc=5)),  # redelivered copy
+        (topic, location(now - 20, lat=29.0801)),
+        (topic, location(now - 60, lat=29.0799)),  # arrives late: backfill
+        (topic, location(now - 10, lat=29.5)),  # 46 km in 10 s
+        (topic, location(now - 5, lat=0, lon=0)),
+        (topic, location(now * 1000)),  # milliseconds
+        (topic, b'{"_type":"location","lat":29.1'),
+        (topic, location(now - 3, lat=29.0802, crs="gcj02")),
+    ]
+    client = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv311)
+    publish_all(client, messages)
+    wait_until(lambda: verdicts(store) == len(messages))
+    stats = store.stats()
+    assert (stats["accepted"], stats["backfill"]) == (4, 1)
+    assert {d["reason"] for d in store.deadletters()} == {
+        "duplicate",
+        "implausible_jump",
+        "zero_coordinate",
+        "tst_in_future",
+        "malformed_json",
+    }
+    dev = DeviceKey("zhang3/BC-0042")
+    record = store.device_record(dev)
+    assert int(record["fix_at"]) == int(now - 3)  # the backfilled fix never became live
+    assert float(record["lon"]) < 119.65  # GCJ-02 input converted back to WGS-84
+    links = [link for _, link, _ in store.chain_links(dev)]
+    assert len(links) == 4
+    assert verify_chain(dev, links) == record["head"]
+    assert [flag for *_, flag in store.chain_links(dev)] == [False, False, True, False]
+    client.loop_stop()
+
+
+def test_registry_quarantines_unknown_devices_and_never_merges(
+    broker, store, prefix, start_ingest
+) -> None:
+    store.bind([Binding("BC-1", "zhang3", "wucheng-01")])
+    config = replace(ingest_config(prefix), unknown_devices=UnknownDevicePolicy.QUARANTINE)
+    start_ingest(config)
+    now = time.time()
+    messages = [
+        (f"{prefix}/zhang3/BC-1", location(now - 2)),
+        (f"{prefix}/li4/BC-1", location(now - 1)),
+        (f"{prefix}/li4/BC-2", location(now - 1)),
+    ]
+    client = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv5)
+    publish_all(client, messages)
+    wait_until(lambda: verdicts(store) == 3)
+    assert store.stats()["accepted"] == 1
+    assert sorted(d["reason"] for d in store.deadletters()) == ["unknown_device", "wrong_officer"]
+    assert store.officers_near("wucheng-01", 119.65, 29.08, 100) == ["zhang3"]
+    client.loop_stop()
+
+
+def test_presence_clips_and_sos_are_routed(broker, store, prefix, start_ingest) -> None:
+    start_ingest()
+    now = time.time()
+    base = f"{prefix}/zhang3/BC-0042"
+    clip = {"_type": "clip", "clip_id": "BC-0042-0001", "start": int(now) - 120, "end": int(now)}
+    messages = [
+        (base, location(now - 1)),
+        (f"{base}/clip", json.dumps(clip).encode()),
+        (
+            f"{base}/sos",
+            json.dumps({"_type": "sos", "tst": int(now), "alarm": "fallDown"}).encode(),
+        ),
+        (
+            f"{base}/hb",
+            json.dumps({"_type": "devstat", "tst": int(now), "batt": 41, "rec": True}).encode(),
+        ),
+        (f"{base}/conn", json.dumps({"_type": "conn", "online": False, "tst": int(now)}).encode()),
+    ]
+    client = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv311)
+    publish_all(client, messages)
+    wait_until(lambda: verdicts(store) == len(messages))
+    assert store.clip("BC-0042-0001")["end"] == int(now)
+    assert store.clip_ids_for_officer("zhang3", now - 200, now) == ["BC-0042-0001"]
+    assert [e["kind"] for e in store.inbox()] == ["sos", "conn"]
+    assert store.connection("zhang3/BC-0042")["online"] is False
+    client.loop_stop()
+
+
+def test_redis_killed_mid_stream_loses_nothing(
+    broker, redis_service, store, prefix, start_ingest
+) -> None:
+    running = start_ingest()
+    now = time.time()
+    first = [
+        (f"{prefix}/u{n % 20}/d{n % 20}", location(now - 300 + n // 20, lat=29.08 + n * 1e-6))
+        for n in range(2000)
+    ]
+    client = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv311)
+    publish_all(client, first)
+    wait_until(lambda: verdicts(store) == 2000)
+    redis_service.kill()
+    second = [
+        (f"{prefix}/u{n % 20}/d{n % 20}", location(now - 100 + n // 20, lat=29.09 + n * 1e-6))
+        for n in range(2000)
+    ]
+    publish_all(client, second)  # the broker takes them while Redis is down
+    redis_service.start()
+    store.load_functions()
+    wait_until(lambda: verdicts(store) == 4000, timeout_s=60, what="ingest to recover")
+    assert store.stats()["accepted"] == 4000
+    for n in range(20):
+        dev = DeviceKey(f"u{n}/d{n}")
+        links = [link for _, link, _ in store.chain_links(dev)]
+        assert len(links) == 200
+        verify_chain(dev, links)
+    assert running.worker.connected.is_set()
+    client.loop_stop()
