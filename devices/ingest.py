@@ -300,7 +300,7 @@ class IngestWorker:
         self._stored: queue.SimpleQueue[list[Received]] = queue.SimpleQueue()
         self._failure: Exception | None = None
         self._stop = threading.Event()
-        self.connected = threading.Event()
+        self.connected = threading.Event()  # set once the subscriptions are in place
         v5 = protocol == mqtt.MQTTv5
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
@@ -312,6 +312,7 @@ class IngestWorker:
         if username:
             self.client.username_pw_set(username, password)
         self.client.on_connect = self._on_connect
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
 
@@ -414,6 +415,18 @@ class IngestWorker:
         filters = [(f, 1) for f in uplink_filters(self.writer.config.root)]
         client.subscribe([*filters, (BROKER_DROPPED_TOPIC, 0)])
         log.info("ingest connected session_present=%s", flags.session_present)
+
+    def _on_subscribe(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reasons: list[mqtt.ReasonCode],
+        props: Properties | None,
+    ) -> None:
+        refused = [str(r) for r in reasons if r.is_failure]
+        if refused:
+            log.error("broker refused ingest subscriptions: %s", ", ".join(refused))
         self.connected.set()
 
     def _on_disconnect(

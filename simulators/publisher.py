@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
 _INFLIGHT = 1000
+# paho numbers messages with 16-bit ids: keep well under 65,535 unacknowledged at once.
+_OUTSTANDING_MAX = 20_000
 _ACK_TIMEOUT_S = 120.0
 
 
@@ -47,7 +50,7 @@ class Publisher:
     ) -> None:
         self.host, self.port = host, port
         self.ledger = Ledger()
-        self._in_flight: list[tuple[mqtt.MQTTMessageInfo, str, bytes]] = []
+        self._in_flight: deque[tuple[mqtt.MQTTMessageInfo, str, bytes]] = deque()
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol
         )
@@ -65,19 +68,27 @@ class Publisher:
 
     def publish(self, topic: str, payload: dict[str, Any] | bytes, *, qos: int = 1) -> None:
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        if len(self._in_flight) >= _OUTSTANDING_MAX:
+            self._settle(_OUTSTANDING_MAX // 2, _ACK_TIMEOUT_S)
         info = self.client.publish(topic, data, qos=qos)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise PublishError(f"publish to {topic} failed: {mqtt.error_string(info.rc)}")
         self._in_flight.append((info, topic, data))
 
     def wait_acknowledged(self, timeout_s: float = _ACK_TIMEOUT_S) -> None:
-        """Block until the broker acknowledged everything published so far; fill the ledger."""
+        """Block until the broker acknowledged everything published so far."""
+        self._settle(0, timeout_s)
+
+    def _settle(self, keep: int, timeout_s: float) -> None:
+        """Wait for the oldest messages until at most `keep` are unacknowledged."""
         deadline = time.monotonic() + timeout_s
-        for info, topic, data in self._in_flight:
+        while len(self._in_flight) > keep:
+            info, topic, data = self._in_flight[0]
             info.wait_for_publish(max(0.0, deadline - time.monotonic()))
             if not info.is_published():
                 raise PublishError(
-                    f"messages not acknowledged by {self.host}:{self.port} within {timeout_s:.0f} s"
+                    f"{len(self._in_flight)} messages not acknowledged by "
+                    f"{self.host}:{self.port} within {timeout_s:.0f} s"
                 )
+            self._in_flight.popleft()
             self.ledger.add(topic, data)
-        self._in_flight.clear()
