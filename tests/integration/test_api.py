@@ -1,0 +1,87 @@
+"""The REST API over a real Redis, fed by its own ingest worker from a real broker."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import paho.mqtt.client as mqtt
+from fastapi.testclient import TestClient
+
+from dispatch.api.app import create_app
+from dispatch.settings import Settings
+from tests.integration.helpers import mqtt_client, publish_all, wait_until
+
+
+def test_devices_tracks_and_stats(broker, redis_service, prefix) -> None:
+    settings = Settings(
+        redis_url=redis_service.url,
+        key_prefix=prefix,
+        mqtt_port=broker.port,
+        topic_root=prefix,
+        ingest_client_id=f"api-{prefix}",
+    )
+    now = int(time.time())
+    topic = f"{prefix}/zhang3/BC-0042"
+    fixes = [
+        (
+            topic,
+            json.dumps(
+                {
+                    "_type": "location",
+                    "lat": 29.08 + n * 1e-4,
+                    "lon": 119.65,
+                    "tst": now - 60 + n * 10,
+                }
+            ).encode(),
+        )
+        for n in range(5)
+    ]
+    fixes.append((topic, b'{"_type":"location","lat":95,"lon":119.65,"tst":%d}' % now))
+    with TestClient(create_app(settings, with_ingest=True)) as client:
+        wait_until(lambda: client.get("/api/health").json()["ingest_connected"], what="ingest")
+        publisher = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv311)
+        publish_all(publisher, fixes)
+        wait_until(lambda: client.get("/api/ingest/stats").json()["rejected_total"] == 1)
+
+        health = client.get("/api/health").json()
+        assert health == {"status": "ok", "redis": True, "ingest_connected": True}
+
+        listed = client.get("/api/devices").json()
+        assert [(d["user"], d["device"], d["status"]) for d in listed] == [
+            ("zhang3", "BC-0042", "online")
+        ]
+
+        device = client.get("/api/devices/zhang3/BC-0042").json()
+        assert (device["lon"], device["lat"], device["tst"]) == (119.65, 29.0804, now - 20)
+        assert device["received_at"] >= now - 20 and device["fixes_stored"] == 5
+        assert device["time"].endswith("+08:00")
+
+        window = {"from": str(now - 45), "to": str(now - 25)}
+        track = client.get("/api/devices/zhang3/BC-0042/track", params=window).json()
+        points = [f for f in track["features"] if f["geometry"]["type"] == "Point"]
+        assert [p["properties"]["fix_at"] for p in points] == [now - 40, now - 30]
+        assert track["features"][0]["geometry"]["type"] == "LineString"
+
+        local_from = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now - 45 + 8 * 3600))
+        by_iso = client.get(
+            "/api/devices/zhang3/BC-0042/track", params={"from": local_from, "to": str(now)}
+        )
+        assert by_iso.json()["properties"]["points"] == 3
+
+        stats = client.get("/api/ingest/stats").json()
+        assert (stats["accepted"], stats["rejected"], stats["broker_dropped"]) == (
+            5,
+            {"lat_out_of_range": 1},
+            0,
+        )
+        assert stats["lag_s"] is not None and stats["lag_s"] < 5
+
+        letters = client.get("/api/ingest/deadletters").json()
+        assert letters[0]["reason"] == "lat_out_of_range" and '"lat":95' in letters[0]["payload"]
+
+        assert client.get("/api/devices/nobody/none").status_code == 404
+        bad = client.get("/api/devices/zhang3/BC-0042/track", params={"from": "yesterday"})
+        assert bad.status_code == 422 and "ISO 8601" in bad.json()["detail"]
+        assert client.get("/openapi.json").status_code == 200
+        publisher.loop_stop()
