@@ -1,9 +1,9 @@
 """The ingest worker: MQTT in, Redis out, nothing acknowledged before Redis holds it.
 
-paho-mqtt runs in this thread with manual acknowledgements. Messages collect in a batch until
-it is full or the oldest has waited `batch_wait_ms`; the batch is judged (pure code in
-devices.quality / devices.registry), chained, and written with one Redis function call; only
-then are its QoS 1 messages acknowledged, in the order they arrived. A crash before the
+paho-mqtt runs with manual acknowledgements. Messages collect in a batch until it is full or
+the oldest has waited `batch_wait_ms`; the batch is judged (pure code in devices.quality and
+devices.registry), chained, and written with one Redis function call; only then are its QoS 1
+messages acknowledged, in the order they arrived. A crash before the
 acknowledgement makes the broker redeliver, and the store recognises what it already holds.
 
 Workers are stateless: several may share `$share/ingest/...`. Each caches chain heads and last
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable
@@ -30,9 +29,17 @@ from paho.mqtt.properties import Properties
 from devices import messages
 from devices.quality import LastFix, Limits, Reason, Rejection, check_size, judge_location
 from devices.registry import UnknownDevicePolicy, resolve
-from devices.topics import TopicError, parse_topic, uplink_filters
+from devices.topics import DeviceTopic, TopicError, parse_topic, uplink_filters
 from dispatch.core.track import DeviceKey, Fix, genesis, link
-from dispatch.store import FIX_CONFLICT, FIX_DUPLICATE, Binding, DeviceState, IngestBatch, Store
+from dispatch.store import (
+    FIX_CONFLICT,
+    FIX_DUPLICATE,
+    Binding,
+    DeviceState,
+    IngestBatch,
+    PendingWrite,
+    Store,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +48,6 @@ _MAX_CHAIN_RETRIES = 16
 _STATE_CACHE_MAX = 200_000
 _REGISTRY_REFRESH_S = 30.0
 _LOG_EVERY_S = 60.0
-_QUEUED_BATCHES = 2
 _MESSAGE_KINDS = {
     messages.Lwt: "lwt",
     messages.Transition: "transition",
@@ -73,6 +79,13 @@ class _PendingFix:
 
 
 @dataclass(frozen=True, slots=True)
+class PreparedBatch:
+    batch: IngestBatch
+    chained: list[_PendingFix]
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
 class IngestConfig:
     root: str
     limits: Limits
@@ -89,6 +102,7 @@ class BatchWriter:
         self.config = config
         self.clock = clock
         self._states: dict[str, DeviceState] = {}
+        self._topics: dict[str, DeviceTopic] = {}
         self._bindings: dict[str, Binding] = {}
         self._bindings_at = float("-inf")
         self._last_logged: dict[tuple[str, str], float] = {}
@@ -99,31 +113,44 @@ class BatchWriter:
 
     def write(self, received: list[Received]) -> None:
         """Store everything in `received`; returns once Redis holds all of it."""
+        prepared = self.prepare(received)
+        self.finish(prepared, self.send(prepared).result())
+
+    def prepare(self, received: list[Received]) -> PreparedBatch:
+        """Judge and chain a batch against the cached device state (first step of a write)."""
         now = self.clock()
         self._refresh_bindings(now)
-        batch = IngestBatch()
+        batch = IngestBatch(oldest_received_at=received[0].received_at if received else now)
         fixes: list[_PendingFix] = []
         auto_bound: dict[str, Binding] = {}
         for message in received:
             self._sort(message, batch, fixes, auto_bound)
         if auto_bound:
             self.store.bind(list(auto_bound.values()))
+        return PreparedBatch(batch, self._judge_and_chain(batch, fixes), now)
+
+    def send(self, prepared: PreparedBatch) -> PendingWrite:
+        """Hand the batch to Redis without waiting for the answer (second step)."""
+        return self.store.send_batch(prepared.batch, prepared.now)
+
+    def finish(self, prepared: PreparedBatch, statuses: list[int]) -> None:
+        """Settle what the store refused (third step): file duplicates as rejections, and
+        re-chain fixes whose predecessor moved under another worker. Blocks until stored."""
+        now = prepared.now
+        chained = prepared.chained
         for round_number in range(_MAX_CHAIN_RETRIES):
-            conflicted, duplicates = self._write_round(batch, fixes, now)
-            batch = IngestBatch()
+            conflicted, duplicates = self._sort_statuses(chained, statuses)
+            batch = IngestBatch(oldest_received_at=prepared.batch.oldest_received_at)
             for fix in duplicates:
                 self._reject(batch, fix.message, fix.device, _duplicate(fix))
             if not conflicted:
                 if len(batch):
                     self.store.write_batch(batch, now)
-                done = self.clock()
-                self.store.record_ingest_lag(done - received[0].received_at, done)
                 return
-            for fix in conflicted:
-                self._states.pop(fix.device, None)
             log.debug("chain conflict round=%d fixes=%d", round_number, len(conflicted))
-            fixes = conflicted
-        for fix in fixes:
+            chained = self._judge_and_chain(batch, conflicted)
+            statuses = self.store.write_batch(batch, now)
+        for fix in chained:
             self._reject(
                 batch,
                 fix.message,
@@ -145,11 +172,16 @@ class BatchWriter:
         if message.topic == BROKER_DROPPED_TOPIC:
             self.store.record_broker_counter("publish_messages_dropped", message.payload.decode())
             return
-        try:
-            topic = parse_topic(self.config.root, message.topic)
-        except TopicError as exc:
-            self._reject(batch, message, "", Rejection(Reason.BAD_TOPIC, str(exc)))
-            return
+        topic = self._topics.get(message.topic)
+        if topic is None:
+            try:
+                topic = parse_topic(self.config.root, message.topic)
+            except TopicError as exc:
+                self._reject(batch, message, "", Rejection(Reason.BAD_TOPIC, str(exc)))
+                return
+            if len(self._topics) >= _STATE_CACHE_MAX:
+                self._topics.clear()
+            self._topics[message.topic] = topic
         device = DeviceKey(f"{topic.user}/{topic.device}")
         rejection = check_size(message.payload, self.config.limits)
         if rejection is not None:
@@ -178,11 +210,8 @@ class BatchWriter:
         kind = _MESSAGE_KINDS[type(decoded)]
         batch.add_message(kind, device, resolved.officer, message.topic, body, sha)
 
-    def _write_round(
-        self, batch: IngestBatch, fixes: list[_PendingFix], now: float
-    ) -> tuple[list[_PendingFix], list[_PendingFix]]:
-        """Judge, chain and store; returns the fixes whose predecessor had moved, and the
-        fixes the store already held."""
+    def _judge_and_chain(self, batch: IngestBatch, fixes: list[_PendingFix]) -> list[_PendingFix]:
+        """Add each acceptable fix to `batch` with its chain link; returns those added."""
         missing = list({f.device for f in fixes if f.device not in self._states})
         if missing:
             if len(self._states) + len(missing) > _STATE_CACHE_MAX:
@@ -202,15 +231,24 @@ class BatchWriter:
                 continue
             self._chain(batch, pending, judged)
             chained.append(pending)
-        statuses = self.store.write_batch(batch, now) if len(batch) else []
+        return chained
+
+    def _sort_statuses(
+        self, chained: list[_PendingFix], statuses: list[int]
+    ) -> tuple[list[_PendingFix], list[_PendingFix]]:
+        """Split refused fixes into those whose predecessor moved and those already held.
+
+        Either way the head cached for the device assumed the fix would be stored: forget it.
+        """
         conflicted, duplicates = [], []
         for pending, status in zip(chained, statuses, strict=True):
             if status == FIX_DUPLICATE:
-                # The head cached for this device assumed the fix would be stored.
-                self._states.pop(pending.device, None)
                 duplicates.append(pending)
             elif status == FIX_CONFLICT:
                 conflicted.append(pending)
+            else:
+                continue
+            self._states.pop(pending.device, None)
         return conflicted, duplicates
 
     def _chain(self, batch: IngestBatch, pending: _PendingFix, fix: Fix) -> None:
@@ -269,10 +307,11 @@ def _duplicate(fix: _PendingFix) -> Rejection:
 class IngestWorker:
     """One MQTT session feeding a BatchWriter; `run()` blocks until `stop()`.
 
-    Two threads: the caller's runs the paho loop, collects batches and sends every
-    acknowledgement (paho is not safe to write from two threads); a writer thread stores
-    batches, so reading the next batch overlaps with Redis storing the last. The hand-off
-    queue is bounded: when Redis falls behind, reading stops and the broker holds the rest.
+    One thread, no hand-offs: while Redis stores one batch (its function runs in the Redis
+    process), this thread keeps reading the next from the broker, then acknowledges the first
+    once its answer is in. At most one batch is in Redis at a time, so each batch is chained on
+    top of a settled one; while it is there, at most `4 * batch_max` further messages are read
+    before reading pauses and the broker holds the rest.
 
     A fixed client id and a persistent session (MQTT 5: clean start off plus session expiry;
     3.1.1: clean session off) make the broker queue messages while the worker is away. If Redis
@@ -296,9 +335,7 @@ class IngestWorker:
         self.host, self.port = host, port
         self.session_expiry_s = session_expiry_s
         self._pending: list[Received] = []
-        self._to_store: queue.Queue[list[Received] | None] = queue.Queue(maxsize=_QUEUED_BATCHES)
-        self._stored: queue.SimpleQueue[list[Received]] = queue.SimpleQueue()
-        self._failure: Exception | None = None
+        self._in_redis: tuple[list[Received], PreparedBatch, PendingWrite] | None = None
         self._stop = threading.Event()
         self.connected = threading.Event()  # set once the subscriptions are in place
         v5 = protocol == mqtt.MQTTv5
@@ -322,27 +359,20 @@ class IngestWorker:
     def run(self) -> None:
         backoff = _Backoff()
         while not self._stop.is_set():
-            storing = threading.Thread(
-                target=self._store_batches, name="ingest-writer", daemon=True
-            )
-            storing.start()
             try:
                 self._connect()
                 self._pump()
                 backoff.reset()
-            except redis.RedisError as exc:
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
                 log.error(
                     "redis unavailable (%s); releasing the MQTT session until it is back", exc
                 )
             except OSError as exc:
                 log.warning("broker %s:%d unreachable (%s)", self.host, self.port, exc)
-            self._to_store.put(None)
-            storing.join()
-            self._ack_stored()
             self.client.disconnect()
             # Received but unacknowledged messages will be redelivered by the broker.
             self._pending.clear()
-            self._failure = None
+            self._in_redis = None
             if not self._stop.is_set():
                 self.writer.forget()
                 self._stop.wait(backoff.next())
@@ -358,48 +388,42 @@ class IngestWorker:
             self.client.connect(self.host, self.port, keepalive=30)
 
     def _pump(self) -> None:
-        """Read, batch, hand over and acknowledge until stopped or disconnected."""
+        """Read, batch, store and acknowledge until stopped or disconnected."""
         wait_s = self.writer.config.batch_wait_s
         batch_max = self.writer.config.batch_max
         while not self._stop.is_set():
-            oldest = self._pending[0].received_at if self._pending else None
-            timeout = wait_s if oldest is None else max(0.0, oldest + wait_s - time.time())
-            if self.client.loop(timeout=timeout) != mqtt.MQTT_ERR_SUCCESS:
-                return
-            self._ack_stored()
-            if self._failure is not None:
-                raise self._failure
-            if self._pending and (
+            if self._in_redis is not None:
+                if len(self._pending) >= 4 * batch_max or self._in_redis[2].ready():
+                    self._settle()
+            elif self._pending and (
                 len(self._pending) >= batch_max
                 or time.time() - self._pending[0].received_at >= wait_s
             ):
-                self._to_store.put(self._pending)
-                self._pending = []
+                received, self._pending = self._pending, []
+                prepared = self.writer.prepare(received)
+                self._in_redis = (received, prepared, self.writer.send(prepared))
+            timeout = wait_s if self._in_redis is None else 0.001
+            if self.client.loop(timeout=timeout) != mqtt.MQTT_ERR_SUCCESS:
+                return
+        if self._in_redis is not None:
+            self._settle()
         if self._pending:
-            self._to_store.put(self._pending)
+            self.writer.write(self._pending)
+            self._acknowledge(self._pending)
             self._pending = []
 
-    def _store_batches(self) -> None:
-        """Writer thread: store each batch, then pass it back for acknowledgement."""
-        while (batch := self._to_store.get()) is not None:
-            if self._failure is not None:
-                continue  # drain without storing; none of it will be acknowledged
-            try:
-                self.writer.write(batch)
-            except Exception as exc:  # re-raised on the MQTT thread, which owns recovery
-                self._failure = exc
-                continue
-            self._stored.put(batch)
+    def _settle(self) -> None:
+        """Wait for the batch in Redis, finish it, and acknowledge it to the broker."""
+        assert self._in_redis is not None
+        received, prepared, pending_write = self._in_redis
+        self._in_redis = None
+        self.writer.finish(prepared, pending_write.result())
+        self._acknowledge(received)
 
-    def _ack_stored(self) -> None:
-        while True:
-            try:
-                batch = self._stored.get_nowait()
-            except queue.Empty:
-                return
-            for message in batch:
-                if message.qos > 0:
-                    self.client.ack(message.mid, message.qos)
+    def _acknowledge(self, received: list[Received]) -> None:
+        for message in received:
+            if message.qos > 0:
+                self.client.ack(message.mid, message.qos)
 
     def _on_connect(
         self,
@@ -442,9 +466,6 @@ class IngestWorker:
             log.warning("ingest disconnected: %s", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        if msg.topic == BROKER_DROPPED_TOPIC:
-            self._pending.append(Received(0, 0, msg.topic, msg.payload, time.time()))
-            return
         self._pending.append(Received(msg.mid, msg.qos, msg.topic, msg.payload, time.time()))
 
 

@@ -8,7 +8,7 @@ the person reading the dead-letter stream.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 
 from devices.messages import Location
@@ -122,16 +122,19 @@ def position_rejection(lon: float, lat: float, limits: Limits) -> Rejection | No
     return None
 
 
+_RANGES = (
+    ("acc", 0.0, 100_000.0),
+    ("vel", 0.0, 500.0),
+    ("cog", 0.0, 360.0),
+    ("batt", 0, 100),
+    ("hdop", 0.0, 100.0),
+    ("sat", 0, 200),
+)
+
+
 def _range_rejection(msg: Location) -> Rejection | None:
-    checks = (
-        ("acc", msg.acc, 0.0, 100_000.0),
-        ("vel", msg.vel, 0.0, 500.0),
-        ("cog", msg.cog, 0.0, 360.0),
-        ("batt", msg.batt, 0, 100),
-        ("hdop", msg.hdop, 0.0, 100.0),
-        ("sat", msg.sat, 0, 200),
-    )
-    for name, value, low, high in checks:
+    for name, low, high in _RANGES:
+        value = getattr(msg, name)
         if value is not None and not low <= value <= high:
             return Rejection(Reason.VALUE_OUT_OF_RANGE, f"{name} {value} is outside {low}..{high}")
     return None
@@ -150,23 +153,35 @@ def judge_location(
     A fix not newer than the device's last live fix is kept as backfill: stored and chained, but
     flagged so it never moves the live position or fires live events.
     """
-    try:
-        datum = Datum(msg.crs) if msg.crs is not None else Datum.WGS84
-    except ValueError:
-        return Rejection(
-            Reason.UNKNOWN_CRS, f"crs {msg.crs!r} is not one of wgs84, cgcs2000, gcj02, bd09"
-        )
-    rejection = position_rejection(msg.lon, msg.lat, limits)
-    if rejection is None:
-        rejection = timestamp_rejection(msg.tst, now, limits) or _range_rejection(msg)
+    datum = Datum.WGS84
+    if msg.crs is not None:
+        try:
+            datum = Datum(msg.crs)
+        except ValueError:
+            return Rejection(
+                Reason.UNKNOWN_CRS, f"crs {msg.crs!r} is not one of wgs84, cgcs2000, gcj02, bd09"
+            )
+    rejection = (
+        position_rejection(msg.lon, msg.lat, limits)
+        or timestamp_rejection(msg.tst, now, limits)
+        or _range_rejection(msg)
+    )
     if rejection is not None:
         return rejection
-    point = to_wgs84(msg.lon, msg.lat, datum)
-    fix = Fix(
+    point = (
+        to_wgs84(msg.lon, msg.lat, datum) if datum is not Datum.WGS84 else LonLat(msg.lon, msg.lat)
+    )
+    fix_at = int(msg.tst)
+    backfill = last is not None and fix_at <= last.fix_at
+    if last is not None and not backfill:
+        rejection = _jump_rejection(point, fix_at, last, limits)
+        if rejection is not None:
+            return rejection
+    return Fix(
         device=device,
         lon=point.lon,
         lat=point.lat,
-        fix_at=int(msg.tst),
+        fix_at=fix_at,
         received_at=round(now, 3),
         acc_m=msg.acc,
         alt_m=msg.alt,
@@ -178,17 +193,13 @@ def judge_location(
         hdop=msg.hdop,
         datum=datum.value if datum is not Datum.WGS84 else None,
         badge=msg.badge,
+        backfill=backfill,
     )
-    if last is None:
-        return fix
-    if fix.fix_at <= last.fix_at:
-        return replace(fix, backfill=True)
-    return _jump_rejection(fix, last, limits) or fix
 
 
-def _jump_rejection(fix: Fix, last: LastFix, limits: Limits) -> Rejection | None:
-    distance_m = haversine_m(LonLat(last.lon, last.lat), LonLat(fix.lon, fix.lat))
-    elapsed_s = fix.fix_at - last.fix_at
+def _jump_rejection(point: LonLat, fix_at: int, last: LastFix, limits: Limits) -> Rejection | None:
+    distance_m = haversine_m(LonLat(last.lon, last.lat), point)
+    elapsed_s = fix_at - last.fix_at
     speed_kmh = distance_m / elapsed_s * 3.6
     if speed_kmh > limits.max_speed_kmh:
         return Rejection(

@@ -93,13 +93,18 @@ local function store_messages(p, messages, heard)
   end
 end
 
--- ARGV: prefix, received_at, fixes, rejects, messages (MessagePack arrays).
+-- ARGV: prefix, received_at, oldest_received_at, fixes, rejects, messages (MessagePack).
 local function ingest(keys, args)
-  local p, rx = args[1], args[2]
+  local p, rx, oldest = args[1], args[2], tonumber(args[3])
   local statuses, positions, heard = {}, {}, {}
-  store_fixes(p, rx, cmsgpack.unpack(args[3]), statuses, positions, heard)
-  store_rejects(p, rx, cmsgpack.unpack(args[4]))
-  store_messages(p, cmsgpack.unpack(args[5]), heard)
+  store_fixes(p, rx, cmsgpack.unpack(args[4]), statuses, positions, heard)
+  store_rejects(p, rx, cmsgpack.unpack(args[5]))
+  store_messages(p, cmsgpack.unpack(args[6]), heard)
+  -- Receive-to-stored delay of this batch, by the Redis clock.
+  local now = redis.call('TIME')
+  local stored_at = tonumber(now[1]) + tonumber(now[2]) / 1e6
+  redis.call('HSET', p .. ':ingest_status', 'lag_s', string.format('%.3f', stored_at - oldest),
+    'at', string.format('%.3f', stored_at))
   -- One ZADD per chunk of devices: Lua's unpack() is limited to a few thousand values.
   local seen_at = {}
   for dev in pairs(heard) do

@@ -121,6 +121,7 @@ class IngestBatch:
     far more than msgspec encoding a whole list in one C call.
     """
 
+    oldest_received_at: float = 0.0
     # Text only: Redis's MessagePack decoder predates the bin type and refuses bytes.
     fixes: list[tuple[str | int, ...]] = field(default_factory=list)
     rejects: list[tuple[str, ...]] = field(default_factory=list)
@@ -171,6 +172,29 @@ class IngestBatch:
         return len(self.fixes) + len(self.rejects) + len(self.messages)
 
 
+class PendingWrite:
+    """A batch Redis is storing; the connection is ours until the answer is read."""
+
+    def __init__(self, client: redis.Redis, connection: Any) -> None:
+        self._client = client
+        self._connection = connection
+
+    def ready(self) -> bool:
+        """True once the answer has arrived (never blocks)."""
+        return bool(self._connection.can_read(timeout=0))
+
+    def result(self) -> list[int]:
+        """Wait for the answer: one status per fix, in batch order."""
+        try:
+            return list(self._connection.read_response())
+        except BaseException:
+            # A half-read reply would poison the next command on this connection.
+            self._connection.disconnect()
+            raise
+        finally:
+            self._client.connection_pool.release(self._connection)
+
+
 class Store:
     """Synchronous access to one deployment's keys (ingest, CLI, and the REST API's threads)."""
 
@@ -191,17 +215,28 @@ class Store:
 
     def write_batch(self, batch: IngestBatch, received_at: float) -> list[int]:
         """Store a batch; returns FIX_STORED / FIX_DUPLICATE / FIX_CONFLICT per fix."""
+        return self.send_batch(batch, received_at).result()
+
+    def send_batch(self, batch: IngestBatch, received_at: float) -> PendingWrite:
+        """Send a batch to the `ingest` function and return without waiting for Redis."""
         encode = msgspec.msgpack.encode
-        statuses = self.redis.fcall(
-            "ingest",
-            0,
-            self.keys.prefix,
-            f"{received_at:.3f}",
-            encode(batch.fixes),
-            encode(batch.rejects),
-            encode(batch.messages),
-        )
-        return list(statuses)
+        connection = self.redis.connection_pool.get_connection()
+        try:
+            connection.send_command(
+                "FCALL",
+                "ingest",
+                0,
+                self.keys.prefix,
+                f"{received_at:.3f}",
+                f"{batch.oldest_received_at:.3f}",
+                encode(batch.fixes),
+                encode(batch.rejects),
+                encode(batch.messages),
+            )
+        except BaseException:
+            self.redis.connection_pool.release(connection)
+            raise
+        return PendingWrite(self.redis, connection)
 
     def device_states(self, devices: Sequence[str]) -> dict[str, DeviceState]:
         pipe = self.redis.pipeline(transaction=False)
@@ -215,11 +250,6 @@ class Store:
 
     def record_broker_counter(self, name: str, value: str) -> None:
         self.redis.hset(self.keys.broker, name, value)
-
-    def record_ingest_lag(self, lag_s: float, at: float) -> None:
-        self.redis.hset(
-            self.keys.ingest_status, mapping={"lag_s": f"{lag_s:.3f}", "at": f"{at:.3f}"}
-        )
 
     def ingest_lag_s(self) -> float | None:
         """Receive-to-stored delay of the newest batch, in seconds."""

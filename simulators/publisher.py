@@ -16,7 +16,7 @@ import paho.mqtt.client as mqtt
 
 _INFLIGHT = 1000
 # paho numbers messages with 16-bit ids: keep well under 65,535 unacknowledged at once.
-_OUTSTANDING_MAX = 20_000
+_OUTSTANDING_MAX = 2_000
 _ACK_TIMEOUT_S = 120.0
 
 
