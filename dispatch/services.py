@@ -50,7 +50,7 @@ class ManagedService:
     name = "service"
 
     def __init__(self, workdir: Path, port: int | None = None) -> None:
-        self.workdir = workdir
+        self.workdir = workdir.resolve()
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -114,7 +114,7 @@ class ManagedRedis(ManagedService):
         conf.write_text(
             f"port {self.port}\n"
             "bind 127.0.0.1\n"
-            f"dir {self.workdir.resolve()}\n"
+            f"dir {self.workdir}\n"
             "appendonly yes\n"
             # Redis write()s the AOF before replying, so a kill -9 of Redis loses nothing it
             # acknowledged; everysec bounds what an OS crash could lose to one second.
@@ -137,7 +137,7 @@ class ManagedMosquitto(ManagedService):
             # `mosquitto` user and could not write its persistence file in our directory.
             f"user {getpass.getuser()}\n"
             "persistence true\n"
-            f"persistence_location {self.workdir.resolve()}/\n"
+            f"persistence_location {self.workdir}/\n"
             "autosave_interval 5\n"
             "sys_interval 2\n"
             "set_tcp_nodelay true\n" + MOSQUITTO_QUEUE_SETTINGS
