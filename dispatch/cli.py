@@ -12,6 +12,7 @@ from pathlib import Path
 
 import uvicorn
 
+from bench import gis as gis_bench
 from bench import ingest as ingest_bench
 from devices.registry import load_bindings
 from dispatch.api.app import build_ingest, create_app
@@ -139,7 +140,8 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
-
+    if args.capability == "gis":
+        return gis_bench.main(Path(args.graph) if args.graph else None)
     return ingest_bench.main(messages=args.messages, devices=args.devices, profile=args.profile)
 
 
@@ -195,9 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
     replay.set_defaults(func=cmd_replay)
 
     bench = commands.add_parser("bench", help="measure a capability against a baseline")
-    bench.add_argument("capability", choices=["ingest"])
-    bench.add_argument("--messages", type=int, default=100_000)
-    bench.add_argument("--devices", type=int, default=2_000)
+    bench.add_argument("capability", choices=["ingest", "gis"])
+    bench.add_argument("--messages", type=int, default=100_000, help="ingest: messages to send")
+    bench.add_argument("--devices", type=int, default=2_000, help="ingest: devices sending")
+    bench.add_argument(
+        "--graph", help="gis: a GraphML street network (default: a generated lattice)"
+    )
     bench.add_argument("--profile", action="store_true", help="print where the ingest time goes")
     bench.set_defaults(func=cmd_bench)
     return parser
