@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -22,6 +23,8 @@ class Settings(BaseSettings):
     mqtt_username: str | None = None
     mqtt_password: str | None = None
     topic_root: str = DEFAULT_ROOT
+    # 5 where the broker speaks it; 311 for brokers that do not. Devices may use any version.
+    mqtt_protocol: Literal[5, 311] = 5
 
     ingest_client_id: str = "yiwang-ingest-1"
     ingest_batch_max: int = 1000

@@ -11,6 +11,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import paho.mqtt.client as mqtt
 from fastapi import FastAPI
 
 from devices.ingest import BatchWriter, IngestConfig, IngestWorker
@@ -36,6 +37,7 @@ def build_ingest(settings: Settings, store: Store) -> IngestWorker:
         port=settings.mqtt_port,
         client_id=settings.ingest_client_id,
         session_expiry_s=settings.ingest_session_expiry_s,
+        protocol=mqtt.MQTTv5 if settings.mqtt_protocol == 5 else mqtt.MQTTv311,
         username=settings.mqtt_username,
         password=settings.mqtt_password,
     )

@@ -16,6 +16,7 @@ from dispatch.core.track import DeviceKey, device_key
 router = APIRouter(tags=["devices"])
 
 _DEFAULT_TRACK_WINDOW_S = 6 * 3600
+_MOST_REJECTED = 20
 
 
 def _presence(state: AppState, dev: str, last_seen: float | None, now: float) -> str:
@@ -137,6 +138,7 @@ def ingest_stats(request: Request) -> dict[str, Any]:
     rejected = {k.split(":", 1)[1]: v for k, v in counters.items() if k.startswith("rejected:")}
     messages = {k.split(":", 1)[1]: v for k, v in counters.items() if k.startswith("msg:")}
     broker = state.store.broker_counters()
+    by_device = sorted(state.store.rejected_by_device().items(), key=lambda kv: -kv[1])
     return {
         "accepted": counters.get("accepted", 0),
         "backfill": counters.get("backfill", 0),
@@ -144,6 +146,10 @@ def ingest_stats(request: Request) -> dict[str, Any]:
         "rejected": rejected,
         "rejected_total": sum(rejected.values()),
         "messages_by_kind": messages,
+        "most_rejected": [
+            {"device": key.rsplit("|", 1)[0], "reason": key.rsplit("|", 1)[1], "count": count}
+            for key, count in by_device[:_MOST_REJECTED]
+        ],
         "lag_s": state.store.ingest_lag_s(),
         "broker_dropped": int(broker.get("publish_messages_dropped", 0)),
     }

@@ -76,6 +76,9 @@ def test_devices_tracks_and_stats(broker, redis_service, prefix) -> None:
             0,
         )
         assert stats["lag_s"] is not None and stats["lag_s"] < 5
+        assert stats["most_rejected"] == [
+            {"device": "zhang3/BC-0042", "reason": "lat_out_of_range", "count": 1}
+        ]
 
         letters = client.get("/api/ingest/deadletters").json()
         assert letters[0]["reason"] == "lat_out_of_range" and '"lat":95' in letters[0]["payload"]

@@ -174,3 +174,19 @@ def test_redis_killed_mid_stream_loses_nothing(
         verify_chain(dev, links)
     assert running.worker.connected.is_set()
     client.loop_stop()
+
+
+def test_ingest_over_mqtt_311_for_brokers_without_version_5(
+    broker, store, prefix, start_ingest
+) -> None:
+    running = start_ingest(protocol=mqtt.MQTTv311)
+    assert running.worker.client.protocol == mqtt.MQTTv311
+    now = time.time()
+    client = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv5)
+    publish_all(
+        client,
+        [(f"{prefix}/zhang3/BC-7", location(now - n, lat=29.08 + n * 1e-5)) for n in range(5)],
+    )
+    wait_until(lambda: verdicts(store) == 5)
+    assert (store.stats()["accepted"], store.stats()["backfill"]) == (5, 4)
+    client.loop_stop()
