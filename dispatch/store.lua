@@ -11,7 +11,7 @@ local MESSAGE_DEDUPE_TTL_S = 7 * 24 * 3600
 local STORED, DUPLICATE, CONFLICT = 0, 1, 2
 
 -- fix = {dev, member, geo, fix_at, lon, lat, canonical, raw_sha256, hash, prev, backfill}
-local function store_fixes(p, rx, fixes, statuses, positions, heard)
+local function store_fixes(p, fixes, statuses, positions, heard)
   local stored, backfilled = 0, 0
   for n = 1, #fixes do
     local dev, member, geo, fix_at, lon, lat, canonical, raw, hash, prev, backfill =
@@ -32,7 +32,7 @@ local function store_fixes(p, rx, fixes, statuses, positions, heard)
       else
         redis.call('XADD', p .. ':track:' .. dev, '*', 'f', canonical, 'r', raw, 'h', hash)
         redis.call('HSET', dev_key, 'head', hash, 'lon', lon, 'lat', lat, 'fix_at', fix_at,
-          'rx', rx, 'fix', canonical)
+          'fix', canonical)
         redis.call('GEOADD', p .. ':geo:' .. geo, lon, lat, member)
         positions[#positions + 1] = {dev, tonumber(lon), tonumber(lat), fix_at}
       end
@@ -97,7 +97,7 @@ end
 local function ingest(keys, args)
   local p, rx, oldest = args[1], args[2], tonumber(args[3])
   local statuses, positions, heard = {}, {}, {}
-  store_fixes(p, rx, cmsgpack.unpack(args[4]), statuses, positions, heard)
+  store_fixes(p, cmsgpack.unpack(args[4]), statuses, positions, heard)
   store_rejects(p, rx, cmsgpack.unpack(args[5]))
   store_messages(p, cmsgpack.unpack(args[6]), heard)
   -- Receive-to-stored delay of this batch, by the Redis clock.

@@ -101,6 +101,15 @@ class DeviceState:
 
 
 @dataclass(frozen=True, slots=True)
+class DeviceSnapshot:
+    device: str
+    record: dict[str, str]  # head, last live fix fields
+    connection: dict[str, Any] | None  # last conn or lwt message
+    track_length: int
+    last_seen_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
 class Binding:
     """A device serial bound to an officer and the officer's team."""
 
@@ -275,19 +284,33 @@ class Store:
         """Every device that has sent an accepted message, most recently seen first."""
         return list(self.redis.zrevrange(self.keys.seen_at, 0, -1))
 
-    def last_seen(self, devices: Sequence[str]) -> list[float | None]:
-        scores = self.redis.zmscore(self.keys.seen_at, list(devices)) if devices else []
-        return [float(s) if s is not None else None for s in scores]
-
     def device_record(self, dev: str) -> dict[str, str]:
         return dict(self.redis.hgetall(self.keys.device(dev)))
-
-    def track_length(self, dev: str) -> int:
-        return int(self.redis.xlen(self.keys.track(dev)))
 
     def connection(self, dev: str) -> dict[str, Any] | None:
         text = self.redis.hget(self.keys.conn, dev)
         return json.loads(text) if text else None
+
+    def device_snapshots(self, devices: Sequence[str]) -> list[DeviceSnapshot]:
+        """Last fix, last connection report, track length and last-seen for many devices in
+        one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        for dev in devices:
+            pipe.hgetall(self.keys.device(dev))
+            pipe.hget(self.keys.conn, dev)
+            pipe.xlen(self.keys.track(dev))
+            pipe.zscore(self.keys.seen_at, dev)
+        replies = pipe.execute()
+        return [
+            DeviceSnapshot(
+                dev,
+                dict(replies[4 * n]),
+                json.loads(replies[4 * n + 1]) if replies[4 * n + 1] else None,
+                int(replies[4 * n + 2]),
+                float(replies[4 * n + 3]) if replies[4 * n + 3] is not None else None,
+            )
+            for n, dev in enumerate(devices)
+        ]
 
     def chain_links(self, dev: DeviceKey) -> Iterator[tuple[str, ChainLink, bool]]:
         """The stored track in storage order: (stream id, link, backfill flag)."""

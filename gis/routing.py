@@ -166,6 +166,11 @@ class StreetGraph:
             path.append(int(previous[path[-1]]))
         return [LonLat(*self.lonlat[n]) for n in reversed(path)]
 
+    def edges(self) -> list[tuple[int, int, float]]:
+        """(from, to, seconds) for the fastest edge between each connected pair of nodes."""
+        coo = self._forward.tocoo()
+        return list(zip(coo.row.tolist(), coo.col.tolist(), coo.data.tolist(), strict=True))
+
     def largest_component(self) -> np.ndarray:
         """Node indices of the largest set in which every node reaches every other."""
         _, labels = connected_components(self._forward, directed=True, connection="strong")

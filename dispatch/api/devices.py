@@ -12,6 +12,7 @@ from devices.presence import presence
 from dispatch.api.state import AppState, app_state
 from dispatch.api.times import local_iso, parse_time
 from dispatch.core.track import DeviceKey, device_key
+from dispatch.store import DeviceSnapshot
 
 router = APIRouter(tags=["devices"])
 
@@ -19,26 +20,23 @@ _DEFAULT_TRACK_WINDOW_S = 6 * 3600
 _MOST_REJECTED = 20
 
 
-def _presence(state: AppState, dev: str, last_seen: float | None, now: float) -> str:
-    return presence(
-        last_seen,
-        state.store.connection(dev),
+def _device_view(state: AppState, snapshot: DeviceSnapshot, now: float) -> dict[str, Any]:
+    record = snapshot.record
+    user, device = snapshot.device.split("/", 1)
+    zone = state.settings.timezone
+    status = presence(
+        snapshot.last_seen_at,
+        snapshot.connection,
         now=now,
         stale_after_s=state.settings.stale_after_s,
         offline_after_s=state.settings.offline_after_s,
-    ).value
-
-
-def _device_view(state: AppState, dev: str, last_seen: float | None, now: float) -> dict[str, Any]:
-    record = state.store.device_record(dev)
-    user, device = dev.split("/", 1)
-    zone = state.settings.timezone
+    )
     view: dict[str, Any] = {
         "user": user,
         "device": device,
-        "status": _presence(state, dev, last_seen, now),
-        "last_seen_at": last_seen,
-        "fixes_stored": state.store.track_length(dev),
+        "status": status.value,
+        "last_seen_at": snapshot.last_seen_at,
+        "fixes_stored": snapshot.track_length,
     }
     if "fix_at" in record:
         tst = int(record["fix_at"])
@@ -47,7 +45,7 @@ def _device_view(state: AppState, dev: str, last_seen: float | None, now: float)
             "lat": float(record["lat"]),
             "tst": tst,
             "time": local_iso(tst, zone),
-            "received_at": float(record["rx"]),
+            "received_at": json.loads(record["fix"])["received_at"],
             "fix": json.loads(record["fix"]),
         }
     return view
@@ -57,21 +55,20 @@ def _device_view(state: AppState, dev: str, last_seen: float | None, now: float)
 def list_devices(request: Request) -> list[dict[str, Any]]:
     """Every device heard from, most recently seen first, with presence and last fix."""
     state = app_state(request)
-    devices = state.store.device_keys()
     now = time.time()
-    seen = state.store.last_seen(devices)
-    return [_device_view(state, dev, at, now) for dev, at in zip(devices, seen, strict=True)]
+    return [
+        _device_view(state, s, now) for s in state.store.device_snapshots(state.store.device_keys())
+    ]
 
 
 @router.get("/api/devices/{user}/{device}")
 def get_device(user: str, device: str, request: Request) -> dict[str, Any]:
     """The device's last live fix (WGS-84, tst UTC epoch s), receive time and presence."""
     state = app_state(request)
-    dev = device_key(user, device)
-    (last_seen,) = state.store.last_seen([dev])
-    if last_seen is None:
-        raise HTTPException(404, f"no message has been accepted from {dev}")
-    return _device_view(state, dev, last_seen, time.time())
+    (snapshot,) = state.store.device_snapshots([device_key(user, device)])
+    if snapshot.last_seen_at is None:
+        raise HTTPException(404, f"no message has been accepted from {snapshot.device}")
+    return _device_view(state, snapshot, time.time())
 
 
 @router.get("/api/devices/{user}/{device}/track")

@@ -93,6 +93,9 @@ def test_duplicates_backfill_and_bad_values_each_get_their_verdict(
     assert len(links) == 4
     assert verify_chain(dev, links) == record["head"]
     assert [flag for *_, flag in store.chain_links(dev)] == [False, False, True, False]
+    # Screens see live positions only: never the backfilled one.
+    shown = [p for e in store.events() if e["type"] == "positions" for p in json.loads(e["body"])]
+    assert sorted(p[3] for p in shown) == [int(now - 30), int(now - 20), int(now - 3)]
     client.loop_stop()
 
 
