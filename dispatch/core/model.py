@@ -1,0 +1,109 @@
+"""The incident model: phases, milestones and the immutable record of one incident."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import NewType
+
+from dispatch.core.roster import OfficerId, TeamId
+from gis.coords import LonLat
+
+IncidentId = NewType("IncidentId", str)
+OrderId = NewType("OrderId", str)
+
+
+class Phase(StrEnum):
+    REPORTED = "reported"
+    ACKNOWLEDGED = "acknowledged"
+    DISPATCHED = "dispatched"
+    EN_ROUTE = "en_route"
+    ON_SCENE = "on_scene"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+    MERGED = "merged"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (Phase.CLOSED, Phase.CANCELLED, Phase.MERGED)
+
+
+# Progress order: a phase never goes back past one it has left, except the re-dispatch loop
+# (DISPATCHED or EN_ROUTE back to ACKNOWLEDGED) which keeps every milestone already reached.
+PROGRESS = (
+    Phase.REPORTED,
+    Phase.ACKNOWLEDGED,
+    Phase.DISPATCHED,
+    Phase.EN_ROUTE,
+    Phase.ON_SCENE,
+    Phase.RESOLVED,
+    Phase.CLOSED,
+)
+
+
+class Milestone(StrEnum):
+    """The 1/3/15 clock: each is due a fixed time after the report, never reset."""
+
+    RESPOND = "respond"  # acknowledged and an order issued
+    TURN_OUT = "turn_out"  # the officer accepted and is moving
+    ARRIVE = "arrive"  # on scene
+    HANDLE = "handle"  # handling finished and reported
+
+
+# The phase whose entry reaches each milestone.
+MILESTONE_PHASE = {
+    Milestone.RESPOND: Phase.DISPATCHED,
+    Milestone.TURN_OUT: Phase.EN_ROUTE,
+    Milestone.ARRIVE: Phase.ON_SCENE,
+    Milestone.HANDLE: Phase.RESOLVED,
+}
+
+
+class Source(StrEnum):
+    HOTLINE_12345 = "12345"
+    HOTLINE_8890 = "8890"
+    CITIZEN_REPORT = "citizen"
+    PATROL_FIND = "patrol"
+    IOT_ALARM = "iot"
+    DEVICE_SOS = "sos"
+
+
+@dataclass(frozen=True, slots=True)
+class MilestoneRecord:
+    milestone: Milestone
+    due_at: float | None
+    reached_at: float
+    late_by_s: float
+    by: str
+    via: str
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    id: OrderId
+    officers: tuple[OfficerId, ...]
+    issued_at: float
+    accepted_by: OfficerId | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    id: IncidentId
+    category: str
+    priority: int
+    location: LonLat
+    source: Source
+    reported_at: float
+    title: str = ""
+    team: TeamId | None = None
+    phase: Phase = Phase.REPORTED
+    order: Order | None = None
+    milestones: tuple[MilestoneRecord, ...] = ()
+    past_officers: tuple[OfficerId, ...] = ()  # assigned before, excluded from re-dispatch
+    merged_into: IncidentId | None = None
+    # Alerts already raised, as (milestone, level): 0 the warning, 1 the breach, 2+ the ladder.
+    alerts: tuple[tuple[Milestone, int], ...] = ()
+
+    def reached(self, milestone: Milestone) -> MilestoneRecord | None:
+        return next((m for m in self.milestones if m.milestone is milestone), None)

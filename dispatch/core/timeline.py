@@ -1,0 +1,295 @@
+"""The 1/3/15 incident timeline: everything that moves an incident's phase lives here.
+
+The rules, in order of reading:
+1. `TRANSITIONS` says, for each phase, which events are legal and the phase they lead to. An
+   event missing from the table raises `IllegalTransition` naming both, and changes nothing.
+2. Entering a phase reaches every milestone up to it (an officer seen arriving has also turned
+   out). A milestone is recorded once, with its deadline and how late it was.
+3. Deadlines count from the report and are never reset: a re-dispatch sends the incident back
+   to ACKNOWLEDGED but keeps every milestone reached and every alert already raised.
+4. Timers are derived, not stored: for each milestone not yet reached, a warning at the policy's
+   fraction of the deadline, the breach at the deadline, then each further ladder step; and for
+   an order nobody accepted, a re-dispatch after `accept_within_s`. Each fires exactly once.
+
+Sans-I/O: `handle(incident, event, now, policy)` and `expire(incident, now, policy)` return the
+new incident and the effects to carry out; `next_deadline(incident, policy)` says when to call
+`expire` again. Nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from dispatch.core import events as ev
+from dispatch.core.effects import (
+    Effect,
+    Escalate,
+    Publish,
+    RecordMilestone,
+    Redispatch,
+    Warn,
+    WithdrawOrder,
+)
+from dispatch.core.model import (
+    MILESTONE_PHASE,
+    PROGRESS,
+    Incident,
+    Milestone,
+    MilestoneRecord,
+    Order,
+    Phase,
+)
+from dispatch.core.policy import EscalationAction, TimelinePolicy
+
+P = Phase
+_ENDINGS: dict[type, Phase] = {ev.IncidentCancelled: P.CANCELLED, ev.DuplicateMerged: P.MERGED}
+_REDISPATCH: dict[type, Phase] = {
+    ev.OrderRejected: P.ACKNOWLEDGED,
+    ev.OfficerWentOffline: P.ACKNOWLEDGED,
+    ev.ReassignRequested: P.ACKNOWLEDGED,
+}
+
+TRANSITIONS: dict[Phase, dict[type, Phase]] = {
+    P.REPORTED: {ev.IncidentAcknowledged: P.ACKNOWLEDGED, ev.OrderIssued: P.DISPATCHED, **_ENDINGS},
+    P.ACKNOWLEDGED: {ev.OrderIssued: P.DISPATCHED, **_ENDINGS},
+    P.DISPATCHED: {
+        ev.OrderAccepted: P.DISPATCHED,
+        ev.OfficerDeparted: P.EN_ROUTE,
+        ev.OfficerArrived: P.ON_SCENE,
+        **_REDISPATCH,
+        **_ENDINGS,
+    },
+    P.EN_ROUTE: {
+        ev.OrderAccepted: P.EN_ROUTE,  # the button pressed after GPS already saw departure
+        ev.OfficerArrived: P.ON_SCENE,
+        ev.OfficerWentOffline: P.ACKNOWLEDGED,
+        ev.ReassignRequested: P.ACKNOWLEDGED,
+        **_ENDINGS,
+    },
+    P.ON_SCENE: {ev.IncidentResolved: P.RESOLVED, ev.IncidentCancelled: P.CANCELLED},
+    P.RESOLVED: {ev.IncidentClosed: P.CLOSED},
+    P.CLOSED: {},
+    P.CANCELLED: {},
+    P.MERGED: {},
+}
+
+_ORDER_EVENTS = (
+    ev.OrderAccepted,
+    ev.OrderRejected,
+    ev.OfficerDeparted,
+    ev.OfficerArrived,
+)
+_OFFICER_EVENTS = (*_ORDER_EVENTS, ev.OfficerWentOffline)
+
+
+class TimelineError(ValueError):
+    """An event the incident cannot take now; the incident is unchanged."""
+
+
+class IllegalTransition(TimelineError):  # noqa: N818 - reads as what happened
+    def __init__(self, incident: Incident, event: ev.Event) -> None:
+        super().__init__(
+            f"incident {incident.id} is {incident.phase.value}: "
+            f"{type(event).__name__} is not allowed in that phase"
+        )
+
+
+class StaleOrder(TimelineError):  # noqa: N818
+    def __init__(self, incident: Incident, event: ev.Event, why: str) -> None:
+        super().__init__(f"incident {incident.id}: {type(event).__name__} ignored, {why}")
+
+
+def report(event: ev.IncidentReported, now: float) -> tuple[Incident, list[Effect]]:
+    incident = Incident(
+        id=event.incident,
+        category=event.category,
+        priority=event.priority,
+        location=event.location,
+        source=event.source,
+        reported_at=now,
+        title=event.title,
+        team=event.team,
+    )
+    return incident, [Publish(incident)]
+
+
+def handle(
+    incident: Incident, event: ev.Event, now: float, policy: TimelinePolicy
+) -> tuple[Incident, list[Effect]]:
+    """Apply one event at `now`; raises TimelineError and changes nothing if it cannot.
+
+    Timers due before `now` fire first, whether or not the caller expired them: a milestone
+    reached late is then always escalated before it is recorded. One due exactly at `now`
+    loses to the event: reaching a milestone at its deadline is on time.
+    """
+    incident, overdue = _fire_due(incident, policy, lambda at: at < now)
+    target = TRANSITIONS[incident.phase].get(type(event))
+    if target is None:
+        raise IllegalTransition(incident, event)
+    _check_order(incident, event)
+    effects: list[Effect] = list(overdue)
+    changed = incident
+    if isinstance(event, ev.OrderIssued):
+        if not event.officers:
+            raise TimelineError(f"incident {incident.id}: an order needs at least one officer")
+        changed = replace(changed, order=Order(event.order, event.officers, now))
+    elif isinstance(event, ev.OrderAccepted | ev.OfficerDeparted | ev.OfficerArrived):
+        assert changed.order is not None
+        if changed.order.accepted_by is None:
+            changed = replace(changed, order=replace(changed.order, accepted_by=event.officer))
+    elif isinstance(event, ev.DuplicateMerged):
+        changed = replace(changed, merged_into=event.into)
+    if target is P.ACKNOWLEDGED and incident.order is not None:
+        changed, effects = _redispatch(changed, _why(event), withdraw=True)
+    elif target.terminal and incident.order is not None and incident.phase is not P.RESOLVED:
+        effects.append(
+            WithdrawOrder(incident.id, incident.order.id, incident.order.officers, _why(event))
+        )
+    changed, reached = _enter(changed, target, now, policy, by=_actor(event), via=_via(event))
+    return changed, [*effects, *reached, Publish(changed)]
+
+
+def expire(incident: Incident, now: float, policy: TimelinePolicy) -> tuple[Incident, list[Effect]]:
+    """Fire every timer due at or before `now`, oldest first."""
+    incident, effects = _fire_due(incident, policy, lambda at: at <= now)
+    if effects:
+        effects.append(Publish(incident))
+    return incident, effects
+
+
+def next_deadline(incident: Incident, policy: TimelinePolicy) -> float | None:
+    timer = _next_timer(incident, policy)
+    return None if timer is None else timer[0]
+
+
+# --- internals --------------------------------------------------------------------------
+
+
+def _fire_due(
+    incident: Incident, policy: TimelinePolicy, due: Callable[[float], bool]
+) -> tuple[Incident, list[Effect]]:
+    effects: list[Effect] = []
+    while (timer := _next_timer(incident, policy)) is not None and due(timer[0]):
+        incident, fired = _fire(incident, timer, policy)
+        effects += fired
+    return incident, effects
+
+
+def _check_order(incident: Incident, event: ev.Event) -> None:
+    if not isinstance(event, _OFFICER_EVENTS):
+        return
+    order = incident.order
+    if order is None:
+        raise StaleOrder(incident, event, "it has no order")
+    if isinstance(event, _ORDER_EVENTS) and event.order != order.id:
+        raise StaleOrder(incident, event, f"order {event.order} was replaced by {order.id}")
+    if event.officer not in order.officers:
+        raise StaleOrder(incident, event, f"officer {event.officer} is not on order {order.id}")
+
+
+def _redispatch(
+    incident: Incident, reason: str, *, withdraw: bool
+) -> tuple[Incident, list[Effect]]:
+    order = incident.order
+    assert order is not None
+    tried = tuple(dict.fromkeys((*incident.past_officers, *order.officers)))
+    effects: list[Effect] = []
+    if withdraw:
+        effects.append(WithdrawOrder(incident.id, order.id, order.officers, reason))
+    effects.append(Redispatch(incident.id, reason, tried))
+    return replace(incident, order=None, past_officers=tried), effects
+
+
+def _enter(
+    incident: Incident, phase: Phase, now: float, policy: TimelinePolicy, *, by: str, via: str
+) -> tuple[Incident, list[Effect]]:
+    effects: list[Effect] = []
+    if phase in PROGRESS:
+        depth = PROGRESS.index(phase)
+        for milestone, milestone_phase in MILESTONE_PHASE.items():
+            if PROGRESS.index(milestone_phase) <= depth and incident.reached(milestone) is None:
+                due = policy.due_at(milestone, incident.reported_at)
+                late = 0.0 if due is None else max(0.0, now - due)
+                record = MilestoneRecord(milestone, due, now, late, by, via)
+                incident = replace(incident, milestones=(*incident.milestones, record))
+                effects.append(RecordMilestone(incident.id, record))
+    return replace(incident, phase=phase), effects
+
+
+# A timer: (when, milestone or None for the acceptance timer, alert level).
+Timer = tuple[float, Milestone | None, int]
+
+
+def _next_timer(incident: Incident, policy: TimelinePolicy) -> Timer | None:
+    if incident.phase.terminal or incident.phase is P.RESOLVED:
+        return None
+    timers: list[Timer] = []
+    fired = set(incident.alerts)
+    for milestone in Milestone:
+        due = policy.due_at(milestone, incident.reported_at)
+        if due is None or incident.reached(milestone) is not None:
+            continue
+        warn = policy.warn_at(milestone, incident.reported_at)
+        if warn is not None and (milestone, 0) not in fired:
+            timers.append((warn, milestone, 0))
+        for level, step in enumerate(policy.ladder, start=1):
+            if (milestone, level) not in fired:
+                timers.append((due + step.after_breach_s, milestone, level))
+                break  # the ladder is climbed one step at a time
+    order = incident.order
+    if incident.phase is P.DISPATCHED and order is not None and order.accepted_by is None:
+        timers.append((order.issued_at + policy.accept_within_s, None, 0))
+    return min(timers, key=lambda t: (t[0], t[2])) if timers else None
+
+
+def _fire(
+    incident: Incident, timer: Timer, policy: TimelinePolicy
+) -> tuple[Incident, list[Effect]]:
+    _at, milestone, level = timer
+    if milestone is None:
+        return _accept_timeout(incident)
+    incident = replace(incident, alerts=(*incident.alerts, (milestone, level)))
+    due = policy.due_at(milestone, incident.reported_at)
+    assert due is not None
+    if level == 0:
+        return incident, [Warn(incident.id, milestone, due)]
+    action = policy.ladder[level - 1].action
+    effects: list[Effect] = [Escalate(incident.id, milestone, level, action, due)]
+    if action is EscalationAction.REASSIGN:
+        reason = f"{milestone.value} missed"
+        if incident.phase in (P.DISPATCHED, P.EN_ROUTE):
+            incident, more = _redispatch(incident, reason, withdraw=True)
+            incident = replace(incident, phase=P.ACKNOWLEDGED)
+            effects += more
+        elif incident.phase in (P.REPORTED, P.ACKNOWLEDGED):
+            effects.append(Redispatch(incident.id, reason, incident.past_officers))
+    return incident, effects
+
+
+def _accept_timeout(incident: Incident) -> tuple[Incident, list[Effect]]:
+    incident, effects = _redispatch(incident, "order not accepted in time", withdraw=True)
+    return replace(incident, phase=P.ACKNOWLEDGED), effects
+
+
+def _actor(event: ev.Event) -> str:
+    if isinstance(event, _OFFICER_EVENTS):
+        return str(event.officer)
+    return str(getattr(event, "by", "system"))
+
+
+def _via(event: ev.Event) -> str:
+    return str(getattr(event, "via", "dispatcher"))
+
+
+def _why(event: ev.Event) -> str:
+    reasons = {
+        ev.OrderRejected: "rejected by the officer",
+        ev.OfficerWentOffline: "officer went offline",
+        ev.ReassignRequested: "reassigned by the dispatcher",
+        ev.IncidentCancelled: "incident cancelled",
+        ev.DuplicateMerged: "merged into another incident",
+    }
+    detail = getattr(event, "reason", "")
+    base = reasons.get(type(event), type(event).__name__)
+    return f"{base}: {detail}" if detail else base

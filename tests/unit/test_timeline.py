@@ -1,0 +1,195 @@
+"""The 1/3/15 timeline stepped by hand: milestones, warnings, the ladder, re-dispatch."""
+
+from __future__ import annotations
+
+import pytest
+
+from dispatch.core import events as ev
+from dispatch.core.center import CommandCenter, DuplicateIncident, UnknownIncident
+from dispatch.core.effects import (
+    Escalate,
+    Publish,
+    RecordMilestone,
+    Redispatch,
+    Warn,
+    WithdrawOrder,
+)
+from dispatch.core.model import IncidentId, Milestone, OrderId, Phase, Source
+from dispatch.core.policy import EscalationAction, PolicyBook, PolicyError
+from dispatch.core.roster import OfficerId
+from dispatch.core.timeline import IllegalTransition, StaleOrder
+from gis.coords import LonLat
+
+T0 = 1_795_300_000.0
+INC = IncidentId("INC-1")
+ZHANG, LI = OfficerId("zhang3"), OfficerId("li4")
+
+
+def reported(center: CommandCenter | None = None) -> CommandCenter:
+    center = center or CommandCenter()
+    center.handle(
+        ev.IncidentReported(INC, "street_vending", 2, LonLat(119.65, 29.08), Source.HOTLINE_12345),
+        T0,
+    )
+    return center
+
+
+def kinds(effects) -> list[str]:
+    return [type(e).__name__ for e in effects if not isinstance(e, Publish)]
+
+
+def test_a_textbook_incident_records_every_milestone_with_its_lateness() -> None:
+    center = reported()
+    center.handle(ev.IncidentAcknowledged(INC, by="dispatcher7"), T0 + 20)
+    issued = center.handle(ev.OrderIssued(INC, OrderId("O1"), (ZHANG,), by="dispatcher7"), T0 + 50)
+    assert kinds(issued) == ["Warn", "RecordMilestone"]  # the 48 s warning fired on the way
+    center.handle(ev.OrderAccepted(INC, OrderId("O1"), ZHANG), T0 + 60)
+    center.handle(ev.OfficerDeparted(INC, OrderId("O1"), ZHANG, via="gps"), T0 + 100)
+    center.handle(ev.OfficerArrived(INC, OrderId("O1"), ZHANG, via="geofence"), T0 + 500)
+    center.expire(T0 + 900)
+    center.handle(ev.IncidentResolved(INC, by="zhang3"), T0 + 1000)
+    center.handle(ev.IncidentClosed(INC, by="dispatcher7"), T0 + 1100)
+    incident = center.incidents[INC]
+    assert incident.phase is Phase.CLOSED
+    lateness = {
+        m.milestone: (m.reached_at - T0, m.late_by_s, m.by, m.via) for m in incident.milestones
+    }
+    assert lateness == {
+        Milestone.RESPOND: (50, 0.0, "dispatcher7", "dispatcher"),
+        Milestone.TURN_OUT: (100, 0.0, "zhang3", "gps"),
+        Milestone.ARRIVE: (500, 0.0, "zhang3", "geofence"),
+        Milestone.HANDLE: (1000, 100.0, "zhang3", "dispatcher"),
+    }
+    assert center.next_deadline() is None
+
+
+def test_warning_then_breach_then_the_ladder_each_once_on_time() -> None:
+    center = reported()
+    assert center.next_deadline() == T0 + 48  # 80 % of the 60 s response
+    assert center.expire(T0 + 47) == []
+    warned = center.expire(T0 + 48)
+    assert [e for e in warned if isinstance(e, Warn)] == [Warn(INC, Milestone.RESPOND, T0 + 60)]
+    assert center.expire(T0 + 50) == []
+    breach = center.expire(T0 + 60)
+    assert [e for e in breach if isinstance(e, Escalate)] == [
+        Escalate(INC, Milestone.RESPOND, 1, EscalationAction.NOTIFY_SQUAD_LEADER, T0 + 60)
+    ]
+    commander = center.expire(T0 + 120)
+    assert [(e.milestone, e.level) for e in commander if isinstance(e, Escalate)] == [
+        (Milestone.RESPOND, 2)
+    ]
+    top = center.expire(T0 + 180)
+    escalations = [(e.milestone, e.level, e.action) for e in top if isinstance(e, Escalate)]
+    assert (Milestone.RESPOND, 3, EscalationAction.REASSIGN) in escalations
+    assert any(isinstance(e, Redispatch) for e in top)  # auto-dispatch the next recommended
+
+
+def test_a_late_expire_fires_everything_missed_in_order() -> None:
+    center = reported()
+    effects = center.expire(T0 + 200)
+    alerts = [
+        (type(e).__name__, e.milestone.value, getattr(e, "level", 0))
+        for e in effects
+        if isinstance(e, Warn | Escalate)
+    ]
+    assert alerts == [
+        ("Warn", "respond", 0),
+        ("Escalate", "respond", 1),
+        ("Escalate", "respond", 2),
+        ("Warn", "turn_out", 0),
+        ("Escalate", "turn_out", 1),  # at the same instant a breach goes before a ladder step
+        ("Escalate", "respond", 3),
+    ]
+    assert center.next_deadline() > T0 + 200
+
+
+def test_rejection_redispatches_to_someone_else_without_resetting_the_clock() -> None:
+    center = reported()
+    center.handle(ev.OrderIssued(INC, OrderId("O1"), (ZHANG,), by="d"), T0 + 30)
+    effects = center.handle(
+        ev.OrderRejected(INC, OrderId("O1"), ZHANG, reason="off shift"), T0 + 40
+    )
+    redispatch = next(e for e in effects if isinstance(e, Redispatch))
+    assert redispatch.exclude == (ZHANG,) and "off shift" in redispatch.reason
+    incident = center.incidents[INC]
+    assert incident.phase is Phase.ACKNOWLEDGED and incident.reached(Milestone.RESPOND)
+    center.handle(ev.OrderIssued(INC, OrderId("O2"), (LI,), by="d"), T0 + 70)
+    assert (
+        len([m for m in center.incidents[INC].milestones if m.milestone is Milestone.RESPOND]) == 1
+    )
+    with pytest.raises(StaleOrder, match="replaced by O2"):
+        center.handle(ev.OrderAccepted(INC, OrderId("O1"), ZHANG), T0 + 75)
+    center.handle(ev.OrderAccepted(INC, OrderId("O2"), LI), T0 + 80)
+    center.handle(ev.OfficerDeparted(INC, OrderId("O2"), LI), T0 + 200)
+    turn_out = center.incidents[INC].reached(Milestone.TURN_OUT)
+    assert turn_out.due_at == T0 + 180 and turn_out.late_by_s == 20.0
+
+
+def test_unaccepted_order_goes_to_the_next_officer() -> None:
+    center = reported()
+    center.handle(ev.OrderIssued(INC, OrderId("O1"), (ZHANG,), by="d"), T0 + 10)
+    assert center.next_deadline() == T0 + 55  # accept_within_s 45 beats the turn-out warning
+    effects = center.expire(T0 + 55)
+    assert kinds(effects) == ["WithdrawOrder", "Redispatch"]
+    assert center.incidents[INC].phase is Phase.ACKNOWLEDGED
+
+
+def test_an_officer_going_offline_mid_order_is_replaced() -> None:
+    center = reported()
+    center.handle(ev.OrderIssued(INC, OrderId("O1"), (ZHANG, LI), by="d"), T0 + 10)
+    center.handle(ev.OfficerDeparted(INC, OrderId("O1"), ZHANG), T0 + 40)
+    effects = center.handle(ev.OfficerWentOffline(INC, LI), T0 + 60)
+    withdraw = next(e for e in effects if isinstance(e, WithdrawOrder))
+    assert withdraw.officers == (ZHANG, LI)
+    assert next(e for e in effects if isinstance(e, Redispatch)).exclude == (ZHANG, LI)
+
+
+def test_arrival_seen_first_also_records_the_turn_out() -> None:
+    center = reported()
+    center.handle(ev.OrderIssued(INC, OrderId("O1"), (ZHANG,), by="d"), T0 + 10)
+    effects = center.handle(ev.OfficerArrived(INC, OrderId("O1"), ZHANG), T0 + 50)
+    recorded = [e.record.milestone for e in effects if isinstance(e, RecordMilestone)]
+    assert recorded == [Milestone.TURN_OUT, Milestone.ARRIVE]
+
+
+def test_illegal_events_change_nothing_and_say_why() -> None:
+    center = reported()
+    before = center.incidents[INC]
+    with pytest.raises(IllegalTransition, match="incident INC-1 is reported: IncidentResolved"):
+        center.handle(ev.IncidentResolved(INC, by="x"), T0 + 5)
+    with pytest.raises(IllegalTransition, match="OrderAccepted is not allowed"):
+        center.handle(ev.OrderAccepted(INC, OrderId("O9"), ZHANG), T0 + 5)
+    assert center.incidents[INC] is before
+    center.handle(ev.OrderIssued(INC, OrderId("O1"), (ZHANG,), by="d"), T0 + 10)
+    with pytest.raises(StaleOrder, match="officer li4 is not on order O1"):
+        center.handle(ev.OfficerWentOffline(INC, LI), T0 + 12)
+    with pytest.raises(DuplicateIncident):
+        reported(center)
+    with pytest.raises(UnknownIncident):
+        center.handle(ev.IncidentAcknowledged(IncidentId("nope"), by="x"), T0)
+
+
+def test_cancelling_withdraws_the_order_and_stops_the_clock() -> None:
+    center = reported()
+    center.handle(ev.OrderIssued(INC, OrderId("O1"), (ZHANG,), by="d"), T0 + 10)
+    effects = center.handle(ev.IncidentCancelled(INC, by="d", reason="duplicate call"), T0 + 20)
+    assert kinds(effects) == ["WithdrawOrder"]
+    assert center.next_deadline() is None and center.expire(T0 + 10_000) == []
+
+
+def test_policy_book_from_a_file() -> None:
+    book = PolicyBook.from_dict(
+        {
+            "default": {"warn_at": 0.5},
+            "categories": {
+                "fire_hazard": {"respond_s": 30},
+                "fire_hazard/1": {"turn_out_s": 120, "arrive_s": 600},
+            },
+        }
+    )
+    urgent = book.for_incident("fire_hazard", 1)
+    assert urgent.due_at(Milestone.RESPOND, 0) == 30 and urgent.due_at(Milestone.TURN_OUT, 0) == 120
+    assert urgent.due_at(Milestone.ARRIVE, 0) == 600 and urgent.warn_at(Milestone.RESPOND, 0) == 15
+    assert book.for_incident("noise", 3).due_at(Milestone.HANDLE, 0) == 900
+    with pytest.raises(PolicyError, match="unknown keys"):
+        PolicyBook.from_dict({"categories": {"x": {"respond": 1}}})
