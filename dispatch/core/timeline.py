@@ -119,11 +119,11 @@ def handle(
 ) -> tuple[Incident, list[Effect]]:
     """Apply one event at `now`; raises TimelineError and changes nothing if it cannot.
 
-    Timers due before `now` fire first, whether or not the caller expired them: a milestone
-    reached late is then always escalated before it is recorded. One due exactly at `now`
-    loses to the event: reaching a milestone at its deadline is on time.
+    Timers due at or before `now` fire first, whether or not the caller expired them: a
+    milestone reached late is then always escalated before it is recorded. A deadline is the
+    first instant at which the milestone is late.
     """
-    incident, overdue = _fire_due(incident, policy, lambda at: at < now)
+    incident, overdue = _fire_due(incident, policy, lambda at: at <= now)
     target = TRANSITIONS[incident.phase].get(type(event))
     if target is None:
         raise IllegalTransition(incident, event)
