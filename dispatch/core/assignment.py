@@ -1,0 +1,112 @@
+"""Officer recommendation: who should take an incident, in order, and why.
+
+The team that answers for the incident's area comes first, then the teams of neighbouring
+areas. Only officers on duty, online and free are candidates, and never one already tried for
+this incident. Within a tier, officers rank by travel time plus a penalty per open order, so a
+slightly farther free officer beats a nearer busy one. Travel time comes from whatever
+`TravelTimes` the center runs with (street graph, or straight line).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from dispatch.core.roster import OfficerId, Roster, TeamId
+from gis.coords import LonLat, haversine_m
+from gis.routing import TravelTimes
+
+
+class Availability(StrEnum):
+    AVAILABLE = "available"
+    BUSY = "busy"  # on an order that takes all their attention
+    STALE = "stale"  # position too old to trust
+    OFFLINE = "offline"
+
+
+@dataclass(frozen=True, slots=True)
+class OfficerState:
+    officer: OfficerId
+    position: LonLat
+    availability: Availability
+    open_orders: int = 0
+    skills: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    rank: int
+    officer: OfficerId
+    team: TeamId
+    eta_s: float
+    distance_m: float
+    score_s: float
+    reason: str
+
+
+def recommend_officers(
+    location: LonLat,
+    area_id: str,
+    *,
+    roster: Roster,
+    officers: Mapping[OfficerId, OfficerState],
+    travel: TravelTimes,
+    now: float,
+    k: int = 5,
+    exclude: Iterable[OfficerId] = (),
+    skills: frozenset[str] = frozenset(),
+    load_penalty_s: float = 120.0,
+) -> list[Recommendation]:
+    """The best `k` officers for an incident at `location` in `area_id`, best first."""
+    excluded = set(exclude)
+    owner = roster.team_for_area(area_id)
+    tiers: list[dict[TeamId, str]] = [{owner.id: "owning team"} if owner is not None else {}, {}]
+    for neighbour in roster.areas.neighbours(area_id):
+        fallback = roster.team_for_area(neighbour.id)
+        if fallback is not None and fallback.id not in tiers[0]:
+            tiers[1].setdefault(fallback.id, f"neighbouring area {neighbour.name} (fallback)")
+    ranked: list[Recommendation] = []
+    for teams in tiers:
+        pool = [
+            (team, officers[o])
+            for team in teams
+            for o in roster.on_duty(team, now)
+            if o in officers
+            and o not in excluded
+            and officers[o].availability is Availability.AVAILABLE
+            and skills <= officers[o].skills
+        ]
+        if not pool:
+            continue
+        etas = travel.travel_times_to(location, [state.position for _, state in pool])
+        scored = sorted(
+            (
+                float(eta) + state.open_orders * load_penalty_s,
+                state.officer,
+                team,
+                state,
+                float(eta),
+            )
+            for (team, state), eta in zip(pool, etas, strict=True)
+            if eta != float("inf")
+        )
+        for score, _officer, team, state, eta in scored:
+            distance = haversine_m(state.position, location)
+            ranked.append(
+                Recommendation(
+                    rank=len(ranked) + 1,
+                    officer=state.officer,
+                    team=team,
+                    eta_s=eta,
+                    distance_m=distance,
+                    score_s=score,
+                    reason=(
+                        f"{teams[team]}; ETA {eta / 60:.1f} min, {distance:.0f} m away, "
+                        f"{state.open_orders} open orders"
+                    ),
+                )
+            )
+            if len(ranked) == k:
+                return ranked
+    return ranked
