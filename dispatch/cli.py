@@ -18,6 +18,7 @@ from bench import recommend as recommend_bench
 from devices.registry import load_bindings
 from dispatch.api.app import build_ingest, create_app
 from dispatch.core.track import BrokenChainError, DeviceKey, verify_chain
+from dispatch.engine import Engine
 from dispatch.services import ManagedMosquitto, ManagedRedis
 from dispatch.settings import Settings
 from dispatch.store import Binding, Store
@@ -57,6 +58,24 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         worker.run()
     except KeyboardInterrupt:
         worker.stop()
+    return 0
+
+
+def cmd_engine(args: argparse.Namespace, settings: Settings) -> int:
+    store = Store.from_url(settings.redis_url, settings.key_prefix)
+    engine = Engine(
+        store,
+        holder=settings.engine_id,
+        policies=settings.policies(),
+        lease_ms=settings.engine_lease_ms,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    log.info("engine %s standing by for the lease on %s", settings.engine_id, settings.redis_url)
+    try:
+        engine.run(stop)
+    except KeyboardInterrupt:
+        stop.set()
     return 0
 
 
@@ -163,6 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     ingest = commands.add_parser("ingest", help="run one ingest worker (MQTT → Redis)")
     ingest.set_defaults(func=cmd_ingest)
+
+    engine = commands.add_parser(
+        "engine", help="run the incident engine (leads while it holds the lease, else stands by)"
+    )
+    engine.set_defaults(func=cmd_engine)
 
     demo = commands.add_parser(
         "demo", help="start private Redis and Mosquitto, the server and officers on patrol"

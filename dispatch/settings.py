@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 from typing import Literal
 
+import yaml
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from devices.quality import Limits
 from devices.registry import UnknownDevicePolicy
 from devices.topics import DEFAULT_ROOT
+from dispatch.core.policy import PolicyBook
 
 
 class Settings(BaseSettings):
@@ -37,6 +42,10 @@ class Settings(BaseSettings):
     max_age_s: float = 7 * 24 * 3600.0
     max_speed_kmh: float = 250.0
 
+    engine_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    engine_lease_ms: int = 10_000
+    policy_file: Path | None = None
+
     stale_after_s: float = 60.0
     offline_after_s: float = 300.0
 
@@ -44,6 +53,14 @@ class Settings(BaseSettings):
     http_port: int = 8080
     timezone: str = "Asia/Shanghai"
     data_dir: Path = Path("var")
+
+    def policies(self) -> PolicyBook:
+        """The timeline policies: the 1/3/15 defaults, or the YAML file's overrides."""
+        if self.policy_file is None:
+            return PolicyBook()
+        return PolicyBook.from_dict(
+            yaml.safe_load(self.policy_file.read_text(encoding="utf-8")) or {}
+        )
 
     def limits(self) -> Limits:
         return Limits(

@@ -67,6 +67,13 @@ class CommandCenter:
             effects += fired
         return effects
 
+    def restore(self, incident: Incident) -> None:
+        """Take back an incident saved earlier (an engine taking over after a restart)."""
+        self._store(incident)
+
+    def deadline_of(self, incident: Incident) -> float | None:
+        return timeline.next_deadline(incident, self.policy(incident))
+
     def next_deadline(self) -> float | None:
         while self._deadlines:
             at, incident_id = self._deadlines[0]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dispatch.core.model import Incident, IncidentId, Milestone, MilestoneRecord, OrderId
+from dispatch.core.model import Incident, IncidentId, Milestone, MilestoneRecord, Order, OrderId
 from dispatch.core.policy import EscalationAction
 from dispatch.core.roster import OfficerId
 
@@ -49,6 +49,14 @@ class Redispatch:
 
 
 @dataclass(frozen=True, slots=True)
+class SendOrder:
+    """Deliver an order to its officers' terminals and phones."""
+
+    incident: Incident
+    order: Order
+
+
+@dataclass(frozen=True, slots=True)
 class WithdrawOrder:
     incident: IncidentId
     order: OrderId
@@ -63,4 +71,4 @@ class Publish:
     incident: Incident
 
 
-Effect = RecordMilestone | Warn | Escalate | Redispatch | WithdrawOrder | Publish
+Effect = RecordMilestone | Warn | Escalate | Redispatch | SendOrder | WithdrawOrder | Publish

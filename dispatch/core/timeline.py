@@ -28,6 +28,7 @@ from dispatch.core.effects import (
     Publish,
     RecordMilestone,
     Redispatch,
+    SendOrder,
     Warn,
     WithdrawOrder,
 )
@@ -147,6 +148,9 @@ def handle(
             WithdrawOrder(incident.id, incident.order.id, incident.order.officers, _why(event))
         )
     changed, reached = _enter(changed, target, now, policy, by=_actor(event), via=_via(event))
+    if isinstance(event, ev.OrderIssued):
+        assert changed.order is not None
+        effects.append(SendOrder(changed, changed.order))
     return changed, [*effects, *reached, Publish(changed)]
 
 

@@ -1,0 +1,156 @@
+"""Inbox entries → command-center events (pure).
+
+The ingest workers put what devices say into the engine's inbox as it came (`ack`,
+`transition`, `sos`, `conn`, `lwt`); the API puts dispatcher commands there. This module says
+what each means for the incidents: an `ack` with status `enroute` is a departure, an OwnTracks
+`enter` of the fence named `order:<id>` is an arrival, an SOS opens an incident, a device
+going offline leaves its officer's orders without an officer.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import msgspec
+
+from dispatch.core import events as ev
+from dispatch.core.model import IncidentId, OrderId, Source
+from dispatch.core.roster import OfficerId
+from gis.coords import Datum, LonLat, to_wgs84
+
+ORDER_FENCE_PREFIX = "order:"
+
+COMMANDS: dict[str, type] = {
+    cls.__name__: cls
+    for cls in (
+        ev.IncidentReported,
+        ev.IncidentAcknowledged,
+        ev.OrderIssued,
+        ev.OrderAccepted,
+        ev.OrderRejected,
+        ev.OfficerDeparted,
+        ev.OfficerArrived,
+        ev.ReassignRequested,
+        ev.IncidentResolved,
+        ev.IncidentClosed,
+        ev.IncidentCancelled,
+        ev.DuplicateMerged,
+    )
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Untranslatable:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Assignments:
+    """What the engine knows of current orders, for resolving device messages."""
+
+    order_incident: Mapping[OrderId, IncidentId]
+    officer_orders: Mapping[OfficerId, Sequence[tuple[IncidentId, OrderId]]]
+
+
+def translate(
+    entry_id: str, entry: Mapping[str, str], assignments: Assignments
+) -> list[ev.Event] | Untranslatable:
+    kind = entry.get("kind", "")
+    try:
+        body = json.loads(entry.get("body", "{}"))
+    except json.JSONDecodeError:
+        return Untranslatable(f"inbox entry {entry_id} has a body that is not JSON")
+    officer = OfficerId(entry.get("officer", ""))
+    if kind == "command":
+        return _command(body)
+    if kind == "ack":
+        return _ack(body, officer, assignments)
+    if kind == "transition":
+        return _transition(body, officer, assignments)
+    if kind == "sos":
+        return _sos(entry_id, body, officer)
+    if kind in ("conn", "lwt"):
+        if kind == "conn" and body.get("online", True):
+            return []
+        return [
+            ev.OfficerWentOffline(i, officer)
+            for i, _ in assignments.officer_orders.get(officer, ())
+        ]
+    return Untranslatable(f"inbox entry {entry_id} has unknown kind {kind!r}")
+
+
+def _command(body: Mapping[str, object]) -> list[ev.Event] | Untranslatable:
+    name = str(body.get("type", ""))
+    cls = COMMANDS.get(name)
+    if cls is None:
+        return Untranslatable(f"unknown command {name!r}; known: {', '.join(sorted(COMMANDS))}")
+    fields = {k: v for k, v in body.items() if k != "type"}
+    try:
+        return [msgspec.convert(fields, type=cls)]
+    except msgspec.ValidationError as exc:
+        return Untranslatable(f"command {name}: {exc}")
+
+
+def _ack(
+    body: Mapping[str, object], officer: OfficerId, assignments: Assignments
+) -> list[ev.Event] | Untranslatable:
+    order = OrderId(str(body.get("order_id", "")))
+    incident = assignments.order_incident.get(order)
+    if incident is None:
+        return Untranslatable(f"ack for order {order!r}, which is not a current order")
+    status = body.get("status")
+    reason = str(body.get("reason") or "")
+    match status:
+        case "accepted":
+            return [ev.OrderAccepted(incident, order, officer, via="terminal")]
+        case "rejected":
+            return [ev.OrderRejected(incident, order, officer, reason=reason)]
+        case "enroute":
+            return [ev.OfficerDeparted(incident, order, officer, via="button")]
+        case "arrived":
+            return [ev.OfficerArrived(incident, order, officer, via="button")]
+        case "done":
+            return [ev.IncidentResolved(incident, by=officer, result=reason)]
+        case _:
+            return []  # "received": delivery confirmation only
+
+
+def _transition(
+    body: Mapping[str, object], officer: OfficerId, assignments: Assignments
+) -> list[ev.Event] | Untranslatable:
+    desc = str(body.get("desc") or "")
+    if body.get("event") != "enter" or not desc.startswith(ORDER_FENCE_PREFIX):
+        return []
+    order = OrderId(desc.removeprefix(ORDER_FENCE_PREFIX))
+    incident = assignments.order_incident.get(order)
+    if incident is None:
+        return Untranslatable(f"geofence enter for order {order!r}, which is not a current order")
+    return [ev.OfficerArrived(incident, order, officer, via="geofence")]
+
+
+def _sos(
+    entry_id: str, body: Mapping[str, object], officer: OfficerId
+) -> list[ev.Event] | Untranslatable:
+    if body.get("cancel"):
+        return []
+    lon, lat = body.get("lon"), body.get("lat")
+    if not isinstance(lon, int | float) or not isinstance(lat, int | float):
+        return Untranslatable(f"SOS from {officer} has no position")
+    try:
+        datum = Datum(str(body.get("crs") or "wgs84"))
+    except ValueError:
+        return Untranslatable(f"SOS from {officer} has unknown crs {body.get('crs')!r}")
+    alarm = str(body.get("alarm") or "sos")
+    return [
+        ev.IncidentReported(
+            IncidentId(f"SOS-{entry_id}"),
+            category="sos",
+            priority=1,
+            location=LonLat(*to_wgs84(float(lon), float(lat), datum)),
+            source=Source.DEVICE_SOS,
+            title=f"{alarm} from officer {officer}",
+            by=officer,
+        )
+    ]

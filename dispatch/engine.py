@@ -1,0 +1,178 @@
+"""The engine: the one place where the command center's effects become I/O.
+
+One engine leads at a time, by holding a lease in Redis that it renews every third of its
+time to live; a standby polls and takes over within a lease period after the leader dies.
+The leader rebuilds the command center from the saved incidents, then loops: read the inbox
+(device messages and dispatcher commands) with a timeout no later than the next deadline,
+apply each entry, fire what came due, and write the step — incidents, deadlines, screen
+events, audit records, orders for delivery and the inbox acknowledgement — in one Redis
+transaction guarded by the lease. A crash before that transaction redoes the step from the
+same inbox entries and the same saved state, so no alert is lost or raised twice; overdue
+deadlines fire as soon as a new leader starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import msgspec
+
+from devices.translate import Assignments, Untranslatable, translate
+from dispatch.core import effects as fx
+from dispatch.core.center import CommandCenter
+from dispatch.core.model import Incident, IncidentId, OrderId
+from dispatch.core.policy import PolicyBook
+from dispatch.core.roster import OfficerId
+from dispatch.core.timeline import TimelineError
+from dispatch.store import EngineStep, EngineStore, Store
+
+log = logging.getLogger(__name__)
+
+_MAX_BLOCK_MS = 1000
+
+
+class Engine:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        holder: str,
+        policies: PolicyBook | None = None,
+        lease_ms: int = 10_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = EngineStore(store)
+        self.holder = holder
+        self.policies = policies or PolicyBook()
+        self.lease_ms = lease_ms
+        self.clock = clock
+        self.leading = threading.Event()
+
+    def run(self, stop: threading.Event) -> None:
+        """Stand by until the lease is free, lead until it is lost or `stop` is set."""
+        while not stop.is_set():
+            if not self.store.try_lead(self.holder, self.lease_ms):
+                stop.wait(self.lease_ms / 10_000)
+                continue
+            log.info("engine %s leads", self.holder)
+            self.leading.set()
+            try:
+                self._lead(stop)
+            finally:
+                self.leading.clear()
+                self.store.resign(self.holder)
+                log.info("engine %s stands down", self.holder)
+
+    def _lead(self, stop: threading.Event) -> None:
+        center = CommandCenter(self.policies)
+        for raw in self.store.load_incidents().values():
+            center.restore(msgspec.json.decode(raw, type=Incident))
+        self.store.ensure_inbox_group()
+        renew_every_s = self.lease_ms / 3000
+        renew_at = time.monotonic() + renew_every_s
+        while not stop.is_set():
+            if time.monotonic() >= renew_at:
+                if not self.store.renew_lead(self.holder, self.lease_ms):
+                    log.error("engine %s lost its lease", self.holder)
+                    return
+                renew_at = time.monotonic() + renew_every_s
+            deadline = center.next_deadline()
+            wait_s = renew_at - time.monotonic()
+            if deadline is not None:
+                wait_s = min(wait_s, deadline - self.clock())
+            entries = self.store.read_inbox(block_ms=int(max(1, min(_MAX_BLOCK_MS, wait_s * 1000))))
+            now = self.clock()
+            step = EngineStep()
+            for entry_id, entry in entries:
+                self._apply_entry(center, step, entry_id, entry, now)
+            self._perform(center, step, center.expire(now), now)
+            for record in step.audit:
+                record["engine"] = self.holder
+            if step and not self.store.apply(step, self.holder):
+                log.error(
+                    "engine %s lost its lease before writing; a standby redoes the step",
+                    self.holder,
+                )
+                return
+
+    def _apply_entry(
+        self,
+        center: CommandCenter,
+        step: EngineStep,
+        entry_id: str,
+        entry: dict[str, str],
+        now: float,
+    ) -> None:
+        step.inbox_done.append(entry_id)
+        result = translate(entry_id, entry, _assignments(center))
+        if isinstance(result, Untranslatable):
+            step.audit.append(_audit(now, "refused", entry_id=entry_id, reason=result.reason))
+            return
+        for event in result:
+            try:
+                effects = center.handle(event, now)
+            except TimelineError as exc:
+                step.audit.append(_audit(now, "refused", entry_id=entry_id, reason=str(exc)))
+                continue
+            step.audit.append(
+                _audit(
+                    now, "event", entry_id=entry_id, event=type(event).__name__, detail=_json(event)
+                )
+            )
+            self._perform(center, step, effects, now)
+
+    def _perform(
+        self, center: CommandCenter, step: EngineStep, effects: list[fx.Effect], now: float
+    ) -> None:
+        for effect in effects:
+            match effect:
+                case fx.Publish(incident=incident):
+                    encoded = msgspec.json.encode(incident)
+                    step.incidents[incident.id] = encoded
+                    step.deadlines[incident.id] = center.deadline_of(incident)
+                    step.events.append({"type": "incident", "body": encoded.decode()})
+                case fx.RecordMilestone(incident=incident_id, record=record):
+                    step.audit.append(
+                        _audit(now, "milestone", incident=incident_id, detail=_json(record))
+                    )
+                case fx.Warn() | fx.Escalate():
+                    kind = "warning" if isinstance(effect, fx.Warn) else "escalation"
+                    body = _json(effect)
+                    step.events.append({"type": kind, "body": body})
+                    step.audit.append(_audit(now, kind, incident=effect.incident, detail=body))
+                case fx.Redispatch():
+                    body = _json(effect)
+                    step.events.append({"type": "redispatch", "body": body})
+                    step.audit.append(
+                        _audit(now, "redispatch", incident=effect.incident, detail=body)
+                    )
+                case fx.SendOrder(incident=incident, order=order):
+                    step.outbox.append(
+                        {"action": "send", "incident": incident.id, "order": _json(order)}
+                    )
+                case fx.WithdrawOrder():
+                    step.outbox.append(
+                        {"action": "withdraw", "incident": effect.incident, "order": _json(effect)}
+                    )
+
+
+def _assignments(center: CommandCenter) -> Assignments:
+    order_incident: dict[OrderId, IncidentId] = {}
+    officer_orders: dict[OfficerId, list[tuple[IncidentId, OrderId]]] = {}
+    for incident in center.incidents.values():
+        if incident.order is not None and not incident.phase.terminal:
+            order_incident[incident.order.id] = incident.id
+            for officer in incident.order.officers:
+                officer_orders.setdefault(officer, []).append((incident.id, incident.order.id))
+    return Assignments(order_incident, officer_orders)
+
+
+def _json(value: object) -> str:
+    return msgspec.json.encode(value).decode()
+
+
+def _audit(now: float, kind: str, **fields: str) -> dict[str, str]:
+    return {"at": f"{now:.3f}", "kind": kind, **fields}

@@ -1,0 +1,181 @@
+"""The engine over a real Redis: incidents on the clock, and leadership that survives kill -9."""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import msgspec
+import yaml
+
+from dispatch.core.model import Incident, Milestone, Phase
+from dispatch.core.policy import PolicyBook
+from dispatch.engine import Engine
+from dispatch.store import EngineStore
+from tests.integration.helpers import wait_until
+
+SHORT = {
+    "respond_s": 2,
+    "turn_out_s": 4,
+    "handle_s": 6,
+    "warn_at": 0.5,
+    "accept_within_s": 30,
+    "ladder": [[0, "notify_squad_leader"]],
+}
+
+
+def report(engine_store: EngineStore, incident: str) -> None:
+    engine_store.command(
+        {
+            "type": "IncidentReported",
+            "incident": incident,
+            "category": "street_vending",
+            "priority": 2,
+            "location": [119.65, 29.08],
+            "source": "12345",
+        }
+    )
+
+
+def alerts(engine_store: EngineStore) -> list[dict]:
+    found = []
+    for record in engine_store.audit_records(100_000):
+        if record["kind"] in ("warning", "escalation"):
+            found.append(
+                {
+                    **json.loads(record["detail"]),
+                    "at": float(record["at"]),
+                    "engine": record["engine"],
+                }
+            )
+    return found
+
+
+def saved(engine_store: EngineStore, incident: str) -> Incident:
+    return msgspec.json.decode(engine_store.load_incidents()[incident], type=Incident)
+
+
+def test_an_incident_runs_on_the_clock_through_device_acks(store) -> None:
+    engine_store = EngineStore(store)
+    engine = Engine(
+        store, holder="e1", policies=PolicyBook.from_dict({"default": SHORT}), lease_ms=3000
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=engine.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        report(engine_store, "INC-1")
+        wait_until(
+            lambda: any(
+                a["milestone"] == "respond" and a.get("level") == 1 for a in alerts(engine_store)
+            ),
+            10,
+        )
+        engine_store.command(
+            {
+                "type": "OrderIssued",
+                "incident": "INC-1",
+                "order": "O1",
+                "officers": ["zhang3"],
+                "by": "d7",
+            }
+        )
+        # The terminal answers on /ack; ingest files it in the inbox like this.
+        ack = {"_type": "ack", "order_id": "O1", "tst": int(time.time())}
+        for status in ("accepted", "enroute"):
+            store.redis.xadd(
+                store.keys.inbox,
+                {
+                    "kind": "ack",
+                    "device": "zhang3/BC-1",
+                    "officer": "zhang3",
+                    "body": json.dumps({**ack, "status": status}),
+                },
+            )
+        wait_until(lambda: saved(engine_store, "INC-1").phase is Phase.EN_ROUTE, 10)
+        incident = saved(engine_store, "INC-1")
+        respond, turn_out = (
+            incident.reached(Milestone.RESPOND),
+            incident.reached(Milestone.TURN_OUT),
+        )
+        assert respond.late_by_s > 0 and respond.by == "d7"
+        assert turn_out.late_by_s == 0 and (turn_out.by, turn_out.via) == ("zhang3", "button")
+        stale = {
+            "kind": "ack",
+            "device": "x/y",
+            "officer": "li4",
+            "body": json.dumps({**ack, "status": "accepted", "order_id": "O9"}),
+        }
+        store.redis.xadd(store.keys.inbox, stale)
+        wait_until(lambda: any(r["kind"] == "refused" for r in engine_store.audit_records()), 10)
+        refused = [r for r in engine_store.audit_records() if r["kind"] == "refused"]
+        assert "O9" in refused[0]["reason"]
+        orders = engine_store.outbox_entries()
+        assert [o["action"] for o in orders] == ["send"] and json.loads(orders[0]["order"])[
+            "id"
+        ] == "O1"
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+def test_standby_takes_over_a_killed_leader_and_every_deadline_fires_once(
+    store, redis_service, prefix, tmp_path
+) -> None:
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(yaml.safe_dump({"default": SHORT}))
+    env = {
+        **os.environ,
+        "YIWANG_REDIS_URL": redis_service.url,
+        "YIWANG_KEY_PREFIX": prefix,
+        "YIWANG_ENGINE_LEASE_MS": "3000",
+        "YIWANG_POLICY_FILE": str(policy_file),
+    }
+
+    def start(name: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "dispatch.cli", "engine"],
+            env={**env, "YIWANG_ENGINE_ID": name},
+            stderr=subprocess.DEVNULL,
+        )
+
+    engine_store = EngineStore(store)
+    engines = {"A": start("A")}
+    wait_until(lambda: store.redis.get(store.keys.engine_lease) == "A", 15, "engine A to lead")
+    engines["B"] = start("B")
+    try:
+        count = 1000
+        for n in range(count):
+            report(engine_store, f"INC-{n:04d}")
+        wait_until(
+            lambda: sum(a.get("level") == 1 for a in alerts(engine_store)) >= count,
+            20,
+            "first breaches",
+        )
+        engines["A"].kill()  # kill -9 the leader mid-stream
+        killed_at = time.time()
+        wait_until(lambda: len(alerts(engine_store)) >= 6 * count, 40, "every alert")
+        time.sleep(1.0)  # nothing more may come
+        fired = alerts(engine_store)
+        keys = collections.Counter(
+            (a["incident"], a["milestone"], a.get("level", 0)) for a in fired
+        )
+        assert len(keys) == 6 * count and max(keys.values()) == 1  # each exactly once
+        by_b = [a for a in fired if a["engine"] == "B"]
+        assert by_b, "the standby never fired anything"
+        takeover_s = min(a["at"] for a in by_b) - killed_at
+        print(
+            f"\nstandby took over {takeover_s:.2f} s after the leader was killed; it fired {len(by_b)} alerts"
+        )
+        assert takeover_s < 10
+        overdue = [a["at"] - a["due_at"] for a in by_b]
+        assert max(overdue) < takeover_s + 2  # overdue ones fired on takeover, not later
+    finally:
+        for process in engines.values():
+            process.kill()
+            process.wait()
