@@ -29,15 +29,14 @@ from simulators.replay import read_tdrive, replay
 log = logging.getLogger("yiwang")
 
 
-def _serve(settings: Settings, *, with_ingest: bool) -> None:
-
-    app = create_app(settings, with_ingest=with_ingest)
+def _serve(settings: Settings, *, with_workers: bool) -> None:
+    app = create_app(settings, with_ingest=with_workers, with_engine=with_workers)
     uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="warning")
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     log.info("serving http://%s:%d", settings.http_host, settings.http_port)
-    _serve(settings, with_ingest=not args.no_ingest)
+    _serve(settings, with_workers=not args.api_only)
     return 0
 
 
@@ -106,7 +105,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         flush=True,
     )
     try:
-        _serve(settings, with_ingest=True)
+        _serve(settings, with_workers=True)
     finally:
         stop.set()
         broker.stop()
@@ -176,8 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the API with an ingest worker")
-    serve.add_argument("--no-ingest", action="store_true", help="API only (scale-out nodes)")
+    serve = commands.add_parser("serve", help="run the API with an ingest worker and an engine")
+    serve.add_argument(
+        "--api-only", action="store_true", help="no ingest worker or engine (scale-out API nodes)"
+    )
     serve.set_defaults(func=cmd_serve)
 
     ingest = commands.add_parser("ingest", help="run one ingest worker (MQTT → Redis)")

@@ -16,8 +16,6 @@ import subprocess
 import time
 from pathlib import Path
 
-_READY_TIMEOUT_S = 15.0
-
 # Shared with deploy/mosquitto.conf (docker-compose); a test keeps the two in step.
 MOSQUITTO_QUEUE_SETTINGS = """\
 max_queued_messages 1000000
@@ -48,6 +46,7 @@ class ManagedService:
     """One daemon process on 127.0.0.1:port, with its files under `workdir`."""
 
     name = "service"
+    ready_timeout_s = 15.0
 
     def __init__(self, workdir: Path, port: int | None = None) -> None:
         self.workdir = workdir.resolve()
@@ -70,18 +69,26 @@ class ManagedService:
         self._wait_ready()
 
     def _wait_ready(self) -> None:
-        deadline = time.monotonic() + _READY_TIMEOUT_S
+        deadline = time.monotonic() + self.ready_timeout_s
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
                 tail = self.log_path.read_text(errors="replace")[-2000:]
                 raise ServiceError(f"{self.name} exited with {self.process.returncode}:\n{tail}")
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                    if self.ready(sock):
+                        return
             except OSError:
-                time.sleep(0.05)
-        raise ServiceError(f"{self.name} did not open port {self.port} in {_READY_TIMEOUT_S:.0f} s")
+                pass
+            time.sleep(0.05)
+        raise ServiceError(
+            f"{self.name} was not ready on port {self.port} in {self.ready_timeout_s:.0f} s"
+        )
+
+    def ready(self, sock: socket.socket) -> bool:
+        """Whether the service answers on `sock`; an open port is enough by default."""
+        return True
 
     def kill(self) -> None:
         """kill -9: the crash case, no chance to flush or say goodbye."""
@@ -104,6 +111,12 @@ class ManagedService:
 
 class ManagedRedis(ManagedService):
     name = "redis"
+    ready_timeout_s = 60.0  # replaying a large append-only file takes a while
+
+    def ready(self, sock: socket.socket) -> bool:
+        # Redis accepts connections while it replays its append-only file, answering -LOADING.
+        sock.sendall(b"PING\r\n")
+        return sock.recv(64).startswith(b"+PONG")
 
     @property
     def url(self) -> str:

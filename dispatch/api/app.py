@@ -12,11 +12,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import paho.mqtt.client as mqtt
+import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from devices.ingest import BatchWriter, IngestConfig, IngestWorker
-from dispatch.api import devices, health
+from dispatch.api import devices, health, incidents, live
 from dispatch.api.state import AppState
+from dispatch.engine import Engine
 from dispatch.settings import Settings
 from dispatch.store import Store
 
@@ -43,24 +45,43 @@ def build_ingest(settings: Settings, store: Store) -> IngestWorker:
     )
 
 
-def create_app(settings: Settings, *, with_ingest: bool) -> FastAPI:
+def create_app(settings: Settings, *, with_ingest: bool, with_engine: bool) -> FastAPI:
+    """The API; with_ingest / with_engine also run those workers in this process."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store.from_url(settings.redis_url, settings.key_prefix)
         store.load_functions()
-        worker, thread = None, None
+        stop = threading.Event()
+        threads: list[threading.Thread] = []
+        worker = engine = None
         if with_ingest:
-            # Its own Redis connection: the ingest thread shares no client with the API.
+            # Each worker gets its own Redis connection pool: no client is shared across threads.
             worker = build_ingest(settings, Store.from_url(settings.redis_url, settings.key_prefix))
-            thread = threading.Thread(target=worker.run, name="ingest", daemon=True)
+            threads.append(threading.Thread(target=worker.run, name="ingest", daemon=True))
+        if with_engine:
+            engine = Engine(
+                Store.from_url(settings.redis_url, settings.key_prefix),
+                holder=settings.engine_id,
+                policies=settings.policies(),
+                lease_ms=settings.engine_lease_ms,
+            )
+            threads.append(
+                threading.Thread(target=engine.run, args=(stop,), name="engine", daemon=True)
+            )
+        for thread in threads:
             thread.start()
-        app.state.yiwang = AppState(settings, store, worker)
+        live_redis = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+        app.state.yiwang = AppState(settings, store, live_redis, worker, engine)
         try:
             yield
         finally:
-            if worker is not None and thread is not None:
+            stop.set()
+            if worker is not None:
                 worker.stop()
+            for thread in threads:
                 thread.join(timeout=10)
+            await live_redis.aclose()
             store.redis.close()
 
     app = FastAPI(
@@ -70,4 +91,6 @@ def create_app(settings: Settings, *, with_ingest: bool) -> FastAPI:
     )
     app.include_router(health.router)
     app.include_router(devices.router)
+    app.include_router(incidents.router)
+    app.include_router(live.router)
     return app

@@ -1,4 +1,4 @@
-"""Liveness of the API, its Redis and its ingest worker."""
+"""Liveness of the API, its Redis, its ingest worker and its engine."""
 
 from __future__ import annotations
 
@@ -20,9 +20,12 @@ def health(request: Request) -> dict[str, Any]:
     except redis.RedisError:
         redis_ok = False
     ingest = None if state.ingest is None else state.ingest.connected.is_set()
+    # A standby engine is healthy too: only one engine leads at a time.
+    leading = None if state.engine is None else state.engine.leading.is_set()
     healthy = redis_ok and ingest is not False
     return {
         "status": "ok" if healthy else "degraded",
         "redis": redis_ok,
         "ingest_connected": ingest,
+        "engine_leading": leading,
     }

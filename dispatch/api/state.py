@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import redis.asyncio as aioredis
 from fastapi import Request
 
 from devices.ingest import IngestWorker
+from dispatch.engine import Engine
 from dispatch.settings import Settings
 from dispatch.store import Store
 
@@ -15,7 +17,9 @@ from dispatch.store import Store
 class AppState:
     settings: Settings
     store: Store
+    live_redis: aioredis.Redis  # the WebSocket feed waits on Redis without blocking a thread
     ingest: IngestWorker | None
+    engine: Engine | None
 
 
 def app_state(request: Request) -> AppState:

@@ -38,14 +38,19 @@ def test_devices_tracks_and_stats(broker, redis_service, prefix) -> None:
         for n in range(5)
     ]
     fixes.append((topic, b'{"_type":"location","lat":95,"lon":119.65,"tst":%d}' % now))
-    with TestClient(create_app(settings, with_ingest=True)) as client:
+    with TestClient(create_app(settings, with_ingest=True, with_engine=False)) as client:
         wait_until(lambda: client.get("/api/health").json()["ingest_connected"], what="ingest")
         publisher = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv311)
         publish_all(publisher, fixes)
         wait_until(lambda: client.get("/api/ingest/stats").json()["rejected_total"] == 1)
 
         health = client.get("/api/health").json()
-        assert health == {"status": "ok", "redis": True, "ingest_connected": True}
+        assert health == {
+            "status": "ok",
+            "redis": True,
+            "ingest_connected": True,
+            "engine_leading": None,
+        }
 
         listed = client.get("/api/devices").json()
         assert [(d["user"], d["device"], d["status"]) for d in listed] == [

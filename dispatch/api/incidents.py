@@ -1,0 +1,165 @@
+"""Incidents: intake, dispatcher actions and reads.
+
+Actions become commands in the engine's inbox; the engine applies them in order and is the
+only writer of incidents. The API checks the transition table first so that a dispatcher
+clicking a button that no longer applies gets a 409 with the reason at once.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import msgspec
+from fastapi import APIRouter, HTTPException, Request
+from pydantic import BaseModel, Field
+
+from dispatch.api.state import app_state
+from dispatch.api.times import local_iso
+from dispatch.core import events as ev
+from dispatch.core.model import Incident, Source
+from dispatch.core.timeline import TRANSITIONS
+from dispatch.store import EngineStore
+from gis.coords import Datum, to_wgs84
+
+router = APIRouter(tags=["incidents"])
+
+
+class NewIncident(BaseModel):
+    category: str = Field(examples=["street_vending"])
+    priority: int = Field(3, ge=1, le=4, description="1 most urgent")
+    lon: float = Field(ge=-180, le=180)
+    lat: float = Field(ge=-90, le=90)
+    crs: Datum = Datum.WGS84
+    source: Source = Source.HOTLINE_12345
+    title: str = ""
+    team: str | None = None
+
+
+class Actor(BaseModel):
+    by: str = Field(description="the dispatcher's or officer's login")
+    reason: str = ""
+
+
+class Assignment(BaseModel):
+    officers: list[str] = Field(min_length=1, max_length=2, description="two for 双人执法")
+    by: str
+
+
+def _engine(request: Request) -> EngineStore:
+    return EngineStore(app_state(request).store)
+
+
+def _load(request: Request, incident_id: str) -> Incident:
+    raw = app_state(request).store.redis.hget(app_state(request).store.keys.incidents, incident_id)
+    if raw is None:
+        raise HTTPException(404, f"no incident {incident_id}")
+    return msgspec.json.decode(raw, type=Incident)
+
+
+def _view(incident: Incident, zone: str) -> dict[str, Any]:
+    view: dict[str, Any] = msgspec.to_builtins(incident)
+    view["reported_time"] = local_iso(incident.reported_at, zone)
+    return view
+
+
+def _submit(request: Request, incident: Incident | None, event: ev.Event) -> dict[str, str]:
+    if incident is not None and type(event) not in TRANSITIONS[incident.phase]:
+        raise HTTPException(
+            409,
+            f"incident {incident.id} is {incident.phase.value}: {type(event).__name__} does not apply",
+        )
+    body = {"type": type(event).__name__, **msgspec.to_builtins(event)}
+    entry = _engine(request).command(body)
+    return {"incident": event.incident, "command": entry}
+
+
+@router.post("/api/incidents", status_code=202)
+def report_incident(new: NewIncident, request: Request) -> dict[str, str]:
+    """Open an incident; its clock starts when the engine takes it (milliseconds later)."""
+    stamp = time.strftime("%Y%m%d", time.gmtime())
+    incident_id = f"INC-{stamp}-{uuid.uuid4().hex[:6].upper()}"
+    point = to_wgs84(new.lon, new.lat, new.crs)
+    event = ev.IncidentReported(
+        incident_id,  # type: ignore[arg-type]
+        new.category,
+        new.priority,
+        point,
+        new.source,
+        title=new.title,
+        team=new.team,  # type: ignore[arg-type]
+        by="api",
+    )
+    return _submit(request, None, event)
+
+
+@router.get("/api/incidents")
+def list_incidents(request: Request, open_only: bool = True) -> list[dict[str, Any]]:
+    """Incidents, most recent first; by default only those not closed, cancelled or merged."""
+    state = app_state(request)
+    raw = state.store.redis.hvals(state.store.keys.incidents)
+    incidents = [msgspec.json.decode(r, type=Incident) for r in raw]
+    shown = [i for i in incidents if not (open_only and i.phase.terminal)]
+    shown.sort(key=lambda i: -i.reported_at)
+    return [_view(i, state.settings.timezone) for i in shown]
+
+
+@router.get("/api/incidents/{incident_id}")
+def get_incident(incident_id: str, request: Request) -> dict[str, Any]:
+    return _view(_load(request, incident_id), app_state(request).settings.timezone)
+
+
+@router.post("/api/incidents/{incident_id}/acknowledge", status_code=202)
+def acknowledge(incident_id: str, actor: Actor, request: Request) -> dict[str, str]:
+    incident = _load(request, incident_id)
+    return _submit(request, incident, ev.IncidentAcknowledged(incident.id, by=actor.by))
+
+
+@router.post("/api/incidents/{incident_id}/assign", status_code=202)
+def assign(incident_id: str, assignment: Assignment, request: Request) -> dict[str, str]:
+    """Issue an order to one officer, or two (双人执法)."""
+    incident = _load(request, incident_id)
+    order = f"O-{uuid.uuid4().hex[:8].upper()}"
+    event = ev.OrderIssued(incident.id, order, tuple(assignment.officers), by=assignment.by)  # type: ignore[arg-type]
+    return {**_submit(request, incident, event), "order": order}
+
+
+@router.post("/api/incidents/{incident_id}/reassign", status_code=202)
+def reassign(incident_id: str, actor: Actor, request: Request) -> dict[str, str]:
+    incident = _load(request, incident_id)
+    return _submit(
+        request, incident, ev.ReassignRequested(incident.id, by=actor.by, reason=actor.reason)
+    )
+
+
+@router.post("/api/incidents/{incident_id}/cancel", status_code=202)
+def cancel(incident_id: str, actor: Actor, request: Request) -> dict[str, str]:
+    incident = _load(request, incident_id)
+    return _submit(
+        request, incident, ev.IncidentCancelled(incident.id, by=actor.by, reason=actor.reason)
+    )
+
+
+@router.post("/api/incidents/{incident_id}/resolve", status_code=202)
+def resolve(incident_id: str, actor: Actor, request: Request) -> dict[str, str]:
+    incident = _load(request, incident_id)
+    return _submit(
+        request, incident, ev.IncidentResolved(incident.id, by=actor.by, result=actor.reason)
+    )
+
+
+@router.post("/api/incidents/{incident_id}/close", status_code=202)
+def close(incident_id: str, actor: Actor, request: Request) -> dict[str, str]:
+    incident = _load(request, incident_id)
+    return _submit(request, incident, ev.IncidentClosed(incident.id, by=actor.by))
+
+
+@router.get("/api/incidents/{incident_id}/audit")
+def audit(incident_id: str, request: Request) -> list[dict[str, str]]:
+    """Everything that happened to the incident, with who did it and when."""
+    _load(request, incident_id)
+    records = _engine(request).audit_records(1_000_000)
+    return [
+        r for r in records if r.get("incident") == incident_id or incident_id in r.get("detail", "")
+    ]
