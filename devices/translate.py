@@ -15,12 +15,11 @@ from dataclasses import dataclass
 
 import msgspec
 
+from devices.downlink import ORDER_FENCE_PREFIX
 from dispatch.core import events as ev
 from dispatch.core.model import IncidentId, OrderId, Source
 from dispatch.core.roster import OfficerId
 from gis.coords import Datum, LonLat, to_wgs84
-
-ORDER_FENCE_PREFIX = "order:"
 
 COMMANDS: dict[str, type] = {
     cls.__name__: cls

@@ -16,7 +16,7 @@ from bench import gis as gis_bench
 from bench import ingest as ingest_bench
 from bench import recommend as recommend_bench
 from devices.registry import load_bindings
-from dispatch.api.app import build_ingest, create_app
+from dispatch.api.app import WORKERS, build_ingest, create_app
 from dispatch.core.track import BrokenChainError, DeviceKey, verify_chain
 from dispatch.engine import Engine
 from dispatch.services import ManagedMosquitto, ManagedRedis
@@ -30,7 +30,7 @@ log = logging.getLogger("yiwang")
 
 
 def _serve(settings: Settings, *, with_workers: bool) -> None:
-    app = create_app(settings, with_ingest=with_workers, with_engine=with_workers)
+    app = create_app(settings, workers=WORKERS if with_workers else ())
     uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="warning")
 
 
@@ -175,10 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the API with an ingest worker and an engine")
-    serve.add_argument(
-        "--api-only", action="store_true", help="no ingest worker or engine (scale-out API nodes)"
+    serve = commands.add_parser(
+        "serve", help="run the API with an ingest worker, an engine and order delivery"
     )
+    serve.add_argument("--api-only", action="store_true", help="no workers (scale-out API nodes)")
     serve.set_defaults(func=cmd_serve)
 
     ingest = commands.add_parser("ingest", help="run one ingest worker (MQTT → Redis)")

@@ -20,18 +20,24 @@ from collections.abc import Callable
 
 import msgspec
 
+from devices.downlink import OrderNotice
 from devices.translate import Assignments, Untranslatable, translate
 from dispatch.core import effects as fx
 from dispatch.core.center import CommandCenter
-from dispatch.core.model import Incident, IncidentId, OrderId
+from dispatch.core.events import Event
+from dispatch.core.model import Incident, IncidentId, Milestone, Order, OrderId
 from dispatch.core.policy import PolicyBook
 from dispatch.core.roster import OfficerId
 from dispatch.core.timeline import TimelineError
+from dispatch.core.tracking import SceneWatcher
 from dispatch.store import EngineStep, EngineStore, Store
+from gis.coords import LonLat
 
 log = logging.getLogger(__name__)
 
-_MAX_BLOCK_MS = 1000
+_MAX_BLOCK_S = 1.0
+# While officers are on their way, positions are read at least this often.
+_WATCHING_BLOCK_S = 0.2
 
 
 class Engine:
@@ -71,6 +77,8 @@ class Engine:
         for raw in self.store.load_incidents().values():
             center.restore(msgspec.json.decode(raw, type=Incident))
         self.store.ensure_inbox_group()
+        watcher = SceneWatcher()
+        positions_cursor = "$"
         renew_every_s = self.lease_ms / 3000
         renew_at = time.monotonic() + renew_every_s
         while not stop.is_set():
@@ -83,11 +91,18 @@ class Engine:
             wait_s = renew_at - time.monotonic()
             if deadline is not None:
                 wait_s = min(wait_s, deadline - self.clock())
-            entries = self.store.read_inbox(block_ms=int(max(1, min(_MAX_BLOCK_MS, wait_s * 1000))))
+            watcher.sync(center.incidents.values(), lambda i: center.policy(i).arrive_radius_m)
+            block_s = _WATCHING_BLOCK_S if watcher else _MAX_BLOCK_S
+            entries = self.store.read_inbox(block_ms=int(max(1, min(block_s, wait_s) * 1000)))
+            positions_cursor, positions = self.store.read_positions(positions_cursor)
             now = self.clock()
             step = EngineStep()
             for entry_id, entry in entries:
                 self._apply_entry(center, step, entry_id, entry, now)
+            for dev, lon, lat, fix_at in positions:
+                officer = OfficerId(dev.split("/", 1)[0])
+                for event in watcher.observe(officer, LonLat(lon, lat), float(fix_at)):
+                    self._apply_event(center, step, event, f"fix:{dev}:{fix_at}", now)
             self._perform(center, step, center.expire(now), now)
             for record in step.audit:
                 record["engine"] = self.holder
@@ -112,17 +127,30 @@ class Engine:
             step.audit.append(_audit(now, "refused", entry_id=entry_id, reason=result.reason))
             return
         for event in result:
-            try:
-                effects = center.handle(event, now)
-            except TimelineError as exc:
-                step.audit.append(_audit(now, "refused", entry_id=entry_id, reason=str(exc)))
-                continue
+            self._apply_event(center, step, event, entry_id, now)
+
+    def _apply_event(
+        self, center: CommandCenter, step: EngineStep, event: Event, source: str, now: float
+    ) -> None:
+        """Apply one event; a refused one is audited with its reason, nothing else changes."""
+        try:
+            effects = center.handle(event, now)
+        except TimelineError as exc:
             step.audit.append(
-                _audit(
-                    now, "event", entry_id=entry_id, event=type(event).__name__, detail=_json(event)
-                )
+                _audit(now, "refused", entry_id=source, incident=event.incident, reason=str(exc))
             )
-            self._perform(center, step, effects, now)
+            return
+        step.audit.append(
+            _audit(
+                now,
+                "event",
+                entry_id=source,
+                incident=event.incident,
+                event=type(event).__name__,
+                detail=_json(event),
+            )
+        )
+        self._perform(center, step, effects, now)
 
     def _perform(
         self, center: CommandCenter, step: EngineStep, effects: list[fx.Effect], now: float
@@ -150,13 +178,40 @@ class Engine:
                         _audit(now, "redispatch", incident=effect.incident, detail=body)
                     )
                 case fx.SendOrder(incident=incident, order=order):
-                    step.outbox.append(
-                        {"action": "send", "incident": incident.id, "order": _json(order)}
+                    notice = _json(_notice(incident, order, center))
+                    step.outbox.append({"action": "send", "notice": notice})
+                    step.audit.append(
+                        _audit(now, "order_sent", incident=incident.id, detail=notice)
                     )
                 case fx.WithdrawOrder():
-                    step.outbox.append(
-                        {"action": "withdraw", "incident": effect.incident, "order": _json(effect)}
+                    withdrawal = _json(effect)
+                    step.outbox.append({"action": "withdraw", "withdrawal": withdrawal})
+                    step.audit.append(
+                        _audit(now, "order_withdrawn", incident=effect.incident, detail=withdrawal)
                     )
+
+
+def _notice(incident: Incident, order: Order, center: CommandCenter) -> OrderNotice:
+    policy = center.policy(incident)
+    return OrderNotice(
+        order_id=order.id,
+        incident_id=incident.id,
+        issued=order.issued_at,
+        respond_by=policy.due_at(Milestone.RESPOND, incident.reported_at),
+        dispatch_by=policy.due_at(Milestone.TURN_OUT, incident.reported_at),
+        handle_by=policy.due_at(Milestone.HANDLE, incident.reported_at),
+        priority=incident.priority,
+        category=incident.category,
+        title=incident.title,
+        lon=incident.location.lon,
+        lat=incident.location.lat,
+        radius_m=policy.arrive_radius_m,
+        team=incident.team,
+        dispatcher=next(
+            (m.by for m in incident.milestones if m.milestone is Milestone.RESPOND), ""
+        ),
+        officers=tuple(order.officers),
+    )
 
 
 def _assignments(center: CommandCenter) -> Assignments:

@@ -502,6 +502,20 @@ class EngineStore:
     def audit_records(self, count: int = 10_000) -> list[dict[str, str]]:
         return [{"id": i, **f} for i, f in self.redis.xrange(self.keys.audit, count=count)]
 
+    def read_positions(self, cursor: str, count: int = 1000) -> tuple[str, list[list[Any]]]:
+        """Live positions published after `cursor` ("$": from now on) and the new cursor."""
+        if cursor == "$":
+            last = self.redis.xrevrange(self.keys.events, count=1)
+            return (last[0][0] if last else "0-0"), []
+        reply = self.redis.xread({self.keys.events: cursor}, count=count)
+        positions: list[list[Any]] = []
+        for _stream, entries in reply:
+            for entry_id, fields in entries:
+                cursor = entry_id
+                if fields.get("type") == "positions":
+                    positions += json.loads(fields["body"])
+        return cursor, positions
+
     def outbox_entries(self, count: int = 10_000) -> list[dict[str, str]]:
         return [{"id": i, **f} for i, f in self.redis.xrange(self.keys.outbox, count=count)]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 
 import paho.mqtt.client as mqtt
@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from devices.ingest import BatchWriter, IngestConfig, IngestWorker
 from dispatch.api import devices, health, incidents, live
 from dispatch.api.state import AppState
+from dispatch.delivery import OrderDelivery
 from dispatch.engine import Engine
 from dispatch.settings import Settings
 from dispatch.store import Store
@@ -45,23 +46,32 @@ def build_ingest(settings: Settings, store: Store) -> IngestWorker:
     )
 
 
-def create_app(settings: Settings, *, with_ingest: bool, with_engine: bool) -> FastAPI:
-    """The API; with_ingest / with_engine also run those workers in this process."""
+WORKERS = ("ingest", "engine", "delivery")
+
+
+def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> FastAPI:
+    """The API, with the named workers running in this process on their own threads."""
+    unknown = set(workers) - set(WORKERS)
+    if unknown:
+        raise ValueError(f"unknown workers {sorted(unknown)}; choose from {WORKERS}")
+
+    def own_store() -> Store:
+        # Each worker has its own Redis connection pool: no client is shared across threads.
+        return Store.from_url(settings.redis_url, settings.key_prefix)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = Store.from_url(settings.redis_url, settings.key_prefix)
+        store = own_store()
         store.load_functions()
         stop = threading.Event()
         threads: list[threading.Thread] = []
-        worker = engine = None
-        if with_ingest:
-            # Each worker gets its own Redis connection pool: no client is shared across threads.
-            worker = build_ingest(settings, Store.from_url(settings.redis_url, settings.key_prefix))
-            threads.append(threading.Thread(target=worker.run, name="ingest", daemon=True))
-        if with_engine:
+        ingest = engine = None
+        if "ingest" in workers:
+            ingest = build_ingest(settings, own_store())
+            threads.append(threading.Thread(target=ingest.run, name="ingest", daemon=True))
+        if "engine" in workers:
             engine = Engine(
-                Store.from_url(settings.redis_url, settings.key_prefix),
+                own_store(),
                 holder=settings.engine_id,
                 policies=settings.policies(),
                 lease_ms=settings.engine_lease_ms,
@@ -69,16 +79,27 @@ def create_app(settings: Settings, *, with_ingest: bool, with_engine: bool) -> F
             threads.append(
                 threading.Thread(target=engine.run, args=(stop,), name="engine", daemon=True)
             )
+        if "delivery" in workers:
+            delivery = OrderDelivery(
+                own_store(),
+                host=settings.mqtt_host,
+                port=settings.mqtt_port,
+                root=settings.topic_root,
+                client_id=f"{settings.engine_id}-delivery",
+            )
+            threads.append(
+                threading.Thread(target=delivery.run, args=(stop,), name="delivery", daemon=True)
+            )
         for thread in threads:
             thread.start()
         live_redis = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
-        app.state.yiwang = AppState(settings, store, live_redis, worker, engine)
+        app.state.yiwang = AppState(settings, store, live_redis, ingest, engine)
         try:
             yield
         finally:
             stop.set()
-            if worker is not None:
-                worker.stop()
+            if ingest is not None:
+                ingest.stop()
             for thread in threads:
                 thread.join(timeout=10)
             await live_redis.aclose()

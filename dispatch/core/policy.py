@@ -50,6 +50,8 @@ class TimelinePolicy:
     # An issued order not accepted within this many seconds goes to the next officer.
     accept_within_s: float = 45.0
     auto_dispatch: bool = False
+    # The incident's fence: entering it is arrival (server-side and on OwnTracks phones).
+    arrive_radius_m: float = 50.0
 
     def due_at(self, milestone: Milestone, reported_at: float) -> float | None:
         limit = self.deadlines_s.get(milestone)
@@ -111,6 +113,7 @@ def _policy(base: TimelinePolicy, entry: Mapping[str, Any], name: str) -> Timeli
         "ladder",
         "accept_within_s",
         "auto_dispatch",
+        "arrive_radius_m",
     }
     if unknown:
         raise PolicyError(f"policy {name}: unknown keys {sorted(unknown)}")
@@ -136,4 +139,6 @@ def _policy(base: TimelinePolicy, entry: Mapping[str, Any], name: str) -> Timeli
         policy = replace(policy, accept_within_s=float(entry["accept_within_s"]))
     if "auto_dispatch" in entry:
         policy = replace(policy, auto_dispatch=bool(entry["auto_dispatch"]))
+    if "arrive_radius_m" in entry:
+        policy = replace(policy, arrive_radius_m=float(entry["arrive_radius_m"]))
     return policy

@@ -38,7 +38,7 @@ def test_devices_tracks_and_stats(broker, redis_service, prefix) -> None:
         for n in range(5)
     ]
     fixes.append((topic, b'{"_type":"location","lat":95,"lon":119.65,"tst":%d}' % now))
-    with TestClient(create_app(settings, with_ingest=True, with_engine=False)) as client:
+    with TestClient(create_app(settings, workers=("ingest",))) as client:
         wait_until(lambda: client.get("/api/health").json()["ingest_connected"], what="ingest")
         publisher = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv311)
         publish_all(publisher, fixes)

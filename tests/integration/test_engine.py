@@ -116,9 +116,14 @@ def test_an_incident_runs_on_the_clock_through_device_acks(store) -> None:
         refused = [r for r in engine_store.audit_records() if r["kind"] == "refused"]
         assert "O9" in refused[0]["reason"]
         orders = engine_store.outbox_entries()
-        assert [o["action"] for o in orders] == ["send"] and json.loads(orders[0]["order"])[
-            "id"
-        ] == "O1"
+        assert [o["action"] for o in orders] == ["send"]
+        notice = json.loads(orders[0]["notice"])
+        assert (notice["order_id"], notice["officers"], notice["dispatcher"]) == (
+            "O1",
+            ["zhang3"],
+            "d7",
+        )
+        assert notice["respond_by"] == incident.reported_at + 2
     finally:
         stop.set()
         thread.join(10)

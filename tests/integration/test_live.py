@@ -25,7 +25,7 @@ def make_client(redis_service, prefix, tmp_path) -> TestClient:
         engine_id=f"engine-{prefix}",
         engine_lease_ms=3000,
     )
-    return TestClient(create_app(settings, with_ingest=False, with_engine=True))
+    return TestClient(create_app(settings, workers=("engine",)))
 
 
 def new_incident(client: TestClient, title: str) -> str:

@@ -1,0 +1,115 @@
+"""Order delivery: the engine's outbox to the officers' devices over MQTT.
+
+The engine writes orders to the outbox stream in the same transaction as the incident, so an
+order exists if and only if the incident says it was issued. Delivery reads the outbox with
+its own consumer group and acknowledges an entry only after the broker acknowledged every
+message for it: at least once, with the order id as correlation data so devices and their
+acks can tell a repeat. Each device bound to an officer gets the order on `/dispatch` (our
+terminals; MQTT 5 expiry at the response deadline, response topic `/ack`) and as an OwnTracks
+waypoint on `/cmd`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import msgspec
+import paho.mqtt.client as mqtt
+import redis
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from devices.downlink import OrderNotice, dispatch_message, owntracks_commands, withdrawal_message
+from devices.topics import Channel, device_topic
+from dispatch.store import Store
+
+log = logging.getLogger(__name__)
+
+GROUP = "delivery"
+_PUBLISH_TIMEOUT_S = 10.0
+
+
+class OrderDelivery:
+    def __init__(self, store: Store, *, host: str, port: int, root: str, client_id: str) -> None:
+        self.store = store
+        self.root = root
+        self.host, self.port = host, port
+        self.client = mqtt.Client(
+            mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
+        )
+        self.ready = threading.Event()
+
+    def run(self, stop: threading.Event) -> None:
+        keys = self.store.keys
+        try:
+            self.store.redis.xgroup_create(keys.outbox, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self.client.connect(self.host, self.port, keepalive=30)
+        self.client.loop_start()
+        self.ready.set()
+        try:
+            while not stop.is_set():
+                for cursor in ("0", ">"):  # first what a previous run left unacknowledged
+                    reply = self.store.redis.xreadgroup(
+                        GROUP,
+                        "deliverer",
+                        {keys.outbox: cursor},
+                        count=100,
+                        block=None if cursor == "0" else 1000,
+                    )
+                    for _stream, entries in reply or []:
+                        for entry_id, fields in entries:
+                            try:
+                                self._deliver(fields)
+                            except (OSError, ValueError) as exc:
+                                # Left pending: the next pass over unacknowledged entries retries.
+                                log.error("order delivery failed (%s); retrying in 1 s", exc)
+                                stop.wait(1.0)
+                                break
+                            self.store.redis.xack(keys.outbox, GROUP, entry_id)
+        finally:
+            self.client.loop_stop()
+            self.client.disconnect()
+
+    def _devices(self, officer: str) -> list[str]:
+        return sorted(b.device for b in self.store.bindings().values() if b.officer == officer)
+
+    def _deliver(self, fields: dict[str, str]) -> None:
+        if fields.get("action") == "send":
+            notice = msgspec.json.decode(fields["notice"], type=OrderNotice)
+            for officer in notice.officers:
+                for device in self._devices(officer):
+                    self._send(officer, device, notice)
+        elif fields.get("action") == "withdraw":
+            withdrawal = msgspec.json.decode(fields["withdrawal"])
+            for officer in withdrawal["officers"]:
+                for device in self._devices(officer):
+                    topic = device_topic(self.root, officer, device, Channel.DISPATCH)
+                    self._publish(
+                        topic, withdrawal_message(withdrawal["order"], withdrawal["reason"]), None
+                    )
+
+    def _send(self, officer: str, device: str, notice: OrderNotice) -> None:
+        props = Properties(PacketTypes.PUBLISH)
+        props.ResponseTopic = device_topic(self.root, officer, device, Channel.ACK)
+        props.CorrelationData = notice.order_id.encode()
+        if notice.respond_by is not None:
+            # An order nobody read before the response deadline is stale: let the broker drop it.
+            props.MessageExpiryInterval = max(1, int(notice.respond_by - time.time()))
+        self._publish(
+            device_topic(self.root, officer, device, Channel.DISPATCH),
+            dispatch_message(notice),
+            props,
+        )
+        for command in owntracks_commands(notice):
+            self._publish(device_topic(self.root, officer, device, Channel.CMD), command, None)
+
+    def _publish(self, topic: str, payload: bytes, props: Properties | None) -> None:
+        info = self.client.publish(topic, payload, qos=1, properties=props)
+        info.wait_for_publish(_PUBLISH_TIMEOUT_S)
+        if not info.is_published():
+            raise ConnectionError(f"broker did not take the order message for {topic}")
