@@ -441,6 +441,7 @@ class EngineStore:
             self.redis.delete(self.keys.engine_lease)
 
     def load_incidents(self) -> dict[str, bytes]:
+        """Every saved incident, encoded, by id."""
         raw = self.redis.hgetall(self.keys.incidents)
         return {k: v.encode() for k, v in raw.items()}
 
@@ -466,7 +467,16 @@ class EngineStore:
 
     def command(self, body: dict[str, Any]) -> str:
         """Queue a dispatcher command for the engine; returns its inbox id."""
-        return str(self.redis.xadd(self.keys.inbox, {"kind": "command", "body": json.dumps(body)}))
+        return self.post("command", body)
+
+    def post(self, kind: str, body: dict[str, Any], officer: str = "", device: str = "") -> str:
+        """Put an entry in the engine's inbox, as ingest does for device messages."""
+        fields = {"kind": kind, "device": device, "officer": officer, "body": json.dumps(body)}
+        return str(self.redis.xadd(self.keys.inbox, fields))
+
+    def incident(self, incident_id: str) -> bytes | None:
+        raw = self.redis.hget(self.keys.incidents, incident_id)
+        return None if raw is None else raw.encode()
 
     def apply(self, step: EngineStep, holder: str) -> bool:
         """Write a step if we still lead; False (nothing written) if leadership was lost."""

@@ -109,6 +109,10 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
         title="Yiwang command center",
         description="Real-time command and dispatch for integrated administrative law enforcement.",
         lifespan=lifespan,
+        # The stock documentation pages load their scripts from a CDN; command centers run
+        # offline. The schema itself is served at /openapi.json.
+        docs_url=None,
+        redoc_url=None,
     )
     app.include_router(health.router)
     app.include_router(devices.router)

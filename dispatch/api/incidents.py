@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from fastapi import APIRouter, HTTPException, Request
@@ -52,7 +52,7 @@ def _engine(request: Request) -> EngineStore:
 
 
 def _load(request: Request, incident_id: str) -> Incident:
-    raw = app_state(request).store.redis.hget(app_state(request).store.keys.incidents, incident_id)
+    raw = _engine(request).incident(incident_id)
     if raw is None:
         raise HTTPException(404, f"no incident {incident_id}")
     return msgspec.json.decode(raw, type=Incident)
@@ -98,7 +98,7 @@ def report_incident(new: NewIncident, request: Request) -> dict[str, str]:
 def list_incidents(request: Request, open_only: bool = True) -> list[dict[str, Any]]:
     """Incidents, most recent first; by default only those not closed, cancelled or merged."""
     state = app_state(request)
-    raw = state.store.redis.hvals(state.store.keys.incidents)
+    raw = _engine(request).load_incidents().values()
     incidents = [msgspec.json.decode(r, type=Incident) for r in raw]
     shown = [i for i in incidents if not (open_only and i.phase.terminal)]
     shown.sort(key=lambda i: -i.reported_at)
@@ -163,3 +163,39 @@ def audit(incident_id: str, request: Request) -> list[dict[str, str]]:
     return [
         r for r in records if r.get("incident") == incident_id or incident_id in r.get("detail", "")
     ]
+
+
+class Merge(BaseModel):
+    into: str = Field(description="the incident this one duplicates")
+    by: str
+
+
+@router.post("/api/incidents/{incident_id}/merge", status_code=202)
+def merge(incident_id: str, merge: Merge, request: Request) -> dict[str, str]:
+    """Close a duplicate report into the incident it repeats (its clock stops)."""
+    incident = _load(request, incident_id)
+    target = _load(request, merge.into)
+    if target.id == incident.id or target.phase.terminal:
+        raise HTTPException(
+            409, f"incident {incident.id} cannot merge into {target.id} ({target.phase.value})"
+        )
+    return _submit(request, incident, ev.DuplicateMerged(incident.id, target.id, by=merge.by))
+
+
+class OrderAck(BaseModel):
+    officer: str
+    status: Literal["accepted", "rejected", "enroute", "arrived", "done"]
+    reason: str = ""
+
+
+@router.post("/api/orders/{order_id}/ack", status_code=202)
+def acknowledge_order(order_id: str, ack: OrderAck, request: Request) -> dict[str, str]:
+    """An officer's answer from the officer page: the same as an `ack` from a terminal."""
+    body = {
+        "_type": "ack",
+        "order_id": order_id,
+        "status": ack.status,
+        "tst": int(time.time()),
+        "reason": ack.reason,
+    }
+    return {"order": order_id, "command": _engine(request).post("ack", body, officer=ack.officer)}

@@ -83,7 +83,29 @@ def test_dispatcher_actions_with_immediate_refusals(redis_service, prefix, tmp_p
         kinds = [r["kind"] for r in client.get(f"/api/incidents/{incident}/audit").json()]
         assert kinds[:2] == ["event", "event"] and "milestone" in kinds
         assert client.post("/api/incidents/nope/cancel", json={"by": "d7"}).status_code == 404
+        order = view["order"]["id"]
+        for status in ("accepted", "enroute"):  # from the officer page
+            reply = client.post(
+                f"/api/orders/{order}/ack", json={"officer": "li4", "status": status}
+            )
+            assert reply.status_code == 202
+        wait_until(
+            lambda: client.get(f"/api/incidents/{incident}").json()["phase"] == "en_route", 10
+        )
+        assert client.get(f"/api/incidents/{incident}").json()["order"]["accepted_by"] == "li4"
+        duplicate = new_incident(client, "same vendor, second caller")
+        merged = client.post(
+            f"/api/incidents/{duplicate}/merge", json={"into": incident, "by": "d7"}
+        )
+        assert merged.status_code == 202
+        wait_until(
+            lambda: client.get(f"/api/incidents/{duplicate}").json()["phase"] == "merged", 10
+        )
         assert [i["id"] for i in client.get("/api/incidents").json()] == [incident]
+        assert (
+            client.get("/openapi.json").status_code == 200
+            and client.get("/docs").status_code == 404
+        )
 
 
 def test_live_feed_resumes_after_a_disconnect_without_loss_or_repeats(
