@@ -8,7 +8,9 @@ import signal
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import uvicorn
 
@@ -67,6 +69,8 @@ def cmd_engine(args: argparse.Namespace, settings: Settings) -> int:
         holder=settings.engine_id,
         policies=settings.policies(),
         lease_ms=settings.engine_lease_ms,
+        city=settings.city(datetime.now(ZoneInfo(settings.timezone))),
+        presence_limits=(settings.stale_after_s, settings.offline_after_s),
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

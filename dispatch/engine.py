@@ -22,14 +22,16 @@ import msgspec
 
 from devices.downlink import OrderNotice
 from devices.translate import Assignments, Untranslatable, translate
+from dispatch.city import City
 from dispatch.core import effects as fx
 from dispatch.core.center import CommandCenter
-from dispatch.core.events import Event
+from dispatch.core.events import Event, IncidentReported, OrderIssued
 from dispatch.core.model import Incident, IncidentId, Milestone, Order, OrderId
 from dispatch.core.policy import PolicyBook
 from dispatch.core.roster import OfficerId
 from dispatch.core.timeline import TimelineError
 from dispatch.core.tracking import SceneWatcher
+from dispatch.officers import officer_states, recommend_for
 from dispatch.store import EngineStep, EngineStore, Store
 from gis.coords import LonLat
 
@@ -48,8 +50,13 @@ class Engine:
         holder: str,
         policies: PolicyBook | None = None,
         lease_ms: int = 10_000,
+        city: City | None = None,
+        presence_limits: tuple[float, float] = (60.0, 300.0),
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.devices = store
+        self.city = city
+        self.presence_limits = presence_limits
         self.store = EngineStore(store)
         self.holder = holder
         self.policies = policies or PolicyBook()
@@ -151,13 +158,52 @@ class Engine:
             )
         )
         self._perform(center, step, effects, now)
+        if isinstance(event, IncidentReported):
+            self._auto_dispatch(center, step, event.incident, (), now)
+
+    def _auto_dispatch(
+        self,
+        center: CommandCenter,
+        step: EngineStep,
+        incident_id: IncidentId,
+        exclude: tuple[OfficerId, ...],
+        now: float,
+    ) -> None:
+        """Order the best recommended officer, where the policy dispatches by itself."""
+        incident = center.incidents[incident_id]
+        if self.city is None or not center.policy(incident).auto_dispatch:
+            return
+        stale_s, offline_s = self.presence_limits
+        states = officer_states(
+            self.devices,
+            center.incidents.values(),
+            now=now,
+            stale_after_s=stale_s,
+            offline_after_s=offline_s,
+        )
+        best = recommend_for(self.city, states, incident, now=now, exclude=exclude, k=1)
+        if not best:
+            step.audit.append(
+                _audit(now, "no_candidate", incident=incident_id, reason="no available officer")
+            )
+            return
+        order = OrderId(f"{incident_id}-O{len(incident.past_officers) + 1}")
+        self._apply_event(
+            center,
+            step,
+            OrderIssued(incident_id, order, (best[0].officer,), by="auto"),
+            "auto",
+            now,
+        )
 
     def _perform(
         self, center: CommandCenter, step: EngineStep, effects: list[fx.Effect], now: float
     ) -> None:
         for effect in effects:
             match effect:
-                case fx.Publish(incident=incident):
+                case fx.Publish(incident=published):
+                    # The latest state: an auto-dispatch inside this step may have moved it on.
+                    incident = center.incidents[published.id]
                     encoded = msgspec.json.encode(incident)
                     step.incidents[incident.id] = encoded
                     step.deadlines[incident.id] = center.deadline_of(incident)
@@ -172,6 +218,7 @@ class Engine:
                     step.events.append({"type": kind, "body": body})
                     step.audit.append(_audit(now, kind, incident=effect.incident, detail=body))
                 case fx.Redispatch():
+                    self._auto_dispatch(center, step, effect.incident, effect.exclude, now)
                     body = _json(effect)
                     step.events.append({"type": "redispatch", "body": body})
                     step.audit.append(

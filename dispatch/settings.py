@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -14,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from devices.quality import Limits
 from devices.registry import UnknownDevicePolicy
 from devices.topics import DEFAULT_ROOT
+from dispatch.city import City, load_city
 from dispatch.core.policy import PolicyBook
 
 
@@ -46,6 +48,14 @@ class Settings(BaseSettings):
     engine_lease_ms: int = 10_000
     policy_file: Path | None = None
 
+    # The city: areas (GeoJSON/GeoPackage/Shapefile), the roster, and optionally streets.
+    areas_file: Path | None = None
+    areas_datum: str = "wgs84"
+    areas_id_field: str = "id"
+    areas_name_field: str = "name"
+    roster_file: Path | None = None
+    streets_file: Path | None = None
+
     stale_after_s: float = 60.0
     offline_after_s: float = 300.0
 
@@ -60,6 +70,21 @@ class Settings(BaseSettings):
             return PolicyBook()
         return PolicyBook.from_dict(
             yaml.safe_load(self.policy_file.read_text(encoding="utf-8")) or {}
+        )
+
+    def city(self, today: datetime) -> City | None:
+        """The configured city, or None when no areas and roster are given."""
+        if self.areas_file is None or self.roster_file is None:
+            return None
+        return load_city(
+            areas_file=self.areas_file,
+            areas_datum=self.areas_datum,
+            id_field=self.areas_id_field,
+            name_field=self.areas_name_field,
+            roster_file=self.roster_file,
+            streets_file=self.streets_file,
+            zone=self.timezone,
+            today=today,
         )
 
     def limits(self) -> Limits:

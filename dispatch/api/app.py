@@ -10,6 +10,8 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import paho.mqtt.client as mqtt
 import redis.asyncio as aioredis
@@ -63,6 +65,7 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = own_store()
         store.load_functions()
+        city = settings.city(datetime.now(ZoneInfo(settings.timezone)))
         stop = threading.Event()
         threads: list[threading.Thread] = []
         ingest = engine = None
@@ -75,6 +78,8 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
                 holder=settings.engine_id,
                 policies=settings.policies(),
                 lease_ms=settings.engine_lease_ms,
+                city=city,
+                presence_limits=(settings.stale_after_s, settings.offline_after_s),
             )
             threads.append(
                 threading.Thread(target=engine.run, args=(stop,), name="engine", daemon=True)
@@ -93,7 +98,7 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
         for thread in threads:
             thread.start()
         live_redis = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
-        app.state.yiwang = AppState(settings, store, live_redis, ingest, engine)
+        app.state.yiwang = AppState(settings, store, live_redis, ingest, engine, city)
         try:
             yield
         finally:

@@ -20,6 +20,7 @@ from dispatch.api.times import local_iso
 from dispatch.core import events as ev
 from dispatch.core.model import Incident, Source
 from dispatch.core.timeline import TRANSITIONS
+from dispatch.officers import officer_states, recommend_for
 from dispatch.store import EngineStore
 from gis.coords import Datum, to_wgs84
 
@@ -199,3 +200,30 @@ def acknowledge_order(order_id: str, ack: OrderAck, request: Request) -> dict[st
         "reason": ack.reason,
     }
     return {"order": order_id, "command": _engine(request).post("ack", body, officer=ack.officer)}
+
+
+@router.get("/api/incidents/{incident_id}/recommendations")
+def recommendations(incident_id: str, request: Request, k: int = 5) -> list[dict[str, Any]]:
+    """The best officers for the incident, best first, each with the reason for its rank."""
+    state = app_state(request)
+    if state.city is None:
+        raise HTTPException(
+            503, "no city is configured: set YIWANG_AREAS_FILE and YIWANG_ROSTER_FILE"
+        )
+    incident = _load(request, incident_id)
+    incidents = [
+        msgspec.json.decode(r, type=Incident) for r in _engine(request).load_incidents().values()
+    ]
+    now = time.time()
+    states = officer_states(
+        state.store,
+        incidents,
+        now=now,
+        stale_after_s=state.settings.stale_after_s,
+        offline_after_s=state.settings.offline_after_s,
+    )
+    exclude = incident.past_officers
+    return [
+        msgspec.to_builtins(r)
+        for r in recommend_for(state.city, states, incident, now=now, exclude=exclude, k=k)
+    ]

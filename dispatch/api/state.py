@@ -8,6 +8,7 @@ import redis.asyncio as aioredis
 from fastapi import Request
 
 from devices.ingest import IngestWorker
+from dispatch.city import City
 from dispatch.engine import Engine
 from dispatch.settings import Settings
 from dispatch.store import Store
@@ -20,6 +21,7 @@ class AppState:
     live_redis: aioredis.Redis  # the WebSocket feed waits on Redis without blocking a thread
     ingest: IngestWorker | None
     engine: Engine | None
+    city: City | None
 
 
 def app_state(request: Request) -> AppState:

@@ -17,7 +17,7 @@ from dispatch.api.app import create_app
 from dispatch.core.model import Incident, Milestone
 from dispatch.settings import Settings
 from dispatch.store import Binding, Store
-from tests.integration.helpers import wait_until
+from tests.integration.helpers import mqtt_client, wait_until
 
 INCIDENT = (119.6500, 29.0800)
 M_LAT = 1 / 111_320.0
@@ -31,10 +31,51 @@ POLICY = {
 }
 
 
+def city_files(tmp_path) -> tuple[str, str]:
+    """Two adjacent grid cells; the east one (holding the incident) is team east's."""
+    cells = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"id": name, "name": name},
+                "geometry": {
+                    "type": "Polygon",
+                    "coordinates": [[[w, 29.07], [e, 29.07], [e, 29.09], [w, 29.09], [w, 29.07]]],
+                },
+            }
+            for name, w, e in (("west", 119.64, 119.645), ("east", 119.645, 119.655))
+        ],
+    }
+    areas = tmp_path / "areas.geojson"
+    areas.write_text(json.dumps(cells))
+    roster = tmp_path / "roster.yaml"
+    roster.write_text(
+        yaml.safe_dump(
+            {
+                "teams": [
+                    {"id": "team-east", "areas": ["east"]},
+                    {"id": "team-west", "areas": ["west"]},
+                ],
+                "shifts": [
+                    {"team": "team-east", "officers": ["zhang3", "li4"], "daily": "00:00-00:00"},
+                    {"team": "team-west", "officers": ["wang5"], "daily": "00:00-00:00"},
+                ],
+            }
+        )
+    )
+    return str(areas), str(roster)
+
+
 def app(broker, redis_service, prefix, tmp_path) -> TestClient:
     policy = tmp_path / "policy.yaml"
-    policy.write_text(yaml.safe_dump({"default": POLICY}))
+    policy.write_text(
+        yaml.safe_dump({"default": POLICY, "categories": {"fire_hazard": {"auto_dispatch": True}}})
+    )
+    areas, roster = city_files(tmp_path)
     settings = Settings(
+        areas_file=areas,
+        roster_file=roster,
         redis_url=redis_service.url,
         key_prefix=prefix,
         mqtt_port=broker.port,
@@ -81,6 +122,18 @@ def test_terminal_acknowledges_departs_and_arrives(
     with app(broker, redis_service, prefix, tmp_path) as client:
         wait_until(lambda: client.get("/api/health").json()["engine_leading"], 15, "engine")
         fix(600, 0)  # the officer is 600 m south of where the incident will be
+        # A teammate farther away, and an officer of the neighbouring team nearer still.
+        others = mqtt_client(broker.port, f"{prefix}-others", mqtt.MQTTv311)
+        for user, device, lon, lat in (
+            ("li4", "BC-2", INCIDENT[0], INCIDENT[1] - 0.012),
+            ("wang5", "BC-3", 119.644, INCIDENT[1]),
+        ):
+            store.bind([Binding(device, user, "")])
+            location = {"_type": "location", "lon": lon, "lat": lat, "tst": t0}
+            others.publish(
+                f"{prefix}/{user}/{device}", json.dumps(location), qos=1
+            ).wait_for_publish(5)
+        wait_until(lambda: len(client.get("/api/devices").json()) == 3, 10, "three officers")
         reply = client.post(
             "/api/incidents",
             json={
@@ -93,8 +146,12 @@ def test_terminal_acknowledges_departs_and_arrives(
         )
         incident = reply.json()["incident"]
         wait_until(lambda: client.get(f"/api/incidents/{incident}").status_code == 200, 10)
+        ranked = client.get(f"/api/incidents/{incident}/recommendations").json()
+        assert [r["officer"] for r in ranked] == ["zhang3", "li4", "wang5"]
+        assert "owning team" in ranked[0]["reason"] and "fallback" in ranked[2]["reason"]
+        best = [ranked[0]["officer"]]
         order = client.post(
-            f"/api/incidents/{incident}/assign", json={"officers": ["zhang3"], "by": "d7"}
+            f"/api/incidents/{incident}/assign", json={"officers": best, "by": "d7"}
         ).json()["order"]
 
         wait_until(lambda: len(received) >= 3, 10, "the order on the terminal")
@@ -131,6 +188,15 @@ def test_terminal_acknowledges_departs_and_arrives(
         )
         handle = incident_of(client, incident).reached(Milestone.HANDLE)
         assert handle.late_by_s == 0.0 and handle.by == "zhang3"
+
+        # A category the policy dispatches by itself: the nearest free officer gets it at once.
+        new = {"category": "fire_hazard", "priority": 1, "lon": INCIDENT[0], "lat": INCIDENT[1]}
+        urgent = client.post("/api/incidents", json=new).json()["incident"]
+        wait_until(lambda: client.get(f"/api/incidents/{urgent}").status_code == 200, 10)
+        auto = incident_of(client, urgent)
+        assert auto.phase.value == "dispatched" and auto.order.officers == ("zhang3",)
+        assert auto.reached(Milestone.RESPOND).by == "auto"
+        others.loop_stop()
     terminal.loop_stop()
 
 
