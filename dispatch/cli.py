@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import uvicorn
 
+from bench import clocks as clocks_bench
 from bench import gis as gis_bench
 from bench import ingest as ingest_bench
 from bench import recommend as recommend_bench
@@ -167,6 +168,8 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         return gis_bench.main(Path(args.graph) if args.graph else None)
     if args.capability == "recommend":
         return recommend_bench.main()
+    if args.capability == "clocks":
+        return clocks_bench.main()
     return ingest_bench.main(messages=args.messages, devices=args.devices, profile=args.profile)
 
 
@@ -229,7 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.set_defaults(func=cmd_replay)
 
     bench = commands.add_parser("bench", help="measure a capability against a baseline")
-    bench.add_argument("capability", choices=["ingest", "gis", "recommend"])
+    bench.add_argument("capability", choices=["ingest", "gis", "recommend", "clocks"])
     bench.add_argument("--messages", type=int, default=100_000, help="ingest: messages to send")
     bench.add_argument("--devices", type=int, default=2_000, help="ingest: devices sending")
     bench.add_argument(

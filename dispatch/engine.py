@@ -38,6 +38,8 @@ from gis.coords import LonLat
 log = logging.getLogger(__name__)
 
 _MAX_BLOCK_S = 1.0
+_ORDER_KINDS = ("ack", "transition", "conn", "lwt")
+_NO_ORDERS = Assignments({}, {})
 # While officers are on their way, positions are read at least this often.
 _WATCHING_BLOCK_S = 0.2
 
@@ -129,7 +131,9 @@ class Engine:
         now: float,
     ) -> None:
         step.inbox_done.append(entry_id)
-        result = translate(entry_id, entry, _assignments(center))
+        # Only device messages refer to current orders; building the index costs a scan.
+        needs_orders = entry.get("kind") in _ORDER_KINDS
+        result = translate(entry_id, entry, _assignments(center) if needs_orders else _NO_ORDERS)
         if isinstance(result, Untranslatable):
             step.audit.append(_audit(now, "refused", entry_id=entry_id, reason=result.reason))
             return
