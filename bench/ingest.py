@@ -22,7 +22,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from devices.ingest import BatchWriter, IngestConfig, IngestWorker
+from devices.batch import BatchWriter, IngestConfig
+from devices.ingest import IngestWorker
 from devices.quality import Limits
 from devices.registry import UnknownDevicePolicy
 from devices.topics import DEFAULT_ROOT, uplink_filters

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from devices.ingest import BatchWriter, IngestConfig, IngestWorker
+from devices.batch import BatchWriter, IngestConfig
+from devices.ingest import IngestWorker
 from devices.quality import Limits
 from devices.registry import UnknownDevicePolicy
 from dispatch.services import ManagedMosquitto, ManagedRedis

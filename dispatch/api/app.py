@@ -17,7 +17,8 @@ import paho.mqtt.client as mqtt
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 
-from devices.ingest import BatchWriter, IngestConfig, IngestWorker
+from devices.batch import BatchWriter, IngestConfig
+from devices.ingest import IngestWorker
 from dispatch.api import devices, health, incidents, live
 from dispatch.api.state import AppState
 from dispatch.delivery import OrderDelivery

@@ -1,10 +1,5 @@
-"""Every Redis key Yiwang uses, and every read and write of them.
-
-Nothing else in the code base names a key. Keys share a prefix (one deployment, or one test) and
-are built by `Keys`. The batch write for ingest is a Redis function (store.lua, beside this
-file) so that one call stores a whole batch atomically: fixes with their hash-chain links,
-rejections with their reasons, and the other device messages.
-"""
+"""Devices, tracks and ingest: the batch write (a Redis function, store.lua beside this file),
+device state for judging the next fix, the registry, and the reads behind the device API."""
 
 from __future__ import annotations
 
@@ -19,101 +14,10 @@ import redis
 
 from devices.quality import LastFix
 from dispatch.core.track import ChainLink, DeviceKey
+from dispatch.store.keys import Keys
 
 FIX_STORED, FIX_DUPLICATE, FIX_CONFLICT = 0, 1, 2
 _TRACK_PAGE = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class Keys:
-    prefix: str
-
-    def device(self, dev: str) -> str:
-        return f"{self.prefix}:dev:{dev}"
-
-    def track(self, dev: str) -> str:
-        return f"{self.prefix}:track:{dev}"
-
-    def seen(self, dev: str) -> str:
-        return f"{self.prefix}:seen:{dev}"
-
-    def geo(self, team: str) -> str:
-        return f"{self.prefix}:geo:{team}"
-
-    @property
-    def seen_at(self) -> str:
-        return f"{self.prefix}:seen_at"
-
-    @property
-    def registry(self) -> str:
-        return f"{self.prefix}:registry"
-
-    @property
-    def stats(self) -> str:
-        return f"{self.prefix}:stats"
-
-    @property
-    def rejected_by_device(self) -> str:
-        return f"{self.prefix}:rejected_by_device"
-
-    @property
-    def deadletter(self) -> str:
-        return f"{self.prefix}:deadletter"
-
-    @property
-    def events(self) -> str:
-        return f"{self.prefix}:events"
-
-    @property
-    def inbox(self) -> str:
-        return f"{self.prefix}:inbox"
-
-    @property
-    def conn(self) -> str:
-        return f"{self.prefix}:conn"
-
-    @property
-    def devstat(self) -> str:
-        return f"{self.prefix}:devstat"
-
-    @property
-    def clips(self) -> str:
-        return f"{self.prefix}:clips"
-
-    def clips_by_officer(self, officer: str) -> str:
-        return f"{self.prefix}:clips_by_officer:{officer}"
-
-    @property
-    def broker(self) -> str:
-        return f"{self.prefix}:broker"
-
-    @property
-    def ingest_status(self) -> str:
-        return f"{self.prefix}:ingest_status"
-
-    @property
-    def incidents(self) -> str:
-        return f"{self.prefix}:incidents"
-
-    @property
-    def deadlines(self) -> str:
-        return f"{self.prefix}:deadlines"
-
-    @property
-    def engine_lease(self) -> str:
-        return f"{self.prefix}:engine_lease"
-
-    @property
-    def engine_progress(self) -> str:
-        return f"{self.prefix}:engine_progress"
-
-    @property
-    def audit(self) -> str:
-        return f"{self.prefix}:audit"
-
-    @property
-    def outbox(self) -> str:
-        return f"{self.prefix}:outbox"
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +145,7 @@ class Store:
 
     def load_functions(self) -> None:
         """Install (or replace) the Redis function library; call once at start."""
-        source = resources.files("dispatch").joinpath("store.lua").read_text()
+        source = resources.files("dispatch.store").joinpath("store.lua").read_text()
         self.redis.function_load(source, replace=True)
 
     # --- ingest -------------------------------------------------------------------------
@@ -392,142 +296,6 @@ class Store:
             sort="ASC",
         )
         return list(found)
-
-
-ENGINE_GROUP = "engine"
-_ENGINE_CONSUMER = "leader"  # one name: whichever engine leads inherits the pending entries
-# Extend the lease only while we still hold it; PEXPIRE alone would extend a lease another
-# engine took over after ours lapsed.
-_RENEW_LEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"""
-
-
-@dataclass(slots=True)
-class EngineStep:
-    """Everything one engine step writes, applied in one MULTI so that state, alerts and the
-    inbox position move together: a crash either redoes the step or finds it done."""
-
-    incidents: dict[str, bytes] = field(default_factory=dict)  # id -> encoded incident
-    deadlines: dict[str, float | None] = field(default_factory=dict)
-    events: list[dict[str, str]] = field(default_factory=list)
-    audit: list[dict[str, str]] = field(default_factory=list)
-    outbox: list[dict[str, str]] = field(default_factory=list)  # orders for device delivery
-    inbox_done: list[str] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.incidents or self.events or self.audit or self.inbox_done)
-
-
-class EngineStore:
-    """The engine's keys: incidents, deadlines, leadership, the inbox and the audit trail."""
-
-    def __init__(self, store: Store) -> None:
-        self.redis = store.redis
-        self.keys = store.keys
-        self._renew = self.redis.register_script(_RENEW_LEASE)
-
-    def try_lead(self, holder: str, ttl_ms: int) -> bool:
-        return bool(self.redis.set(self.keys.engine_lease, holder, nx=True, px=ttl_ms))
-
-    def renew_lead(self, holder: str, ttl_ms: int) -> bool:
-        return bool(self._renew(keys=[self.keys.engine_lease], args=[holder, ttl_ms]))
-
-    def resign(self, holder: str) -> None:
-        if self.redis.get(self.keys.engine_lease) == holder:
-            self.redis.delete(self.keys.engine_lease)
-
-    def load_incidents(self) -> dict[str, bytes]:
-        """Every saved incident, encoded, by id."""
-        raw = self.redis.hgetall(self.keys.incidents)
-        return {k: v.encode() for k, v in raw.items()}
-
-    def ensure_inbox_group(self) -> None:
-        try:
-            self.redis.xgroup_create(self.keys.inbox, ENGINE_GROUP, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
-
-    def read_inbox(self, block_ms: int, count: int = 500) -> list[tuple[str, dict[str, str]]]:
-        """Entries delivered to a previous leader but never acknowledged first, then new ones."""
-        pending = self.redis.xreadgroup(
-            ENGINE_GROUP, _ENGINE_CONSUMER, {self.keys.inbox: "0"}, count=count
-        )
-        entries = pending[0][1] if pending else []
-        if entries:
-            return list(entries)
-        fresh = self.redis.xreadgroup(
-            ENGINE_GROUP, _ENGINE_CONSUMER, {self.keys.inbox: ">"}, count=count, block=block_ms
-        )
-        return list(fresh[0][1]) if fresh else []
-
-    def command(self, body: dict[str, Any]) -> str:
-        """Queue a dispatcher command for the engine; returns its inbox id."""
-        return self.post("command", body)
-
-    def post(self, kind: str, body: dict[str, Any], officer: str = "", device: str = "") -> str:
-        """Put an entry in the engine's inbox, as ingest does for device messages."""
-        fields = {"kind": kind, "device": device, "officer": officer, "body": json.dumps(body)}
-        return str(self.redis.xadd(self.keys.inbox, fields))
-
-    def incident(self, incident_id: str) -> bytes | None:
-        raw = self.redis.hget(self.keys.incidents, incident_id)
-        return None if raw is None else raw.encode()
-
-    def apply(self, step: EngineStep, holder: str) -> bool:
-        """Write a step if we still lead; False (nothing written) if leadership was lost."""
-        pipe = self.redis.pipeline(transaction=True)
-        try:
-            pipe.watch(self.keys.engine_lease)
-            if pipe.get(self.keys.engine_lease) != holder:
-                return False
-            pipe.multi()
-            if step.incidents:
-                pipe.hset(self.keys.incidents, mapping=step.incidents)
-            scheduled = {k: v for k, v in step.deadlines.items() if v is not None}
-            if scheduled:
-                pipe.zadd(self.keys.deadlines, scheduled)
-            done = [k for k, v in step.deadlines.items() if v is None]
-            if done:
-                pipe.zrem(self.keys.deadlines, *done)
-            for event in step.events:
-                pipe.xadd(self.keys.events, event, maxlen=100_000, approximate=True)
-            for record in step.audit:
-                pipe.xadd(self.keys.audit, record)
-            for order in step.outbox:
-                pipe.xadd(self.keys.outbox, order)
-            if step.inbox_done:
-                pipe.xack(self.keys.inbox, ENGINE_GROUP, *step.inbox_done)
-            pipe.execute()
-            return True
-        except redis.WatchError:
-            return False
-        finally:
-            pipe.reset()
-
-    def audit_records(self, count: int = 10_000) -> list[dict[str, str]]:
-        return [{"id": i, **f} for i, f in self.redis.xrange(self.keys.audit, count=count)]
-
-    def read_positions(self, cursor: str, count: int = 1000) -> tuple[str, list[list[Any]]]:
-        """Live positions published after `cursor` ("$": from now on) and the new cursor."""
-        if cursor == "$":
-            last = self.redis.xrevrange(self.keys.events, count=1)
-            return (last[0][0] if last else "0-0"), []
-        reply = self.redis.xread({self.keys.events: cursor}, count=count)
-        positions: list[list[Any]] = []
-        for _stream, entries in reply:
-            for entry_id, fields in entries:
-                cursor = entry_id
-                if fields.get("type") == "positions":
-                    positions += json.loads(fields["body"])
-        return cursor, positions
-
-    def outbox_entries(self, count: int = 10_000) -> list[dict[str, str]]:
-        return [{"id": i, **f} for i, f in self.redis.xrange(self.keys.outbox, count=count)]
 
 
 def _binding(device: str, text: str) -> Binding:

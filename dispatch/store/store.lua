@@ -1,7 +1,7 @@
 #!lua name=yiwang
--- Server-side half of dispatch/store.py: writes a whole ingest batch in one call, so the
+-- Server-side half of dispatch/store/devices.py: writes a whole ingest batch in one call, so the
 -- per-fix work happens in Redis instead of in redis-py argument packing. Key names mirror
--- store.py's Keys; store.py is the only caller. Sections arrive as MessagePack arrays.
+-- Keys (dispatch/store/keys.py); devices.py is the only caller. Sections arrive as MessagePack.
 
 local EVENTS_MAXLEN = 100000
 local DEADLETTER_MAXLEN = 1000000

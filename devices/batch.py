@@ -1,0 +1,295 @@
+"""Batches of received device messages: judged, chained and stored in one Redis call.
+
+Pure judgement happens in devices.quality and devices.registry; this module keeps the cached
+device state (chain heads, last fixes) that makes that cheap, and settles what the store
+refuses. Workers are stateless: several may share `$share/ingest/...`. The store refuses a
+chain link whose predecessor is not the stored head; the writer then re-reads the device and
+chains the fix again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import msgspec
+
+from devices import messages
+from devices.quality import LastFix, Limits, Reason, Rejection, check_size, judge_location
+from devices.registry import UnknownDevicePolicy, resolve
+from devices.topics import DeviceTopic, TopicError, parse_topic
+from dispatch.core.track import DeviceKey, Fix, genesis, link
+from dispatch.store import (
+    FIX_CONFLICT,
+    FIX_DUPLICATE,
+    Binding,
+    DeviceState,
+    IngestBatch,
+    PendingWrite,
+    Store,
+)
+
+log = logging.getLogger(__name__)
+
+BROKER_DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"
+_MAX_CHAIN_RETRIES = 16
+_STATE_CACHE_MAX = 200_000
+_REGISTRY_REFRESH_S = 30.0
+_LOG_EVERY_S = 60.0
+_MESSAGE_KINDS = {
+    messages.Lwt: "lwt",
+    messages.Transition: "transition",
+    messages.Sos: "sos",
+    messages.DevStat: "devstat",
+    messages.Conn: "conn",
+    messages.Clip: "clip",
+    messages.Ack: "ack",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    mid: int
+    qos: int
+    topic: str
+    payload: bytes
+    received_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class _PendingFix:
+    """A location judged acceptable, waiting for its chain link to be stored."""
+
+    message: Received
+    location: messages.Location
+    binding: Binding
+    device: DeviceKey
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBatch:
+    batch: IngestBatch
+    chained: list[_PendingFix]
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class IngestConfig:
+    root: str
+    limits: Limits
+    unknown_devices: UnknownDevicePolicy
+    batch_max: int = 1000
+    batch_wait_s: float = 0.02
+
+
+class BatchWriter:
+    """Judges, chains and stores batches of received messages. No MQTT here: easy to test."""
+
+    def __init__(self, store: Store, config: IngestConfig, clock: Callable[[], float] = time.time):
+        self.store = store
+        self.config = config
+        self.clock = clock
+        self._states: dict[str, DeviceState] = {}
+        self._topics: dict[str, DeviceTopic] = {}
+        self._bindings: dict[str, Binding] = {}
+        self._bindings_at = float("-inf")
+        self._last_logged: dict[tuple[str, str], float] = {}
+
+    def forget(self) -> None:
+        """Drop cached device state, e.g. after a failed write left it speculative."""
+        self._states.clear()
+
+    def write(self, received: list[Received]) -> None:
+        """Store everything in `received`; returns once Redis holds all of it."""
+        prepared = self.prepare(received)
+        self.finish(prepared, self.send(prepared).result())
+
+    def prepare(self, received: list[Received]) -> PreparedBatch:
+        """Judge and chain a batch against the cached device state (first step of a write)."""
+        now = self.clock()
+        self._refresh_bindings(now)
+        batch = IngestBatch(oldest_received_at=received[0].received_at if received else now)
+        fixes: list[_PendingFix] = []
+        auto_bound: dict[str, Binding] = {}
+        for message in received:
+            self._sort(message, batch, fixes, auto_bound)
+        if auto_bound:
+            self.store.bind(list(auto_bound.values()))
+        return PreparedBatch(batch, self._judge_and_chain(batch, fixes), now)
+
+    def send(self, prepared: PreparedBatch) -> PendingWrite:
+        """Hand the batch to Redis without waiting for the answer (second step)."""
+        return self.store.send_batch(prepared.batch, prepared.now)
+
+    def finish(self, prepared: PreparedBatch, statuses: list[int]) -> None:
+        """Settle what the store refused (third step): file duplicates as rejections, and
+        re-chain fixes whose predecessor moved under another worker. Blocks until stored."""
+        now = prepared.now
+        chained = prepared.chained
+        for round_number in range(_MAX_CHAIN_RETRIES):
+            conflicted, duplicates = self._sort_statuses(chained, statuses)
+            batch = IngestBatch(oldest_received_at=prepared.batch.oldest_received_at)
+            for fix in duplicates:
+                self._reject(batch, fix.message, fix.device, _duplicate(fix))
+            if not conflicted:
+                if len(batch):
+                    self.store.write_batch(batch, now)
+                return
+            log.debug("chain conflict round=%d fixes=%d", round_number, len(conflicted))
+            chained = self._judge_and_chain(batch, conflicted)
+            statuses = self.store.write_batch(batch, now)
+        for fix in chained:
+            self._reject(
+                batch,
+                fix.message,
+                fix.device,
+                Rejection(
+                    Reason.CHAIN_CONTENTION,
+                    f"chain head of {fix.device} kept moving under {_MAX_CHAIN_RETRIES} retries",
+                ),
+            )
+        self.store.write_batch(batch, now)
+
+    def _sort(
+        self,
+        message: Received,
+        batch: IngestBatch,
+        fixes: list[_PendingFix],
+        auto_bound: dict[str, Binding],
+    ) -> None:
+        if message.topic == BROKER_DROPPED_TOPIC:
+            self.store.record_broker_counter("publish_messages_dropped", message.payload.decode())
+            return
+        topic = self._topics.get(message.topic)
+        if topic is None:
+            try:
+                topic = parse_topic(self.config.root, message.topic)
+            except TopicError as exc:
+                self._reject(batch, message, "", Rejection(Reason.BAD_TOPIC, str(exc)))
+                return
+            if len(self._topics) >= _STATE_CACHE_MAX:
+                self._topics.clear()
+            self._topics[message.topic] = topic
+        device = DeviceKey(f"{topic.user}/{topic.device}")
+        rejection = check_size(message.payload, self.config.limits)
+        if rejection is not None:
+            self._reject(batch, message, device, rejection)
+            return
+        try:
+            decoded = messages.decode(topic.channel, message.payload)
+        except messages.PayloadError as exc:
+            self._reject(batch, message, device, Rejection(Reason(exc.reason), str(exc)))
+            return
+        resolved = resolve(self._bindings, topic.user, topic.device, self.config.unknown_devices)
+        if isinstance(resolved, Rejection):
+            self._reject(batch, message, device, resolved)
+            return
+        if resolved.auto:
+            self._bindings[topic.device] = resolved
+            auto_bound[topic.device] = resolved
+        if isinstance(decoded, messages.Location):
+            fixes.append(_PendingFix(message, decoded, resolved, device))
+            return
+        fields = {k: v for k, v in msgspec.structs.asdict(decoded).items() if v is not None}
+        body = msgspec.json.encode(
+            {"_type": decoded.__struct_config__.tag, **fields, "rx": message.received_at}
+        )
+        sha = hashlib.sha256(message.topic.encode() + b"\0" + message.payload).hexdigest()
+        kind = _MESSAGE_KINDS[type(decoded)]
+        batch.add_message(kind, device, resolved.officer, message.topic, body, sha)
+
+    def _judge_and_chain(self, batch: IngestBatch, fixes: list[_PendingFix]) -> list[_PendingFix]:
+        """Add each acceptable fix to `batch` with its chain link; returns those added."""
+        missing = list({f.device for f in fixes if f.device not in self._states})
+        if missing:
+            if len(self._states) + len(missing) > _STATE_CACHE_MAX:
+                self._states.clear()
+            self._states.update(self.store.device_states(missing))
+        chained: list[_PendingFix] = []
+        for pending in fixes:
+            judged = judge_location(
+                pending.device,
+                pending.location,
+                last=self._states[pending.device].last,
+                now=pending.message.received_at,
+                limits=self.config.limits,
+            )
+            if isinstance(judged, Rejection):
+                self._reject(batch, pending.message, pending.device, judged)
+                continue
+            self._chain(batch, pending, judged)
+            chained.append(pending)
+        return chained
+
+    def _sort_statuses(
+        self, chained: list[_PendingFix], statuses: list[int]
+    ) -> tuple[list[_PendingFix], list[_PendingFix]]:
+        """Split refused fixes into those whose predecessor moved and those already held.
+
+        Either way the head cached for the device assumed the fix would be stored: forget it.
+        """
+        conflicted, duplicates = [], []
+        for pending, status in zip(chained, statuses, strict=True):
+            if status == FIX_DUPLICATE:
+                duplicates.append(pending)
+            elif status == FIX_CONFLICT:
+                conflicted.append(pending)
+            else:
+                continue
+            self._states.pop(pending.device, None)
+        return conflicted, duplicates
+
+    def _chain(self, batch: IngestBatch, pending: _PendingFix, fix: Fix) -> None:
+        state = self._states[pending.device]
+        canonical = fix.canonical()
+        raw_sha = hashlib.sha256(pending.message.payload).hexdigest()
+        prev = state.head or genesis(pending.device)
+        chain_hash = link(prev, canonical, raw_sha)
+        batch.add_fix(
+            pending.device,
+            pending.binding.officer,
+            pending.binding.team,
+            fix.fix_at,
+            fix.lon,
+            fix.lat,
+            canonical,
+            raw_sha,
+            chain_hash,
+            state.head,
+            fix.backfill,
+        )
+        last = state.last if fix.backfill else LastFix(fix.lon, fix.lat, fix.fix_at)
+        self._states[pending.device] = DeviceState(chain_hash, last)
+
+    def _reject(
+        self, batch: IngestBatch, message: Received, device: str, rejection: Rejection
+    ) -> None:
+        sha = hashlib.sha256(message.payload).hexdigest()
+        payload = message.payload[: self.config.limits.max_payload_bytes]
+        batch.add_reject(device, rejection.reason, rejection.detail, message.topic, payload, sha)
+        key = (device, rejection.reason)
+        if message.received_at - self._last_logged.get(key, float("-inf")) >= _LOG_EVERY_S:
+            self._last_logged[key] = message.received_at
+            log.warning(
+                "rejected device=%s reason=%s detail=%r",
+                device or "-",
+                rejection.reason,
+                rejection.detail,
+            )
+
+    def _refresh_bindings(self, now: float) -> None:
+        if now - self._bindings_at >= _REGISTRY_REFRESH_S:
+            self._bindings = self.store.bindings()
+            self._bindings_at = now
+
+
+def _duplicate(fix: _PendingFix) -> Rejection:
+    loc = fix.location
+    return Rejection(
+        Reason.DUPLICATE,
+        f"a fix at tst {loc.tst} ({loc.lon}, {loc.lat}) is already stored for {fix.device}: "
+        "a redelivery or a repeated report",
+    )

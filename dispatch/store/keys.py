@@ -1,0 +1,97 @@
+"""Key names: the prefix of a deployment (or a test) followed by what the key holds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    prefix: str
+
+    def device(self, dev: str) -> str:
+        return f"{self.prefix}:dev:{dev}"
+
+    def track(self, dev: str) -> str:
+        return f"{self.prefix}:track:{dev}"
+
+    def seen(self, dev: str) -> str:
+        return f"{self.prefix}:seen:{dev}"
+
+    def geo(self, team: str) -> str:
+        return f"{self.prefix}:geo:{team}"
+
+    @property
+    def seen_at(self) -> str:
+        return f"{self.prefix}:seen_at"
+
+    @property
+    def registry(self) -> str:
+        return f"{self.prefix}:registry"
+
+    @property
+    def stats(self) -> str:
+        return f"{self.prefix}:stats"
+
+    @property
+    def rejected_by_device(self) -> str:
+        return f"{self.prefix}:rejected_by_device"
+
+    @property
+    def deadletter(self) -> str:
+        return f"{self.prefix}:deadletter"
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}:events"
+
+    @property
+    def inbox(self) -> str:
+        return f"{self.prefix}:inbox"
+
+    @property
+    def conn(self) -> str:
+        return f"{self.prefix}:conn"
+
+    @property
+    def devstat(self) -> str:
+        return f"{self.prefix}:devstat"
+
+    @property
+    def clips(self) -> str:
+        return f"{self.prefix}:clips"
+
+    def clips_by_officer(self, officer: str) -> str:
+        return f"{self.prefix}:clips_by_officer:{officer}"
+
+    @property
+    def broker(self) -> str:
+        return f"{self.prefix}:broker"
+
+    @property
+    def ingest_status(self) -> str:
+        return f"{self.prefix}:ingest_status"
+
+    @property
+    def incidents(self) -> str:
+        return f"{self.prefix}:incidents"
+
+    @property
+    def deadlines(self) -> str:
+        return f"{self.prefix}:deadlines"
+
+    @property
+    def engine_lease(self) -> str:
+        return f"{self.prefix}:engine_lease"
+
+    @property
+    def engine_progress(self) -> str:
+        return f"{self.prefix}:engine_progress"
+
+    @property
+    def audit(self) -> str:
+        return f"{self.prefix}:audit"
+
+    @property
+    def outbox(self) -> str:
+        return f"{self.prefix}:outbox"
