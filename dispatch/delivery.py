@@ -48,7 +48,10 @@ class OrderDelivery:
         except redis.ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
-        self.client.connect(self.host, self.port, keepalive=30)
+        # paho connects in the background and reconnects with backoff; until it is connected,
+        # deliveries fail, stay unacknowledged in the outbox and are retried.
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client.connect_async(self.host, self.port, keepalive=30)
         self.client.loop_start()
         self.ready.set()
         try:
@@ -65,7 +68,7 @@ class OrderDelivery:
                         for entry_id, fields in entries:
                             try:
                                 self._deliver(fields)
-                            except (OSError, ValueError) as exc:
+                            except (OSError, ValueError, RuntimeError) as exc:
                                 # Left pending: the next pass over unacknowledged entries retries.
                                 log.error("order delivery failed (%s); retrying in 1 s", exc)
                                 stop.wait(1.0)
