@@ -39,7 +39,6 @@ class OrderDelivery:
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
         )
-        self.ready = threading.Event()
 
     def run(self, stop: threading.Event) -> None:
         keys = self.store.keys
@@ -53,30 +52,35 @@ class OrderDelivery:
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
         self.client.connect_async(self.host, self.port, keepalive=30)
         self.client.loop_start()
-        self.ready.set()
         try:
             while not stop.is_set():
-                for cursor in ("0", ">"):  # first what a previous run left unacknowledged
-                    reply = self.store.redis.xreadgroup(
-                        GROUP,
-                        "deliverer",
-                        {keys.outbox: cursor},
-                        count=100,
-                        block=None if cursor == "0" else 1000,
-                    )
-                    for _stream, entries in reply or []:
-                        for entry_id, fields in entries:
-                            try:
-                                self._deliver(fields)
-                            except (OSError, ValueError, RuntimeError) as exc:
-                                # Left pending: the next pass over unacknowledged entries retries.
-                                log.error("order delivery failed (%s); retrying in 1 s", exc)
-                                stop.wait(1.0)
-                                break
-                            self.store.redis.xack(keys.outbox, GROUP, entry_id)
+                try:
+                    self._pass(stop)
+                except (redis.ConnectionError, redis.TimeoutError) as exc:
+                    log.error("order delivery lost Redis (%s); retrying in 1 s", exc)
+                    stop.wait(1.0)
         finally:
             self.client.loop_stop()
             self.client.disconnect()
+
+    def _pass(self, stop: threading.Event) -> None:
+        """Deliver what a previous pass left unacknowledged, then what is new."""
+        outbox = self.store.keys.outbox
+        for cursor in ("0", ">"):
+            block = None if cursor == "0" else 1000
+            reply = self.store.redis.xreadgroup(
+                GROUP, "deliverer", {outbox: cursor}, count=100, block=block
+            )
+            for _stream, entries in reply or []:
+                for entry_id, fields in entries:
+                    try:
+                        self._deliver(fields)
+                    except (OSError, ValueError, RuntimeError) as exc:
+                        # Left pending: the next pass over unacknowledged entries retries it.
+                        log.error("order delivery failed (%s); retrying in 1 s", exc)
+                        stop.wait(1.0)
+                        return
+                    self.store.redis.xack(outbox, GROUP, entry_id)
 
     def _devices(self, officer: str) -> list[str]:
         return sorted(b.device for b in self.store.bindings().values() if b.officer == officer)

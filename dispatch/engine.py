@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 
 import msgspec
+import redis
 
 from devices.downlink import OrderNotice
 from devices.translate import Assignments, Untranslatable, translate
@@ -67,19 +68,30 @@ class Engine:
         self.leading = threading.Event()
 
     def run(self, stop: threading.Event) -> None:
-        """Stand by until the lease is free, lead until it is lost or `stop` is set."""
+        """Stand by until the lease is free, lead until it is lost or `stop` is set.
+
+        Losing Redis costs the lead, never the process: the engine waits and stands again.
+        """
         while not stop.is_set():
-            if not self.store.try_lead(self.holder, self.lease_ms):
-                stop.wait(self.lease_ms / 10_000)
-                continue
-            log.info("engine %s leads", self.holder)
-            self.leading.set()
             try:
-                self._lead(stop)
-            finally:
+                self._stand(stop)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
                 self.leading.clear()
-                self.store.resign(self.holder)
-                log.info("engine %s stands down", self.holder)
+                log.error("engine %s lost Redis (%s); standing again in 1 s", self.holder, exc)
+                stop.wait(1.0)
+
+    def _stand(self, stop: threading.Event) -> None:
+        if not self.store.try_lead(self.holder, self.lease_ms):
+            stop.wait(self.lease_ms / 10_000)
+            return
+        log.info("engine %s leads", self.holder)
+        self.leading.set()
+        try:
+            self._lead(stop)
+        finally:
+            self.leading.clear()
+        self.store.resign(self.holder)
+        log.info("engine %s stands down", self.holder)
 
     def _lead(self, stop: threading.Event) -> None:
         center = CommandCenter(self.policies)
