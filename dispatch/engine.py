@@ -22,17 +22,18 @@ import msgspec
 import redis
 
 from devices.downlink import OrderNotice
+from devices.presence import Presence
 from devices.translate import Assignments, Untranslatable, translate
 from dispatch.city import City
 from dispatch.core import effects as fx
 from dispatch.core.center import CommandCenter
-from dispatch.core.events import Event, IncidentReported, OrderIssued
-from dispatch.core.model import Incident, IncidentId, Milestone, Order, OrderId
+from dispatch.core.events import Event, IncidentReported, OfficerWentOffline, OrderIssued
+from dispatch.core.model import Incident, IncidentId, Milestone, Order, OrderId, Phase
 from dispatch.core.policy import PolicyBook
 from dispatch.core.roster import OfficerId
 from dispatch.core.timeline import TimelineError
 from dispatch.core.tracking import SceneWatcher
-from dispatch.officers import officer_states, recommend_for
+from dispatch.officers import officer_positions, officer_states, recommend_for
 from dispatch.store import EngineStep, EngineStore, Store
 from gis.coords import LonLat
 
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 _MAX_BLOCK_S = 1.0
 _ORDER_KINDS = ("ack", "transition", "conn", "lwt")
+_SILENCE_CHECK_S = 5.0
 _NO_ORDERS = Assignments({}, {})
 # While officers are on their way, positions are read at least this often.
 _WATCHING_BLOCK_S = 0.2
@@ -100,6 +102,7 @@ class Engine:
         self.store.ensure_inbox_group()
         watcher = SceneWatcher()
         positions_cursor = "$"
+        silence_check_at = 0.0
         renew_every_s = self.lease_ms / 3000
         renew_at = time.monotonic() + renew_every_s
         while not stop.is_set():
@@ -124,6 +127,10 @@ class Engine:
                 officer = OfficerId(dev.split("/", 1)[0])
                 for event in watcher.observe(officer, LonLat(lon, lat), float(fix_at)):
                     self._apply_event(center, step, event, f"fix:{dev}:{fix_at}", now)
+            if now >= silence_check_at:
+                silence_check_at = now + _SILENCE_CHECK_S
+                for event in self._silent_officers(center, now):
+                    self._apply_event(center, step, event, "presence", now)
             self._perform(center, step, center.expire(now), now)
             for record in step.audit:
                 record["engine"] = self.holder
@@ -133,6 +140,27 @@ class Engine:
                     self.holder,
                 )
                 return
+
+    def _silent_officers(self, center: CommandCenter, now: float) -> list[Event]:
+        """Officers on an order whose every device has gone offline by silence alone (a phone
+        in a dead zone sends no will): their orders go back for re-dispatch."""
+        on_the_way = [
+            (incident.id, officer)
+            for incident in center.incidents.values()
+            if incident.phase in (Phase.DISPATCHED, Phase.EN_ROUTE) and incident.order is not None
+            for officer in incident.order.officers
+        ]
+        if not on_the_way:
+            return []
+        stale_s, offline_s = self.presence_limits
+        positions = officer_positions(
+            self.devices, now=now, stale_after_s=stale_s, offline_after_s=offline_s
+        )
+        return [
+            OfficerWentOffline(incident, officer)
+            for incident, officer in on_the_way
+            if officer in positions and positions[officer][0] is Presence.OFFLINE
+        ]
 
     def _apply_entry(
         self,

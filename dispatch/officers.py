@@ -25,20 +25,10 @@ _PRESENCE = {
 _BEST_FIRST = (Presence.ONLINE, Presence.STALE, Presence.OFFLINE)
 
 
-def officer_states(
-    store: Store,
-    incidents: Iterable[Incident],
-    *,
-    now: float,
-    stale_after_s: float,
-    offline_after_s: float,
-) -> dict[OfficerId, OfficerState]:
-    occupied = {
-        officer
-        for incident in incidents
-        if incident.phase in _OCCUPIED and incident.order is not None
-        for officer in incident.order.officers
-    }
+def officer_positions(
+    store: Store, *, now: float, stale_after_s: float, offline_after_s: float
+) -> dict[OfficerId, tuple[Presence, LonLat]]:
+    """Each officer's best presence across their devices, and that device's last position."""
     bindings = store.bindings()
     keys = [f"{b.officer}/{b.device}" for b in bindings.values()]
     best: dict[OfficerId, tuple[int, int, LonLat]] = {}
@@ -58,13 +48,32 @@ def officer_states(
         current = best.get(officer)
         if current is None or (rank, -fix_at) < (current[0], -current[1]):
             best[officer] = (rank, fix_at, LonLat(float(record["lon"]), float(record["lat"])))
+    return {officer: (_BEST_FIRST[rank], point) for officer, (rank, _at, point) in best.items()}
+
+
+def officer_states(
+    store: Store,
+    incidents: Iterable[Incident],
+    *,
+    now: float,
+    stale_after_s: float,
+    offline_after_s: float,
+) -> dict[OfficerId, OfficerState]:
+    """Candidates for recommendation: busy while an order has them, else by presence."""
+    occupied = {
+        officer
+        for incident in incidents
+        if incident.phase in _OCCUPIED and incident.order is not None
+        for officer in incident.order.officers
+    }
+    positions = officer_positions(
+        store, now=now, stale_after_s=stale_after_s, offline_after_s=offline_after_s
+    )
     return {
         officer: OfficerState(
-            officer,
-            point,
-            Availability.BUSY if officer in occupied else _PRESENCE[_BEST_FIRST[rank]],
+            officer, point, Availability.BUSY if officer in occupied else _PRESENCE[seen]
         )
-        for officer, (rank, _fix_at, point) in best.items()
+        for officer, (seen, point) in positions.items()
     }
 
 

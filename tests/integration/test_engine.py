@@ -13,10 +13,12 @@ import time
 import msgspec
 import yaml
 
+from devices.batch import BatchWriter, Received
 from dispatch.core.model import Incident, Milestone, Phase
 from dispatch.core.policy import PolicyBook
 from dispatch.engine import Engine
-from dispatch.store import EngineStore
+from dispatch.store import Binding, EngineStore
+from tests.conftest import ingest_config
 from tests.integration.helpers import wait_until
 
 SHORT = {
@@ -184,3 +186,40 @@ def test_standby_takes_over_a_killed_leader_and_every_deadline_fires_once(
         for process in engines.values():
             process.kill()
             process.wait()
+
+
+def test_an_officer_silent_past_the_offline_limit_loses_the_order(store) -> None:
+    store.bind([Binding("BC-9", "zhao6", "")])
+    writer = BatchWriter(store, ingest_config("owntracks"))
+    fix = json.dumps(
+        {"_type": "location", "lat": 29.08, "lon": 119.65, "tst": int(time.time())}
+    ).encode()
+    writer.write([Received(1, 1, "owntracks/zhao6/BC-9", fix, time.time())])
+    engine_store = EngineStore(store)
+    policies = PolicyBook.from_dict(
+        {"default": {**SHORT, "respond_s": 60, "turn_out_s": 120, "handle_s": 300}}
+    )
+    engine = Engine(
+        store, holder="e2", policies=policies, lease_ms=3000, presence_limits=(1.0, 2.0)
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=engine.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        report(engine_store, "INC-S")
+        engine_store.command(
+            {
+                "type": "OrderIssued",
+                "incident": "INC-S",
+                "order": "O1",
+                "officers": ["zhao6"],
+                "by": "d7",
+            }
+        )
+        wait_until(lambda: any(r["kind"] == "redispatch" for r in engine_store.audit_records()), 15)
+        redispatch = next(r for r in engine_store.audit_records() if r["kind"] == "redispatch")
+        assert "officer went offline" in json.loads(redispatch["detail"])["reason"]
+        assert saved(engine_store, "INC-S").past_officers == ("zhao6",)
+    finally:
+        stop.set()
+        thread.join(10)
