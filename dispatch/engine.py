@@ -54,7 +54,7 @@ class Engine:
         *,
         holder: str,
         policies: PolicyBook | None = None,
-        lease_ms: int = 10_000,
+        lease_ms: int = 8_000,
         city: City | None = None,
         presence_limits: tuple[float, float] = (60.0, 300.0),
         clock: Callable[[], float] = time.time,

@@ -45,7 +45,8 @@ class Settings(BaseSettings):
     max_speed_kmh: float = 250.0
 
     engine_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
-    engine_lease_ms: int = 10_000
+    # A standby takes over within lease + lease/10 of a leader's death: under 10 s.
+    engine_lease_ms: int = 8_000
     policy_file: Path | None = None
 
     # The city: areas (GeoJSON/GeoPackage/Shapefile), the roster, and optionally streets.

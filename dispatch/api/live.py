@@ -18,9 +18,76 @@ import msgspec
 import redis.asyncio as aioredis
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from dispatch.city import City
 from dispatch.core.model import Incident
+from gis.coords import LonLat
 
 router = APIRouter(tags=["live"])
+
+_INCIDENT_TYPES = ("incident",)
+
+
+class Scope:
+    """What one screen may see: event types, one officer's own work, or one area.
+
+    Incidents are in scope by their order (officer) or their place (area); alerts and other
+    incident-bound events follow their incident; positions by device owner or place.
+    """
+
+    def __init__(
+        self, types: str | None, officer: str | None, area: str | None, city: City | None
+    ) -> None:
+        if area is not None and city is None:
+            raise ValueError("area scopes need a configured city (YIWANG_AREAS_FILE)")
+        self.types = set(types.split(",")) if types else None
+        self.officer = officer
+        self.area = area
+        self.city = city
+        self.incidents: set[str] = set()
+
+    @property
+    def scoped(self) -> bool:
+        return self.officer is not None or self.area is not None
+
+    def _in_area(self, lon: float, lat: float) -> bool:
+        assert self.city is not None and self.area is not None
+        found = self.city.areas.area_for(LonLat(lon, lat))
+        if found is None:
+            return False
+        return found.id == self.area or any(
+            a.id == self.area for a in self.city.areas.ancestors(found.id)
+        )
+
+    def incident(self, body: dict[str, Any]) -> bool:
+        order = body.get("order") or {}
+        mine = self.officer is None or self.officer in order.get("officers", [])
+        here = self.area is None or self._in_area(*body["location"])
+        if mine and here:
+            self.incidents.add(body["id"])
+        return body["id"] in self.incidents
+
+    def positions(self, rows: list[list[Any]]) -> list[list[Any]]:
+        return [
+            row
+            for row in rows
+            if (self.officer is None or row[0].split("/", 1)[0] == self.officer)
+            and (self.area is None or self._in_area(row[1], row[2]))
+        ]
+
+    def view(self, kind: str, body: Any) -> Any | None:
+        """The event as this screen sees it, or None to leave it out."""
+        if self.types is not None and kind not in self.types:
+            return None
+        if not self.scoped:
+            return body
+        if kind in _INCIDENT_TYPES:
+            return body if self.incident(body) else None
+        if kind == "positions":
+            return self.positions(body) or None
+        if isinstance(body, dict) and "incident" in body:
+            return body if body["incident"] in self.incidents else None
+        return None
+
 
 _BLOCK_MS = 1000
 _BATCH = 500
@@ -31,7 +98,7 @@ def _stream_id(text: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-async def _snapshot(client: aioredis.Redis, keys: Any) -> dict[str, Any]:
+async def _snapshot(client: aioredis.Redis, keys: Any, scope: Scope) -> dict[str, Any]:
     last = await client.xrevrange(keys.events, count=1)
     seq = last[0][0] if last else "0-0"
     incidents = [
@@ -42,22 +109,35 @@ async def _snapshot(client: aioredis.Redis, keys: Any) -> dict[str, Any]:
         record = await client.hgetall(keys.device(dev))
         if "fix_at" in record:
             devices.append([dev, float(record["lon"]), float(record["lat"]), int(record["fix_at"])])
+    shown = [msgspec.to_builtins(i) for i in incidents if not i.phase.terminal]
     return {
         "seq": seq,
         "type": "snapshot",
-        "incidents": [msgspec.to_builtins(i) for i in incidents if not i.phase.terminal],
-        "devices": devices,
+        "incidents": [i for i in shown if not scope.scoped or scope.incident(i)],
+        "devices": scope.positions(devices) if scope.scoped else devices,
     }
 
 
 @router.websocket("/ws/live")
-async def live(websocket: WebSocket, since: str | None = None, types: str | None = None) -> None:
-    """Snapshot then deltas; `since` resumes after a sequence; `types` filters (comma list)."""
+async def live(
+    websocket: WebSocket,
+    since: str | None = None,
+    types: str | None = None,
+    officer: str | None = None,
+    area: str | None = None,
+) -> None:
+    """Snapshot then deltas; `since` resumes after a sequence. Scopes: `types` (comma list),
+    `officer` (an officer's own orders and positions: the officer page), `area` (an area and
+    everything inside it)."""
     state = websocket.app.state.yiwang
     client: aioredis.Redis = state.live_redis
     keys = state.store.keys
-    wanted = set(types.split(",")) if types else None
     await websocket.accept()
+    try:
+        scope = Scope(types, officer, area, state.city)
+    except ValueError as exc:
+        await websocket.close(code=1008, reason=str(exc))
+        return
     try:
         cursor = since
         if cursor is not None:
@@ -66,7 +146,7 @@ async def live(websocket: WebSocket, since: str | None = None, types: str | None
                 await websocket.send_json({"seq": cursor, "type": "resync"})
                 cursor = None
         if cursor is None:
-            snapshot = await _snapshot(client, keys)
+            snapshot = await _snapshot(client, keys, scope)
             await websocket.send_json(snapshot)
             cursor = snapshot["seq"]
         while True:
@@ -74,14 +154,15 @@ async def live(websocket: WebSocket, since: str | None = None, types: str | None
             for _stream, entries in reply:
                 for entry_id, fields in entries:
                     cursor = entry_id
-                    if wanted is None or fields.get("type") in wanted:
-                        body = fields.get("body", "null")
+                    kind = fields.get("type", "")
+                    body = scope.view(kind, json.loads(fields.get("body", "null")))
+                    if body is not None:
                         await websocket.send_text(
                             json.dumps(
                                 {
                                     "seq": entry_id,
-                                    "type": fields.get("type"),
-                                    "body": json.loads(body),
+                                    "type": kind,
+                                    "body": body,
                                 }
                             )
                         )

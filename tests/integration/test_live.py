@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import yaml
 from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
 from dispatch.api.app import create_app
 from dispatch.settings import Settings
@@ -138,3 +140,26 @@ def test_live_feed_resumes_after_a_disconnect_without_loss_or_repeats(
         assert [m["seq"] for m in received] == missed
         assert len({m["seq"] for m in received}) == len(received)
         assert {"incident", "warning", "escalation"} <= {m["type"] for m in received}
+
+
+def test_the_officer_page_sees_only_its_officers_work(redis_service, prefix, tmp_path) -> None:
+    with make_client(redis_service, prefix, tmp_path) as client:
+        wait_until(lambda: client.get("/api/health").json()["engine_leading"], 10, "engine")
+        theirs, other = new_incident(client, "theirs"), new_incident(client, "someone else's")
+        client.post(f"/api/incidents/{theirs}/assign", json={"officers": ["li4"], "by": "d7"})
+        wait_until(
+            lambda: client.get(f"/api/incidents/{theirs}").json()["phase"] == "dispatched", 10
+        )
+        with client.websocket_connect("/ws/live?officer=li4") as ws:
+            snapshot = ws.receive_json()
+            assert [i["id"] for i in snapshot["incidents"]] == [theirs]
+            client.post(f"/api/incidents/{other}/acknowledge", json={"by": "d7"})
+            client.post(
+                f"/api/incidents/{theirs}/reassign", json={"by": "d7", "reason": "closer unit"}
+            )
+            update = ws.receive_json()
+            assert theirs in (update["body"].get("id"), update["body"].get("incident"))
+        with client.websocket_connect("/ws/live?area=east") as ws:
+            with pytest.raises(WebSocketDisconnect) as closed:
+                ws.receive_json()
+            assert "configured city" in closed.value.reason

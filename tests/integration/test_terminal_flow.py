@@ -149,6 +149,10 @@ def test_terminal_acknowledges_departs_and_arrives(
         ranked = client.get(f"/api/incidents/{incident}/recommendations").json()
         assert [r["officer"] for r in ranked] == ["zhang3", "li4", "wang5"]
         assert "owning team" in ranked[0]["reason"] and "fallback" in ranked[2]["reason"]
+        with client.websocket_connect("/ws/live?area=east") as ws:  # a district screen
+            snapshot = ws.receive_json()
+        assert [i["id"] for i in snapshot["incidents"]] == [incident]
+        assert [d[0] for d in snapshot["devices"]] == ["zhang3/BC-1"]  # li4 is south, wang5 west
         best = [ranked[0]["officer"]]
         order = client.post(
             f"/api/incidents/{incident}/assign", json={"officers": best, "by": "d7"}
