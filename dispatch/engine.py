@@ -215,7 +215,8 @@ class Engine:
     ) -> None:
         """Order the best recommended officer, where the policy dispatches by itself."""
         incident = center.incidents[incident_id]
-        if self.city is None or not center.policy(incident).auto_dispatch:
+        policy = center.policy(incident)
+        if self.city is None or not policy.auto_dispatch:
             return
         stale_s, offline_s = self.presence_limits
         states = officer_states(
@@ -225,8 +226,9 @@ class Engine:
             stale_after_s=stale_s,
             offline_after_s=offline_s,
         )
-        best = recommend_for(self.city, states, incident, now=now, exclude=exclude, k=1)
-        if not best:
+        crew = 2 if policy.two_officers else 1
+        best = recommend_for(self.city, states, incident, now=now, exclude=exclude, k=crew)
+        if len(best) < crew:
             step.audit.append(
                 _audit(now, "no_candidate", incident=incident_id, reason="no available officer")
             )
@@ -235,7 +237,7 @@ class Engine:
         self._apply_event(
             center,
             step,
-            OrderIssued(incident_id, order, (best[0].officer,), by="auto"),
+            OrderIssued(incident_id, order, tuple(r.officer for r in best), by="auto"),
             "auto",
             now,
         )
@@ -261,6 +263,12 @@ class Engine:
                     body = _json(effect)
                     step.events.append({"type": kind, "body": body})
                     step.audit.append(_audit(now, kind, incident=effect.incident, detail=body))
+                case fx.PartnerMissing():
+                    body = _json(effect)
+                    step.events.append({"type": "partner_missing", "body": body})
+                    step.audit.append(
+                        _audit(now, "partner_missing", incident=effect.incident, detail=body)
+                    )
                 case fx.Redispatch():
                     self._auto_dispatch(center, step, effect.incident, effect.exclude, now)
                     body = _json(effect)

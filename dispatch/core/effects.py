@@ -40,6 +40,15 @@ class Escalate:
 
 
 @dataclass(frozen=True, slots=True)
+class PartnerMissing:
+    """双人执法: an officer has been alone on scene longer than the policy allows."""
+
+    incident: IncidentId
+    on_scene: tuple[OfficerId, ...]
+    missing: tuple[OfficerId, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Redispatch:
     """Recommend and order the next officer, never one already tried."""
 
@@ -71,4 +80,13 @@ class Publish:
     incident: Incident
 
 
-Effect = RecordMilestone | Warn | Escalate | Redispatch | SendOrder | WithdrawOrder | Publish
+Effect = (
+    RecordMilestone
+    | Warn
+    | Escalate
+    | PartnerMissing
+    | Redispatch
+    | SendOrder
+    | WithdrawOrder
+    | Publish
+)

@@ -85,6 +85,7 @@ class Order:
     officers: tuple[OfficerId, ...]
     issued_at: float
     accepted_by: OfficerId | None = None
+    on_scene: tuple[OfficerId, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +105,7 @@ class Incident:
     merged_into: IncidentId | None = None
     # Alerts already raised, as (milestone, level): 0 the warning, 1 the breach, 2+ the ladder.
     alerts: tuple[tuple[Milestone, int], ...] = ()
+    partner_alerted: bool = False  # 双人执法: one officer alone on scene past the limit
 
     def reached(self, milestone: Milestone) -> MilestoneRecord | None:
         return next((m for m in self.milestones if m.milestone is milestone), None)

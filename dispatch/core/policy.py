@@ -52,6 +52,9 @@ class TimelinePolicy:
     auto_dispatch: bool = False
     # The incident's fence: entering it is arrival (server-side and on OwnTracks phones).
     arrive_radius_m: float = 50.0
+    # 双人执法: orders go to two officers; one alone on scene this long raises an alert.
+    two_officers: bool = False
+    partner_within_s: float = 120.0
 
     def due_at(self, milestone: Milestone, reported_at: float) -> float | None:
         limit = self.deadlines_s.get(milestone)
@@ -114,6 +117,8 @@ def _policy(base: TimelinePolicy, entry: Mapping[str, Any], name: str) -> Timeli
         "accept_within_s",
         "auto_dispatch",
         "arrive_radius_m",
+        "two_officers",
+        "partner_within_s",
     }
     if unknown:
         raise PolicyError(f"policy {name}: unknown keys {sorted(unknown)}")
@@ -141,4 +146,8 @@ def _policy(base: TimelinePolicy, entry: Mapping[str, Any], name: str) -> Timeli
         policy = replace(policy, auto_dispatch=bool(entry["auto_dispatch"]))
     if "arrive_radius_m" in entry:
         policy = replace(policy, arrive_radius_m=float(entry["arrive_radius_m"]))
+    if "two_officers" in entry:
+        policy = replace(policy, two_officers=bool(entry["two_officers"]))
+    if "partner_within_s" in entry:
+        policy = replace(policy, partner_within_s=float(entry["partner_within_s"]))
     return policy

@@ -25,6 +25,7 @@ from dispatch.core import events as ev
 from dispatch.core.effects import (
     Effect,
     Escalate,
+    PartnerMissing,
     Publish,
     RecordMilestone,
     Redispatch,
@@ -68,7 +69,11 @@ TRANSITIONS: dict[Phase, dict[type, Phase]] = {
         ev.ReassignRequested: P.ACKNOWLEDGED,
         **_ENDINGS,
     },
-    P.ON_SCENE: {ev.IncidentResolved: P.RESOLVED, ev.IncidentCancelled: P.CANCELLED},
+    P.ON_SCENE: {
+        ev.OfficerArrived: P.ON_SCENE,  # the partner of a two-officer order
+        ev.IncidentResolved: P.RESOLVED,
+        ev.IncidentCancelled: P.CANCELLED,
+    },
     P.RESOLVED: {ev.IncidentClosed: P.CLOSED},
     P.CLOSED: {},
     P.CANCELLED: {},
@@ -134,15 +139,24 @@ def handle(
     if isinstance(event, ev.OrderIssued):
         if not event.officers:
             raise TimelineError(f"incident {incident.id}: an order needs at least one officer")
+        if policy.two_officers and len(set(event.officers)) < 2:
+            raise TimelineError(
+                f"incident {incident.id}: {incident.category} needs two officers (双人执法)"
+            )
         changed = replace(changed, order=Order(event.order, event.officers, now))
     elif isinstance(event, ev.OrderAccepted | ev.OfficerDeparted | ev.OfficerArrived):
-        assert changed.order is not None
-        if changed.order.accepted_by is None:
-            changed = replace(changed, order=replace(changed.order, accepted_by=event.officer))
+        order = changed.order
+        assert order is not None
+        if order.accepted_by is None:
+            order = replace(order, accepted_by=event.officer)
+        if isinstance(event, ev.OfficerArrived) and event.officer not in order.on_scene:
+            order = replace(order, on_scene=(*order.on_scene, event.officer))
+        changed = replace(changed, order=order)
     elif isinstance(event, ev.DuplicateMerged):
         changed = replace(changed, merged_into=event.into)
     if target is P.ACKNOWLEDGED and incident.order is not None:
-        changed, effects = _redispatch(changed, _why(event), withdraw=True)
+        changed, more = _redispatch(changed, _why(event), withdraw=True)
+        effects += more
     elif target.terminal and incident.order is not None and incident.phase is not P.RESOLVED:
         effects.append(
             WithdrawOrder(incident.id, incident.order.id, incident.order.officers, _why(event))
@@ -221,8 +235,9 @@ def _enter(
     return replace(incident, phase=phase), effects
 
 
-# A timer: (when, milestone or None for the acceptance timer, alert level).
+# A timer: (when, milestone, alert level); without a milestone, one of the order timers.
 Timer = tuple[float, Milestone | None, int]
+_ACCEPT, _PARTNER = 0, 1
 
 
 def _next_timer(incident: Incident, policy: TimelinePolicy) -> Timer | None:
@@ -243,7 +258,17 @@ def _next_timer(incident: Incident, policy: TimelinePolicy) -> Timer | None:
                 break  # the ladder is climbed one step at a time
     order = incident.order
     if incident.phase is P.DISPATCHED and order is not None and order.accepted_by is None:
-        timers.append((order.issued_at + policy.accept_within_s, None, 0))
+        timers.append((order.issued_at + policy.accept_within_s, None, _ACCEPT))
+    arrived = incident.reached(Milestone.ARRIVE)
+    if (
+        policy.two_officers
+        and incident.phase is P.ON_SCENE
+        and order is not None
+        and len(order.on_scene) < len(order.officers)
+        and arrived is not None
+        and not incident.partner_alerted
+    ):
+        timers.append((arrived.reached_at + policy.partner_within_s, None, _PARTNER))
     return min(timers, key=lambda t: (t[0], t[2])) if timers else None
 
 
@@ -251,6 +276,11 @@ def _fire(
     incident: Incident, timer: Timer, policy: TimelinePolicy
 ) -> tuple[Incident, list[Effect]]:
     _at, milestone, level = timer
+    if milestone is None and level == _PARTNER:
+        assert incident.order is not None
+        missing = tuple(o for o in incident.order.officers if o not in incident.order.on_scene)
+        alert = PartnerMissing(incident.id, incident.order.on_scene, missing)
+        return replace(incident, partner_alerted=True), [alert]
     if milestone is None:
         return _accept_timeout(incident)
     incident = replace(incident, alerts=(*incident.alerts, (milestone, level)))

@@ -38,12 +38,19 @@ class SceneWatcher:
         self._watches: dict[tuple[OfficerId, IncidentId], _Watch] = {}
 
     def sync(self, incidents: Iterable[Incident], radius_m: Callable[[Incident], float]) -> None:
-        """Watch exactly the officers of orders not yet on scene."""
+        """Watch exactly the officers of orders who are not yet on scene."""
         wanted: dict[tuple[OfficerId, IncidentId], Incident] = {}
         for incident in incidents:
-            if incident.phase in _WATCHED and incident.order is not None:
-                for officer in incident.order.officers:
+            order = incident.order
+            if order is None:
+                continue
+            if incident.phase in _WATCHED:
+                for officer in order.officers:
                     wanted[(officer, incident.id)] = incident
+            elif incident.phase is Phase.ON_SCENE:  # the partner of a two-officer order
+                for officer in order.officers:
+                    if officer not in order.on_scene:
+                        wanted[(officer, incident.id)] = incident
         for key in list(self._watches):
             current = wanted.get(key)
             if (

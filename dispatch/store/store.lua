@@ -47,9 +47,16 @@ local function store_fixes(p, fixes, statuses, positions, heard)
 end
 
 -- reject = {dev, reason, detail, topic, payload, payload_sha256}
+-- A rejected message redelivered after a crash (or repeated by the device) is kept once: the
+-- copy counts as a duplicate, so every message has exactly one verdict.
 local function store_rejects(p, rx, rejects)
   for n = 1, #rejects do
     local dev, reason, detail, topic, payload, payload_sha = unpack(rejects[n])
+    local seen_key = p .. ':rejseen:' .. redis.sha1hex(topic .. '\0' .. payload)
+    if reason ~= 'duplicate' and not redis.call('SET', seen_key, '1', 'NX', 'EX', MESSAGE_DEDUPE_TTL_S) then
+      reason = 'duplicate'
+      detail = 'the same message was already rejected: a redelivery or a repeated report'
+    end
     redis.call('XADD', p .. ':deadletter', 'MAXLEN', '~', DEADLETTER_MAXLEN, '*',
       'rx', rx, 'device', dev, 'topic', topic, 'reason', reason, 'detail', detail,
       'payload', payload, 'payload_sha256', payload_sha)

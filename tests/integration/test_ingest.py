@@ -71,6 +71,7 @@ def test_duplicates_backfill_and_bad_values_each_get_their_verdict(
         (topic, location(now - 5, lat=0, lon=0)),
         (topic, location(now * 1000)),  # milliseconds
         (topic, b'{"_type":"location","lat":29.1'),
+        (topic, b'{"_type":"location","lat":29.1'),  # the same junk again: one verdict each
         (topic, location(now - 3, lat=29.0802, crs="gcj02")),
     ]
     client = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv311)
@@ -78,6 +79,7 @@ def test_duplicates_backfill_and_bad_values_each_get_their_verdict(
     wait_until(lambda: verdicts(store) == len(messages))
     stats = store.stats()
     assert (stats["accepted"], stats["backfill"]) == (4, 1)
+    assert (stats["rejected:malformed_json"], stats["rejected:duplicate"]) == (1, 2)
     assert {d["reason"] for d in store.deadletters()} == {
         "duplicate",
         "implausible_jump",

@@ -41,18 +41,20 @@ class Expected:
 def expected_outcome(rows, ends_at: int) -> Expected:
     """Apply the data-quality rules to the feed, in the order the replay publishes it."""
     offset = ends_at - max(r.at for r in rows)
-    outcome, seen = Expected(), set()
+    outcome, seen, rejected_seen = Expected(), set(), set()
     last: dict[str, LastFix] = {}
     for row in sorted(rows, key=lambda r: r.at):
         dev = f"{row.user}/{row.device}"
-        msg = Location(
-            **{k: v for k, v in location_message(row, row.at + offset).items() if k != "_type"}
-        )
+        message = location_message(row, row.at + offset)
+        msg = Location(**{k: v for k, v in message.items() if k != "_type"})
         judged = judge_location(
             DeviceKey(dev), msg, last=last.get(dev), now=ends_at + 1, limits=Limits()
         )
         if isinstance(judged, Rejection):
-            outcome.rejected[judged.reason] += 1
+            # The same message rejected again is a duplicate, as the store counts it.
+            again = (dev, json.dumps(message)) in rejected_seen
+            rejected_seen.add((dev, json.dumps(message)))
+            outcome.rejected["duplicate" if again else judged.reason] += 1
             continue
         key = (dev, judged.fix_at, f"{judged.lon:.7f}", f"{judged.lat:.7f}")
         if key in seen:

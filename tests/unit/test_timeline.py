@@ -8,6 +8,7 @@ from dispatch.core import events as ev
 from dispatch.core.center import CommandCenter, DuplicateIncident, UnknownIncident
 from dispatch.core.effects import (
     Escalate,
+    PartnerMissing,
     Publish,
     RecordMilestone,
     Redispatch,
@@ -17,7 +18,7 @@ from dispatch.core.effects import (
 from dispatch.core.model import IncidentId, Milestone, OrderId, Phase, Source
 from dispatch.core.policy import EscalationAction, PolicyBook, PolicyError
 from dispatch.core.roster import OfficerId
-from dispatch.core.timeline import IllegalTransition, StaleOrder
+from dispatch.core.timeline import IllegalTransition, StaleOrder, TimelineError
 from gis.coords import LonLat
 
 T0 = 1_795_300_000.0
@@ -193,3 +194,29 @@ def test_policy_book_from_a_file() -> None:
     assert book.for_incident("noise", 3).due_at(Milestone.HANDLE, 0) == 900
     with pytest.raises(PolicyError, match="unknown keys"):
         PolicyBook.from_dict({"categories": {"x": {"respond": 1}}})
+
+
+def test_two_officer_rule_needs_a_pair_and_alerts_when_one_stands_alone() -> None:
+    book = PolicyBook.from_dict({"default": {"two_officers": True, "partner_within_s": 120}})
+    center = reported(CommandCenter(book))
+    with pytest.raises(TimelineError, match="双人执法"):
+        center.handle(ev.OrderIssued(INC, OrderId("O1"), (ZHANG,), by="d"), T0 + 10)
+    center.handle(ev.OrderIssued(INC, OrderId("O1"), (ZHANG, LI), by="d"), T0 + 10)
+    center.handle(ev.OfficerArrived(INC, OrderId("O1"), ZHANG), T0 + 40)
+    assert center.next_deadline() == T0 + 160
+    alone = center.expire(T0 + 160)
+    assert [e for e in alone if isinstance(e, PartnerMissing)] == [
+        PartnerMissing(INC, (ZHANG,), (LI,))
+    ]
+    center.handle(ev.OfficerArrived(INC, OrderId("O1"), LI), T0 + 170)
+    assert center.incidents[INC].order.on_scene == (ZHANG, LI)
+    later = center.expire(T0 + 1000)
+    assert not any(isinstance(e, PartnerMissing) for e in later)  # one alert, not a stream
+
+
+def test_a_partner_in_time_raises_no_alert() -> None:
+    center = reported(CommandCenter(PolicyBook.from_dict({"default": {"two_officers": True}})))
+    center.handle(ev.OrderIssued(INC, OrderId("O1"), (ZHANG, LI), by="d"), T0 + 10)
+    center.handle(ev.OfficerArrived(INC, OrderId("O1"), ZHANG), T0 + 40)
+    center.handle(ev.OfficerArrived(INC, OrderId("O1"), LI), T0 + 100)
+    assert not any(isinstance(e, PartnerMissing) for e in center.expire(T0 + 800))
