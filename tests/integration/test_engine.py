@@ -173,6 +173,7 @@ def test_standby_takes_over_a_killed_leader_and_every_deadline_fires_once(
             (a["incident"], a["milestone"], a.get("level", 0)) for a in fired
         )
         assert len(keys) == 6 * count and max(keys.values()) == 1  # each exactly once
+        assert {a["engine"] for a in fired if a["at"] < killed_at} == {"A"}  # only the leader acts
         by_b = [a for a in fired if a["engine"] == "B"]
         assert by_b, "the standby never fired anything"
         takeover_s = min(a["at"] for a in by_b) - killed_at
