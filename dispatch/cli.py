@@ -104,6 +104,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     print(
         f"\nYiwang demo: {args.officers} officers on patrol, data under {workdir}\n"
         f"  devices      {base}/api/devices\n"
+        f"  incidents    {base}/api/incidents   (POST one to start its clock)\n"
+        f"  live feed    ws://{settings.http_host}:{settings.http_port}/ws/live\n"
         f"  ingest stats {base}/api/ingest/stats\n"
         f"  health       {base}/api/health\n"
         "Ctrl-C stops everything.\n",
