@@ -19,7 +19,10 @@ local function store_fixes(p, fixes, statuses, positions, heard)
     local dev_key = p .. ':dev:' .. dev
     local seen_key = p .. ':seen:' .. dev
     local seen_member = fix_at .. '|' .. lon .. '|' .. lat
-    if redis.call('ZSCORE', seen_key, seen_member) then
+    -- Already judged: stored before, or rejected before (a redelivered copy judged again
+    -- against newer state could otherwise pass as backfill).
+    if redis.call('ZSCORE', seen_key, seen_member)
+        or redis.call('EXISTS', p .. ':rejseen:' .. dev .. ':' .. raw) == 1 then
       statuses[n] = DUPLICATE  -- the caller files it as a rejection, with its payload
     elseif (redis.call('HGET', dev_key, 'head') or '') ~= prev then
       statuses[n] = CONFLICT
@@ -52,7 +55,7 @@ end
 local function store_rejects(p, rx, rejects)
   for n = 1, #rejects do
     local dev, reason, detail, topic, payload, payload_sha = unpack(rejects[n])
-    local seen_key = p .. ':rejseen:' .. redis.sha1hex(topic .. '\0' .. payload)
+    local seen_key = p .. ':rejseen:' .. dev .. ':' .. payload_sha
     if reason ~= 'duplicate' and not redis.call('SET', seen_key, '1', 'NX', 'EX', MESSAGE_DEDUPE_TTL_S) then
       reason = 'duplicate'
       detail = 'the same message was already rejected: a redelivery or a repeated report'
