@@ -8,6 +8,8 @@ left in the past after `expire(now)`.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -36,9 +38,11 @@ REDISPATCH_FROM = {Phase.DISPATCHED, Phase.EN_ROUTE}
 
 
 class Timeline(RuleBasedStateMachine):
+    policy = POLICY
+
     def __init__(self) -> None:
         super().__init__()
-        self.center = CommandCenter(PolicyBook(default=POLICY))
+        self.center = CommandCenter(PolicyBook(default=self.policy))
         self.now = T0
         self.center.handle(
             ev.IncidentReported(INC, "noise", 3, LonLat(120.0, 30.0), Source.CITIZEN_REPORT), T0
@@ -50,6 +54,9 @@ class Timeline(RuleBasedStateMachine):
         self.stopped_at: float | None = None
         self.last_phase = Phase.REPORTED
         self.last_milestones: tuple = ()
+
+    def crew(self, officer: OfficerId) -> tuple[OfficerId, ...]:
+        return (officer,)
 
     @property
     def incident(self):
@@ -104,7 +111,7 @@ class Timeline(RuleBasedStateMachine):
             order_id = OrderId(f"O{self.orders}")
         event = {
             "ack": ev.IncidentAcknowledged(INC, by="d"),
-            "issue": ev.OrderIssued(INC, order_id, (officer,), by="d"),
+            "issue": ev.OrderIssued(INC, order_id, self.crew(officer), by="d"),
             "accept": ev.OrderAccepted(INC, order_id, officer),
             "reject": ev.OrderRejected(INC, order_id, officer),
             "depart": ev.OfficerDeparted(INC, order_id, officer),
@@ -171,3 +178,25 @@ class Timeline(RuleBasedStateMachine):
 
 Timeline.TestCase.settings = settings(max_examples=300, stateful_step_count=40, deadline=None)
 TestTimeline = Timeline.TestCase
+
+
+class TwoOfficerTimeline(Timeline):
+    """The same invariants under 双人执法: pairs, partners arriving later, the partner alert."""
+
+    policy = replace(POLICY, two_officers=True, partner_within_s=100.0)
+
+    def crew(self, officer: OfficerId) -> tuple[OfficerId, ...]:
+        return (officer, OFFICERS[(OFFICERS.index(officer) + 1) % len(OFFICERS)])
+
+    @invariant()
+    def the_partner_alert_fires_at_most_once_and_only_for_a_lone_officer(self) -> None:
+        incident = self.incident
+        if incident.partner_alerted:
+            arrived = incident.reached(Milestone.ARRIVE)
+            assert arrived is not None and self.now >= arrived.reached_at + 100.0
+
+
+TwoOfficerTimeline.TestCase.settings = settings(
+    max_examples=200, stateful_step_count=40, deadline=None
+)
+TestTwoOfficerTimeline = TwoOfficerTimeline.TestCase
