@@ -20,12 +20,11 @@ import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from gis.coords import Datum, LonLat, to_wgs84
+from gis.coords import METRES_PER_DEG_LAT, Datum, LonLat, to_wgs84
 
 AreaId = NewType("AreaId", str)
 
 DISTRICT, STREET, GRID = 1, 2, 3
-_METRES_PER_DEG_LAT = 111_320.0
 _NEIGHBOUR_TOLERANCE_DEG = 1e-5  # ~1 m: simplified borders rarely meet exactly
 
 
@@ -116,8 +115,8 @@ def grid_cells(parent: Area, cell_m: float) -> list[Area]:
     """
     west, south, east, north = parent.geometry.bounds
     mid_lat = math.radians((south + north) / 2)
-    d_lat = cell_m / _METRES_PER_DEG_LAT
-    d_lon = cell_m / (_METRES_PER_DEG_LAT * math.cos(mid_lat))
+    d_lat = cell_m / METRES_PER_DEG_LAT
+    d_lon = cell_m / (METRES_PER_DEG_LAT * math.cos(mid_lat))
     rows, cols = math.ceil((north - south) / d_lat), math.ceil((east - west) / d_lon)
     outline = parent.geometry
     shapely.prepare(outline)

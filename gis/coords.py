@@ -13,7 +13,10 @@ import math
 from enum import StrEnum
 from typing import NamedTuple
 
+import numpy as np
+
 EARTH_RADIUS_M = 6_371_008.8
+METRES_PER_DEG_LAT = 111_320.0
 _KRASOVSKY_A = 6_378_245.0
 _KRASOVSKY_EE = 0.00669342162296594323
 _X_PI = math.pi * 3000.0 / 180.0
@@ -46,6 +49,18 @@ def haversine_m(a: LonLat, b: LonLat) -> float:
         + math.cos(lat1) * math.cos(lat2) * math.sin((lon2 - lon1) / 2) ** 2
     )
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
+
+
+def to_local_metres(lonlat: np.ndarray, origin: LonLat) -> np.ndarray:
+    """(n, 2) lon/lat → metres east and north of `origin` on an equirectangular plane.
+
+    Accurate to well under a metre across a few kilometres: enough for fences, snapping and
+    simplification, which all work on city-sized extents.
+    """
+    points = np.atleast_2d(np.asarray(lonlat, dtype=float))
+    east = (points[:, 0] - origin.lon) * METRES_PER_DEG_LAT * math.cos(math.radians(origin.lat))
+    north = (points[:, 1] - origin.lat) * METRES_PER_DEG_LAT
+    return np.column_stack((east, north))
 
 
 def out_of_china(lon: float, lat: float) -> bool:

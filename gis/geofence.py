@@ -14,16 +14,14 @@ over a few kilometres.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
+import numpy as np
 import shapely
 from shapely.geometry.base import BaseGeometry
 
-from gis.coords import LonLat, haversine_m
-
-_METRES_PER_DEG_LAT = 111_320.0
+from gis.coords import LonLat, haversine_m, to_local_metres
 
 
 class Crossing(StrEnum):
@@ -43,7 +41,6 @@ class Fence:
 
     def __init__(self, origin: LonLat, shape_m: BaseGeometry) -> None:
         self.origin = origin
-        self._cos_lat = math.cos(math.radians(origin.lat))
         self.shape_m = shape_m
         shapely.prepare(self.shape_m)
 
@@ -57,21 +54,13 @@ class Fence:
     def polygon(cls, polygon: BaseGeometry) -> Fence:
         centre = polygon.centroid
         fence = cls(LonLat(centre.x, centre.y), polygon)
-        fence.shape_m = shapely.transform(polygon, fence._to_plane_array)
+        fence.shape_m = shapely.transform(polygon, lambda xy: to_local_metres(xy, fence.origin))
         shapely.prepare(fence.shape_m)
         return fence
 
     def to_plane(self, point: LonLat) -> tuple[float, float]:
-        return (
-            (point.lon - self.origin.lon) * _METRES_PER_DEG_LAT * self._cos_lat,
-            (point.lat - self.origin.lat) * _METRES_PER_DEG_LAT,
-        )
-
-    def _to_plane_array(self, coords):  # type: ignore[no-untyped-def]
-        out = coords.copy()
-        out[:, 0] = (coords[:, 0] - self.origin.lon) * _METRES_PER_DEG_LAT * self._cos_lat
-        out[:, 1] = (coords[:, 1] - self.origin.lat) * _METRES_PER_DEG_LAT
-        return out
+        east, north = to_local_metres(np.array([point]), self.origin)[0]
+        return float(east), float(north)
 
     def signed_distance_m(self, point: LonLat) -> float:
         """Metres to the border: negative inside, positive outside."""

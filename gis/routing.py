@@ -22,9 +22,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
 from scipy.spatial import cKDTree
 
-from gis.coords import LonLat, haversine_m
-
-_METRES_PER_DEG_LAT = 111_320.0
+from gis.coords import METRES_PER_DEG_LAT, LonLat, haversine_m, to_local_metres
 
 # Typical urban speeds by OSM road class (km/h), used where no maxspeed is posted.
 ROAD_SPEEDS_KMH: dict[str, float] = {
@@ -106,7 +104,7 @@ class StreetGraph:
         times = np.maximum(np.array(list(best.values()), dtype=float), 1e-6)
         self._forward = csr_matrix((times, (rows, cols)), shape=(count, count))
         self._reverse = self._forward.transpose().tocsr()
-        self._lat0 = math.radians(float(np.mean(self.lonlat[:, 1]))) if count else 0.0
+        self._origin = LonLat(0.0, float(np.mean(self.lonlat[:, 1])) if count else 0.0)
         self._kdtree = cKDTree(self._plane(self.lonlat))
         self.access_speed_ms = access_speed_kmh / 3.6
 
@@ -131,13 +129,7 @@ class StreetGraph:
         return len(self.lonlat)
 
     def _plane(self, lonlat: np.ndarray) -> np.ndarray:
-        lonlat = np.atleast_2d(lonlat)
-        return np.column_stack(
-            (
-                lonlat[:, 0] * _METRES_PER_DEG_LAT * math.cos(self._lat0),
-                lonlat[:, 1] * _METRES_PER_DEG_LAT,
-            )
-        )
+        return to_local_metres(lonlat, self._origin)
 
     def snap(self, points: Sequence[LonLat]) -> tuple[np.ndarray, np.ndarray]:
         """Nearest node index and the distance to it in metres, for each point."""
@@ -184,8 +176,8 @@ def lattice(origin: LonLat, columns: int, rows: int, spacing_m: float) -> Street
     lonlat = np.array(
         [
             [
-                origin.lon + c * spacing_m / (_METRES_PER_DEG_LAT * cos_lat),
-                origin.lat + r * spacing_m / _METRES_PER_DEG_LAT,
+                origin.lon + c * spacing_m / (METRES_PER_DEG_LAT * cos_lat),
+                origin.lat + r * spacing_m / METRES_PER_DEG_LAT,
             ]
             for r in range(rows)
             for c in range(columns)

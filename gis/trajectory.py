@@ -16,9 +16,7 @@ import numpy as np
 import shapely
 
 from gis.areas import AreaIndex
-from gis.coords import LonLat, haversine_m
-
-_METRES_PER_DEG_LAT = 111_320.0
+from gis.coords import LonLat, haversine_m, to_local_metres
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,16 +76,7 @@ def simplify(points: Sequence[TrackPoint], tolerance_m: float) -> list[TrackPoin
     """Douglas-Peucker in a local metric plane; kept points keep their own times."""
     if len(points) < 3:
         return list(points)
-    lat0 = math.radians(points[0].lat)
-    xy = np.array(
-        [
-            (
-                (p.lon - points[0].lon) * _METRES_PER_DEG_LAT * math.cos(lat0),
-                (p.lat - points[0].lat) * _METRES_PER_DEG_LAT,
-            )
-            for p in points
-        ]
-    )
+    xy = to_local_metres(np.array([(p.lon, p.lat) for p in points]), points[0].point)
     kept = shapely.simplify(shapely.LineString(xy), tolerance_m, preserve_topology=False)
     coords = {tuple(c) for c in np.asarray(kept.coords)}
     return [p for p, c in zip(points, map(tuple, xy), strict=True) if c in coords]

@@ -40,13 +40,14 @@ def _device_view(state: AppState, snapshot: DeviceSnapshot, now: float) -> dict[
     }
     if "fix_at" in record:
         tst = int(record["fix_at"])
+        fix = json.loads(record["fix"])
         view |= {
             "lon": float(record["lon"]),
             "lat": float(record["lat"]),
             "tst": tst,
             "time": local_iso(tst, zone),
-            "received_at": json.loads(record["fix"])["received_at"],
-            "fix": json.loads(record["fix"]),
+            "received_at": fix["received_at"],
+            "fix": fix,
         }
     return view
 

@@ -54,10 +54,6 @@ class Keys:
         return f"{self.prefix}:conn"
 
     @property
-    def devstat(self) -> str:
-        return f"{self.prefix}:devstat"
-
-    @property
     def clips(self) -> str:
         return f"{self.prefix}:clips"
 
@@ -83,10 +79,6 @@ class Keys:
     @property
     def engine_lease(self) -> str:
         return f"{self.prefix}:engine_lease"
-
-    @property
-    def engine_progress(self) -> str:
-        return f"{self.prefix}:engine_progress"
 
     @property
     def audit(self) -> str:
