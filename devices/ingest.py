@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 import paho.mqtt.client as mqtt
 import redis
@@ -118,7 +117,7 @@ class IngestWorker:
                     self._settle()
             elif self._pending and (
                 len(self._pending) >= batch_max
-                or time.time() - self._pending[0].received_at >= wait_s
+                or self.writer.clock() - self._pending[0].received_at >= wait_s
             ):
                 received, self._pending = self._pending, []
                 prepared = self.writer.prepare(received)
@@ -187,7 +186,9 @@ class IngestWorker:
             log.warning("ingest disconnected: %s", reason)
 
     def _on_message(self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
-        self._pending.append(Received(msg.mid, msg.qos, msg.topic, msg.payload, time.time()))
+        self._pending.append(
+            Received(msg.mid, msg.qos, msg.topic, msg.payload, self.writer.clock())
+        )
 
 
 class _Backoff:

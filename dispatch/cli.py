@@ -72,6 +72,7 @@ def cmd_engine(args: argparse.Namespace, settings: Settings) -> int:
         lease_ms=settings.engine_lease_ms,
         city=settings.city(datetime.now(ZoneInfo(settings.timezone))),
         presence_limits=(settings.stale_after_s, settings.offline_after_s),
+        clock=settings.clock(),
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 
 import msgspec
 import redis
@@ -25,6 +24,7 @@ from devices.downlink import OrderNotice
 from devices.presence import Presence
 from devices.translate import Assignments, Untranslatable, translate
 from dispatch.city import City
+from dispatch.clock import Clock
 from dispatch.core import effects as fx
 from dispatch.core.center import CommandCenter
 from dispatch.core.events import Event, IncidentReported, OfficerWentOffline, OrderIssued
@@ -57,7 +57,7 @@ class Engine:
         lease_ms: int = 8_000,
         city: City | None = None,
         presence_limits: tuple[float, float] = (60.0, 300.0),
-        clock: Callable[[], float] = time.time,
+        clock: Clock | None = None,
     ) -> None:
         self.devices = store
         self.city = city
@@ -66,7 +66,7 @@ class Engine:
         self.holder = holder
         self.policies = policies or PolicyBook()
         self.lease_ms = lease_ms
-        self.clock = clock
+        self.clock = clock or Clock()
         self.leading = threading.Event()
 
     def run(self, stop: threading.Event) -> None:
@@ -114,7 +114,7 @@ class Engine:
             deadline = center.next_deadline()
             wait_s = renew_at - time.monotonic()
             if deadline is not None:
-                wait_s = min(wait_s, deadline - self.clock())
+                wait_s = min(wait_s, self.clock.real_seconds(deadline - self.clock()))
             watcher.sync(center.incidents.values(), lambda i: center.policy(i).arrive_radius_m)
             block_s = _WATCHING_BLOCK_S if watcher else _MAX_BLOCK_S
             entries = self.store.read_inbox(block_ms=int(max(1, min(block_s, wait_s) * 1000)))

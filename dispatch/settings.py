@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -16,6 +17,7 @@ from devices.quality import Limits
 from devices.registry import UnknownDevicePolicy
 from devices.topics import DEFAULT_ROOT
 from dispatch.city import City, load_city
+from dispatch.clock import Clock
 from dispatch.core.policy import PolicyBook
 
 
@@ -60,6 +62,11 @@ class Settings(BaseSettings):
     stale_after_s: float = 60.0
     offline_after_s: float = 300.0
 
+    # Test mode only: the center's clock runs this many times faster than the wall clock,
+    # counted from `clock_anchor` (epoch seconds; default: when the settings were read).
+    clock_rate: float = Field(1.0, gt=0)
+    clock_anchor: float = Field(default_factory=time.time)
+
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     timezone: str = "Asia/Shanghai"
@@ -87,6 +94,9 @@ class Settings(BaseSettings):
             zone=self.timezone,
             today=today,
         )
+
+    def clock(self) -> Clock:
+        return Clock(self.clock_rate, self.clock_anchor)
 
     def limits(self) -> Limits:
         return Limits(

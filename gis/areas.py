@@ -146,6 +146,51 @@ def grid_cells(parent: Area, cell_m: float) -> list[Area]:
     return cells
 
 
+def voronoi_cells(parent: Area, count: int, *, seed: int, relax_rounds: int = 10) -> list[Area]:
+    """`count` compact cells tiling `parent`, one level below, ids `{parent}-01`…
+
+    For districts whose street (街道/乡镇) boundaries are not at hand: seeds scattered over the
+    outline and moved to their cell's centroid a few times (Lloyd) give cells of similar size
+    that follow the outline. Deterministic under `seed`; numbered west to east by centroid.
+    """
+    outline = parent.geometry
+    shapely.prepare(outline)
+    rng = np.random.default_rng(seed)
+    west, south, east, north = outline.bounds
+    seeds: list[BaseGeometry] = []
+    while len(seeds) < count:
+        candidate = shapely.Point(rng.uniform(west, east), rng.uniform(south, north))
+        if shapely.contains(outline, candidate):
+            seeds.append(candidate)
+    cells: list[BaseGeometry] = []
+    for _ in range(relax_rounds + 1):
+        regions = shapely.voronoi_polygons(shapely.MultiPoint(seeds), extend_to=outline)
+        by_seed = {
+            n: shapely.intersection(outline, region)
+            for region in shapely.get_parts(regions)
+            for n, point in enumerate(seeds)
+            if shapely.contains(region, point)
+        }
+        cells = [by_seed[n] for n in range(count)]
+        # A centroid can fall outside a concave cell; its point on surface never does.
+        seeds = [
+            c.centroid if shapely.contains(outline, c.centroid) else shapely.point_on_surface(c)
+            for c in cells
+        ]
+    cells.sort(key=lambda c: (c.centroid.x, c.centroid.y))
+    width = len(str(count))
+    return [
+        Area(
+            AreaId(f"{parent.id}-{n:0{max(2, width)}d}"),
+            f"{parent.name} 第{n}网格",
+            parent.level + 1,
+            cell,
+            parent.id,
+        )
+        for n, cell in enumerate(cells, start=1)
+    ]
+
+
 def _to_wgs84(geometry: BaseGeometry, datum: Datum) -> BaseGeometry:
     if datum in (Datum.WGS84, Datum.CGCS2000):
         return geometry

@@ -38,7 +38,7 @@ def build_ingest(settings: Settings, store: Store) -> IngestWorker:
         batch_wait_s=settings.ingest_batch_wait_ms / 1000.0,
     )
     return IngestWorker(
-        BatchWriter(store, config),
+        BatchWriter(store, config, clock=settings.clock()),
         host=settings.mqtt_host,
         port=settings.mqtt_port,
         client_id=settings.ingest_client_id,
@@ -66,7 +66,8 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = own_store()
         store.load_functions()
-        city = settings.city(datetime.now(ZoneInfo(settings.timezone)))
+        clock = settings.clock()
+        city = settings.city(datetime.fromtimestamp(clock(), ZoneInfo(settings.timezone)))
         stop = threading.Event()
         threads: list[threading.Thread] = []
         ingest = engine = None
@@ -81,6 +82,7 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
                 lease_ms=settings.engine_lease_ms,
                 city=city,
                 presence_limits=(settings.stale_after_s, settings.offline_after_s),
+                clock=settings.clock(),
             )
             threads.append(
                 threading.Thread(target=engine.run, args=(stop,), name="engine", daemon=True)
@@ -99,7 +101,7 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
         for thread in threads:
             thread.start()
         live_redis = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
-        app.state.yiwang = AppState(settings, store, live_redis, ingest, engine, city)
+        app.state.yiwang = AppState(settings, store, live_redis, ingest, engine, city, clock)
         try:
             yield
         finally:

