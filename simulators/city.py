@@ -13,6 +13,7 @@ a scenario at twenty times real speed and in the demo at real speed. Each office
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from dataclasses import dataclass, field
@@ -74,9 +75,7 @@ class Route:
     legs_m: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.legs_m = [
-            haversine_m(a, b) for a, b in zip(self.points, self.points[1:], strict=False)
-        ]
+        self.legs_m = [haversine_m(a, b) for a, b in itertools.pairwise(self.points)]
 
     @property
     def length_m(self) -> float:
@@ -85,9 +84,7 @@ class Route:
     def position(self) -> tuple[LonLat, float]:
         """Where the officer is along the route, and its heading in degrees."""
         left = self.travelled_m
-        for (a, b), leg in zip(
-            zip(self.points, self.points[1:], strict=False), self.legs_m, strict=True
-        ):
+        for (a, b), leg in zip(itertools.pairwise(self.points), self.legs_m, strict=True):
             if left <= leg and leg > 0:
                 f = left / leg
                 here = LonLat(a.lon + (b.lon - a.lon) * f, a.lat + (b.lat - a.lat) * f)
@@ -139,12 +136,14 @@ class CityModel:
         return LonLat(*self.city.streets.lonlat[int(nodes[rng.randrange(len(nodes))])])
 
     def point_near(self, officer_id: str, distance_m: float) -> LonLat:
-        """A street node about `distance_m` from the officer, for scripted incidents."""
-        here = self.officers[officer_id].position
+        """A street node on the officer's own beat about `distance_m` away, for scripts."""
+        officer = self.officers[officer_id]
         lonlat = self.city.streets.lonlat
-        component = self.city.streets.largest_component()
-        gaps = np.array([haversine_m(here, LonLat(*lonlat[n])) for n in component])
-        return LonLat(*lonlat[int(component[int(np.argmin(np.abs(gaps - distance_m)))])])
+        candidates = self._area_nodes.get(officer.who.area)
+        if candidates is None or len(candidates) == 0:
+            candidates = self.city.streets.largest_component()
+        gaps = np.array([haversine_m(officer.position, LonLat(*lonlat[n])) for n in candidates])
+        return LonLat(*lonlat[int(candidates[int(np.argmin(np.abs(gaps - distance_m)))])])
 
     def street_points(self) -> dict[str, list[LonLat]]:
         """Each area's street nodes: where incidents can happen and officers can drive."""

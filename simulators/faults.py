@@ -100,10 +100,11 @@ class FaultInjector:
     def apply(self, messages: list[Message], now: float) -> list[Message]:
         """What actually leaves the devices at `now`, given what they meant to send."""
         elapsed = now - self.started_at
-        out: list[Message] = []
+        # What a device stored goes out first when it comes back, then what it has now.
+        out = self._release(elapsed, now)
         for message in messages:
             out += self._through(message, elapsed)
-        return out + self._release(elapsed, now)
+        return out
 
     def _through(self, message: Message, elapsed: float) -> list[Message]:
         current = [message]
