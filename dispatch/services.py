@@ -63,8 +63,14 @@ class ManagedService:
 
     def start(self) -> None:
         log = self.log_path.open("ab")
+        # A session of its own: Ctrl-C in a terminal signals the whole foreground group, and the
+        # daemons must outlive the workers that still write to them until we stop them in order.
         self.process = subprocess.Popen(
-            self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
+            self.command(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.workdir,
+            start_new_session=True,
         )
         self._wait_ready()
 

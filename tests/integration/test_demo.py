@@ -1,12 +1,15 @@
-"""`yiwang demo` as a newcomer runs it: it serves moving officers and stops cleanly."""
+"""`yiwang demo` as a newcomer runs it: a simulated city whose officers move and whose
+incidents run through the 1/3/15 clock, served on one port, and stopped cleanly by Ctrl-C."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import threading
 import urllib.request
 from pathlib import Path
 
@@ -15,43 +18,68 @@ from tests.integration.helpers import wait_until
 
 
 def get_json(url: str):
-    with urllib.request.urlopen(url, timeout=2) as response:
+    with urllib.request.urlopen(url, timeout=5) as response:
         return json.load(response)
 
 
-def test_demo_serves_officers_on_patrol_and_stops_on_ctrl_c(tmp_path) -> None:
+def test_demo_city_moves_handles_incidents_and_stops_on_ctrl_c(tmp_path) -> None:
     port = free_port()
     env = {**os.environ, "YIWANG_HTTP_PORT": str(port), "YIWANG_DATA_DIR": str(tmp_path)}
+    # Ten times faster so the 15-minute handling clock plays out within the test.
     demo = subprocess.Popen(
-        [sys.executable, "-m", "dispatch.cli", "demo", "--officers", "6"],
+        [sys.executable, "-m", "dispatch.cli", "demo", "--speed", "10"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    lines: list[str] = []
+    threading.Thread(target=lambda: lines.extend(demo.stdout), daemon=True).start()
     base = f"http://127.0.0.1:{port}"
 
-    def officers() -> list[dict]:
+    def devices() -> list[dict]:
         try:
             return get_json(f"{base}/api/devices")
         except OSError:
             return []
 
+    def incidents() -> list[dict]:
+        try:
+            return get_json(f"{base}/api/incidents?open_only=false")
+        except OSError:
+            return []
+
     try:
-        wait_until(lambda: len(officers()) == 6, timeout_s=60, what="six officers on the map")
-        first = {d["user"]: (d["lon"], d["lat"]) for d in officers()}
+        wait_until(lambda: any("Ctrl-C stops everything" in line for line in lines), 120, "ready")
+        ready = next(line for line in lines if "demo ready in" in line)
+        assert int(re.search(r"ready in (\d+) s", ready).group(1)) < 120
+        wait_until(lambda: len(devices()) >= 51, 30, "all 51 officers on the map")
+        first = {d["user"]: (d["lon"], d["lat"]) for d in devices()}
         wait_until(
-            lambda: all((d["lon"], d["lat"]) != first[d["user"]] for d in officers()),
-            timeout_s=30,
-            what="every officer to move",
+            lambda: sum((d["lon"], d["lat"]) != first[d["user"]] for d in devices()) >= 20,
+            30,
+            "at least 20 officers moving",
         )
-        assert {d["status"] for d in officers()} == {"online"}
+        assert {d["status"] for d in devices()} == {"online"}
+
+        def handled() -> list[dict]:
+            return [
+                i
+                for i in incidents()
+                if {"respond", "turn_out", "handle"} <= {m["milestone"] for m in i["milestones"]}
+            ]
+
+        wait_until(lambda: len(handled()) >= 1, 240, "an incident through respond, turn-out, handle")
+        phases = {i["phase"] for i in incidents()}
+        assert len(phases) >= 3, phases
+        incident = handled()[0]
+        assert incident["phase"] in ("resolved", "closed")
+        assert get_json(f"{base}/api/incidents/{incident['id']}/recommendations")
         assert get_json(f"{base}/api/health")["status"] == "ok"
     finally:
         demo.send_signal(signal.SIGINT)
-        output, _ = demo.communicate(timeout=30)
-    assert demo.returncode == 0, output
-    assert "Ctrl-C stops everything" in output
+        demo.wait(timeout=60)
+    assert demo.returncode == 0, "".join(lines[-40:])
     assert not processes_mentioning(str(tmp_path)), "managed redis or mosquitto outlived the demo"
 
 
