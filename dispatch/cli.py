@@ -39,7 +39,7 @@ from simulators.cityfiles import (
 from simulators.driver import Api, CityDriver
 from simulators.incidents import DispatcherBot, DispatcherPlan, IncidentArrivals
 from simulators.publisher import Publisher
-from simulators.replay import read_tdrive, replay
+from simulators.replay import READERS, PerDevicePublishers, replay
 from simulators.scenario import load_scenario
 
 log = logging.getLogger("yiwang")
@@ -215,17 +215,29 @@ def cmd_devices(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
-
-    rows = list(read_tdrive(Path(args.file)))
-    with Publisher(settings.mqtt_host, settings.mqtt_port, client_id="yiwang-replay") as publisher:
+    rows = list(READERS[args.format](Path(args.file)))
+    host, port = settings.mqtt_host, settings.mqtt_port
+    publisher: Publisher | PerDevicePublishers
+    if args.client_per_device:
+        publisher = PerDevicePublishers(host, port, "yiwang-replay")
+    else:
+        publisher = Publisher(host, port, client_id="yiwang-replay").start()
+    try:
         count = replay(
             rows,
             publisher,
             root=settings.topic_root,
             speed=args.speed,
             ends_at=None if args.keep_times else time.time(),
+            align=args.align,
+            max_gap_s=args.max_gap,
         )
-    print(f"published {count} fixes; the broker acknowledged {len(publisher.ledger)}")
+    finally:
+        publisher.close()
+    devices = len({row.device for row in rows})
+    print(
+        f"published {count} fixes of {devices} devices; the broker acknowledged {len(publisher.ledger)}"
+    )
     return 0
 
 
@@ -322,13 +334,30 @@ def build_parser() -> argparse.ArgumentParser:
     devices.set_defaults(func=cmd_devices)
 
     replay = commands.add_parser("replay", help="replay a recorded feed over MQTT")
-    replay.add_argument("format", choices=["tdrive"], help="feed format")
-    replay.add_argument("file", help="feed file")
     replay.add_argument(
-        "--speed", type=float, default=0.0, help="time factor; 0 = as fast as possible"
+        "format",
+        choices=sorted(READERS),
+        help="tdrive CSV, geolife PLT (file or folder), geolife-csv, gpx, or csv "
+        "(device,time,lon,lat[,user])",
+    )
+    replay.add_argument("file", help="feed file (geolife: a .plt file or a folder of them)")
+    replay.add_argument(
+        "--speed",
+        type=float,
+        default=0.0,
+        help="time factor, e.g. 1 or 60; 0 = as fast as possible",
     )
     replay.add_argument(
         "--keep-times", action="store_true", help="keep recorded times (default: feed ends now)"
+    )
+    replay.add_argument(
+        "--align", action="store_true", help="each device's recording ends now: play together"
+    )
+    replay.add_argument(
+        "--max-gap", type=float, metavar="S", help="shorten silences longer than S recorded seconds"
+    )
+    replay.add_argument(
+        "--client-per-device", action="store_true", help="one MQTT connection per device"
     )
     replay.set_defaults(func=cmd_replay)
 

@@ -57,14 +57,20 @@ class Publisher:
         self.client.max_inflight_messages_set(_INFLIGHT)
         self.client.max_queued_messages_set(0)
 
-    def __enter__(self) -> Publisher:
+    def start(self) -> Publisher:
         self.client.connect(self.host, self.port, keepalive=30)
         self.client.loop_start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+    def __enter__(self) -> Publisher:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def publish(self, topic: str, payload: dict[str, Any] | bytes, *, qos: int = 1) -> None:
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()

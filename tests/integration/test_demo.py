@@ -69,7 +69,9 @@ def test_demo_city_moves_handles_incidents_and_stops_on_ctrl_c(tmp_path) -> None
                 if {"respond", "turn_out", "handle"} <= {m["milestone"] for m in i["milestones"]}
             ]
 
-        wait_until(lambda: len(handled()) >= 1, 240, "an incident through respond, turn-out, handle")
+        wait_until(
+            lambda: len(handled()) >= 1, 240, "an incident through respond, turn-out, handle"
+        )
         phases = {i["phase"] for i in incidents()}
         assert len(phases) >= 3, phases
         incident = handled()[0]

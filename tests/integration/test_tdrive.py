@@ -7,7 +7,6 @@ MQTT delivery, batching, chain caching, the Redis function, acknowledgement and 
 
 from __future__ import annotations
 
-import collections
 import hashlib
 import json
 import os
@@ -15,59 +14,16 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 
 import pytest
 
-from devices.messages import Location
-from devices.quality import LastFix, Limits, Rejection, judge_location
 from dispatch.core.track import DeviceKey, verify_chain
-from dispatch.store import Store
 from simulators.publisher import Publisher
-from simulators.replay import location_message, read_tdrive, replay
+from simulators.replay import read_tdrive, replay, shifted
+from tests.integration.feeds import expected_outcome, stored_keys
 from tests.integration.helpers import verdicts, wait_until
 
 pytestmark = pytest.mark.data
-
-
-@dataclass
-class Expected:
-    stored: int = 0
-    backfill: int = 0
-    rejected: collections.Counter[str] = field(default_factory=collections.Counter)
-    last_live: dict[str, tuple[float, float, int]] = field(default_factory=dict)
-
-
-def expected_outcome(rows, ends_at: int) -> Expected:
-    """Apply the data-quality rules to the feed, in the order the replay publishes it."""
-    offset = ends_at - max(r.at for r in rows)
-    outcome, seen, rejected_seen = Expected(), set(), set()
-    last: dict[str, LastFix] = {}
-    for row in sorted(rows, key=lambda r: r.at):
-        dev = f"{row.user}/{row.device}"
-        message = location_message(row, row.at + offset)
-        msg = Location(**{k: v for k, v in message.items() if k != "_type"})
-        judged = judge_location(
-            DeviceKey(dev), msg, last=last.get(dev), now=ends_at + 1, limits=Limits()
-        )
-        if isinstance(judged, Rejection):
-            # The same message rejected again is a duplicate, as the store counts it.
-            again = (dev, json.dumps(message)) in rejected_seen
-            rejected_seen.add((dev, json.dumps(message)))
-            outcome.rejected["duplicate" if again else judged.reason] += 1
-            continue
-        key = (dev, judged.fix_at, f"{judged.lon:.7f}", f"{judged.lat:.7f}")
-        if key in seen:
-            outcome.rejected["duplicate"] += 1
-            continue
-        seen.add(key)
-        outcome.stored += 1
-        if judged.backfill:
-            outcome.backfill += 1
-        else:
-            last[dev] = LastFix(judged.lon, judged.lat, judged.fix_at)
-            outcome.last_live[dev] = (judged.lon, judged.lat, judged.fix_at)
-    return outcome
 
 
 @pytest.fixture(scope="module")
@@ -78,21 +34,12 @@ def tdrive(shared_data):
     return rows
 
 
-def stored_keys(store: Store, devices) -> collections.Counter:
-    keys = collections.Counter()
-    for dev in devices:
-        for _, link, _ in store.chain_links(DeviceKey(dev)):
-            fix = json.loads(link.canonical)
-            keys[(dev, fix["fix_at"], fix["lon"], fix["lat"])] += 1
-    return keys
-
-
 def test_tdrive_replay_every_fix_gets_its_verdict(
     tdrive, broker, store, prefix, start_ingest
 ) -> None:
     start_ingest()
     ends_at = int(time.time())
-    expected = expected_outcome(tdrive, ends_at)
+    expected = expected_outcome(shifted(tdrive, ends_at, align=False), ends_at)
     with Publisher("127.0.0.1", broker.port, client_id=f"{prefix}-replay") as publisher:
         published = replay(tdrive, publisher, root=prefix, ends_at=ends_at, progress=False)
     assert published == len(publisher.ledger) == 110_654
@@ -136,7 +83,7 @@ def test_kill_9_of_ingest_mid_replay_loses_and_doubles_nothing(
     ingest = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
     try:
         ends_at = int(time.time())
-        expected = expected_outcome(tdrive, ends_at)
+        expected = expected_outcome(shifted(tdrive, ends_at, align=False), ends_at)
         publisher = Publisher("127.0.0.1", broker.port, client_id=f"{prefix}-replay")
         replayer = threading.Thread(
             target=lambda: replay(tdrive, publisher, root=prefix, ends_at=ends_at, progress=False)
