@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 import uvicorn
 
 from bench import clocks as clocks_bench
+from bench import e2e as e2e_bench
 from bench import gis as gis_bench
 from bench import ingest as ingest_bench
 from bench import recommend as recommend_bench
@@ -248,6 +249,8 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         return recommend_bench.main()
     if args.capability == "clocks":
         return clocks_bench.main()
+    if args.capability == "e2e":
+        return e2e_bench.main(seconds=args.seconds)
     return ingest_bench.main(messages=args.messages, devices=args.devices, profile=args.profile)
 
 
@@ -362,7 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
     replay.set_defaults(func=cmd_replay)
 
     bench = commands.add_parser("bench", help="measure a capability against a baseline")
-    bench.add_argument("capability", choices=["ingest", "gis", "recommend", "clocks"])
+    bench.add_argument("capability", choices=["ingest", "gis", "recommend", "clocks", "e2e"])
+    bench.add_argument("--seconds", type=int, default=30, help="e2e: seconds of load per phase")
     bench.add_argument("--messages", type=int, default=100_000, help="ingest: messages to send")
     bench.add_argument("--devices", type=int, default=2_000, help="ingest: devices sending")
     bench.add_argument(

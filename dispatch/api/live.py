@@ -11,6 +11,7 @@ is told to resynchronise and gets a fresh snapshot.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -138,6 +139,9 @@ async def live(
     except ValueError as exc:
         await websocket.close(code=1008, reason=str(exc))
         return
+    # The feed only sends; this task notices a client (or a server shutting down) that closed
+    # the connection, which a quiet feed would otherwise never find out.
+    closed = asyncio.ensure_future(_until_closed(websocket))
     try:
         cursor = since
         if cursor is not None:
@@ -149,22 +153,29 @@ async def live(
             snapshot = await _snapshot(client, keys, scope)
             await websocket.send_json(snapshot)
             cursor = snapshot["seq"]
-        while True:
+        while not closed.done():
             reply = await client.xread({keys.events: cursor}, count=_BATCH, block=_BLOCK_MS)
             for _stream, entries in reply:
                 for entry_id, fields in entries:
                     cursor = entry_id
-                    kind = fields.get("type", "")
-                    body = scope.view(kind, json.loads(fields.get("body", "null")))
-                    if body is not None:
-                        await websocket.send_text(
-                            json.dumps(
-                                {
-                                    "seq": entry_id,
-                                    "type": kind,
-                                    "body": body,
-                                }
-                            )
-                        )
+                    kind, raw = fields.get("type", ""), fields.get("body", "null")
+                    if scope.types is not None and kind not in scope.types:
+                        continue
+                    if not scope.scoped:
+                        # Whole-city screens get the stored body as it is: no decode, no encode.
+                        text = f'{{"seq":"{entry_id}","type":{json.dumps(kind)},"body":{raw}}}'
+                    else:
+                        body = scope.view(kind, json.loads(raw))
+                        if body is None:
+                            continue
+                        text = json.dumps({"seq": entry_id, "type": kind, "body": body})
+                    await websocket.send_text(text)
     except WebSocketDisconnect:
         return
+    finally:
+        closed.cancel()
+
+
+async def _until_closed(websocket: WebSocket) -> None:
+    while (await websocket.receive())["type"] != "websocket.disconnect":
+        pass

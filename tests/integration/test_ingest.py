@@ -13,6 +13,7 @@ import pytest
 from devices.registry import UnknownDevicePolicy
 from dispatch.core.track import DeviceKey, verify_chain
 from dispatch.store import Binding
+from simulators.load import RawPublisher, payload
 from tests.conftest import ingest_config
 from tests.integration.helpers import mqtt_client, publish_all, verdicts, wait_until
 from tests.owntracks_fixtures import ACCEPTED, REJECTED, TRANSITION
@@ -195,3 +196,23 @@ def test_ingest_over_mqtt_311_for_brokers_without_version_5(
     wait_until(lambda: verdicts(store) == 5)
     assert (store.stats()["accepted"], store.stats()["backfill"]) == (5, 4)
     client.loop_stop()
+
+
+def test_load_generator_publishes_at_qos_1_and_counts_every_puback(broker, prefix) -> None:
+    received: list[tuple[str, bytes]] = []
+    subscriber = mqtt_client(broker.port, f"{prefix}-sub", mqtt.MQTTv311)
+    subscriber.on_message = lambda c, u, m: received.append((m.topic, m.payload))
+    subscriber.subscribe(f"{prefix}/#", qos=1)
+    time.sleep(0.3)
+    publisher = RawPublisher("127.0.0.1", broker.port, f"{prefix}-raw")
+    for k in range(2_000):
+        publisher.publish(
+            f"{prefix}/load{k:05d}/load{k:05d}".encode(), payload(k, 1_795_000_000, 0)
+        )
+    wait_until(lambda: publisher.acknowledged == 2_000, 10, "every PUBACK")
+    publisher.close()
+    wait_until(lambda: len(received) == 2_000, 10, "every message delivered")
+    subscriber.loop_stop()
+    topic, body = received[1234]
+    assert topic == f"{prefix}/load01234/load01234"
+    assert json.loads(body)["tst"] == 1_795_000_000

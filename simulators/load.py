@@ -1,0 +1,157 @@
+"""Load generator: N devices reporting once a second, in a process of its own.
+
+Device k of N sends its fix for second s at exactly s + k/N: the load is spread evenly over
+the second, and anyone who sees the fix (its device and `tst`) knows when it was meant to
+leave, with no clock field added to the payload. Many devices share each MQTT connection
+(QoS 1, a bare client, see `RawPublisher`), so thousands of devices cost a few per cent of
+a core rather than a thousand Python clients. How late the generator itself published is reported, so a benchmark can tell
+its own lag from the system's.
+
+    python -m simulators.load --port 1883 --devices 5000 --seconds 30   # prints JSON
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import socket
+import struct
+import sys
+import threading
+import time
+
+import numpy as np
+
+PREFIX = "load"
+
+
+def device_index(device: str) -> int | None:
+    """k for a generated device name, None for any other device."""
+    if not device.startswith(PREFIX):
+        return None
+    try:
+        return int(device.removeprefix(PREFIX).split("/", 1)[0])
+    except ValueError:
+        return None
+
+
+def sent_at(fix_at: int, k: int, devices: int) -> float:
+    """When device k's fix for second `fix_at` was scheduled to leave."""
+    return fix_at + k / devices
+
+
+def payload(k: int, second: int, tick: int) -> bytes:
+    # A grid around Jinhua, every device walking north at about 1 m/s.
+    lon = 119.60 + (k % 100) * 1e-3
+    lat = 29.05 + (k // 100) * 1e-3 + tick * 1e-5
+    return b'{"_type":"location","lat":%.6f,"lon":%.6f,"tst":%d,"acc":5}' % (lat, lon, second)
+
+
+class RawPublisher:
+    """A bare MQTT 3.1.1 client over a socket: PUBLISH at QoS 1, PUBACKs counted by a reader
+    thread. A few microseconds per message, where a full client library spends a hundred:
+    the generator must not take the CPU the system under test needs."""
+
+    def __init__(self, host: str, port: int, client_id: str) -> None:
+        self.sock = socket.create_connection((host, port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        ident = client_id.encode()
+        # CONNECT: protocol "MQTT" level 4, clean session, keep-alive 60 s.
+        body = b"\x00\x04MQTT\x04\x02\x00\x3c" + struct.pack("!H", len(ident)) + ident
+        self.sock.sendall(b"\x10" + _length(len(body)) + body)
+        if self.sock.recv(4)[:1] != b"\x20":
+            raise ConnectionError(f"{host}:{port} refused the connection")
+        self.acknowledged = 0
+        self._next_id = 0
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def publish(self, topic: bytes, payload: bytes) -> None:
+        self._next_id = self._next_id % 65535 + 1
+        body = struct.pack("!H", len(topic)) + topic + struct.pack("!H", self._next_id) + payload
+        self.sock.sendall(b"\x32" + _length(len(body)) + body)
+
+    def _read(self) -> None:
+        # A publisher that never idles for the keep-alive gets nothing but PUBACKs (4 bytes).
+        received = 0
+        while True:
+            try:
+                chunk = self.sock.recv(65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            received += len(chunk)
+            self.acknowledged = received // 4
+
+    def close(self) -> None:
+        self.sock.sendall(b"\xe0\x00")  # DISCONNECT
+        self.sock.close()
+
+
+def _length(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        n, digit = divmod(n, 128)
+        out.append(digit | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def run(
+    host: str, port: int, root: str, devices: int, seconds: int, connections: int, start: int
+) -> dict[str, float]:
+    clients = [RawPublisher(host, port, f"{root}-load-{n}") for n in range(connections)]
+    topics = [f"{root}/{PREFIX}{k:05d}/{PREFIX}{k:05d}".encode() for k in range(devices)]
+    lags = np.zeros(devices * seconds)
+    sent = 0
+    cpu_started = time.process_time()
+    for tick in range(seconds):
+        second = start + tick
+        for k in range(devices):
+            due = second + k / devices
+            wait = due - time.time()
+            if wait > 0.0005:
+                time.sleep(wait)
+            clients[k % connections].publish(topics[k], payload(k, second, tick))
+            lags[sent] = time.time() - due
+            sent += 1
+    cpu_s = time.process_time() - cpu_started
+    deadline = time.monotonic() + 10
+    while sum(c.acknowledged for c in clients) < sent and time.monotonic() < deadline:
+        time.sleep(0.05)
+    acknowledged = sum(c.acknowledged for c in clients)
+    for client in clients:
+        client.close()
+    return {
+        "sent": sent,
+        "acknowledged": acknowledged,
+        "lag_p50_ms": round(float(np.percentile(lags, 50)) * 1000, 2),
+        "lag_p99_ms": round(float(np.percentile(lags, 99)) * 1000, 2),
+        "cpu_share": round(cpu_s / seconds, 3),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=1883)
+    parser.add_argument("--root", default="owntracks")
+    parser.add_argument("--devices", type=int, default=1000)
+    parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument(
+        "--start", type=int, help="epoch second of the first round (default: in 2 s)"
+    )
+    args = parser.parse_args(argv)
+    start = args.start or math.ceil(time.time()) + 2
+    report = run(
+        args.host, args.port, args.root, args.devices, args.seconds, args.connections, start
+    )
+    print(json.dumps(report), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
