@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import redis
@@ -22,6 +23,9 @@ from devices.topics import uplink_filters
 from dispatch.store import PendingWrite
 
 log = logging.getLogger(__name__)
+
+
+_READ_BYTES = 256 * 1024
 
 
 class IngestWorker:
@@ -125,6 +129,11 @@ class IngestWorker:
             timeout = wait_s if self._in_redis is None else 0.001
             if self.client.loop(timeout=timeout) != mqtt.MQTT_ERR_SUCCESS:
                 return
+            # paho's loop handles one packet per call; take what is already buffered at once.
+            sock = self.client.socket()
+            while isinstance(sock, _BufferedSocket) and sock.pending():
+                if self.client.loop_read() != mqtt.MQTT_ERR_SUCCESS:
+                    return
         if self._in_redis is not None:
             self._settle()
         if self._pending:
@@ -156,6 +165,7 @@ class IngestWorker:
         if reason.is_failure:
             log.error("broker refused the ingest session: %s", reason)
             return
+        client._sock = _BufferedSocket(client._sock)  # type: ignore[assignment]
         filters = [(f, 1) for f in uplink_filters(self.writer.config.root)]
         client.subscribe([*filters, (BROKER_DROPPED_TOPIC, 0)])
         log.info("ingest connected session_present=%s", flags.session_present)
@@ -203,3 +213,31 @@ class _Backoff:
 
     def reset(self) -> None:
         self.delay = 0.5
+
+
+class _BufferedSocket:
+    """The ingest's socket as paho sees it, read a kernel buffer at a time.
+
+    paho reads each packet's fixed header one byte per `recv` (three or four system calls a
+    message, and one trip through its loop each); this wrapper takes whatever the kernel holds
+    in one call and serves paho from it. `pending()` is paho's hook for TLS sockets: while
+    bytes are buffered its loop does not wait in `select`, so nothing sits here unread.
+    """
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+        self._data = b""
+        self._at = 0
+
+    def recv(self, size: int) -> bytes:
+        if self._at >= len(self._data):
+            self._data, self._at = self._sock.recv(_READ_BYTES), 0
+        chunk = self._data[self._at : self._at + size]
+        self._at += len(chunk)
+        return chunk
+
+    def pending(self) -> int:
+        return len(self._data) - self._at
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)

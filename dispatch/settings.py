@@ -7,10 +7,9 @@ import socket
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
 
 import yaml
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from devices.quality import Limits
@@ -33,11 +32,13 @@ class Settings(BaseSettings):
     mqtt_password: str | None = None
     topic_root: str = DEFAULT_ROOT
     # 5 where the broker speaks it; 311 for brokers that do not. Devices may use any version.
-    mqtt_protocol: Literal[5, 311] = 5
+    mqtt_protocol: int = 5
 
     ingest_client_id: str = "yiwang-ingest-1"
     ingest_batch_max: int = 1000
-    ingest_batch_wait_ms: float = 20.0
+    # How long the first message of a batch may wait for company: at 5,000 fixes/s this is
+    # most of the median device → screen latency (measured: 20 ms → p50 43 ms, 5 ms → 31 ms).
+    ingest_batch_wait_ms: float = 5.0
     ingest_session_expiry_s: int = 7 * 24 * 3600
     unknown_devices: UnknownDevicePolicy = UnknownDevicePolicy.REGISTER
 
@@ -71,6 +72,13 @@ class Settings(BaseSettings):
     http_port: int = 8080
     timezone: str = "Asia/Shanghai"
     data_dir: Path = Path("var")
+
+    @field_validator("mqtt_protocol")
+    @classmethod
+    def _known_protocol(cls, value: int) -> int:
+        if value not in (5, 311):
+            raise ValueError("YIWANG_MQTT_PROTOCOL is 5 (MQTT 5) or 311 (MQTT 3.1.1)")
+        return value
 
     def policies(self) -> PolicyBook:
         """The timeline policies: the 1/3/15 defaults, or the YAML file's overrides."""
