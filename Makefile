@@ -22,7 +22,7 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy gis dispatch/core devices/topics.py devices/messages.py devices/quality.py
+	$(BIN)/mypy gis dispatch/core devices/topics.py devices/messages.py devices/quality.py devices/telemetry
 	$(BIN)/lint-imports
 
 test: lint

@@ -22,6 +22,8 @@ from bench import gis as gis_bench
 from bench import ingest as ingest_bench
 from bench import recommend as recommend_bench
 from devices.registry import load_bindings
+from devices.telemetry.points import TelemetryError
+from devices.video import probe
 from dispatch.api.app import WORKERS, build_ingest, create_app
 from dispatch.core.track import BrokenChainError, DeviceKey, verify_chain
 from dispatch.engine import Engine
@@ -243,6 +245,38 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_video(args: argparse.Namespace, settings: Settings) -> int:
+    zone = ZoneInfo(settings.timezone)
+    try:
+        clip = probe(Path(args.file))
+    except TelemetryError as exc:
+        print(f"FAIL {exc}", file=sys.stderr)
+        return 1
+    created = datetime.fromtimestamp(clip.created_at, zone).isoformat() if clip.created_at else "-"
+    print(f"{clip.path}: {clip.container}, {clip.size:,} bytes, {clip.duration_s or 0:.2f} s")
+    print(f"  created {created}")
+    print(
+        f"  location {clip.location[0]:.4f}, {clip.location[1]:.4f}"
+        if clip.location
+        else "  location -"
+    )
+    for stream in clip.streams:
+        print(
+            f"  #{stream.index} {stream.kind} {stream.codec or '-'} {stream.detail} {stream.handler or ''}".rstrip()
+        )
+    if clip.gps:
+        lats, lons = [p.lat for p in clip.gps], [p.lon for p in clip.gps]
+        print(
+            f"  GPS: {len(clip.gps)} points, lat {min(lats):.6f}…{max(lats):.6f}, "
+            f"lon {min(lons):.6f}…{max(lons):.6f}"
+        )
+    else:
+        print(f"  telemetry: {clip.telemetry}")
+    for problem in clip.problems:
+        print(f"  problem: {problem}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     if args.capability == "gis":
         return gis_bench.main(Path(args.graph) if args.graph else None)
@@ -364,6 +398,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--client-per-device", action="store_true", help="one MQTT connection per device"
     )
     replay.set_defaults(func=cmd_replay)
+
+    video = commands.add_parser("video", help="read clip files: container, streams, GPS")
+    video.add_argument("action", choices=["probe"])
+    video.add_argument("file")
+    video.set_defaults(func=cmd_video)
 
     bench = commands.add_parser("bench", help="measure a capability against a baseline")
     bench.add_argument("capability", choices=["ingest", "gis", "recommend", "clocks", "e2e"])
