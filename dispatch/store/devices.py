@@ -252,6 +252,19 @@ class Store:
                 return
             start = "(" + page[-1][0]
 
+    def archive_end(self, dev: DeviceKey) -> tuple[str, str] | None:
+        """(chain head, last stream id) of the device's sealed archive, None before any."""
+        end = self.redis.hmget(self.keys.archive(dev), ["head", "last_id"])
+        return None if end[0] is None else (str(end[0]), str(end[1]))
+
+    def mark_sealed(self, dev: DeviceKey, head: str, last_id: str) -> None:
+        """Record a sealed segment and drop its entries from the live track, atomically."""
+        ms, _, seq = last_id.partition("-")
+        with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self.keys.archive(dev), mapping={"head": head, "last_id": last_id})
+            pipe.xtrim(self.keys.track(dev), minid=f"{ms}-{int(seq) + 1}")
+            pipe.execute()
+
     def stats(self) -> dict[str, int]:
         return {k: int(v) for k, v in self.redis.hgetall(self.keys.stats).items()}
 

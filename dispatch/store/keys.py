@@ -15,6 +15,10 @@ class Keys:
     def track(self, dev: str) -> str:
         return f"{self.prefix}:track:{dev}"
 
+    def archive(self, dev: str) -> str:
+        """Where the device's sealed archive ends: chain head and last stream id sealed."""
+        return f"{self.prefix}:archive:{dev}"
+
     def seen(self, dev: str) -> str:
         return f"{self.prefix}:seen:{dev}"
 

@@ -1,0 +1,1 @@
+"""Trajectories as evidence: sealed archive segments, per-incident packages, verification."""

@@ -1,0 +1,234 @@
+"""Sealing each device's track into signed GeoParquet segments, and reading it back whole.
+
+A segment holds a run of the device's chain in storage order; its manifest names the chain
+hash it starts from and the one it ends on, the file's sha256 and the fix time range, and is
+signed with the center's key. Segments follow each other: each starts where the previous one
+ended, the first at the device's genesis. Redis drops the sealed entries only after the file
+and manifest are on disk (written, synced, renamed); a crash in between seals the same
+entries again under the same name.
+
+    archive/<user>/<device>/<first id>_<last id>.parquet
+    archive/<user>/<device>/<first id>_<last id>.manifest.json   {"manifest": …, "signature": …}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import geopandas
+
+from dispatch.core.track import DeviceKey, genesis
+from dispatch.evidence.records import ChainRecord, check_chain, frame, records_from_frame
+from dispatch.evidence.signing import Signer, canonical_json, signature_valid
+from dispatch.store import Store
+
+MANIFEST = ".manifest.json"
+KIND = "yiwang-segment/1"
+
+
+@dataclass(frozen=True)
+class SealPolicy:
+    """Seal a device's live track once it holds this many fixes or its oldest is this old."""
+
+    max_fixes: int = 10_000
+    max_age_s: float = 3600.0
+
+
+class ArchiveError(RuntimeError):
+    """The archive cannot take or give a track; the message names the device and the file."""
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    temporary = path.with_suffix(path.suffix + ".tmp")
+    with temporary.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    temporary.replace(path)
+
+
+def segment_bytes(records: list[ChainRecord]) -> bytes:
+    buffer = io.BytesIO()
+    frame(records).to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+class Archive:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def folder(self, dev: DeviceKey) -> Path:
+        user, device = dev.split("/", 1)
+        return self.root / user / device
+
+    def manifests(self, dev: DeviceKey) -> list[tuple[Path, dict[str, Any]]]:
+        """The device's segment manifests in chain order."""
+        found = []
+        for path in self.folder(dev).glob(f"*{MANIFEST}"):
+            found.append((path, json.loads(path.read_text(encoding="utf-8"))["manifest"]))
+        return sorted(found, key=lambda item: _stream_key(item[1]["first_id"]))
+
+    def seal(
+        self, store: Store, signer: Signer, dev: DeviceKey, records: list[ChainRecord]
+    ) -> Path:
+        """Write one segment of `records`, sign it, then let Redis drop them."""
+        end = store.archive_end(dev)
+        start = end[0] if end else genesis(dev)
+        head, problems = check_chain(records, start, f"live track of {dev}", dev)
+        if problems:
+            raise ArchiveError(f"refusing to seal a broken chain: {problems[0]}")
+        data = segment_bytes(records)
+        fixes = [r.fix["fix_at"] for r in records]
+        name = f"{records[0].stream_id}_{records[-1].stream_id}"
+        folder = self.folder(dev)
+        folder.mkdir(parents=True, exist_ok=True)
+        _write_atomically(folder / f"{name}.parquet", data)
+        manifest = {
+            "kind": KIND,
+            "device": dev,
+            "file": f"{name}.parquet",
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "count": len(records),
+            "chain_start": start,
+            "chain_end": head,
+            "first_id": records[0].stream_id,
+            "last_id": records[-1].stream_id,
+            "fix_from": min(fixes),
+            "fix_to": max(fixes),
+            "sealed_at": round(time.time(), 3),
+            "key_id": signer.key_id,
+            "public_key": signer.public_hex,
+        }
+        signed = {"manifest": manifest, "signature": signer.sign(canonical_json(manifest))}
+        _write_atomically(folder / f"{name}{MANIFEST}", json.dumps(signed, indent=1).encode())
+        store.mark_sealed(dev, head, records[-1].stream_id)
+        return folder / f"{name}{MANIFEST}"
+
+    def read(self, manifest_path: Path) -> list[ChainRecord]:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))["manifest"]
+        table = geopandas.read_parquet(manifest_path.parent / manifest["file"])
+        records, _ = records_from_frame(table, manifest["file"])
+        return records
+
+
+def seal_due(
+    store: Store,
+    archive: Archive,
+    signer: Signer,
+    now: float,
+    policy: SealPolicy,
+    *,
+    force: bool = False,
+) -> list[Path]:
+    """Seal every device whose live track is due (all of them with `force`)."""
+    sealed = []
+    for dev in store.device_keys():
+        device = DeviceKey(dev)
+        while True:
+            records = _live(store, device, policy.max_fixes)
+            if not records:
+                break
+            oldest = int(records[0].stream_id.split("-")[0]) / 1000
+            if not force and len(records) < policy.max_fixes and now - oldest < policy.max_age_s:
+                break
+            sealed.append(archive.seal(store, signer, device, records))
+            if len(records) < policy.max_fixes:
+                break
+    return sealed
+
+
+def _live(store: Store, dev: DeviceKey, limit: int) -> list[ChainRecord]:
+    records = []
+    for stream_id, chain_link, backfill in store.chain_links(dev):
+        records.append(
+            ChainRecord(
+                stream_id,
+                chain_link.canonical,
+                chain_link.raw_sha256,
+                chain_link.chain_hash,
+                backfill,
+            )
+        )
+        if len(records) >= limit:
+            break
+    return records
+
+
+def _stream_key(stream_id: str) -> tuple[int, int]:
+    ms, _, seq = stream_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def full_track(store: Store, archive: Archive, dev: DeviceKey) -> list[ChainRecord]:
+    """The device's whole chain: every sealed segment, then the live stream."""
+    records = []
+    for path, _manifest in archive.manifests(dev):
+        records += archive.read(path)
+    return records + _live(store, dev, 10**9)
+
+
+def verify_segment(manifest_path: Path, trusted_key: str | None = None) -> list[str]:
+    """Problems with one sealed segment, each naming the file and the record; [] if sound."""
+    where = manifest_path.name
+    try:
+        signed = json.loads(manifest_path.read_text(encoding="utf-8"))
+        manifest = signed["manifest"]
+    except (OSError, ValueError, KeyError) as exc:
+        return [f"{where}: unreadable manifest ({exc})"]
+    problems = []
+    if not signature_valid(
+        manifest["public_key"], canonical_json(manifest), signed.get("signature", "")
+    ):
+        problems.append(f"{where}: the signature does not match the manifest")
+    if trusted_key is not None and manifest["public_key"] != trusted_key:
+        problems.append(f"{where}: signed by key {manifest['key_id']}, not the trusted key")
+    segment = manifest_path.parent / manifest["file"]
+    try:
+        data = segment.read_bytes()
+    except OSError as exc:
+        return [*problems, f"{manifest['file']}: missing ({exc})"]
+    if hashlib.sha256(data).hexdigest() != manifest["sha256"]:
+        problems.append(f"{manifest['file']}: sha256 differs from the manifest")
+    try:
+        table = geopandas.read_parquet(io.BytesIO(data))
+    except (OSError, ValueError) as exc:  # pyarrow raises ValueError subclasses
+        return [*problems, f"{manifest['file']}: not a readable GeoParquet file ({exc})"]
+    records, row_problems = records_from_frame(table, manifest["file"])
+    problems += row_problems
+    head, chain_problems = check_chain(
+        records, manifest["chain_start"], manifest["file"], DeviceKey(manifest["device"])
+    )
+    problems += chain_problems
+    if not chain_problems and head != manifest["chain_end"]:
+        problems.append(
+            f"{manifest['file']}: the chain ends on {head[:16]}…, the manifest says {manifest['chain_end'][:16]}…"
+        )
+    if len(records) != manifest["count"]:
+        problems.append(
+            f"{manifest['file']}: {len(records)} records, the manifest says {manifest['count']}"
+        )
+    return problems
+
+
+def verify_archive(
+    store: Store, archive: Archive, dev: DeviceKey, trusted_key: str | None = None
+) -> tuple[int, list[str]]:
+    """Every segment sound and continuous, and the live stream continuing the last one."""
+    problems, expected_start, count = [], genesis(dev), 0
+    for path, manifest in archive.manifests(dev):
+        problems += verify_segment(path, trusted_key)
+        if manifest["chain_start"] != expected_start:
+            problems.append(
+                f"{path.name}: starts from {manifest['chain_start'][:16]}…, the previous segment ended on {expected_start[:16]}…"
+            )
+        expected_start, count = manifest["chain_end"], count + manifest["count"]
+    live = _live(store, dev, 10**9)
+    _head, live_problems = check_chain(live, expected_start, f"live track of {dev}", dev)
+    return count + len(live), problems + live_problems
