@@ -25,8 +25,11 @@ from devices.registry import load_bindings
 from devices.telemetry.points import TelemetryError
 from devices.video import probe
 from dispatch.api.app import WORKERS, build_ingest, create_app
-from dispatch.core.track import BrokenChainError, DeviceKey, verify_chain
+from dispatch.core.track import DeviceKey
 from dispatch.engine import Engine
+from dispatch.evidence.archive import MANIFEST, seal_due, verify_archive, verify_segment
+from dispatch.evidence.collect import UnknownIncidentError, collect
+from dispatch.evidence.package import build_package, verify_package
 from dispatch.settings import Settings
 from dispatch.simulation import local_center, prepare_city, run_scenario
 from dispatch.store import Binding, Store
@@ -208,13 +211,12 @@ def cmd_devices(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{binding.device}\t{binding.officer}\t{binding.team or '-'}{origin}")
     elif args.action == "verify":
         device = DeviceKey(args.key)
-        links = [link for _, link, _ in store.chain_links(device)]
-        try:
-            head = verify_chain(device, links)
-        except BrokenChainError as exc:
-            print(f"FAIL {exc}", file=sys.stderr)
+        count, problems = verify_archive(store, settings.archive(), device)
+        for problem in problems:
+            print(f"FAIL {problem}", file=sys.stderr)
+        if problems:
             return 1
-        print(f"OK {device}: {len(links)} links, head {head}")
+        print(f"OK {device}: {count} links from the genesis, sealed segments and live track")
     return 0
 
 
@@ -277,6 +279,52 @@ def cmd_video(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_evidence(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "export":
+        store = Store.from_url(settings.redis_url, settings.key_prefix)
+        now = time.time()
+        try:
+            content = collect(
+                store, settings.archive(), args.incident, now=now, margin_s=args.margin,
+                zone=settings.timezone,
+            )  # fmt: skip
+        except UnknownIncidentError as exc:
+            print(f"FAIL {exc}", file=sys.stderr)
+            return 1
+        out = Path(args.output or f"{args.incident}-evidence.zip")
+        out.write_bytes(build_package(content, settings.signer(), now))
+        fixes = sum(len(t.records) for t in content.tracks)
+        print(f"{out}: {len(content.tracks)} devices, {fixes} fixes, {len(content.clips)} clips")
+        return 0
+    path = Path(args.package)
+    if path.name.endswith(MANIFEST):
+        problems, summary = verify_segment(path, args.key), [f"segment {path.name}"]
+    else:
+        verdict = verify_package(path.read_bytes(), args.key)
+        problems, summary = verdict.problems, verdict.summary
+    for line in summary:
+        print(f"  {line}")
+    for problem in problems:
+        print(f"FAIL {problem}")
+    print(
+        "VERIFIED: intact and signed" if not problems else f"NOT VERIFIED: {len(problems)} problems"
+    )
+    return 1 if problems else 0
+
+
+def cmd_archive(args: argparse.Namespace, settings: Settings) -> int:
+    store = Store.from_url(settings.redis_url, settings.key_prefix)
+    archive, signer, policy = settings.archive(), settings.signer(), settings.seal_policy()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    while True:
+        sealed = seal_due(store, archive, signer, time.time(), policy, force=args.force)
+        for path in sealed:
+            print(f"sealed {path}", flush=True)
+        if args.once or stop.wait(args.every):
+            return 0
+
+
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     if args.capability == "gis":
         return gis_bench.main(Path(args.graph) if args.graph else None)
@@ -329,6 +377,30 @@ def _add_simulation_commands(commands: argparse._SubParsersAction[argparse.Argum
     city.add_argument("--teams", type=int, default=8, help="cells and teams around --streets")
     city.add_argument("--officers-per-team", type=int, default=3)
     city.set_defaults(func=cmd_city)
+
+
+def _add_evidence_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    evidence = commands.add_parser("evidence", help="export and verify evidence packages")
+    evidence_actions = evidence.add_subparsers(dest="action", required=True, metavar="ACTION")
+    export = evidence_actions.add_parser("export", help="write an incident's signed package")
+    export.add_argument("--incident", required=True)
+    export.add_argument("-o", "--output", help="zip file (default INCIDENT-evidence.zip)")
+    export.add_argument("--margin", type=float, default=300.0, help="seconds around the incident")
+    check = evidence_actions.add_parser("verify", help="check a package or a sealed segment")
+    check.add_argument("package", help="a package .zip or a segment's .manifest.json")
+    check.add_argument("--key", help="the public key (hex) the signature must be made with")
+    evidence.set_defaults(func=cmd_evidence)
+
+    archive = commands.add_parser("archive", help="seal live tracks into signed GeoParquet")
+    archive.add_argument("--once", action="store_true", help="one pass, then exit")
+    archive.add_argument("--force", action="store_true", help="seal every live track now")
+    archive.add_argument("--every", type=float, default=60.0, help="seconds between passes")
+    archive.set_defaults(func=cmd_archive)
+
+    video = commands.add_parser("video", help="read clip files: container, streams, GPS")
+    video.add_argument("action", choices=["probe"])
+    video.add_argument("file")
+    video.set_defaults(func=cmd_video)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -399,10 +471,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.set_defaults(func=cmd_replay)
 
-    video = commands.add_parser("video", help="read clip files: container, streams, GPS")
-    video.add_argument("action", choices=["probe"])
-    video.add_argument("file")
-    video.set_defaults(func=cmd_video)
+    _add_evidence_commands(commands)
 
     bench = commands.add_parser("bench", help="measure a capability against a baseline")
     bench.add_argument("capability", choices=["ingest", "gis", "recommend", "clocks", "e2e"])

@@ -18,6 +18,8 @@ from devices.topics import DEFAULT_ROOT
 from dispatch.city import City, load_city
 from dispatch.clock import Clock
 from dispatch.core.policy import PolicyBook
+from dispatch.evidence.archive import Archive, SealPolicy
+from dispatch.evidence.signing import Signer, load_or_create
 
 
 class Settings(BaseSettings):
@@ -68,6 +70,12 @@ class Settings(BaseSettings):
     clock_rate: float = Field(1.0, gt=0)
     clock_anchor: float = Field(default_factory=time.time)
 
+    # Evidence: sealed track segments and the key that signs them and every package.
+    archive_dir: Path | None = None  # default: <data_dir>/archive
+    evidence_key_file: Path | None = None  # default: <data_dir>/keys/evidence.pem
+    archive_max_fixes: int = 10_000
+    archive_max_age_s: float = 3600.0
+
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     timezone: str = "Asia/Shanghai"
@@ -105,6 +113,15 @@ class Settings(BaseSettings):
 
     def clock(self) -> Clock:
         return Clock(self.clock_rate, self.clock_anchor)
+
+    def archive(self) -> Archive:
+        return Archive(self.archive_dir or self.data_dir / "archive")
+
+    def signer(self) -> Signer:
+        return load_or_create(self.evidence_key_file or self.data_dir / "keys" / "evidence.pem")
+
+    def seal_policy(self) -> SealPolicy:
+        return SealPolicy(self.archive_max_fixes, self.archive_max_age_s)
 
     def limits(self) -> Limits:
         return Limits(

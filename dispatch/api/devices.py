@@ -11,6 +11,7 @@ from devices.presence import presence
 from dispatch.api.state import AppState, app_state
 from dispatch.api.times import local_iso, parse_time
 from dispatch.core.track import DeviceKey, device_key
+from dispatch.evidence.archive import full_track
 from dispatch.store import DeviceSnapshot
 
 router = APIRouter(tags=["devices"])
@@ -92,10 +93,11 @@ def get_track(
         raise HTTPException(422, f"from ({start:.0f}) is after to ({end:.0f})")
     dev = DeviceKey(device_key(user, device))
     points = []
-    for _entry_id, link, backfill in state.store.chain_links(dev):
-        fix = json.loads(link.canonical)
+    # Sealed segments first, then the live stream: one chain, wherever it is kept.
+    for record in full_track(state.store, state.settings.archive(), dev):
+        fix = record.fix
         if start <= fix["fix_at"] <= end:
-            points.append((fix, link.chain_hash, backfill))
+            points.append((fix, record.chain_hash, record.backfill))
     points.sort(key=lambda p: p[0]["fix_at"])
     features: list[dict[str, Any]] = [
         {

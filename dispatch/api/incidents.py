@@ -12,7 +12,7 @@ import uuid
 from typing import Any, Literal
 
 import msgspec
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from dispatch.api.state import app_state
@@ -20,6 +20,8 @@ from dispatch.api.times import local_iso
 from dispatch.core import events as ev
 from dispatch.core.model import Incident, Source
 from dispatch.core.timeline import TRANSITIONS
+from dispatch.evidence.collect import collect
+from dispatch.evidence.package import build_package
 from dispatch.officers import officer_states, recommend_for
 from dispatch.store import EngineStore
 from gis.coords import Datum, to_wgs84
@@ -200,6 +202,24 @@ def acknowledge_order(order_id: str, ack: OrderAck, request: Request) -> dict[st
         "reason": ack.reason,
     }
     return {"order": order_id, "command": _engine(request).post("ack", body, officer=ack.officer)}
+
+
+@router.get("/api/incidents/{incident_id}/evidence", response_class=Response)
+def evidence(incident_id: str, request: Request, margin_s: float = 300.0) -> Response:
+    """The incident's signed evidence package (zip): tracks, chains, clips, timeline, report."""
+    state = app_state(request)
+    _load(request, incident_id)
+    settings = state.settings
+    content = collect(
+        state.store, settings.archive(), incident_id, now=state.clock(), margin_s=margin_s,
+        zone=settings.timezone,
+    )  # fmt: skip
+    package = build_package(content, settings.signer(), state.clock())
+    return Response(
+        package,
+        media_type="application/zip",
+        headers={"content-disposition": f'attachment; filename="{incident_id}-evidence.zip"'},
+    )
 
 
 @router.get("/api/incidents/{incident_id}/recommendations")
