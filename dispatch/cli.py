@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import hashlib
 import logging
 import signal
 import sys
@@ -23,7 +24,7 @@ from bench import ingest as ingest_bench
 from bench import recommend as recommend_bench
 from devices.registry import load_bindings
 from devices.telemetry.points import TelemetryError
-from devices.video import probe
+from devices.video import Probe, probe
 from dispatch.api.app import WORKERS, build_ingest, create_app
 from dispatch.core.track import DeviceKey
 from dispatch.engine import Engine
@@ -254,6 +255,8 @@ def cmd_video(args: argparse.Namespace, settings: Settings) -> int:
     except TelemetryError as exc:
         print(f"FAIL {exc}", file=sys.stderr)
         return 1
+    if args.action == "import":
+        return _import_file_track(clip, args.clip, settings)
     created = datetime.fromtimestamp(clip.created_at, zone).isoformat() if clip.created_at else "-"
     print(f"{clip.path}: {clip.container}, {clip.size:,} bytes, {clip.duration_s or 0:.2f} s")
     print(f"  created {created}")
@@ -276,6 +279,34 @@ def cmd_video(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  telemetry: {clip.telemetry}")
     for problem in clip.problems:
         print(f"  problem: {problem}")
+    return 0
+
+
+def _import_file_track(clip: Probe, clip_id: str | None, settings: Settings) -> int:
+    if not clip_id:
+        print("FAIL name the clip record the file belongs to: --clip CLIP_ID", file=sys.stderr)
+        return 1
+    if not clip.gps:
+        print(f"FAIL {clip.path} has no GPS telemetry ({clip.telemetry})", file=sys.stderr)
+        return 1
+    if any(p.at is None for p in clip.gps):
+        print(f"FAIL {clip.path}: its GPS points carry no UTC time to compare", file=sys.stderr)
+        return 1
+    store = Store.from_url(settings.redis_url, settings.key_prefix)
+    data = Path(clip.path).read_bytes()
+    store.save_file_track(
+        clip_id,
+        {
+            "source": "file",
+            "file_name": Path(clip.path).name,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "telemetry": clip.telemetry,
+            "points": [[p.at, p.lon, p.lat, p.alt_m] for p in clip.gps],
+        },
+    )
+    print(
+        f"{len(clip.gps)} GPS points of {Path(clip.path).name} stored as the file track of {clip_id}"
+    )
     return 0
 
 
@@ -398,8 +429,9 @@ def _add_evidence_commands(commands: argparse._SubParsersAction[argparse.Argumen
     archive.set_defaults(func=cmd_archive)
 
     video = commands.add_parser("video", help="read clip files: container, streams, GPS")
-    video.add_argument("action", choices=["probe"])
+    video.add_argument("action", choices=["probe", "import"], help="import: keep the GPS track")
     video.add_argument("file")
+    video.add_argument("--clip", help="import: the clip record the file belongs to")
     video.set_defaults(func=cmd_video)
 
 

@@ -76,9 +76,7 @@ def record_clip(
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{badge}_{datetime.fromtimestamp(start, _BEIJING):%Y%m%d%H%M%S}_{clip_id}.mp4"
     with av.open(str(path), "w") as container:
-        container.metadata["creation_time"] = datetime.fromtimestamp(
-            start, UTC
-        ).isoformat()
+        container.metadata["creation_time"] = datetime.fromtimestamp(start, UTC).isoformat()
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"preset": "ultrafast", "tune": "zerolatency"}

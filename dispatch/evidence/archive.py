@@ -30,6 +30,7 @@ from dispatch.evidence.signing import Signer, canonical_json, signature_valid
 from dispatch.store import Store
 
 MANIFEST = ".manifest.json"
+_MANIFEST_FIELDS = ("device", "file", "sha256", "count", "chain_start", "chain_end", "public_key")
 KIND = "yiwang-segment/1"
 
 
@@ -180,8 +181,11 @@ def verify_segment(manifest_path: Path, trusted_key: str | None = None) -> list[
     try:
         signed = json.loads(manifest_path.read_text(encoding="utf-8"))
         manifest = signed["manifest"]
-    except (OSError, ValueError, KeyError) as exc:
+        missing = [k for k in _MANIFEST_FIELDS if k not in manifest]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
         return [f"{where}: unreadable manifest ({exc})"]
+    if missing:
+        return [f"{where}: the manifest lacks {', '.join(missing)}"]
     problems = []
     if not signature_valid(
         manifest["public_key"], canonical_json(manifest), signed.get("signature", "")

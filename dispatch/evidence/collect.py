@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import msgspec
 
+from devices.telemetry.points import TelemetryPoint
 from dispatch.core.model import Incident
 from dispatch.core.track import DeviceKey, genesis
 from dispatch.evidence.archive import Archive, full_track
+from dispatch.evidence.crosscheck import crosscheck
 from dispatch.evidence.package import DeviceTrack, PackageContent
 from dispatch.evidence.records import ChainRecord
 from dispatch.store import EngineStore, Store
@@ -79,12 +81,25 @@ def collect(
         chain_start, records = excerpt(full_track(store, archive, device), device, start, end)
         if records:
             tracks.append(DeviceTrack(device, officer, chain_start, records))
-    clips = []
+    clips, file_tracks, crosschecks = [], {}, {}
     for officer in officers:
         for clip_id in store.clip_ids_for_officer(officer, start, end):
             clip = store.clip(clip_id)
-            if clip is not None:
-                clips.append({**clip, "officer": officer})
+            if clip is None:
+                continue
+            clips.append({**clip, "officer": officer})
+            from_file = store.file_track(clip_id)
+            if from_file is not None:
+                file_tracks[clip_id] = from_file
+                fixes = [
+                    (r.fix["fix_at"], r.fix["lon"], r.fix["lat"])
+                    for t in tracks if t.officer == officer for r in t.records
+                ]  # fmt: skip
+                points = [
+                    TelemetryPoint(0.0, lat, lon, alt, at)
+                    for at, lon, lat, alt in from_file["points"]
+                ]
+                crosschecks[clip_id] = crosscheck(points, fixes)
     return PackageContent(
         incident=msgspec.to_builtins(incident),
         audit=audit,
@@ -92,4 +107,6 @@ def collect(
         clips=clips,
         window=(start, end),
         zone=zone,
+        crosschecks=crosschecks,
+        file_tracks=file_tracks,
     )

@@ -64,6 +64,8 @@ class PackageContent:
     window: tuple[float, float]
     zone: str = "Asia/Shanghai"
     crosschecks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Tracks read from clip files (by clip id): evidence of another kind, tagged as such.
+    file_tracks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -110,6 +112,8 @@ def build_package(
             "head": head,
             "count": len(track.records),
         }
+    for clip_id, from_file in content.file_tracks.items():
+        files[f"tracks/files/{clip_id}.geojson"] = _json(_file_geojson(clip_id, from_file))
     lines = {t.device: [(r.fix["lon"], r.fix["lat"]) for r in t.records] for t in content.tracks}
     spot = tuple(content.incident["location"])
     files["report.html"] = _report(content, chains, svg_map(lines, spot)).encode()
@@ -261,6 +265,18 @@ def _geojson(track: DeviceTrack) -> dict[str, Any]:
     }
 
 
+def _file_geojson(clip_id: str, from_file: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "FeatureCollection",
+        "properties": {"source": "file", "clip_id": clip_id, **{k: v for k, v in from_file.items() if k != "points"}},
+        "features": [
+            {"type": "Feature", "geometry": {"type": "Point", "coordinates": [lon, lat]},
+             "properties": {"time": at, "alt_m": alt, "source": "file"}}
+            for at, lon, lat, alt in from_file["points"]
+        ],
+    }  # fmt: skip
+
+
 def _geojson_points(data: bytes) -> list[tuple[int, float, float]]:
     features = json.loads(data)["features"]
     return [
@@ -315,6 +331,17 @@ def _json(value: object) -> bytes:
     return json.dumps(value, ensure_ascii=False, indent=1).encode()
 
 
+def _crosscheck_text(stats: dict[str, Any] | None) -> str:
+    if not stats:
+        return "no GPS in the file"
+    if not stats.get("compared"):
+        return f"{stats['file_points']} file points, none at a time the officer's track covers"
+    return (
+        f"{stats['compared']} of {stats['file_points']} points compared: median "
+        f"{stats['median_m']} m, p95 {stats['p95_m']} m, max {stats['max_m']} m"
+    )
+
+
 def _local(at: float | None, zone: str) -> str:
     return (
         "-"
@@ -353,7 +380,7 @@ def _report(content: PackageContent, chains: dict[str, Any], drawing: str) -> st
     clips = "".join(
         f"<tr><td>{escape(str(c.get('clip_id')))}</td><td>{escape(str(c.get('officer', '')))}</td><td>{_local(c.get('start'), zone)}</td>"
         f"<td>{_local(c.get('end'), zone)}</td><td>{escape(str(c.get('file_name', '')))}</td>"
-        f"<td>{escape(json.dumps(content.crosschecks.get(str(c.get('clip_id')), {}), ensure_ascii=False))}</td></tr>"
+        f"<td>{escape(_crosscheck_text(content.crosschecks.get(str(c.get('clip_id')))))}</td></tr>"
         for c in content.clips
     )
     start, end = content.window

@@ -296,6 +296,13 @@ class Store:
         text = self.redis.hget(self.keys.clips, clip_id)
         return json.loads(text) if text else None
 
+    def save_file_track(self, clip_id: str, track: dict[str, Any]) -> None:
+        self.redis.hset(self.keys.file_tracks, clip_id, json.dumps(track))
+
+    def file_track(self, clip_id: str) -> dict[str, Any] | None:
+        text = self.redis.hget(self.keys.file_tracks, clip_id)
+        return None if text is None else json.loads(text)  # type: ignore[no-any-return]
+
     def clip_ids_for_officer(self, officer: str, start: float, end: float) -> list[str]:
         return list(self.redis.zrangebyscore(self.keys.clips_by_officer(officer), start, end))
 

@@ -61,6 +61,11 @@ class Keys:
     def clips(self) -> str:
         return f"{self.prefix}:clips"
 
+    @property
+    def file_tracks(self) -> str:
+        """Tracks read from clip files' telemetry, by clip id (kept apart from device chains)."""
+        return f"{self.prefix}:file_tracks"
+
     def clips_by_officer(self, officer: str) -> str:
         return f"{self.prefix}:clips_by_officer:{officer}"
 

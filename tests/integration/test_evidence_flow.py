@@ -15,6 +15,9 @@ import paho.mqtt.client as mqtt
 import pytest
 import yaml
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import settings as settings_
+from hypothesis import strategies as st
 
 from dispatch.api.app import create_app
 from dispatch.core.track import DeviceKey
@@ -91,6 +94,11 @@ def test_incident_package_holds_track_and_clip_and_detects_tampering(
         client.post(f"/api/orders/{order}/ack", json={"officer": "zhang3", "status": "done"})
         wait_until(lambda: incident_of(client, incident).phase.value == "resolved", 10, "resolved")
         wait_until(lambda: store.clip(clip.clip_id) is not None, 10, "the clip record")
+        # The camera's own GPS, 8 m north of the terminal's, as `yiwang video import` keeps it.
+        camera = [[at, lon, lat + 8 / 111_320, 40.0] for at, lon, lat in published[10:]]
+        store.save_file_track(
+            clip.clip_id, {"source": "file", "file_name": clip.path.name, "points": camera}
+        )
 
         track = client.get("/api/devices/zhang3/BC-1/track", params={"from": t0 - 1}).json()
         assert track["properties"]["points"] == len(published), "the track query spans the archive"
@@ -120,6 +128,9 @@ def test_incident_package_holds_track_and_clip_and_detects_tampering(
     ]
     report = files["report.html"].decode()
     assert incident in report and "<svg" in report and clip.clip_id in report
+    from_file = json.loads(files[f"tracks/files/{clip.clip_id}.geojson"])
+    assert from_file["properties"]["source"] == "file" and len(from_file["features"]) == len(camera)
+    assert "15 of 15 points compared: median 8.0 m" in report, "the cross-check is in the report"
     assert "https://" not in files["map.html"].decode()
 
     # One coordinate changed in the chain excerpt: the digest, the signature and the chain say so.
@@ -203,3 +214,50 @@ def test_sealed_segment_tampering_is_named(
         )
     problems = verify_segment(manifest_path)
     assert any(p.startswith(expected) for p in problems), problems
+
+
+def test_any_changed_byte_of_a_sealed_segment_fails(
+    store: Store, prefix, tmp_path, start_ingest, broker
+) -> None:
+    start_ingest()
+    client = mqtt_client(broker.port, f"{prefix}-seg", mqtt.MQTTv311)
+    t0 = int(time.time()) - 100
+    for n in range(20):
+        payload = {
+            "_type": "location",
+            "lon": 119.65,
+            "lat": round(29.08 + n * 1e-4, 7),
+            "tst": t0 + n,
+        }
+        client.publish(f"{prefix}/li4/BC-8", json.dumps(payload), qos=1).wait_for_publish(5)
+    wait_until(lambda: store.stats().get("accepted", 0) == 20, 10, "stored")
+    settings = Settings(data_dir=tmp_path)
+    (manifest_path,) = seal_due(
+        store,
+        settings.archive(),
+        settings.signer(),
+        time.time(),
+        settings.seal_policy(),
+        force=True,
+    )
+    segment = manifest_path.parent / json.loads(manifest_path.read_text())["manifest"]["file"]
+    originals = {path: path.read_bytes() for path in (segment, manifest_path)}
+
+    @settings_(max_examples=120, deadline=None)
+    @given(st.data())
+    def flip(data) -> None:
+        path = data.draw(st.sampled_from(sorted(originals)))
+        body = bytearray(originals[path])
+        at = data.draw(st.integers(0, len(body) - 1))
+        body[at] ^= data.draw(st.integers(1, 255))
+        path.write_bytes(bytes(body))
+        try:
+            problems = verify_segment(manifest_path)
+            assert problems and any(
+                p.startswith((segment.name, manifest_path.name)) for p in problems
+            ), problems
+        finally:
+            path.write_bytes(originals[path])
+
+    flip()
+    assert verify_segment(manifest_path) == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -46,3 +47,23 @@ def test_video_probe_command(shared_data) -> None:
     assert result.returncode == 0, result.stderr
     assert "GPS: 191 points" in result.stdout
     assert "+33.1268-117.3273" in result.stdout or "33.1268, -117.3273" in result.stdout
+
+
+def test_video_import_keeps_the_gps_track_of_a_clip(
+    shared_data, redis_service, store, prefix
+) -> None:
+    env = {**os.environ, "YIWANG_REDIS_URL": redis_service.url, "YIWANG_KEY_PREFIX": prefix}
+    folder = shared_data / "video-telemetry"
+
+    def run(name: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "dispatch.cli", "video", "import", str(folder / name), "--clip", "CLIP-7"],
+            capture_output=True, text=True, timeout=60, check=False, env=env,
+        )  # fmt: skip
+
+    done = run("gopro_max_heromode_gps5.mp4")
+    assert done.returncode == 0, done.stderr
+    track = store.file_track("CLIP-7")
+    assert track["source"] == "file" and len(track["points"]) == 191
+    refused = run("gopro_karma_imu_no_gps.mp4")
+    assert refused.returncode == 1 and "has no GPS telemetry (gpmf, no position)" in refused.stderr

@@ -15,7 +15,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from devices.telemetry.points import TelemetryPoint
 from dispatch.core.track import DeviceKey, Fix, genesis, link
+from dispatch.evidence.crosscheck import crosscheck
 from dispatch.evidence.package import DeviceTrack, PackageContent, build_package, verify_package
 from dispatch.evidence.records import ChainRecord, frame, records_from_frame
 from dispatch.evidence.signing import Signer, load_or_create
@@ -192,3 +194,23 @@ def test_parquet_column_edit_without_touching_canonical_is_named(tmp_path: Path)
     path = tmp_path / "t.parquet"
     frame(records).to_parquet(path)
     assert len(geopandas.read_parquet(path)) == 10
+
+
+def test_crosscheck_compares_file_points_with_the_interpolated_track() -> None:
+    fixes = [(T0 + 10 * n, 119.65 + n * 1e-3, 29.08) for n in range(10)]  # ~97 m per 10 s
+    on_track = [TelemetryPoint(0, 29.08, 119.65 + k * 5e-4, at=T0 + 5 * k) for k in range(19)]
+    beside = [
+        TelemetryPoint(0, 29.08 + 20 / 111_320, 119.65 + k * 5e-4, at=T0 + 5 * k) for k in range(19)
+    ]
+    outside = [TelemetryPoint(0, 29.08, 119.65, at=T0 - 100), TelemetryPoint(0, 29.08, 119.65)]
+    assert crosscheck(on_track + outside, fixes) == {
+        "file_points": 21,
+        "compared": 19,
+        "median_m": 0.0,
+        "p95_m": 0.0,
+        "max_m": 0.0,
+    }
+    stats = crosscheck(beside, fixes)
+    assert stats["compared"] == 19 and stats["median_m"] == pytest.approx(20, abs=0.1)
+    gappy = [fixes[0], fixes[-1]]  # 90 s apart: nothing to interpolate between
+    assert crosscheck(on_track, gappy)["compared"] == 2  # only the two exact ends
