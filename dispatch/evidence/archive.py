@@ -202,9 +202,14 @@ def verify_segment(manifest_path: Path, trusted_key: str | None = None) -> list[
         problems.append(f"{manifest['file']}: sha256 differs from the manifest")
     try:
         table = geopandas.read_parquet(io.BytesIO(data))
-    except (OSError, ValueError) as exc:  # pyarrow raises ValueError subclasses
+    # Decoders of untrusted bytes (pyarrow, pyproj, shapely) raise errors of their own.
+    except Exception as exc:
         return [*problems, f"{manifest['file']}: not a readable GeoParquet file ({exc})"]
-    records, row_problems = records_from_frame(table, manifest["file"])
+    try:
+        records, row_problems = records_from_frame(table, manifest["file"])
+    # Decoders of untrusted bytes (pyarrow, pyproj, shapely) raise errors of their own.
+    except Exception as exc:
+        return [*problems, f"{manifest['file']}: rows that cannot be read ({exc})"]
     problems += row_problems
     head, chain_problems = check_chain(
         records, manifest["chain_start"], manifest["file"], DeviceKey(manifest["device"])

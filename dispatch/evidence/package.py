@@ -20,6 +20,7 @@ import hashlib
 import io
 import itertools
 import json
+import re
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -166,7 +167,9 @@ def verify_package(data: bytes, trusted_key: str | None = None) -> Verdict:
     )
     if not signature_valid(str(manifest.get("public_key", "")), signed, whole):
         problems.append("package: the zip's bytes changed after signing (whole-package signature)")
-    if not signature_valid(
+    if not re.fullmatch("[0-9a-f]{128}", signature):
+        problems.append(f"{SIGNATURE}: not the lower-case hex Ed25519 signature written at export")
+    elif not signature_valid(
         str(manifest.get("public_key", "")), canonical_json(manifest), signature
     ):
         problems.append(f"{MANIFEST}: the signature does not match (changed after signing)")
@@ -227,7 +230,8 @@ def _check_device(
             continue
         try:
             found = reader(contents[file])
-        except (ValueError, KeyError, TypeError, OSError, ET.ParseError) as exc:
+        # Decoders of untrusted bytes (pyarrow, pyproj, shapely) raise errors of their own.
+        except Exception as exc:
             problems.append(f"{file}: unreadable ({exc})")
             continue
         problems += _compare(file, found, expected)
