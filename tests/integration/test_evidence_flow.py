@@ -159,16 +159,11 @@ def test_incident_package_holds_track_and_clip_and_detects_tampering(
     assert len(list(store.chain_links(dev))) == len(published) - 10, "Redis dropped what was sealed"
 
 
-@pytest.mark.parametrize(
-    "tamper", ["byte", "delete", "swap", "substitute", "coordinate", "manifest"]
-)
-def test_sealed_segment_tampering_is_named(
-    store: Store, prefix, tmp_path, start_ingest, broker, tamper
-) -> None:
-    start_ingest()
+def sealed_segment(store: Store, broker, prefix: str, tmp_path, count: int):
+    """`count` fixes of one walker stored through the ingest, then sealed: (settings, manifest)."""
     client = mqtt_client(broker.port, f"{prefix}-seg", mqtt.MQTTv311)
     t0 = int(time.time()) - 100
-    for n in range(30):
+    for n in range(count):
         payload = {
             "_type": "location",
             "lon": 119.65,
@@ -176,16 +171,23 @@ def test_sealed_segment_tampering_is_named(
             "tst": t0 + n,
         }
         client.publish(f"{prefix}/li4/BC-9", json.dumps(payload), qos=1).wait_for_publish(5)
-    wait_until(lambda: store.stats().get("accepted", 0) == 30, 10, "stored")
+    wait_until(lambda: store.stats().get("accepted", 0) == count, 10, "stored")
     settings = Settings(data_dir=tmp_path)
+    policy = settings.seal_policy()
     (manifest_path,) = seal_due(
-        store,
-        settings.archive(),
-        settings.signer(),
-        time.time(),
-        settings.seal_policy(),
-        force=True,
+        store, settings.archive(), settings.signer(), time.time(), policy, force=True
     )
+    return settings, manifest_path
+
+
+@pytest.mark.parametrize(
+    "tamper", ["byte", "delete", "swap", "substitute", "coordinate", "manifest"]
+)
+def test_sealed_segment_tampering_is_named(
+    store: Store, prefix, tmp_path, start_ingest, broker, tamper
+) -> None:
+    start_ingest()
+    settings, manifest_path = sealed_segment(store, broker, prefix, tmp_path, 30)
     assert verify_segment(manifest_path, settings.signer().public_hex) == []
     segment = manifest_path.parent / json.loads(manifest_path.read_text())["manifest"]["file"]
     if tamper == "byte":
@@ -220,26 +222,7 @@ def test_any_changed_byte_of_a_sealed_segment_fails(
     store: Store, prefix, tmp_path, start_ingest, broker
 ) -> None:
     start_ingest()
-    client = mqtt_client(broker.port, f"{prefix}-seg", mqtt.MQTTv311)
-    t0 = int(time.time()) - 100
-    for n in range(20):
-        payload = {
-            "_type": "location",
-            "lon": 119.65,
-            "lat": round(29.08 + n * 1e-4, 7),
-            "tst": t0 + n,
-        }
-        client.publish(f"{prefix}/li4/BC-8", json.dumps(payload), qos=1).wait_for_publish(5)
-    wait_until(lambda: store.stats().get("accepted", 0) == 20, 10, "stored")
-    settings = Settings(data_dir=tmp_path)
-    (manifest_path,) = seal_due(
-        store,
-        settings.archive(),
-        settings.signer(),
-        time.time(),
-        settings.seal_policy(),
-        force=True,
-    )
+    _, manifest_path = sealed_segment(store, broker, prefix, tmp_path, 20)
     segment = manifest_path.parent / json.loads(manifest_path.read_text())["manifest"]["file"]
     originals = {path: path.read_bytes() for path in (segment, manifest_path)}
 

@@ -1,0 +1,7 @@
+"""`python -m dispatch.cli`: the same as the `yiwang` command."""
+
+import sys
+
+from dispatch.cli import main
+
+sys.exit(main())

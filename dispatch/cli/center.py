@@ -1,0 +1,136 @@
+"""Commands that run the center and manage its devices: serve, ingest, engine, devices."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import uvicorn
+
+from devices.registry import load_bindings
+from dispatch.api.app import WORKERS, build_ingest, create_app
+from dispatch.core.track import DeviceKey
+from dispatch.engine import Engine
+from dispatch.evidence.archive import verify_archive
+from dispatch.settings import Settings
+from dispatch.store import Binding, Store
+
+log = logging.getLogger("yiwang")
+
+
+def _serve(settings: Settings, *, with_workers: bool) -> None:
+    app = create_app(settings, workers=WORKERS if with_workers else ())
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="warning")
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    log.info("serving http://%s:%d", settings.http_host, settings.http_port)
+    _serve(settings, with_workers=not args.api_only)
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
+
+    store = Store.from_url(settings.redis_url, settings.key_prefix)
+    store.load_functions()
+    worker = build_ingest(settings, store)
+    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    log.info(
+        "ingesting %s/# from %s:%d into %s",
+        settings.topic_root,
+        settings.mqtt_host,
+        settings.mqtt_port,
+        settings.redis_url,
+    )
+    try:
+        worker.run()
+    except KeyboardInterrupt:
+        worker.stop()
+    return 0
+
+
+def cmd_engine(args: argparse.Namespace, settings: Settings) -> int:
+    store = Store.from_url(settings.redis_url, settings.key_prefix)
+    engine = Engine(
+        store,
+        holder=settings.engine_id,
+        policies=settings.policies(),
+        lease_ms=settings.engine_lease_ms,
+        city=settings.city(datetime.now(ZoneInfo(settings.timezone))),
+        presence_limits=(settings.stale_after_s, settings.offline_after_s),
+        clock=settings.clock(),
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    log.info("engine %s standing by for the lease on %s", settings.engine_id, settings.redis_url)
+    try:
+        engine.run(stop)
+    except KeyboardInterrupt:
+        stop.set()
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace, settings: Settings) -> int:
+
+    store = Store.from_url(settings.redis_url, settings.key_prefix)
+    if args.action == "import":
+        bindings = load_bindings(Path(args.file))
+        store.bind(bindings)
+        print(f"bound {len(bindings)} devices from {args.file}")
+    elif args.action == "bind":
+        store.bind([Binding(args.device, args.officer, args.team or "")])
+        print(f"{args.device} → officer {args.officer}, team {args.team or '-'}")
+    elif args.action == "unbind":
+        if not store.unbind(args.device):
+            print(f"{args.device} was not bound", file=sys.stderr)
+            return 1
+    elif args.action == "list":
+        for binding in sorted(store.bindings().values(), key=lambda b: b.device):
+            origin = " (auto)" if binding.auto else ""
+            print(f"{binding.device}\t{binding.officer}\t{binding.team or '-'}{origin}")
+    elif args.action == "verify":
+        device = DeviceKey(args.key)
+        count, problems = verify_archive(store, settings.archive(), device)
+        for problem in problems:
+            print(f"FAIL {problem}", file=sys.stderr)
+        if problems:
+            return 1
+        print(f"OK {device}: {count} links from the genesis, sealed segments and live track")
+    return 0
+
+
+def add_center_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = commands.add_parser(
+        "serve", help="run the API with an ingest worker, an engine and order delivery"
+    )
+    serve.add_argument("--api-only", action="store_true", help="no workers (scale-out API nodes)")
+    serve.set_defaults(func=cmd_serve)
+
+    ingest = commands.add_parser("ingest", help="run one ingest worker (MQTT → Redis)")
+    ingest.set_defaults(func=cmd_ingest)
+
+    engine = commands.add_parser(
+        "engine", help="run the incident engine (leads while it holds the lease, else stands by)"
+    )
+    engine.set_defaults(func=cmd_engine)
+
+    devices = commands.add_parser("devices", help="device ↔ officer ↔ team bindings and chains")
+    actions = devices.add_subparsers(dest="action", required=True, metavar="ACTION")
+    imp = actions.add_parser("import", help="bind devices from a CSV or YAML file")
+    imp.add_argument("file", help="columns/keys: device, officer, team")
+    bind = actions.add_parser("bind", help="bind one device to an officer")
+    bind.add_argument("device", help="device serial (the last topic level)")
+    bind.add_argument("--officer", required=True, help="officer login (the user topic level)")
+    bind.add_argument("--team", help="team id")
+    unbind = actions.add_parser("unbind", help="remove a device's binding")
+    unbind.add_argument("device")
+    actions.add_parser("list", help="print every binding")
+    verify = actions.add_parser("verify", help="recompute a device's hash chain")
+    verify.add_argument("key", metavar="USER/DEVICE")
+    devices.set_defaults(func=cmd_devices)

@@ -1,0 +1,212 @@
+"""Commands that simulate and replay: demo, simulate, city, replay."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from dispatch.settings import Settings
+from dispatch.simulation import local_center, prepare_city, run_scenario
+from simulators.city import Behaviour, CityModel
+from simulators.cityfiles import (
+    AREAS,
+    DEVICES,
+    ROSTER,
+    STREETS,
+    build_city_from_streets,
+    build_demo_city,
+    load_sim_city,
+)
+from simulators.driver import Api, CityDriver
+from simulators.incidents import DispatcherBot, DispatcherPlan, IncidentArrivals
+from simulators.publisher import Publisher
+from simulators.replay import READERS, PerDevicePublishers, replay
+from simulators.scenario import load_scenario
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
+    began = time.monotonic()
+    workdir = (settings.data_dir / "demo").resolve()
+    city_dir = prepare_city(
+        args.city, workdir / "city", officers_per_team=args.officers_per_team, seed=args.seed
+    )
+    settings = settings.model_copy(update={"clock_rate": args.speed, "clock_anchor": time.time()})
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with local_center(settings, city_dir, workdir) as settings:
+        clock = settings.clock()
+        model = CityModel(
+            load_sim_city(city_dir), behaviour=Behaviour(), seed=args.seed, now=clock()
+        )
+        broker = (settings.mqtt_host, settings.mqtt_port)
+        with Publisher(*broker, client_id="yiwang-demo-city") as publisher:
+            driver = CityDriver(
+                model,
+                Api(f"http://{settings.http_host}:{settings.http_port}"),
+                publisher,
+                settings.topic_root,
+                clock,
+                broker,
+                arrivals=IncidentArrivals(
+                    model.street_points(),
+                    per_hour=args.incidents_per_hour,
+                    seed=args.seed,
+                    now=clock(),
+                ),
+                dispatcher=None if args.no_dispatcher else DispatcherBot(DispatcherPlan()),
+            )
+            base = f"http://{settings.http_host}:{settings.http_port}"
+            print(
+                f"\nYiwang demo ready in {time.monotonic() - began:.0f} s: "
+                f"{len(model.officers)} officers in {len(model.city.areas)} areas "
+                f"({city_dir}), about {args.incidents_per_hour:g} incidents an hour"
+                + (f", clock ×{args.speed:g}" if args.speed != 1 else "")
+                + f"\n  officers     {base}/api/devices\n"
+                f"  incidents    {base}/api/incidents   (POST one to start its clock)\n"
+                f"  live feed    ws://{settings.http_host}:{settings.http_port}/ws/live\n"
+                f"  ingest stats {base}/api/ingest/stats\n"
+                f"  health       {base}/api/health\n"
+                "Ctrl-C stops everything.\n",
+                flush=True,
+            )
+            driver.run(stop)
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
+    failed = 0
+    for path in args.files:
+        scenario = load_scenario(Path(path))
+        print(f"{scenario.name}: ×{scenario.clock_rate:g}, {scenario.duration_s:.0f} s", flush=True)
+        with tempfile.TemporaryDirectory(prefix="yiwang-scenario-") as workdir:
+            failures, outcome = run_scenario(scenario, Path(workdir))
+        print(
+            f"  {outcome.published} device messages; ingest {dict(sorted(outcome.stats.items()))}"
+        )
+        for number, incident in sorted(outcome.incidents.items()):
+            print(f"  incident {number} {incident['id']}: {incident['phase']}")
+        if args.check:
+            for failure in failures:
+                print(f"  UNMET {failure}")
+            print("  all expectations met" if not failures else f"  {len(failures)} unmet")
+        failed += bool(failures)
+    return 1 if args.check and failed else 0
+
+
+def cmd_city(args: argparse.Namespace, settings: Settings) -> int:
+    folder = Path(args.folder)
+    if args.streets:
+        build_city_from_streets(
+            folder, Path(args.streets), teams=args.teams, officers_per_team=args.officers_per_team
+        )
+    else:
+        build_demo_city(folder, officers_per_team=args.officers_per_team)
+    print(
+        f"city written to {folder}: {AREAS}, {STREETS}, {ROSTER}, {DEVICES}\n"
+        f"serve it with YIWANG_AREAS_FILE={folder / AREAS} YIWANG_ROSTER_FILE={folder / ROSTER} "
+        f"YIWANG_STREETS_FILE={folder / STREETS}, bind with `yiwang devices import "
+        f"{folder / DEVICES}`"
+    )
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
+    rows = list(READERS[args.format](Path(args.file)))
+    host, port = settings.mqtt_host, settings.mqtt_port
+    publisher: Publisher | PerDevicePublishers
+    if args.client_per_device:
+        publisher = PerDevicePublishers(host, port, "yiwang-replay")
+    else:
+        publisher = Publisher(host, port, client_id="yiwang-replay").start()
+    try:
+        count = replay(
+            rows,
+            publisher,
+            root=settings.topic_root,
+            speed=args.speed,
+            ends_at=None if args.keep_times else time.time(),
+            align=args.align,
+            max_gap_s=args.max_gap,
+        )
+    finally:
+        publisher.close()
+    devices = len({row.device for row in rows})
+    print(
+        f"published {count} fixes of {devices} devices; the broker acknowledged {len(publisher.ledger)}"
+    )
+    return 0
+
+
+def add_simulation_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = commands.add_parser(
+        "demo", help="start private Redis and Mosquitto, the server and a simulated city"
+    )
+    demo.add_argument(
+        "--city",
+        default="demo",
+        help="demo (婺城区, built from package data), a city folder, or a folder with a "
+        ".graphml street graph to build one on",
+    )
+    demo.add_argument("--officers-per-team", type=int, default=3, help="default 3")
+    demo.add_argument(
+        "--incidents-per-hour", type=float, default=60.0, help="average reports (default 60)"
+    )
+    demo.add_argument(
+        "--no-dispatcher", action="store_true", help="leave every incident to you at the console"
+    )
+    demo.add_argument(
+        "--speed", type=float, default=1.0, help="run the center's clock this many times faster"
+    )
+    demo.add_argument("--seed", type=int, default=1)
+    demo.set_defaults(func=cmd_demo)
+
+    simulate = commands.add_parser(
+        "simulate", help="play scenario files against a private center and check the outcome"
+    )
+    simulate.add_argument("what", choices=["scenario"])
+    simulate.add_argument("files", nargs="+", metavar="FILE", help="scenario YAML files")
+    simulate.add_argument(
+        "--check", action="store_true", help="exit 1 when any expectation is unmet"
+    )
+    simulate.set_defaults(func=cmd_simulate)
+
+    city = commands.add_parser("city", help="write a city folder (areas, streets, roster)")
+    city.add_argument("action", choices=["build"])
+    city.add_argument("folder")
+    city.add_argument("--streets", help="a GraphML street graph (default: the 婺城区 demo city)")
+    city.add_argument("--teams", type=int, default=8, help="cells and teams around --streets")
+    city.add_argument("--officers-per-team", type=int, default=3)
+    city.set_defaults(func=cmd_city)
+
+    replay = commands.add_parser("replay", help="replay a recorded feed over MQTT")
+    replay.add_argument(
+        "format",
+        choices=sorted(READERS),
+        help="tdrive CSV, geolife PLT (file or folder), geolife-csv, gpx, or csv "
+        "(device,time,lon,lat[,user])",
+    )
+    replay.add_argument("file", help="feed file (geolife: a .plt file or a folder of them)")
+    replay.add_argument(
+        "--speed",
+        type=float,
+        default=0.0,
+        help="time factor, e.g. 1 or 60; 0 = as fast as possible",
+    )
+    replay.add_argument(
+        "--keep-times", action="store_true", help="keep recorded times (default: feed ends now)"
+    )
+    replay.add_argument(
+        "--align", action="store_true", help="each device's recording ends now: play together"
+    )
+    replay.add_argument(
+        "--max-gap", type=float, metavar="S", help="shorten silences longer than S recorded seconds"
+    )
+    replay.add_argument(
+        "--client-per-device", action="store_true", help="one MQTT connection per device"
+    )
+    replay.set_defaults(func=cmd_replay)
