@@ -105,7 +105,7 @@ class CityDriver:
     def _subscribe(self) -> mqtt.Client:
         client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
-            client_id=f"{self.publisher.client._client_id.decode()}-terminals",
+            client_id=f"{self.publisher.client_id}-terminals",
             protocol=mqtt.MQTTv5,
         )
 

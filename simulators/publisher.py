@@ -48,7 +48,7 @@ class Publisher:
         client_id: str,
         protocol: mqtt.MQTTProtocolVersion = mqtt.MQTTv311,
     ) -> None:
-        self.host, self.port = host, port
+        self.host, self.port, self.client_id = host, port, client_id
         self.ledger = Ledger()
         self._in_flight: deque[tuple[mqtt.MQTTMessageInfo, str, bytes]] = deque()
         self.client = mqtt.Client(
