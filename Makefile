@@ -3,8 +3,9 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 PYTHON  ?= python3
+BUNDLE  := frontend/dist/command.js
 
-.PHONY: install demo test lint check bench clean
+.PHONY: install frontend demo test lint check bench clean
 
 $(STAMP): pyproject.toml
 	@command -v redis-server >/dev/null && command -v mosquitto >/dev/null || { \
@@ -16,7 +17,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: install
+# The screens: npm packages from the lock file, bundled by esbuild (no CDN at run time).
+$(BUNDLE): frontend/package-lock.json frontend/build.mjs $(wildcard frontend/src/*.js frontend/static/*)
+	@command -v npm >/dev/null || { echo "npm is needed for the screens: sudo apt-get install npm"; exit 1; }
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error && node build.mjs
+
+frontend: $(BUNDLE)
+
+demo: install frontend
 	$(BIN)/yiwang demo
 
 lint: install
@@ -25,11 +33,11 @@ lint: install
 	$(BIN)/mypy gis dispatch/core devices/topics.py devices/messages.py devices/quality.py devices/telemetry
 	$(BIN)/lint-imports
 
-test: lint
+test: lint frontend
 	$(BIN)/pytest
 
 bench: install
 	$(BIN)/yiwang bench ingest
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis frontend/node_modules frontend/dist

@@ -61,6 +61,7 @@ class Settings(BaseSettings):
     areas_name_field: str = "name"
     roster_file: Path | None = None
     streets_file: Path | None = None
+    basemap_file: Path | None = None  # PMTiles of areas and streets for the map page
 
     stale_after_s: float = 60.0
     offline_after_s: float = 300.0

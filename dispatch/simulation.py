@@ -19,6 +19,7 @@ import yaml
 
 from devices.registry import load_bindings
 from dispatch.api.app import create_app
+from dispatch.basemap import BASEMAP, build_basemap
 from dispatch.services import ManagedMosquitto, ManagedRedis, free_port
 from dispatch.settings import Settings
 from dispatch.store import Store
@@ -70,6 +71,7 @@ def local_center(settings: Settings, city_dir: Path, workdir: Path) -> Iterator[
                 "areas_file": city_dir / cityfiles.AREAS,
                 "roster_file": city_dir / cityfiles.ROSTER,
                 "streets_file": city_dir / cityfiles.STREETS,
+                "basemap_file": _basemap(city_dir),
             }
         )
         store = Store.from_url(settings.redis_url, settings.key_prefix)
@@ -99,6 +101,13 @@ def local_center(settings: Settings, city_dir: Path, workdir: Path) -> Iterator[
             thread.join(timeout=20)
         broker.stop()
         redis_service.stop()
+
+
+def _basemap(city_dir: Path) -> Path:
+    built = city_dir / BASEMAP
+    if not built.exists():
+        build_basemap(city_dir / cityfiles.AREAS, city_dir / cityfiles.STREETS, built)
+    return built
 
 
 def run_scenario(scenario: Scenario, workdir: Path) -> tuple[list[str], Outcome]:

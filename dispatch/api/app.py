@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 from devices.batch import BatchWriter, IngestConfig
 from devices.ingest import IngestWorker
-from dispatch.api import devices, health, incidents, live
+from dispatch.api import devices, health, incidents, live, pages
 from dispatch.api.state import AppState
 from dispatch.delivery import OrderDelivery
 from dispatch.engine import Engine
@@ -101,7 +101,9 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
         for thread in threads:
             thread.start()
         live_redis = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
-        app.state.yiwang = AppState(settings, store, live_redis, ingest, engine, city, clock)
+        app.state.yiwang = AppState(
+            settings, store, live_redis, ingest, engine, city, clock, settings.policies()
+        )
         try:
             yield
         finally:
@@ -126,4 +128,6 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
     app.include_router(devices.router)
     app.include_router(incidents.router)
     app.include_router(live.router)
+    app.include_router(pages.router)
+    pages.mount_static(app, settings.basemap_file)
     return app

@@ -10,6 +10,7 @@ from fastapi import Request
 from devices.ingest import IngestWorker
 from dispatch.city import City
 from dispatch.clock import Clock
+from dispatch.core.policy import PolicyBook
 from dispatch.engine import Engine
 from dispatch.settings import Settings
 from dispatch.store import Store
@@ -24,6 +25,7 @@ class AppState:
     engine: Engine | None
     city: City | None
     clock: Clock
+    policies: PolicyBook
 
 
 def app_state(request: Request) -> AppState:

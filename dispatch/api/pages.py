@@ -1,0 +1,110 @@
+"""The screens: the command-center page, the officer page, their static bundle, the offline
+basemap, and what the pages read once at start (the city, the timeline policies, the clock).
+
+The bundle is built from `frontend/` by `make frontend` (esbuild, from npm packages); without
+it the pages answer 503 with that instruction.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import shapely
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from shapely.geometry import mapping
+
+from dispatch.api.state import app_state
+from dispatch.core.policy import PolicyBook, TimelinePolicy
+
+DIST = Path(__file__).resolve().parents[2] / "frontend" / "dist"
+router = APIRouter(tags=["screens"])
+
+
+def _page(name: str) -> FileResponse:
+    page = DIST / name
+    if not page.exists():
+        raise HTTPException(503, f"the screens are not built: run `make frontend` ({page} missing)")
+    return FileResponse(page, media_type="text/html")
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+def command_page() -> FileResponse:
+    return _page("command.html")
+
+
+@router.get("/officer", response_class=HTMLResponse, include_in_schema=False)
+def officer_page() -> FileResponse:
+    return _page("officer.html")
+
+
+@router.get("/api/city")
+def city(request: Request) -> dict[str, Any]:
+    """The areas as GeoJSON, a label point for each, and the bounds to frame the map."""
+    state = app_state(request)
+    if state.city is None:
+        raise HTTPException(
+            503, "no city is configured: set YIWANG_AREAS_FILE and YIWANG_ROSTER_FILE"
+        )
+    areas = state.city.areas.areas
+    west, south, east, north = shapely.union_all([a.geometry for a in areas]).bounds
+    return {
+        "areas": {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "properties": {"id": a.id, "name": a.name},
+                    "geometry": mapping(a.geometry),
+                }
+                for a in areas
+            ],
+        },
+        "labels": [
+            {
+                "id": a.id,
+                "name": a.name,
+                "position": list(shapely.point_on_surface(a.geometry).coords[0]),
+            }
+            for a in areas
+        ],
+        "bounds": [[west, south], [east, north]],
+    }
+
+
+def _policy(policy: TimelinePolicy) -> dict[str, Any]:
+    return {
+        "deadlines_s": {m.value: s for m, s in policy.deadlines_s.items()},
+        "warn_at_fraction": policy.warn_at_fraction,
+        "accept_within_s": policy.accept_within_s,
+    }
+
+
+@router.get("/api/policies")
+def policies(request: Request) -> dict[str, Any]:
+    """The deadlines screens count down to, by category and `category/priority`."""
+    book: PolicyBook = app_state(request).policies
+    return {
+        "default": _policy(book.default),
+        "by_category": {c: _policy(p) for c, p in book.by_category.items()},
+        "by_category_priority": {
+            f"{c}/{n}": _policy(p) for (c, n), p in book.by_category_priority.items()
+        },
+    }
+
+
+@router.get("/api/clock")
+def clock(request: Request) -> dict[str, float]:
+    """The center's time and how fast it runs (1 in production), for the screens' clocks."""
+    state = app_state(request)
+    return {"now": state.clock(), "rate": state.clock.rate}
+
+
+def mount_static(app: FastAPI, basemap: Path | None) -> None:
+    """The bundle under /static and the basemap under /tiles (range requests)."""
+    if DIST.exists():
+        app.mount("/static", StaticFiles(directory=DIST), name="static")
+    if basemap is not None and basemap.exists():
+        app.mount("/tiles", StaticFiles(directory=basemap.parent), name="tiles")

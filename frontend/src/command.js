@@ -1,0 +1,261 @@
+// The command-center page: the live map (MapLibre over an offline PMTiles basemap, deck.gl
+// layers on top), the incident queue with running clocks, the selected incident with its
+// timeline, recommendations and actions, the officer list and the alerts feed.
+import { Map as MapLibre, addProtocol, setWorkerUrl } from "maplibre-gl";
+import { MapboxOverlay } from "@deck.gl/mapbox";
+import { GeoJsonLayer, ScatterplotLayer, TextLayer, PathLayer } from "@deck.gl/layers";
+import { Protocol } from "pmtiles";
+import { LiveFeed } from "./live.js";
+import { LABELS, clocks, countdown, localTime, nextDeadline, policyFor, worst } from "./clock.js";
+
+const STATUS_COLOURS = {
+  available: [46, 160, 67], ordered: [245, 159, 0], en_route: [25, 113, 194],
+  on_scene: [132, 94, 247], offline: [134, 142, 150],
+};
+const CLOCK_COLOURS = { running: [25, 113, 194], warning: [245, 159, 0], breached: [224, 49, 49], done: [46, 160, 67] };
+const TRAIL_S = 300;
+const OFFLINE_AFTER_S = 300;
+
+const state = {
+  officers: new Map(), // dev -> {dev, officer, lon, lat, fix_at, trail: [[lon, lat, t]]}
+  incidents: new Map(),
+  selected: null,
+  alerts: [],
+  city: null,
+  policies: null,
+  clock: { server: 0, local: 0, rate: 1 },
+  errors: [],
+};
+window.__yiwang = state;
+window.addEventListener("error", (e) => state.errors.push(String(e.message)));
+
+const $ = (id) => document.getElementById(id);
+const now = () => state.clock.server + ((performance.now() - state.clock.local) / 1000) * state.clock.rate;
+const api = async (path, body) => {
+  const response = await fetch(path, body === undefined ? {} : {
+    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
+  });
+  if (!response.ok) throw new Error(`${path}: ${response.status} ${await response.text()}`);
+  return response.json();
+};
+
+function officerStatus(officer) {
+  if (now() - officer.fix_at > OFFLINE_AFTER_S) return "offline";
+  for (const incident of state.incidents.values()) {
+    const order = incident.order;
+    if (!order || !order.officers.includes(officer.officer)) continue;
+    if (incident.phase === "dispatched") return "ordered";
+    if (incident.phase === "en_route") return "en_route";
+    if (incident.phase === "on_scene") return "on_scene";
+  }
+  return "available";
+}
+
+function moveOfficer(dev, lon, lat, fixAt) {
+  const officer = state.officers.get(dev) || { dev, officer: dev.split("/")[0], trail: [] };
+  Object.assign(officer, { lon, lat, fix_at: fixAt });
+  officer.trail.push([lon, lat, fixAt]);
+  while (officer.trail.length && officer.trail[0][2] < fixAt - TRAIL_S) officer.trail.shift();
+  state.officers.set(dev, officer);
+}
+
+function onMessage(message) {
+  if (message.type === "snapshot") {
+    state.incidents.clear();
+    for (const incident of message.incidents) state.incidents.set(incident.id, incident);
+    for (const [dev, lon, lat, fixAt] of message.devices) moveOfficer(dev, lon, lat, fixAt);
+  } else if (message.type === "positions") {
+    for (const [dev, lon, lat, fixAt] of message.body) moveOfficer(dev, lon, lat, fixAt);
+    state.lastPositionsSeq = message.seq;
+  } else if (message.type === "incident") {
+    const incident = JSON.parse(typeof message.body === "string" ? message.body : JSON.stringify(message.body));
+    state.incidents.set(incident.id, incident);
+  } else if (["warning", "escalation", "partner_missing", "redispatch"].includes(message.type)) {
+    const body = typeof message.body === "string" ? JSON.parse(message.body) : message.body;
+    state.alerts.unshift({ type: message.type, body, at: now() });
+    state.alerts.length = Math.min(state.alerts.length, 50);
+  }
+  state.dirty = true;
+}
+
+// --- the map -------------------------------------------------------------------------------
+
+function baseStyle() {
+  const source = `pmtiles://${location.origin}/tiles/basemap.pmtiles`;
+  return {
+    version: 8,
+    sources: { city: { type: "vector", url: source } },
+    layers: [
+      { id: "background", type: "background", paint: { "background-color": "#eef0ea" } },
+      { id: "areas", type: "fill", source: "city", "source-layer": "areas", paint: { "fill-color": "#f8f9f4" } },
+      { id: "streets-minor", type: "line", source: "city", "source-layer": "streets",
+        filter: ["!=", ["get", "highway"], "primary"], paint: { "line-color": "#d0d4cc", "line-width": 1 } },
+      { id: "streets-major", type: "line", source: "city", "source-layer": "streets",
+        filter: ["==", ["get", "highway"], "primary"], paint: { "line-color": "#f1c27d", "line-width": 2.5 } },
+      { id: "area-borders", type: "line", source: "city", "source-layer": "areas",
+        paint: { "line-color": "#7a8a9a", "line-width": 1.2, "line-dasharray": [3, 2] } },
+    ],
+  };
+}
+
+function officerArrays() {
+  const list = [...state.officers.values()];
+  const positions = new Float32Array(list.length * 2);
+  const colours = new Uint8Array(list.length * 4);
+  list.forEach((officer, n) => {
+    positions[2 * n] = officer.lon;
+    positions[2 * n + 1] = officer.lat;
+    colours.set([...STATUS_COLOURS[officerStatus(officer)], 255], 4 * n);
+  });
+  return { list, positions, colours };
+}
+
+function layers() {
+  const t = now();
+  const officers = officerArrays();
+  state.officerOrder = officers.list.map((o) => o.dev);
+  const open = [...state.incidents.values()].filter((i) => !["closed", "cancelled", "merged"].includes(i.phase));
+  const incidentState = (i) => worst(clocks(i, policyFor(state.policies, i), t));
+  const selected = state.selected && state.incidents.get(state.selected);
+  const route = selected && selected.order ? officersOf(selected).map((o) => ({ path: [[o.lon, o.lat], selected.location] })) : [];
+  return [
+    new GeoJsonLayer({
+      id: "areas", data: state.city.areas, stroked: false, filled: true, pickable: true,
+      getFillColor: [25, 113, 194, 10],
+    }),
+    new TextLayer({
+      id: "area-labels", data: state.city.labels, getPosition: (d) => d.position, getText: (d) => d.name,
+      getSize: 13, getColor: [70, 80, 90], characterSet: "auto", fontFamily: "Noto Sans CJK SC, sans-serif",
+    }),
+    new PathLayer({
+      id: "trails", data: officers.list.filter((o) => o.trail.length > 1),
+      getPath: (o) => o.trail.map((p) => [p[0], p[1]]), getColor: [25, 113, 194, 90], widthMinPixels: 2,
+    }),
+    new PathLayer({ id: "route", data: route, getPath: (d) => d.path, getColor: [224, 49, 49], widthMinPixels: 3, getDashArray: [4, 3] }),
+    new ScatterplotLayer({
+      id: "officers", pickable: true, radiusUnits: "pixels", getRadius: 6, stroked: true,
+      lineWidthMinPixels: 1, getLineColor: [255, 255, 255],
+      data: { length: officers.list.length, attributes: {
+        getPosition: { value: officers.positions, size: 2 }, getFillColor: { value: officers.colours, size: 4 },
+      } },
+    }),
+    new ScatterplotLayer({
+      id: "incident-rings", data: open, getPosition: (i) => i.location, radiusUnits: "pixels", getRadius: 14,
+      filled: false, stroked: true, lineWidthMinPixels: 4, getLineColor: (i) => CLOCK_COLOURS[incidentState(i)],
+      updateTriggers: { getLineColor: Math.floor(t) },
+    }),
+    new ScatterplotLayer({
+      id: "incidents", data: open, pickable: true, getPosition: (i) => i.location, radiusUnits: "pixels",
+      getRadius: 7, getFillColor: (i) => CLOCK_COLOURS[incidentState(i)], updateTriggers: { getFillColor: Math.floor(t) },
+    }),
+  ];
+}
+
+function officersOf(incident) {
+  const names = incident.order ? incident.order.officers : [];
+  return [...state.officers.values()].filter((o) => names.includes(o.officer));
+}
+
+// --- panels ---------------------------------------------------------------------------------
+
+function renderQueue() {
+  const t = now();
+  const open = [...state.incidents.values()].filter((i) => !["closed", "cancelled", "merged"].includes(i.phase));
+  open.sort((a, b) => nextDeadline(a, policyFor(state.policies, a), t) - nextDeadline(b, policyFor(state.policies, b), t));
+  $("queue").innerHTML = open.map((incident) => {
+    const running = clocks(incident, policyFor(state.policies, incident), t);
+    const chips = running.filter((c) => c.due != null).map((c) => {
+      const text = c.reached ? (c.reached.late_by_s > 0 ? `超时${Math.round(c.reached.late_by_s)}s` : "✓") : countdown(c.left);
+      return `<span class="chip ${c.state}" data-milestone="${c.milestone}">${LABELS[c.milestone]} ${text}</span>`;
+    }).join("");
+    return `<li class="incident ${incident.id === state.selected ? "selected" : ""}" data-id="${incident.id}" data-phase="${incident.phase}">
+      <b>${incident.title || incident.category}</b> <small>${incident.id} · ${incident.phase}</small><div>${chips}</div></li>`;
+  }).join("");
+  $("open-count").textContent = open.length;
+}
+
+async function renderDetail() {
+  const incident = state.selected && state.incidents.get(state.selected);
+  if (!incident) { $("detail").innerHTML = "<p class='hint'>选择一个事件 Select an incident</p>"; return; }
+  const milestones = (incident.milestones || []).map((m) =>
+    `<tr><td>${LABELS[m.milestone]}</td><td>${localTime(m.reached_at)}</td><td>${m.late_by_s > 0 ? `+${Math.round(m.late_by_s)}s` : "按时"}</td><td>${m.by} · ${m.via}</td></tr>`).join("");
+  $("detail").innerHTML = `<h3>${incident.title || incident.category} <small data-phase="${incident.phase}" id="detail-phase">${incident.phase}</small></h3>
+    <p>${incident.id} · 上报 ${localTime(incident.reported_at)} · P${incident.priority} · ${incident.source}</p>
+    <table>${milestones}</table>
+    <div class="actions">${["acknowledge", "reassign", "resolve", "close", "cancel"].map((a) =>
+      `<button data-action="${a}">${{ acknowledge: "受理", reassign: "改派", resolve: "办结", close: "结案", cancel: "撤销" }[a]}</button>`).join("")}</div>
+    <h4>推荐 Recommended</h4><ol id="recommendations"><li class="hint">…</li></ol>`;
+  try {
+    const ranked = await api(`/api/incidents/${incident.id}/recommendations`);
+    $("recommendations").innerHTML = ranked.map((r) =>
+      `<li>${r.officer} <small>${r.team} · ${Math.round(r.eta_s / 60)} min · ${r.reason}</small> <button data-assign="${r.officer}">派单</button></li>`).join("") || "<li class='hint'>无可用警员</li>";
+  } catch (error) {
+    $("recommendations").innerHTML = `<li class="hint">${error.message}</li>`;
+  }
+}
+
+function renderOfficers() {
+  const list = [...state.officers.values()].sort((a, b) => a.officer.localeCompare(b.officer));
+  $("officers").innerHTML = list.map((o) => `<li><i style="background:rgb(${STATUS_COLOURS[officerStatus(o)]})"></i>${o.officer} <small>${officerStatus(o)}</small></li>`).join("");
+}
+
+function renderAlerts() {
+  $("alerts").innerHTML = state.alerts.map((a) =>
+    `<li class="${a.type}">${localTime(a.at)} ${a.type} ${a.body.incident || ""} ${a.body.milestone || ""}</li>`).join("");
+}
+
+async function act(action, officer) {
+  const id = state.selected;
+  if (action === "assign") await api(`/api/incidents/${id}/assign`, { officers: [officer], by: "console" });
+  else await api(`/api/incidents/${id}/${action}`, { by: "console", reason: "" });
+}
+
+// --- start ------------------------------------------------------------------------------------
+
+async function start() {
+  const [city, policies, clock] = await Promise.all([api("/api/city"), api("/api/policies"), api("/api/clock")]);
+  Object.assign(state, { city, policies, clock: { server: clock.now, local: performance.now(), rate: clock.rate } });
+  addProtocol("pmtiles", new Protocol().tile);
+  setWorkerUrl(new URL("/static/maplibre-gl-worker.mjs", location.href).href);
+  const map = new MapLibre({ container: "map", style: baseStyle(), bounds: city.bounds, fitBoundsOptions: { padding: 20 }, attributionControl: false });
+  const overlay = new MapboxOverlay({ interleaved: false, layers: [] });
+  map.addControl(overlay);
+  state.map = map;
+  state.overlay = overlay;
+  map.on("load", () => { state.mapLoaded = true; });
+  new LiveFeed("/ws/live", onMessage, (s) => { $("feed").textContent = s; });
+
+  $("queue").addEventListener("click", (e) => {
+    const item = e.target.closest("[data-id]");
+    if (item) { state.selected = item.dataset.id; renderDetail(); }
+  });
+  $("detail").addEventListener("click", async (e) => {
+    const button = e.target.closest("button");
+    if (!button) return;
+    try { await act(button.dataset.assign ? "assign" : button.dataset.action, button.dataset.assign); }
+    catch (error) { state.alerts.unshift({ type: "refused", body: { incident: error.message }, at: now() }); }
+  });
+  let lastPhase = null;
+  setInterval(() => {
+    overlay.setProps({ layers: layers() });
+    renderQueue();
+    renderOfficers();
+    renderAlerts();
+    const selected = state.selected && state.incidents.get(state.selected);
+    if (selected && selected.phase !== lastPhase) { lastPhase = selected.phase; renderDetail(); }
+    $("now").textContent = localTime(now());
+    state.frames = (state.frames || 0) + 1;
+  }, 250);
+}
+
+// The pixel where an officer is drawn, for tests and for the list's "show on map".
+window.__officerPixel = (dev) => {
+  const officer = state.officers.get(dev);
+  return officer && state.map.project([officer.lon, officer.lat]);
+};
+window.__pick = (x, y) => {
+  const info = state.overlay.pickObject({ x, y, radius: 3, layerIds: ["officers"] });
+  return info ? state.officerOrder[info.index] : null;
+};
+
+start().catch((error) => { state.errors.push(String(error)); $("feed").textContent = `error: ${error.message}`; });

@@ -1,0 +1,28 @@
+// The live feed: snapshot, then every change in order; after a drop it resumes with `since`
+// so nothing is lost or repeated.
+export class LiveFeed {
+  constructor(path, onMessage, onState = () => {}) {
+    this.path = path;
+    this.onMessage = onMessage;
+    this.onState = onState;
+    this.seq = null;
+    this.connect();
+  }
+
+  connect() {
+    const url = new URL(this.path, location.href);
+    url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
+    if (this.seq) url.searchParams.set("since", this.seq);
+    const socket = new WebSocket(url);
+    socket.onopen = () => this.onState("live");
+    socket.onmessage = (event) => {
+      const message = JSON.parse(event.data);
+      this.seq = message.seq;
+      this.onMessage(message);
+    };
+    socket.onclose = () => {
+      this.onState("reconnecting");
+      setTimeout(() => this.connect(), 1000);
+    };
+  }
+}

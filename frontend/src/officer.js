@@ -1,0 +1,61 @@
+// The officer page (phone-sized): the current order with its clocks and the buttons an
+// officer presses. Works beside the OwnTracks app, which keeps reporting the position.
+import { LiveFeed } from "./live.js";
+import { LABELS, clocks, countdown, policyFor } from "./clock.js";
+
+const officer = new URLSearchParams(location.search).get("officer") || "";
+const state = { incidents: new Map(), policies: null, clock: { server: 0, local: 0, rate: 1 }, errors: [] };
+window.__yiwang = state;
+const $ = (id) => document.getElementById(id);
+const now = () => state.clock.server + ((performance.now() - state.clock.local) / 1000) * state.clock.rate;
+const ACTIONS = { dispatched: ["accepted", "rejected"], en_route: ["arrived"], on_scene: ["done"] };
+const NAMES = { accepted: "接受", rejected: "拒绝", enroute: "出发", arrived: "到达", done: "完成" };
+
+function current() {
+  return [...state.incidents.values()].find((i) =>
+    i.order && i.order.officers.includes(officer) && ["dispatched", "en_route", "on_scene"].includes(i.phase));
+}
+
+function render() {
+  const incident = current();
+  if (!incident) { $("order").innerHTML = "<p class='hint'>暂无指令 No order</p>"; return; }
+  const t = now();
+  const policy = policyFor(state.policies, incident);
+  const timers = clocks(incident, policy, t).filter((c) => c.due != null && !c.reached)
+    .map((c) => `<div class="clock chip ${c.state}">${LABELS[c.milestone]} ${countdown(c.left)}</div>`).join("");
+  let buttons = ACTIONS[incident.phase] || [];
+  if (incident.phase === "dispatched" && incident.order.accepted_by === officer) buttons = ["enroute", "arrived"];
+  const [lon, lat] = incident.location;
+  $("order").innerHTML = `<h3 id="order-title" data-incident="${incident.id}" data-phase="${incident.phase}">${incident.title || incident.category}</h3>
+    <p>${incident.id} · ${incident.phase}</p>${timers}
+    <p>${buttons.map((b) => `<button data-status="${b}">${NAMES[b]}</button>`).join("")}</p>
+    <p><a href="geo:${lat},${lon}">导航 Navigate</a></p>`;
+}
+
+async function start() {
+  $("who").textContent = officer;
+  const [policies, clock] = await Promise.all([
+    fetch("/api/policies").then((r) => r.json()), fetch("/api/clock").then((r) => r.json()),
+  ]);
+  Object.assign(state, { policies, clock: { server: clock.now, local: performance.now(), rate: clock.rate } });
+  new LiveFeed(`/ws/live?officer=${encodeURIComponent(officer)}&types=incident`, (message) => {
+    if (message.type === "snapshot") for (const i of message.incidents) state.incidents.set(i.id, i);
+    if (message.type === "incident") {
+      const incident = typeof message.body === "string" ? JSON.parse(message.body) : message.body;
+      state.incidents.set(incident.id, incident);
+    }
+    render();
+  }, (s) => { $("feed").textContent = s; });
+  $("order").addEventListener("click", async (e) => {
+    const button = e.target.closest("button[data-status]");
+    const incident = current();
+    if (!button || !incident) return;
+    await fetch(`/api/orders/${incident.order.id}/ack`, {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ officer, status: button.dataset.status }),
+    });
+  });
+  setInterval(render, 500);
+}
+
+start().catch((error) => { state.errors.push(String(error)); $("feed").textContent = `error: ${error.message}`; });

@@ -1,0 +1,169 @@
+"""The screens in Debian's Chromium (SwiftShader WebGL), against a whole local center: the
+live map shows an officer where the fixes put it, an incident's clock turns amber then red
+on time, and an order assigned on the command page reaches the officer page, whose answer
+moves the incident on the command page. No request leaves 127.0.0.1. Screenshots are kept
+under var/screenshots for review."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+import yaml
+from playwright.sync_api import Browser, Page, sync_playwright
+
+from dispatch.services import free_port
+from dispatch.settings import Settings
+from dispatch.simulation import local_center
+from simulators.cityfiles import build_demo_city, load_sim_city
+
+SHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+        "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]  # fmt: skip
+POLICY = {"default": {"respond_s": 8, "turn_out_s": 40, "handle_s": 120, "warn_at": 0.5}}
+OFFICER, DEVICE = "officer001", "bodycam001"
+
+
+@pytest.fixture(scope="module")
+def center(tmp_path_factory) -> Iterator[tuple[str, int, tuple[float, float]]]:
+    workdir = tmp_path_factory.mktemp("center")
+    city = build_demo_city(workdir / "city", officers_per_team=1)
+    policy = workdir / "policy.yaml"
+    policy.write_text(yaml.safe_dump(POLICY))
+    settings = Settings(http_port=free_port(), policy_file=policy, data_dir=workdir,
+                        engine_id="screens-engine", ingest_client_id="screens-ingest")  # fmt: skip
+    sim = load_sim_city(city)
+    home = next(o for o in sim.officers if o.officer == OFFICER).area
+    centre = sim.areas.get(home).geometry.representative_point()
+    with local_center(settings, city, workdir) as running:
+        yield f"http://127.0.0.1:{running.http_port}", running.mqtt_port, (centre.x, centre.y)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+        yield browser
+        browser.close()
+
+
+class Device:
+    def __init__(self, port: int) -> None:
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"screens-{DEVICE}")
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        self.tst = int(time.time()) - 1500
+
+    def at(self, lon: float, lat: float) -> None:
+        self.tst += 300
+        payload = {"_type": "location", "lon": lon, "lat": lat, "tst": self.tst, "acc": 5}
+        self.client.publish(
+            f"owntracks/{OFFICER}/{DEVICE}", json.dumps(payload), qos=1
+        ).wait_for_publish(5)
+
+
+def post(base: str, path: str, body: dict) -> dict:
+    request = urllib.request.Request(
+        base + path, json.dumps(body).encode(), {"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.load(response)
+
+
+def open_page(browser: Browser, url: str, requests: list[str], **options) -> Page:
+    page = browser.new_context(**options).new_page()
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(url)
+    return page
+
+
+def officer_on_screen(page: Page, lon: float, lat: float) -> dict:
+    dev = f"{OFFICER}/{DEVICE}"
+    page.wait_for_function(
+        f"""() => {{ const o = window.__yiwang.officers.get('{dev}');
+                   return window.__yiwang.mapLoaded && o && Math.abs(o.lon - {lon}) < 1e-6 && Math.abs(o.lat - {lat}) < 1e-6; }}""",
+        timeout=60_000,
+    )
+    page.wait_for_timeout(600)  # a redraw after the move
+    pixel = page.evaluate(f"window.__officerPixel('{dev}')")
+    return {"pixel": pixel, "picked": page.evaluate(f"window.__pick({pixel['x']}, {pixel['y']})")}
+
+
+def test_live_map_draws_an_officer_where_its_fixes_put_it(center, browser) -> None:
+    base, mqtt_port, (lon, lat) = center
+    device = Device(mqtt_port)
+    device.at(lon, lat)
+    requests: list[str] = []
+    page = open_page(browser, base + "/", requests, viewport={"width": 1400, "height": 850})
+    before = officer_on_screen(page, lon, lat)
+    assert before["picked"] == f"{OFFICER}/{DEVICE}"
+    east = lon + 2000 / (111_320 * math.cos(math.radians(lat)))
+    device.at(east, lat)
+    after = officer_on_screen(page, east, lat)
+    assert after["picked"] == f"{OFFICER}/{DEVICE}"
+    assert after["pixel"]["x"] > before["pixel"]["x"] + 5
+    assert page.evaluate(f"window.__pick({before['pixel']['x']}, {before['pixel']['y']})") is None
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "command.png"))
+    assert page.evaluate("window.__yiwang.errors") == []
+    assert [u for u in requests if not u.startswith("http://127.0.0.1")] == []
+    assert "区" in page.inner_text("body") or page.evaluate(
+        "window.__yiwang.city.labels[0].name"
+    ).startswith("婺城区")
+
+
+def test_an_incident_clock_turns_amber_then_red_on_time(center, browser) -> None:
+    base, _, (lon, lat) = center
+    requests: list[str] = []
+    page = open_page(browser, base + "/", requests, viewport={"width": 1400, "height": 850})
+    page.wait_for_function("window.__yiwang && window.__yiwang.frames > 2", timeout=60_000)
+    reported = time.monotonic()
+    incident = post(
+        base,
+        "/api/incidents",
+        {"category": "street_vending", "lon": lon, "lat": lat, "title": "占道经营"},
+    )["incident"]
+    chip = f"[data-id='{incident}'] .chip[data-milestone='respond']"
+    page.wait_for_selector(chip, timeout=30_000)
+    assert "running" in page.get_attribute(chip, "class")
+    page.wait_for_selector(f"{chip}.warning", timeout=30_000)
+    amber = time.monotonic() - reported
+    page.wait_for_selector(f"{chip}.breached", timeout=30_000)
+    red = time.monotonic() - reported
+    # Policy: respond in 8 s, warning at half of it; the page redraws every 0.25 s.
+    assert 3.0 <= amber <= 6.0 and 7.0 <= red <= 10.5, (amber, red)
+    assert [u for u in requests if not u.startswith("http://127.0.0.1")] == []
+
+
+def test_an_order_assigned_on_the_map_is_answered_on_the_officer_page(center, browser) -> None:
+    base, mqtt_port, (lon, lat) = center
+    Device(mqtt_port).at(lon, lat)
+    requests: list[str] = []
+    command = open_page(browser, base + "/", requests, viewport={"width": 1400, "height": 850})
+    phone = open_page(browser, f"{base}/officer?officer={OFFICER}", requests,
+                      viewport={"width": 390, "height": 844}, is_mobile=True)  # fmt: skip
+    incident = post(
+        base,
+        "/api/incidents",
+        {"category": "illegal_parking", "lon": lon, "lat": lat, "title": "违章停车"},
+    )["incident"]
+    command.click(f"[data-id='{incident}']", timeout=30_000)
+    command.click(f"#recommendations button[data-assign='{OFFICER}']", timeout=30_000)
+    phone.wait_for_selector(f"#order-title[data-incident='{incident}']", timeout=30_000)
+    phone.click("button[data-status='accepted']")
+    phone.wait_for_selector("button[data-status='enroute']", timeout=30_000)
+    phone.click("button[data-status='enroute']")
+    command.wait_for_selector("#detail-phase[data-phase='en_route']", timeout=30_000)
+    phone.wait_for_selector("#order-title[data-phase='en_route']", timeout=30_000)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    phone.screenshot(path=str(SHOTS / "officer.png"))
+    command.screenshot(path=str(SHOTS / "command-order.png"))
+    assert [u for u in requests if not u.startswith("http://127.0.0.1")] == []
