@@ -10,14 +10,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import shapely
-from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from shapely.geometry import mapping
 
 from dispatch.api.state import app_state
+from dispatch.api.times import parse_time
+from dispatch.core.model import Incident
 from dispatch.core.policy import PolicyBook, TimelinePolicy
+from dispatch.core.track import DeviceKey
+from dispatch.evidence.archive import full_track
+from dispatch.store import EngineStore
 
 DIST = Path(__file__).resolve().parents[2] / "frontend" / "dist"
 router = APIRouter(tags=["screens"])
@@ -100,6 +106,46 @@ def clock(request: Request) -> dict[str, float]:
     """The center's time and how fast it runs (1 in production), for the screens' clocks."""
     state = app_state(request)
     return {"now": state.clock(), "rate": state.clock.rate}
+
+
+_REPLAY_MAX_S = 24 * 3600
+
+
+@router.get("/api/replay")
+def replay(
+    request: Request,
+    from_: str = Query(
+        alias="from", description="epoch s or ISO 8601 (Asia/Shanghai if no offset)"
+    ),
+    to: str = Query(description="epoch s or ISO 8601"),
+) -> dict[str, Any]:
+    """A past window as it was: every device's fixes in it (from the archive and the live
+    track) and every incident reported before its end, with its milestones, so a screen can
+    show officers, incidents and clocks at any moment of the window."""
+    state = app_state(request)
+    zone = state.settings.timezone
+    start, end = parse_time(from_, zone), parse_time(to, zone)
+    if not 0 < end - start <= _REPLAY_MAX_S:
+        raise HTTPException(
+            422, f"choose a window of up to {_REPLAY_MAX_S // 3600} h that ends after it starts"
+        )
+    archive = state.settings.archive()
+    tracks = {}
+    for dev in state.store.device_keys():
+        fixes = [
+            [r.fix["fix_at"], r.fix["lon"], r.fix["lat"]]
+            for r in full_track(state.store, archive, DeviceKey(dev))
+            if start <= r.fix["fix_at"] <= end and not r.backfill
+        ]
+        if fixes:
+            tracks[dev] = sorted(fixes)
+    raw = EngineStore(state.store).load_incidents().values()
+    incidents = [
+        msgspec.to_builtins(i)
+        for i in (msgspec.json.decode(r, type=Incident) for r in raw)
+        if i.reported_at <= end
+    ]
+    return {"from": start, "to": end, "tracks": tracks, "incidents": incidents}
 
 
 def mount_static(app: FastAPI, basemap: Path | None) -> None:

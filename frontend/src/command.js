@@ -30,7 +30,8 @@ window.__yiwang = state;
 window.addEventListener("error", (e) => state.errors.push(String(e.message)));
 
 const $ = (id) => document.getElementById(id);
-const now = () => state.clock.server + ((performance.now() - state.clock.local) / 1000) * state.clock.rate;
+const liveNow = () => state.clock.server + ((performance.now() - state.clock.local) / 1000) * state.clock.rate;
+const now = () => (state.replay ? state.replay.t : liveNow());
 const api = async (path, body) => {
   const response = await fetch(path, body === undefined ? {} : {
     method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
@@ -39,9 +40,45 @@ const api = async (path, body) => {
   return response.json();
 };
 
+// --- what the screen shows: the live state, or a past moment of a replayed window ----------
+
+function currentOfficers() {
+  if (!state.replay) return [...state.officers.values()];
+  const t = state.replay.t;
+  const shown = [];
+  for (const [dev, fixes] of Object.entries(state.replay.tracks)) {
+    let n = fixes.findIndex((f) => f[0] > t);
+    if (n === 0) continue; // not yet heard from at t
+    if (n === -1) n = fixes.length;
+    const [t0, lon0, lat0] = fixes[n - 1];
+    let [lon, lat] = [lon0, lat0];
+    if (n < fixes.length) {
+      const [t1, lon1, lat1] = fixes[n];
+      const share = (t - t0) / (t1 - t0);
+      [lon, lat] = [lon0 + (lon1 - lon0) * share, lat0 + (lat1 - lat0) * share];
+    }
+    const trail = fixes.filter((f) => f[0] <= t && f[0] >= t - TRAIL_S).map((f) => [f[1], f[2], f[0]]);
+    shown.push({ dev, officer: dev.split("/")[0], lon, lat, fix_at: t0, trail: [...trail, [lon, lat, t]] });
+  }
+  return shown;
+}
+
+const PHASE_AFTER = { respond: "dispatched", turn_out: "en_route", arrive: "on_scene", handle: "resolved" };
+
+function currentIncidents() {
+  if (!state.replay) return [...state.incidents.values()];
+  const t = state.replay.t;
+  return state.replay.incidents.filter((i) => i.reported_at <= t).map((incident) => {
+    const milestones = (incident.milestones || []).filter((m) => m.reached_at <= t);
+    const last = milestones.length ? milestones[milestones.length - 1].milestone : null;
+    const phase = last ? PHASE_AFTER[last] : "reported";
+    return { ...incident, milestones, phase, order: phase === "reported" ? null : incident.order };
+  });
+}
+
 function officerStatus(officer) {
   if (now() - officer.fix_at > OFFLINE_AFTER_S) return "offline";
-  for (const incident of state.incidents.values()) {
+  for (const incident of currentIncidents()) {
     const order = incident.order;
     if (!order || !order.officers.includes(officer.officer)) continue;
     if (incident.phase === "dispatched") return "ordered";
@@ -99,7 +136,7 @@ function baseStyle() {
 }
 
 function officerArrays() {
-  const list = [...state.officers.values()];
+  const list = currentOfficers();
   const positions = new Float32Array(list.length * 2);
   const colours = new Uint8Array(list.length * 4);
   list.forEach((officer, n) => {
@@ -114,9 +151,9 @@ function layers() {
   const t = now();
   const officers = officerArrays();
   state.officerOrder = officers.list.map((o) => o.dev);
-  const open = [...state.incidents.values()].filter((i) => !["closed", "cancelled", "merged"].includes(i.phase));
+  const open = currentIncidents().filter((i) => !["closed", "cancelled", "merged"].includes(i.phase));
   const incidentState = (i) => worst(clocks(i, policyFor(state.policies, i), t));
-  const selected = state.selected && state.incidents.get(state.selected);
+  const selected = state.selected && currentIncidents().find((i) => i.id === state.selected);
   const route = selected && selected.order ? officersOf(selected).map((o) => ({ path: [[o.lon, o.lat], selected.location] })) : [];
   return [
     new GeoJsonLayer({
@@ -153,14 +190,14 @@ function layers() {
 
 function officersOf(incident) {
   const names = incident.order ? incident.order.officers : [];
-  return [...state.officers.values()].filter((o) => names.includes(o.officer));
+  return currentOfficers().filter((o) => names.includes(o.officer));
 }
 
 // --- panels ---------------------------------------------------------------------------------
 
 function renderQueue() {
   const t = now();
-  const open = [...state.incidents.values()].filter((i) => !["closed", "cancelled", "merged"].includes(i.phase));
+  const open = currentIncidents().filter((i) => !["closed", "cancelled", "merged"].includes(i.phase));
   open.sort((a, b) => nextDeadline(a, policyFor(state.policies, a), t) - nextDeadline(b, policyFor(state.policies, b), t));
   $("queue").innerHTML = open.map((incident) => {
     const running = clocks(incident, policyFor(state.policies, incident), t);
@@ -195,7 +232,7 @@ async function renderDetail() {
 }
 
 function renderOfficers() {
-  const list = [...state.officers.values()].sort((a, b) => a.officer.localeCompare(b.officer));
+  const list = currentOfficers().sort((a, b) => a.officer.localeCompare(b.officer));
   $("officers").innerHTML = list.map((o) => `<li><i style="background:rgb(${STATUS_COLOURS[officerStatus(o)]})"></i>${o.officer} <small>${officerStatus(o)}</small></li>`).join("");
 }
 
@@ -224,6 +261,7 @@ async function start() {
   state.overlay = overlay;
   map.on("load", () => { state.mapLoaded = true; });
   new LiveFeed("/ws/live", onMessage, (s) => { $("feed").textContent = s; });
+  wireReplay();
 
   $("queue").addEventListener("click", (e) => {
     const item = e.target.closest("[data-id]");
@@ -243,14 +281,52 @@ async function start() {
     renderAlerts();
     const selected = state.selected && state.incidents.get(state.selected);
     if (selected && selected.phase !== lastPhase) { lastPhase = selected.phase; renderDetail(); }
-    $("now").textContent = localTime(now());
+    $("now").textContent = (state.replay ? "回放 " : "") + localTime(now());
+    if (state.replay) stepReplay();
     state.frames = (state.frames || 0) + 1;
   }, 250);
 }
 
+// --- situation replay ------------------------------------------------------------------------
+
+const localInput = (epoch) => new Date(epoch * 1000).toLocaleString("sv-SE", { timeZone: "Asia/Shanghai" }).replace(" ", "T").slice(0, 16);
+
+async function loadReplay(from, to) {
+  const window_ = await api(`/api/replay?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`);
+  state.replay = { ...window_, t: window_.from, playing: false, lastTick: performance.now() };
+  const slider = $("replay-slider");
+  Object.assign(slider, { min: window_.from, max: window_.to, step: 1, value: window_.from });
+  state.dirty = true;
+}
+
+function stepReplay() {
+  const replay = state.replay;
+  const tick = performance.now();
+  if (replay.playing) replay.t = Math.min(replay.to, replay.t + ((tick - replay.lastTick) / 1000) * Number($("replay-speed").value));
+  replay.lastTick = tick;
+  $("replay-slider").value = replay.t;
+}
+
+window.__replayAt = (t) => { state.replay.t = t; };
+
+function wireReplay() {
+  $("replay-toggle").addEventListener("click", () => {
+    const bar = $("replay-bar");
+    bar.hidden = !bar.hidden;
+    const t = liveNow();
+    $("replay-from").value = localInput(t - 1800);
+    $("replay-to").value = localInput(t);
+    if (bar.hidden) state.replay = null;
+  });
+  $("replay-load").addEventListener("click", () => loadReplay($("replay-from").value, $("replay-to").value)
+    .catch((error) => state.errors.push(String(error))));
+  $("replay-slider").addEventListener("input", (e) => { if (state.replay) state.replay.t = Number(e.target.value); });
+  $("replay-play").addEventListener("click", () => { if (state.replay) state.replay.playing = !state.replay.playing; });
+}
+
 // The pixel where an officer is drawn, for tests and for the list's "show on map".
 window.__officerPixel = (dev) => {
-  const officer = state.officers.get(dev);
+  const officer = currentOfficers().find((o) => o.dev === dev);
   return officer && state.map.project([officer.lon, officer.lat]);
 };
 window.__pick = (x, y) => {

@@ -11,7 +11,9 @@ import math
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -56,8 +58,9 @@ def browser() -> Iterator[Browser]:
 
 
 class Device:
-    def __init__(self, port: int) -> None:
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"screens-{DEVICE}")
+    def __init__(self, port: int, officer: str = OFFICER, device: str = DEVICE) -> None:
+        self.topic = f"owntracks/{officer}/{device}"
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"screens-{device}")
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
         self.tst = int(time.time()) - 1500
@@ -65,9 +68,7 @@ class Device:
     def at(self, lon: float, lat: float) -> None:
         self.tst += 300
         payload = {"_type": "location", "lon": lon, "lat": lat, "tst": self.tst, "acc": 5}
-        self.client.publish(
-            f"owntracks/{OFFICER}/{DEVICE}", json.dumps(payload), qos=1
-        ).wait_for_publish(5)
+        self.client.publish(self.topic, json.dumps(payload), qos=1).wait_for_publish(5)
 
 
 def post(base: str, path: str, body: dict) -> dict:
@@ -166,4 +167,43 @@ def test_an_order_assigned_on_the_map_is_answered_on_the_officer_page(center, br
     SHOTS.mkdir(parents=True, exist_ok=True)
     phone.screenshot(path=str(SHOTS / "officer.png"))
     command.screenshot(path=str(SHOTS / "command-order.png"))
+    assert [u for u in requests if not u.startswith("http://127.0.0.1")] == []
+
+
+def test_a_replayed_window_shows_officers_where_they_were(center, browser) -> None:
+    base, mqtt_port, (lon, lat) = center
+    device = Device(mqtt_port, "officer002", "bodycam002")
+    device.tst = int(time.time()) - 1200  # a past window, fixes 5 minutes apart
+    north = lat + 2500 / 111_320
+    device.at(lon, lat)
+    first = device.tst
+    device.at(lon, north)
+    second = device.tst
+    requests: list[str] = []
+    page = open_page(browser, base + "/", requests, viewport={"width": 1400, "height": 850})
+    page.wait_for_function(
+        "window.__yiwang && window.__yiwang.mapLoaded && window.__yiwang.frames > 2", timeout=60_000
+    )
+    page.click("#replay-toggle")
+    zone = ZoneInfo("Asia/Shanghai")
+    page.fill("#replay-from", datetime.fromtimestamp(first - 60, zone).strftime("%Y-%m-%dT%H:%M"))
+    page.fill("#replay-to", datetime.fromtimestamp(second + 60, zone).strftime("%Y-%m-%dT%H:%M"))
+    page.click("#replay-load")
+    page.wait_for_function(
+        "window.__yiwang.replay !== null && window.__yiwang.replay !== undefined", timeout=30_000
+    )
+    dev = "officer002/bodycam002"
+    places = []
+    for moment in (first + 1, second + 1):
+        page.evaluate(f"window.__replayAt({moment})")
+        page.wait_for_timeout(700)
+        pixel = page.evaluate(f"window.__officerPixel('{dev}')")
+        places.append(pixel)
+        assert page.evaluate(f"window.__pick({pixel['x']}, {pixel['y']})") == dev, moment
+    assert places[1]["y"] < places[0]["y"] - 20, (
+        "north is up: later, the officer is higher on screen"
+    )
+    assert page.evaluate(f"window.__pick({places[0]['x']}, {places[0]['y']})") is None
+    assert "回放" in page.inner_text("#now")
+    page.screenshot(path=str(SHOTS / "replay.png"))
     assert [u for u in requests if not u.startswith("http://127.0.0.1")] == []
