@@ -10,6 +10,7 @@ from bench import e2e as e2e_bench
 from bench import gis as gis_bench
 from bench import ingest as ingest_bench
 from bench import recommend as recommend_bench
+from bench import screen as screen_bench
 from dispatch.settings import Settings
 
 
@@ -22,13 +23,17 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         return clocks_bench.main()
     if args.capability == "e2e":
         return e2e_bench.main(seconds=args.seconds)
+    if args.capability == "screen":
+        return screen_bench.main(seconds=min(args.seconds, 60))
     return ingest_bench.main(messages=args.messages, devices=args.devices, profile=args.profile)
 
 
 def add_bench_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bench = commands.add_parser("bench", help="measure a capability against a baseline")
-    bench.add_argument("capability", choices=["ingest", "gis", "recommend", "clocks", "e2e"])
-    bench.add_argument("--seconds", type=int, default=30, help="e2e: seconds of load per phase")
+    bench.add_argument(
+        "capability", choices=["ingest", "gis", "recommend", "clocks", "e2e", "screen"]
+    )
+    bench.add_argument("--seconds", type=int, default=30, help="e2e, screen: seconds per phase")
     bench.add_argument("--messages", type=int, default=100_000, help="ingest: messages to send")
     bench.add_argument("--devices", type=int, default=2_000, help="ingest: devices sending")
     bench.add_argument(

@@ -15,6 +15,8 @@ const STATUS_COLOURS = {
 const CLOCK_COLOURS = { running: [25, 113, 194], warning: [245, 159, 0], breached: [224, 49, 49], done: [46, 160, 67] };
 const TRAIL_S = 300;
 const OFFLINE_AFTER_S = 300;
+const OFFICER_LIST_MAX = 300;
+const TRAILS_FOR_ALL_MAX = 1000;
 
 const state = {
   officers: new Map(), // dev -> {dev, officer, lon, lat, fix_at, trail: [[lon, lat, t]]}
@@ -25,6 +27,9 @@ const state = {
   policies: null,
   clock: { server: 0, local: 0, rate: 1 },
   errors: [],
+  // Stream sequence of each positions update, with when it arrived and when it was drawn.
+  received: [],
+  renders: [],
 };
 window.__yiwang = state;
 window.addEventListener("error", (e) => state.errors.push(String(e.message)));
@@ -96,7 +101,7 @@ function moveOfficer(dev, lon, lat, fixAt) {
   state.officers.set(dev, officer);
 }
 
-function onMessage(message) {
+function onMessage(message, arrived = performance.now()) {
   if (message.type === "snapshot") {
     state.incidents.clear();
     for (const incident of message.incidents) state.incidents.set(incident.id, incident);
@@ -104,6 +109,10 @@ function onMessage(message) {
   } else if (message.type === "positions") {
     for (const [dev, lon, lat, fixAt] of message.body) moveOfficer(dev, lon, lat, fixAt);
     state.lastPositionsSeq = message.seq;
+    state.positionsMs = performance.now() - arrived;
+    state.received.push([message.seq, Date.now()]);
+    if (state.received.length > 2000) state.received.splice(0, 1000);
+    scheduleRedraw();
   } else if (message.type === "incident") {
     const incident = JSON.parse(typeof message.body === "string" ? message.body : JSON.stringify(message.body));
     state.incidents.set(incident.id, incident);
@@ -165,7 +174,10 @@ function layers() {
       getSize: 13, getColor: [70, 80, 90], characterSet: "auto", fontFamily: "Noto Sans CJK SC, sans-serif",
     }),
     new PathLayer({
-      id: "trails", data: officers.list.filter((o) => o.trail.length > 1),
+      // Every officer's trail in a small city; in a big one only those on an order, so 10,000
+      // officers at 1 Hz still redraw within the second.
+      id: "trails", data: officers.list.filter((o) => o.trail.length > 1
+        && (officers.list.length <= TRAILS_FOR_ALL_MAX || officerStatus(o) !== "available")),
       getPath: (o) => o.trail.map((p) => [p[0], p[1]]), getColor: [25, 113, 194, 90], widthMinPixels: 2,
     }),
     new PathLayer({ id: "route", data: route, getPath: (d) => d.path, getColor: [224, 49, 49], widthMinPixels: 3, getDashArray: [4, 3] }),
@@ -191,6 +203,23 @@ function layers() {
 function officersOf(incident) {
   const names = incident.order ? incident.order.officers : [];
   return currentOfficers().filter((o) => names.includes(o.officer));
+}
+
+// New positions are drawn on the next animation frame, not on the panels' 4 Hz tick.
+let frameScheduled = false;
+function redraw() {
+  frameScheduled = false;
+  if (!state.overlay || !state.policies) return;
+  const started = performance.now();
+  state.drawnSeq = state.lastPositionsSeq;
+  state.overlay.setProps({ layers: layers() });
+  state.layersMs = performance.now() - started;
+}
+function scheduleRedraw() {
+  if (!frameScheduled) {
+    frameScheduled = true;
+    requestAnimationFrame(redraw);
+  }
 }
 
 // --- panels ---------------------------------------------------------------------------------
@@ -232,8 +261,9 @@ async function renderDetail() {
 }
 
 function renderOfficers() {
-  const list = currentOfficers().sort((a, b) => a.officer.localeCompare(b.officer));
-  $("officers").innerHTML = list.map((o) => `<li><i style="background:rgb(${STATUS_COLOURS[officerStatus(o)]})"></i>${o.officer} <small>${officerStatus(o)}</small></li>`).join("");
+  const all = currentOfficers().sort((a, b) => (a.officer < b.officer ? -1 : a.officer > b.officer ? 1 : 0));
+  const list = all.slice(0, OFFICER_LIST_MAX);
+  $("officers").innerHTML = (all.length > list.length ? `<li class="hint">${all.length} officers, first ${list.length}</li>` : "") + list.map((o) => `<li><i style="background:rgb(${STATUS_COLOURS[officerStatus(o)]})"></i>${o.officer} <small>${officerStatus(o)}</small></li>`).join("");
 }
 
 function renderAlerts() {
@@ -255,7 +285,17 @@ async function start() {
   addProtocol("pmtiles", new Protocol().tile);
   setWorkerUrl(new URL("/static/maplibre-gl-worker.mjs", location.href).href);
   const map = new MapLibre({ container: "map", style: baseStyle(), bounds: city.bounds, fitBoundsOptions: { padding: 20 }, attributionControl: false });
-  const overlay = new MapboxOverlay({ interleaved: false, layers: [] });
+  const overlay = new MapboxOverlay({
+    interleaved: false,
+    layers: [],
+    onAfterRender: () => {
+      if (state.drawnSeq && state.drawnSeq !== state.reportedSeq) {
+        state.renders.push([state.drawnSeq, Date.now()]);
+        if (state.renders.length > 2000) state.renders.splice(0, 1000);
+        state.reportedSeq = state.drawnSeq;
+      }
+    },
+  });
   map.addControl(overlay);
   state.map = map;
   state.overlay = overlay;
@@ -275,7 +315,7 @@ async function start() {
   });
   let lastPhase = null;
   setInterval(() => {
-    overlay.setProps({ layers: layers() });
+    redraw();
     renderQueue();
     renderOfficers();
     renderAlerts();

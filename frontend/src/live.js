@@ -16,9 +16,10 @@ export class LiveFeed {
     const socket = new WebSocket(url);
     socket.onopen = () => this.onState("live");
     socket.onmessage = (event) => {
+      const arrived = performance.now();
       const message = JSON.parse(event.data);
       this.seq = message.seq;
-      this.onMessage(message);
+      this.onMessage(message, arrived);
     };
     socket.onclose = () => {
       this.onState("reconnecting");
