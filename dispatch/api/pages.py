@@ -24,6 +24,8 @@ from dispatch.core.policy import PolicyBook, TimelinePolicy
 from dispatch.core.track import DeviceKey
 from dispatch.evidence.archive import full_track
 from dispatch.store import EngineStore
+from gis.coords import LonLat
+from gis.routing import StreetGraph
 
 DIST = Path(__file__).resolve().parents[2] / "frontend" / "dist"
 router = APIRouter(tags=["screens"])
@@ -106,6 +108,24 @@ def clock(request: Request) -> dict[str, float]:
     """The center's time and how fast it runs (1 in production), for the screens' clocks."""
     state = app_state(request)
     return {"now": state.clock(), "rate": state.clock.rate}
+
+
+@router.get("/api/route")
+def route(request: Request, from_: str = Query(alias="from"), to: str = Query()) -> dict[str, Any]:
+    """The fastest street route between two `lon,lat` points, with its travel time."""
+    state = app_state(request)
+    if state.city is None:
+        raise HTTPException(
+            503, "no city is configured: set YIWANG_AREAS_FILE and YIWANG_ROSTER_FILE"
+        )
+    try:
+        origin, target = (LonLat(*map(float, p.split(","))) for p in (from_, to))
+    except (TypeError, ValueError):
+        raise HTTPException(422, "from and to are lon,lat pairs, e.g. 119.65,29.08") from None
+    travel = state.city.travel
+    path = travel.route(origin, target) if isinstance(travel, StreetGraph) else []
+    seconds = float(travel.travel_times_to(target, [origin])[0])
+    return {"path": [[p.lon, p.lat] for p in [origin, *path, target]], "eta_s": round(seconds, 1)}
 
 
 _REPLAY_MAX_S = 24 * 3600

@@ -94,7 +94,11 @@ function officerStatus(officer) {
 }
 
 function moveOfficer(dev, lon, lat, fixAt) {
-  const officer = state.officers.get(dev) || { dev, officer: dev.split("/")[0], trail: [] };
+  const officer = state.officers.get(dev) || { dev, officer: dev.split("/")[0], trail: [], heading: null };
+  if (officer.lon != null && (officer.lon !== lon || officer.lat !== lat)) {
+    const east = (lon - officer.lon) * Math.cos((lat * Math.PI) / 180);
+    officer.heading = ((Math.atan2(east, lat - officer.lat) * 180) / Math.PI + 360) % 360;
+  }
   Object.assign(officer, { lon, lat, fix_at: fixAt });
   officer.trail.push([lon, lat, fixAt]);
   while (officer.trail.length && officer.trail[0][2] < fixAt - TRAIL_S) officer.trail.shift();
@@ -162,12 +166,19 @@ function layers() {
   state.officerOrder = officers.list.map((o) => o.dev);
   const open = currentIncidents().filter((i) => !["closed", "cancelled", "merged"].includes(i.phase));
   const incidentState = (i) => worst(clocks(i, policyFor(state.policies, i), t));
-  const selected = state.selected && currentIncidents().find((i) => i.id === state.selected);
-  const route = selected && selected.order ? officersOf(selected).map((o) => ({ path: [[o.lon, o.lat], selected.location] })) : [];
+  const busy = new Map();
+  for (const incident of open) {
+    const area = areaOf(incident.location);
+    if (area) busy.set(area, (busy.get(area) || 0) + 1);
+  }
+  const route = state.route ? [state.route] : [];
+  const heading = officers.list.length <= TRAILS_FOR_ALL_MAX ? officers.list.filter((o) => o.heading != null) : [];
   return [
     new GeoJsonLayer({
+      // Areas with open incidents are shaded, darker the more they hold.
       id: "areas", data: state.city.areas, stroked: false, filled: true, pickable: true,
-      getFillColor: [25, 113, 194, 10],
+      getFillColor: (f) => [224, 49, 49, Math.min(90, 25 * (busy.get(f.properties.id) || 0))],
+      updateTriggers: { getFillColor: [...busy.entries()].join() },
     }),
     new TextLayer({
       id: "area-labels", data: state.city.labels, getPosition: (d) => d.position, getText: (d) => d.name,
@@ -180,7 +191,12 @@ function layers() {
         && (officers.list.length <= TRAILS_FOR_ALL_MAX || officerStatus(o) !== "available")),
       getPath: (o) => o.trail.map((p) => [p[0], p[1]]), getColor: [25, 113, 194, 90], widthMinPixels: 2,
     }),
-    new PathLayer({ id: "route", data: route, getPath: (d) => d.path, getColor: [224, 49, 49], widthMinPixels: 3, getDashArray: [4, 3] }),
+    new PathLayer({ id: "route", data: route, getPath: (d) => d.path, getColor: [224, 49, 49], widthMinPixels: 4 }),
+    new TextLayer({
+      // Heading: an arrow glyph turned to the last movement's bearing (north up, clockwise).
+      id: "headings", data: heading, getPosition: (o) => [o.lon, o.lat], getText: () => "▲", getSize: 11,
+      getAngle: (o) => -o.heading, getPixelOffset: [0, 0], getColor: [33, 37, 41, 200], characterSet: ["▲"],
+    }),
     new ScatterplotLayer({
       id: "officers", pickable: true, radiusUnits: "pixels", getRadius: 6, stroked: true,
       lineWidthMinPixels: 1, getLineColor: [255, 255, 255],
@@ -198,6 +214,35 @@ function layers() {
       getRadius: 7, getFillColor: (i) => CLOCK_COLOURS[incidentState(i)], updateTriggers: { getFillColor: Math.floor(t) },
     }),
   ];
+}
+
+function inRing(ring, [x, y]) {
+  let inside = false;
+  for (let i = 0, j = ring.length - 1; i < ring.length; j = i++) {
+    const [xi, yi] = ring[i];
+    const [xj, yj] = ring[j];
+    if (yi > y !== yj > y && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) inside = !inside;
+  }
+  return inside;
+}
+
+function areaOf(point) {
+  for (const feature of state.city.areas.features) {
+    const { type, coordinates } = feature.geometry;
+    const polygons = type === "Polygon" ? [coordinates] : coordinates;
+    for (const [outer, ...holes] of polygons) {
+      if (inRing(outer, point) && !holes.some((h) => inRing(h, point))) return feature.properties.id;
+    }
+  }
+  return null;
+}
+
+async function loadRoute(incident) {
+  const officer = officersOf(incident)[0];
+  state.route = null;
+  if (!officer) return;
+  const route = await api(`/api/route?from=${officer.lon},${officer.lat}&to=${incident.location.join(",")}`);
+  state.route = { path: route.path, eta_s: route.eta_s };
 }
 
 function officersOf(incident) {
@@ -251,6 +296,7 @@ async function renderDetail() {
     <div class="actions">${["acknowledge", "reassign", "resolve", "close", "cancel"].map((a) =>
       `<button data-action="${a}">${{ acknowledge: "受理", reassign: "改派", resolve: "办结", close: "结案", cancel: "撤销" }[a]}</button>`).join("")}</div>
     <h4>推荐 Recommended</h4><ol id="recommendations"><li class="hint">…</li></ol>`;
+  loadRoute(incident).catch((error) => state.errors.push(String(error)));
   try {
     const ranked = await api(`/api/incidents/${incident.id}/recommendations`);
     $("recommendations").innerHTML = ranked.map((r) =>
