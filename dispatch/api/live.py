@@ -12,7 +12,9 @@ is told to resynchronise and gets a fresh snapshot.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
@@ -156,9 +158,8 @@ async def live(
         while not closed.done():
             reply = await client.xread({keys.events: cursor}, count=_BATCH, block=_BLOCK_MS)
             for _stream, entries in reply:
-                for entry_id, fields in entries:
+                for entry_id, kind, raw in _coalesced(entries):
                     cursor = entry_id
-                    kind, raw = fields.get("type", ""), fields.get("body", "null")
                     if scope.types is not None and kind not in scope.types:
                         continue
                     if not scope.scoped:
@@ -174,6 +175,29 @@ async def live(
         return
     finally:
         closed.cancel()
+
+
+def _coalesced(entries: list[tuple[str, dict[str, str]]]) -> Iterator[tuple[str, str, str]]:
+    """(seq, type, body) of each entry, with runs of positions updates merged into one.
+
+    A screen that fell behind (a slow browser, a busy link) gets one update with each device's
+    newest position instead of every stale one in turn, and so catches up; incidents, alerts
+    and every other event still come one by one, in order. The merged update carries the
+    sequence of the last entry it covers, so a resume starts after it.
+    """
+    for is_positions, group in itertools.groupby(
+        entries, lambda e: e[1].get("type") == "positions"
+    ):
+        run = list(group)
+        if not is_positions or len(run) == 1:
+            for entry_id, fields in run:
+                yield entry_id, fields.get("type", ""), fields.get("body", "null")
+            continue
+        newest: dict[str, list[Any]] = {}
+        for _entry_id, fields in run:
+            for row in json.loads(fields["body"]):
+                newest[row[0]] = row
+        yield run[-1][0], "positions", json.dumps(list(newest.values()))
 
 
 async def _until_closed(websocket: WebSocket) -> None:
