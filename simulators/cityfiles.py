@@ -23,7 +23,7 @@ from shapely.geometry import mapping, shape
 from shapely.geometry.base import BaseGeometry
 
 from gis.areas import Area, AreaId, AreaIndex, load_areas, voronoi_cells
-from gis.coords import METRES_PER_DEG_LAT, LonLat
+from gis.coords import METRES_PER_DEG_LAT
 from gis.routing import StreetGraph
 
 WUCHENG_GB = "156330702"  # 金华市婺城区 in the national division code (GB/T 2260, with 156)
@@ -180,8 +180,3 @@ def load_sim_city(folder: Path) -> SimCity:
     )
     return SimCity(areas, StreetGraph.from_graphml(folder / STREETS), officers)
 
-
-def centre(city: SimCity) -> LonLat:
-    union = shapely.union_all([a.geometry for a in city.areas.areas])
-    point = union.centroid
-    return LonLat(point.x, point.y)
