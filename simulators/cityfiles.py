@@ -179,4 +179,3 @@ def load_sim_city(folder: Path) -> SimCity:
         if row["team"] in team_areas
     )
     return SimCity(areas, StreetGraph.from_graphml(folder / STREETS), officers)
-
