@@ -94,7 +94,7 @@ def get_track(
     dev = DeviceKey(device_key(user, device))
     points = []
     # Sealed segments first, then the live stream: one chain, wherever it is kept.
-    for record in full_track(state.store, state.settings.archive(), dev):
+    for record in full_track(state.store, state.settings.archive(), dev, start, end):
         fix = record.fix
         if start <= fix["fix_at"] <= end:
             points.append((fix, record.chain_hash, record.backfill))

@@ -162,10 +162,7 @@ def close(incident_id: str, actor: Actor, request: Request) -> dict[str, str]:
 def audit(incident_id: str, request: Request) -> list[dict[str, str]]:
     """Everything that happened to the incident, with who did it and when."""
     _load(request, incident_id)
-    records = _engine(request).audit_records(1_000_000)
-    return [
-        r for r in records if r.get("incident") == incident_id or incident_id in r.get("detail", "")
-    ]
+    return _engine(request).incident_audit(incident_id)
 
 
 class Merge(BaseModel):

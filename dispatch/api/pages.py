@@ -154,7 +154,7 @@ def replay(
     for dev in state.store.device_keys():
         fixes = [
             [r.fix["fix_at"], r.fix["lon"], r.fix["lat"]]
-            for r in full_track(state.store, archive, DeviceKey(dev))
+            for r in full_track(state.store, archive, DeviceKey(dev), start, end)
             if start <= r.fix["fix_at"] <= end and not r.backfill
         ]
         if fixes:

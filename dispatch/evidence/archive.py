@@ -167,10 +167,22 @@ def _stream_key(stream_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-def full_track(store: Store, archive: Archive, dev: DeviceKey) -> list[ChainRecord]:
-    """The device's whole chain: every sealed segment, then the live stream."""
+def full_track(
+    store: Store,
+    archive: Archive,
+    dev: DeviceKey,
+    since: float | None = None,
+    until: float | None = None,
+) -> list[ChainRecord]:
+    """The device's chain: the sealed segments, then the live stream. With `since`/`until`,
+    segments whose fix times all lie outside the window are not read (callers still filter
+    the records: a segment can straddle the window's edge)."""
     records = []
-    for path, _manifest in archive.manifests(dev):
+    for path, manifest in archive.manifests(dev):
+        if since is not None and manifest["fix_to"] < since:
+            continue
+        if until is not None and manifest["fix_from"] > until:
+            continue
         records += archive.read(path)
     return records + _live(store, dev, 10**9)
 

@@ -64,10 +64,7 @@ def collect(
             f"no incident {incident_id}; list them with GET /api/incidents?open_only=false"
         )
     incident = msgspec.json.decode(raw, type=Incident)
-    audit = [
-        r for r in engine.audit_records(10_000_000)
-        if r.get("incident") == incident_id or incident_id in r.get("detail", "")
-    ]  # fmt: skip
+    audit = engine.incident_audit(incident_id)
     moments = [incident.reported_at, *(m.reached_at for m in incident.milestones)]
     moments += [float(r["at"]) for r in audit]
     start, end = incident.reported_at - margin_s, min(now, max(moments) + margin_s)

@@ -129,6 +129,14 @@ class EngineStore:
     def audit_records(self, count: int = 10_000) -> list[dict[str, str]]:
         return [{"id": i, **f} for i, f in self.redis.xrange(self.keys.audit, count=count)]
 
+    def incident_audit(self, incident_id: str) -> list[dict[str, str]]:
+        """The audit records of one incident: its own, and those naming it (a merge)."""
+        return [
+            r
+            for r in self.audit_records(10_000_000)
+            if r.get("incident") == incident_id or incident_id in r.get("detail", "")
+        ]
+
     def read_positions(self, cursor: str, count: int = 1000) -> tuple[str, list[list[Any]]]:
         """Live positions published after `cursor` ("$": from now on) and the new cursor."""
         if cursor == "$":
