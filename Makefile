@@ -30,7 +30,8 @@ demo: install frontend
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy gis dispatch/core devices/topics.py devices/messages.py devices/quality.py devices/telemetry
+	$(BIN)/mypy gis dispatch/core devices/topics.py devices/messages.py devices/quality.py devices/telemetry \
+	  devices/translate.py devices/downlink.py devices/presence.py devices/sink.py
 	$(BIN)/lint-imports
 
 test: lint frontend

@@ -22,8 +22,8 @@ import numpy as np
 import yaml
 from tqdm import tqdm
 
-from dispatch.services import ManagedMosquitto, ManagedRedis
-from dispatch.store import EngineStore, Store
+from dispatch.store import Store
+from harness.daemons import ManagedMosquitto, ManagedRedis
 from simulators.publisher import Publisher
 
 _POLICY = {
@@ -43,7 +43,7 @@ def _spawn(command: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 
 def _report(store: Store, incidents: int) -> None:
-    engine_store = EngineStore(store)
+    engine_store = store.incidents
     for n in range(incidents):
         engine_store.command(
             {
@@ -58,7 +58,7 @@ def _report(store: Store, incidents: int) -> None:
 
 
 def _lateness(store: Store, expected: int, timeout_s: float) -> np.ndarray:
-    engine_store = EngineStore(store)
+    engine_store = store.incidents
     deadline = time.monotonic() + timeout_s
     with tqdm(total=expected, unit="breach", desc="breaches fired", leave=False) as bar:
         while True:
@@ -123,7 +123,7 @@ def _phase(
         _report(store, incidents)
         lateness = _lateness(store, incidents * _BREACHES_PER_INCIDENT, timeout_s=180.0)
         if with_devices is not None:
-            stats = store.stats()
+            stats = store.ingest.stats()
             print(f"  ingest during the phase: {stats.get('accepted', 0):,} fixes stored")
         return lateness
     finally:

@@ -31,7 +31,7 @@ import numpy as np
 import paho.mqtt.client as mqtt
 import websockets
 
-from dispatch.services import ManagedMosquitto, ManagedRedis, free_port
+from harness.daemons import ManagedMosquitto, ManagedRedis, free_port
 from simulators.load import device_index, sent_at
 
 _WARMUP_S = 5

@@ -27,8 +27,8 @@ from devices.ingest import IngestWorker
 from devices.quality import Limits
 from devices.registry import UnknownDevicePolicy
 from devices.topics import DEFAULT_ROOT, uplink_filters
-from dispatch.services import ManagedMosquitto, ManagedRedis
 from dispatch.store import Store
+from harness.daemons import ManagedMosquitto, ManagedRedis
 from simulators.publisher import Publisher
 
 _DRAIN_TIMEOUT_S = 600.0
@@ -112,7 +112,7 @@ def measure_pipeline(
 
     def worker() -> IngestWorker:
         return IngestWorker(
-            BatchWriter(store, config),
+            BatchWriter(store.ingest, config),
             host="127.0.0.1",
             port=port,
             client_id="bench-ingest",
@@ -129,7 +129,7 @@ def measure_pipeline(
     _publish(port, messages)
 
     def verdicts() -> int:
-        stats = store.stats()
+        stats = store.ingest.stats()
         return sum(v for k, v in stats.items() if k == "accepted" or k.startswith("rejected:"))
 
     second = worker()

@@ -23,8 +23,8 @@ from playwright.sync_api import sync_playwright
 
 from dispatch.api.app import create_app
 from dispatch.basemap import BASEMAP, build_basemap
-from dispatch.services import ManagedRedis, free_port
 from dispatch.settings import Settings
+from harness.daemons import ManagedRedis, free_port
 from simulators.cityfiles import AREAS, ROSTER, STREETS, build_demo_city
 
 _ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

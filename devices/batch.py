@@ -1,7 +1,7 @@
 """Batches of received device messages: judged, chained and stored in one Redis call.
 
 Pure judgement happens in devices.quality and devices.registry; this module keeps the cached
-device state (chain heads, last fixes) that makes that cheap, and settles what the store
+device state (chain heads, last fixes) that makes that cheap, and settles what the sink
 refuses. Workers are stateless: several may share `$share/ingest/...`. The store refuses a
 chain link whose predecessor is not the stored head; the writer then re-reads the device and
 chains the fix again.
@@ -18,19 +18,18 @@ from dataclasses import dataclass
 import msgspec
 
 from devices import messages
-from devices.quality import LastFix, Limits, Reason, Rejection, check_size, judge_location
-from devices.registry import UnknownDevicePolicy, resolve
-from devices.topics import DeviceTopic, TopicError, parse_topic
-from dispatch.core.track import DeviceKey, Fix, genesis, link
-from dispatch.store import (
+from devices.quality import Limits, Reason, Rejection, check_size, judge_location
+from devices.registry import Binding, UnknownDevicePolicy, resolve
+from devices.sink import (
     FIX_CONFLICT,
     FIX_DUPLICATE,
-    Binding,
     DeviceState,
     IngestBatch,
+    IngestSink,
     PendingWrite,
-    Store,
 )
+from devices.topics import DeviceTopic, TopicError, parse_topic
+from dispatch.core.track import DeviceKey, Fix, LastFix, genesis, link
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +87,10 @@ class IngestConfig:
 class BatchWriter:
     """Judges, chains and stores batches of received messages. No MQTT here: easy to test."""
 
-    def __init__(self, store: Store, config: IngestConfig, clock: Callable[[], float] = time.time):
-        self.store = store
+    def __init__(
+        self, sink: IngestSink, config: IngestConfig, clock: Callable[[], float] = time.time
+    ):
+        self.sink = sink
         self.config = config
         self.clock = clock
         self._states: dict[str, DeviceState] = {}
@@ -117,12 +118,12 @@ class BatchWriter:
         for message in received:
             self._sort(message, batch, fixes, auto_bound)
         if auto_bound:
-            self.store.bind(list(auto_bound.values()))
+            self.sink.bind(list(auto_bound.values()))
         return PreparedBatch(batch, self._judge_and_chain(batch, fixes), now)
 
     def send(self, prepared: PreparedBatch) -> PendingWrite:
         """Hand the batch to Redis without waiting for the answer (second step)."""
-        return self.store.send_batch(prepared.batch, prepared.now)
+        return self.sink.send_batch(prepared.batch, prepared.now)
 
     def finish(self, prepared: PreparedBatch, statuses: list[int]) -> None:
         """Settle what the store refused (third step): file duplicates as rejections, and
@@ -136,11 +137,11 @@ class BatchWriter:
                 self._reject(batch, fix.message, fix.device, _duplicate(fix))
             if not conflicted:
                 if len(batch):
-                    self.store.write_batch(batch, now)
+                    self.sink.write_batch(batch, now)
                 return
             log.debug("chain conflict round=%d fixes=%d", round_number, len(conflicted))
             chained = self._judge_and_chain(batch, conflicted)
-            statuses = self.store.write_batch(batch, now)
+            statuses = self.sink.write_batch(batch, now)
         for fix in chained:
             self._reject(
                 batch,
@@ -151,7 +152,7 @@ class BatchWriter:
                     f"chain head of {fix.device} kept moving under {_MAX_CHAIN_RETRIES} retries",
                 ),
             )
-        self.store.write_batch(batch, now)
+        self.sink.write_batch(batch, now)
 
     def _sort(
         self,
@@ -161,7 +162,7 @@ class BatchWriter:
         auto_bound: dict[str, Binding],
     ) -> None:
         if message.topic == BROKER_DROPPED_TOPIC:
-            self.store.record_broker_counter("publish_messages_dropped", message.payload.decode())
+            self.sink.record_broker_counter("publish_messages_dropped", message.payload.decode())
             return
         topic = self._topics.get(message.topic)
         if topic is None:
@@ -207,7 +208,7 @@ class BatchWriter:
         if missing:
             if len(self._states) + len(missing) > _STATE_CACHE_MAX:
                 self._states.clear()
-            self._states.update(self.store.device_states(missing))
+            self._states.update(self.sink.device_states(missing))
         chained: list[_PendingFix] = []
         for pending in fixes:
             judged = judge_location(
@@ -260,6 +261,9 @@ class BatchWriter:
             chain_hash,
             state.head,
             fix.backfill,
+            pending.message.received_at,
+            fix.acc_m,
+            fix.cog_deg,
         )
         last = state.last if fix.backfill else LastFix(fix.lon, fix.lat, fix.fix_at)
         self._states[pending.device] = DeviceState(chain_hash, last)
@@ -282,7 +286,7 @@ class BatchWriter:
 
     def _refresh_bindings(self, now: float) -> None:
         if now - self._bindings_at >= _REGISTRY_REFRESH_S:
-            self._bindings = self.store.bindings()
+            self._bindings = self.sink.bindings()
             self._bindings_at = now
 
 

@@ -14,13 +14,12 @@ import threading
 from typing import Any
 
 import paho.mqtt.client as mqtt
-import redis
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from devices.batch import BROKER_DROPPED_TOPIC, BatchWriter, PreparedBatch, Received
+from devices.sink import PendingWrite
 from devices.topics import uplink_filters
-from dispatch.store import PendingWrite
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +86,7 @@ class IngestWorker:
                 self._connect()
                 self._pump()
                 backoff.reset()
-            except (redis.ConnectionError, redis.TimeoutError) as exc:
+            except self.writer.sink.unavailable as exc:
                 log.error(
                     "redis unavailable (%s); releasing the MQTT session until it is back", exc
                 )

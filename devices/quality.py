@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from devices.messages import Location
-from dispatch.core.track import DeviceKey, Fix
+from dispatch.core.track import DeviceKey, Fix, LastFix
 from gis.coords import Datum, LonLat, haversine_m, to_wgs84
 
 _MS_EPOCH_THRESHOLD = (
@@ -60,15 +60,6 @@ class Limits:
     max_speed_kmh: float = 250.0
     # Where our devices can be; the default is the box inside which China's datums apply.
     service_area: tuple[float, float, float, float] = (73.66, 3.86, 135.05, 53.55)
-
-
-@dataclass(frozen=True, slots=True)
-class LastFix:
-    """The newest live fix the store holds for a device."""
-
-    lon: float
-    lat: float
-    fix_at: int
 
 
 def check_size(payload: bytes, limits: Limits) -> Rejection | None:

@@ -10,13 +10,32 @@ device, and silently merging it would put one officer's track under another's na
 from __future__ import annotations
 
 import csv
+import json
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 
 import yaml
 
 from devices.quality import Reason, Rejection
-from dispatch.store import Binding
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """A device serial bound to an officer and the officer's team."""
+
+    device: str
+    officer: str
+    team: str = ""
+    auto: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps({"officer": self.officer, "team": self.team, "auto": self.auto})
+
+    @classmethod
+    def from_json(cls, device: str, text: str) -> Binding:
+        data = json.loads(text)
+        return cls(device, data["officer"], data.get("team", ""), data.get("auto", False))
 
 
 class UnknownDevicePolicy(StrEnum):

@@ -17,17 +17,15 @@ import time
 
 import msgspec
 import paho.mqtt.client as mqtt
-import redis
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from devices.downlink import OrderNotice, dispatch_message, owntracks_commands, withdrawal_message
 from devices.topics import Channel, device_topic
-from dispatch.store import Store
+from dispatch.store import UNAVAILABLE, Store
 
 log = logging.getLogger(__name__)
 
-GROUP = "delivery"
 _PUBLISH_TIMEOUT_S = 10.0
 
 
@@ -41,12 +39,7 @@ class OrderDelivery:
         )
 
     def run(self, stop: threading.Event) -> None:
-        keys = self.store.keys
-        try:
-            self.store.redis.xgroup_create(keys.outbox, GROUP, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        self.store.incidents.ensure_outbox_group()
         # paho connects in the background and reconnects with backoff; until it is connected,
         # deliveries fail, stay unacknowledged in the outbox and are retried.
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
@@ -56,7 +49,7 @@ class OrderDelivery:
             while not stop.is_set():
                 try:
                     self._pass(stop)
-                except (redis.ConnectionError, redis.TimeoutError) as exc:
+                except UNAVAILABLE as exc:
                     log.error("order delivery lost Redis (%s); retrying in 1 s", exc)
                     stop.wait(1.0)
         finally:
@@ -65,25 +58,20 @@ class OrderDelivery:
 
     def _pass(self, stop: threading.Event) -> None:
         """Deliver what a previous pass left unacknowledged, then what is new."""
-        outbox = self.store.keys.outbox
-        for cursor in ("0", ">"):
-            block = None if cursor == "0" else 1000
-            reply = self.store.redis.xreadgroup(
-                GROUP, "deliverer", {outbox: cursor}, count=100, block=block
-            )
-            for _stream, entries in reply or []:
-                for entry_id, fields in entries:
-                    try:
-                        self._deliver(fields)
-                    except (OSError, ValueError, RuntimeError) as exc:
-                        # Left pending: the next pass over unacknowledged entries retries it.
-                        log.error("order delivery failed (%s); retrying in 1 s", exc)
-                        stop.wait(1.0)
-                        return
-                    self.store.redis.xack(outbox, GROUP, entry_id)
+        outbox = self.store.incidents
+        for unsettled in (True, False):
+            for entry_id, fields in outbox.read_outbox(unsettled=unsettled, block_ms=1000):
+                try:
+                    self._deliver(fields)
+                except (OSError, ValueError, RuntimeError) as exc:
+                    # Left pending: the next pass over unacknowledged entries retries it.
+                    log.error("order delivery failed (%s); retrying in 1 s", exc)
+                    stop.wait(1.0)
+                    return
+                outbox.settle_outbox(entry_id)
 
     def _devices(self, officer: str) -> list[str]:
-        return sorted(b.device for b in self.store.bindings().values() if b.officer == officer)
+        return self.store.registry.devices_of(officer)
 
     def _deliver(self, fields: dict[str, str]) -> None:
         if fields.get("action") == "send":

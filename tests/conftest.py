@@ -15,8 +15,8 @@ from devices.batch import BatchWriter, IngestConfig
 from devices.ingest import IngestWorker
 from devices.quality import Limits
 from devices.registry import UnknownDevicePolicy
-from dispatch.services import ManagedMosquitto, ManagedRedis
 from dispatch.store import Store
+from harness.daemons import ManagedMosquitto, ManagedRedis
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -90,7 +90,7 @@ def start_ingest(broker: ManagedMosquitto, store: Store, prefix: str) -> Iterato
 
     def start(config: IngestConfig | None = None, **kwargs: object) -> RunningIngest:
         worker = IngestWorker(
-            BatchWriter(store, config or ingest_config(prefix)),
+            BatchWriter(store.ingest, config or ingest_config(prefix)),
             host="127.0.0.1",
             port=broker.port,
             client_id=f"ingest-{prefix}",

@@ -14,7 +14,6 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import paho.mqtt.client as mqtt
-import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from devices.batch import BatchWriter, IngestConfig
@@ -24,7 +23,7 @@ from dispatch.api.state import AppState
 from dispatch.delivery import OrderDelivery
 from dispatch.engine import Engine
 from dispatch.settings import Settings
-from dispatch.store import Store
+from dispatch.store import ScreenFeed, Store
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +37,7 @@ def build_ingest(settings: Settings, store: Store) -> IngestWorker:
         batch_wait_s=settings.ingest_batch_wait_ms / 1000.0,
     )
     return IngestWorker(
-        BatchWriter(store, config, clock=settings.clock()),
+        BatchWriter(store.ingest, config, clock=settings.clock()),
         host=settings.mqtt_host,
         port=settings.mqtt_port,
         client_id=settings.ingest_client_id,
@@ -100,9 +99,9 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
             )
         for thread in threads:
             thread.start()
-        live_redis = aioredis.Redis.from_url(settings.redis_url, decode_responses=True)
+        feed = ScreenFeed.from_url(settings.redis_url, store.keys)
         app.state.yiwang = AppState(
-            settings, store, live_redis, ingest, engine, city, clock, settings.policies()
+            settings, store, feed, ingest, engine, city, clock, settings.policies()
         )
         try:
             yield
@@ -112,8 +111,8 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
                 ingest.stop()
             for thread in threads:
                 thread.join(timeout=10)
-            await live_redis.aclose()
-            store.redis.close()
+            await feed.close()
+            store.close()
 
     app = FastAPI(
         title="Yiwang command center",

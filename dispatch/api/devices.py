@@ -58,7 +58,8 @@ def list_devices(request: Request) -> list[dict[str, Any]]:
     state = app_state(request)
     now = state.clock()
     return [
-        _device_view(state, s, now) for s in state.store.device_snapshots(state.store.device_keys())
+        _device_view(state, s, now)
+        for s in state.store.tracks.device_snapshots(state.store.tracks.device_keys())
     ]
 
 
@@ -66,7 +67,7 @@ def list_devices(request: Request) -> list[dict[str, Any]]:
 def get_device(user: str, device: str, request: Request) -> dict[str, Any]:
     """The device's last live fix (WGS-84, tst UTC epoch s), receive time and presence."""
     state = app_state(request)
-    (snapshot,) = state.store.device_snapshots([device_key(user, device)])
+    (snapshot,) = state.store.tracks.device_snapshots([device_key(user, device)])
     if snapshot.last_seen_at is None:
         raise HTTPException(404, f"no message has been accepted from {snapshot.device}")
     return _device_view(state, snapshot, state.clock())
@@ -133,11 +134,11 @@ def get_track(
 def ingest_stats(request: Request) -> dict[str, Any]:
     """Counts since the store was created: accepted (backfill included), rejected by reason."""
     state = app_state(request)
-    counters = state.store.stats()
+    counters = state.store.ingest.stats()
     rejected = {k.split(":", 1)[1]: v for k, v in counters.items() if k.startswith("rejected:")}
     messages = {k.split(":", 1)[1]: v for k, v in counters.items() if k.startswith("msg:")}
-    broker = state.store.broker_counters()
-    by_device = sorted(state.store.rejected_by_device().items(), key=lambda kv: -kv[1])
+    broker = state.store.ingest.broker_counters()
+    by_device = sorted(state.store.ingest.rejected_by_device().items(), key=lambda kv: -kv[1])
     return {
         "accepted": counters.get("accepted", 0),
         "backfill": counters.get("backfill", 0),
@@ -149,7 +150,7 @@ def ingest_stats(request: Request) -> dict[str, Any]:
             {"device": key.rsplit("|", 1)[0], "reason": key.rsplit("|", 1)[1], "count": count}
             for key, count in by_device[:_MOST_REJECTED]
         ],
-        "lag_s": state.store.ingest_lag_s(),
+        "lag_s": state.store.ingest.lag_s(),
         "broker_dropped": int(broker.get("publish_messages_dropped", 0)),
     }
 
@@ -157,4 +158,4 @@ def ingest_stats(request: Request) -> dict[str, Any]:
 @router.get("/api/ingest/deadletters")
 def deadletters(request: Request, limit: int = Query(100, ge=1, le=10_000)) -> list[dict[str, str]]:
     """The newest rejected messages with their reasons and raw payloads."""
-    return app_state(request).store.deadletters(limit)
+    return app_state(request).store.ingest.deadletters(limit)

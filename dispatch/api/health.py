@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import redis
 from fastapi import APIRouter, Request
 
 from dispatch.api.state import app_state
@@ -15,10 +14,7 @@ router = APIRouter(tags=["health"])
 @router.get("/api/health")
 def health(request: Request) -> dict[str, Any]:
     state = app_state(request)
-    try:
-        redis_ok = bool(state.store.redis.ping())
-    except redis.RedisError:
-        redis_ok = False
+    redis_ok = state.store.ping()
     ingest = None if state.ingest is None else state.ingest.connected.is_set()
     # A standby engine is healthy too: only one engine leads at a time.
     leading = None if state.engine is None else state.engine.leading.is_set()

@@ -17,13 +17,14 @@ from pydantic import BaseModel, Field
 
 from dispatch.api.state import app_state
 from dispatch.api.times import local_iso
+from dispatch.core import assignment as orders
 from dispatch.core import events as ev
 from dispatch.core.model import Incident, Source
 from dispatch.core.timeline import TRANSITIONS
 from dispatch.evidence.collect import collect
 from dispatch.evidence.package import build_package
 from dispatch.officers import officer_states, recommend_for
-from dispatch.store import EngineStore
+from dispatch.store import IncidentStore
 from gis.coords import Datum, to_wgs84
 
 router = APIRouter(tags=["incidents"])
@@ -50,8 +51,8 @@ class Assignment(BaseModel):
     by: str
 
 
-def _engine(request: Request) -> EngineStore:
-    return EngineStore(app_state(request).store)
+def _engine(request: Request) -> IncidentStore:
+    return app_state(request).store.incidents
 
 
 def _load(request: Request, incident_id: str) -> Incident:
@@ -123,7 +124,7 @@ def acknowledge(incident_id: str, actor: Actor, request: Request) -> dict[str, s
 def assign(incident_id: str, assignment: Assignment, request: Request) -> dict[str, str]:
     """Issue an order to one officer, or two (双人执法)."""
     incident = _load(request, incident_id)
-    order = f"O-{uuid.uuid4().hex[:8].upper()}"
+    order = orders.order_id(incident.id, app_state(request).clock())
     event = ev.OrderIssued(incident.id, order, tuple(assignment.officers), by=assignment.by)  # type: ignore[arg-type]
     return {**_submit(request, incident, event), "order": order}
 
@@ -232,13 +233,12 @@ def recommendations(incident_id: str, request: Request, k: int = 5) -> list[dict
         msgspec.json.decode(r, type=Incident) for r in _engine(request).load_incidents().values()
     ]
     now = state.clock()
-    states = officer_states(
-        state.store,
-        incidents,
+    positions = state.store.officer_positions(
         now=now,
         stale_after_s=state.settings.stale_after_s,
         offline_after_s=state.settings.offline_after_s,
     )
+    states = officer_states(positions, incidents)
     exclude = incident.past_officers
     return [
         msgspec.to_builtins(r)

@@ -18,11 +18,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import msgspec
-import redis.asyncio as aioredis
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from dispatch.city import City
-from dispatch.core.model import Incident
+from dispatch.core.feed import FeedType, resume_after
+from dispatch.store import ScreenFeed
 from gis.coords import LonLat
 
 router = APIRouter(tags=["live"])
@@ -96,26 +96,13 @@ _BLOCK_MS = 1000
 _BATCH = 500
 
 
-def _stream_id(text: str) -> tuple[int, int]:
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
-
-
-async def _snapshot(client: aioredis.Redis, keys: Any, scope: Scope) -> dict[str, Any]:
-    last = await client.xrevrange(keys.events, count=1)
-    seq = last[0][0] if last else "0-0"
-    incidents = [
-        msgspec.json.decode(raw, type=Incident) for raw in await client.hvals(keys.incidents)
-    ]
-    devices = []
-    for dev in await client.zrevrange(keys.seen_at, 0, -1):
-        record = await client.hgetall(keys.device(dev))
-        if "fix_at" in record:
-            devices.append([dev, float(record["lon"]), float(record["lat"]), int(record["fix_at"])])
-    shown = [msgspec.to_builtins(i) for i in incidents if not i.phase.terminal]
+async def _snapshot(feed: ScreenFeed, scope: Scope) -> dict[str, Any]:
+    snapshot = await feed.snapshot()
+    shown = [msgspec.to_builtins(i) for i in snapshot.incidents if not i.phase.terminal]
+    devices = [msgspec.to_builtins(row) for row in snapshot.devices]
     return {
-        "seq": seq,
-        "type": "snapshot",
+        "seq": snapshot.seq,
+        "type": FeedType.SNAPSHOT,
         "incidents": [i for i in shown if not scope.scoped or scope.incident(i)],
         "devices": scope.positions(devices) if scope.scoped else devices,
     }
@@ -133,8 +120,7 @@ async def live(
     `officer` (an officer's own orders and positions: the officer page), `area` (an area and
     everything inside it)."""
     state = websocket.app.state.yiwang
-    client: aioredis.Redis = state.live_redis
-    keys = state.store.keys
+    feed: ScreenFeed = state.feed
     await websocket.accept()
     try:
         scope = Scope(types, officer, area, state.city)
@@ -145,32 +131,28 @@ async def live(
     # the connection, which a quiet feed would otherwise never find out.
     closed = asyncio.ensure_future(_until_closed(websocket))
     try:
-        cursor = since
-        if cursor is not None:
-            first = await client.xrange(keys.events, count=1)
-            if first and _stream_id(cursor) < _stream_id(first[0][0]) and cursor != "0-0":
-                await websocket.send_json({"seq": cursor, "type": "resync"})
-                cursor = None
+        cursor = resume_after(since, await feed.oldest_id() if since is not None else None)
+        if since is not None and cursor is None:
+            await websocket.send_json({"seq": since, "type": FeedType.RESYNC})
         if cursor is None:
-            snapshot = await _snapshot(client, keys, scope)
+            snapshot = await _snapshot(feed, scope)
             await websocket.send_json(snapshot)
             cursor = snapshot["seq"]
         while not closed.done():
-            reply = await client.xread({keys.events: cursor}, count=_BATCH, block=_BLOCK_MS)
-            for _stream, entries in reply:
-                for entry_id, kind, raw in _coalesced(entries):
-                    cursor = entry_id
-                    if scope.types is not None and kind not in scope.types:
+            entries = await feed.read_after(cursor, count=_BATCH, block_ms=_BLOCK_MS)
+            for entry_id, kind, raw in _coalesced(entries):
+                cursor = entry_id
+                if scope.types is not None and kind not in scope.types:
+                    continue
+                if not scope.scoped:
+                    # Whole-city screens get the stored body as it is: no decode, no encode.
+                    text = f'{{"seq":"{entry_id}","type":{json.dumps(kind)},"body":{raw}}}'
+                else:
+                    body = scope.view(kind, json.loads(raw))
+                    if body is None:
                         continue
-                    if not scope.scoped:
-                        # Whole-city screens get the stored body as it is: no decode, no encode.
-                        text = f'{{"seq":"{entry_id}","type":{json.dumps(kind)},"body":{raw}}}'
-                    else:
-                        body = scope.view(kind, json.loads(raw))
-                        if body is None:
-                            continue
-                        text = json.dumps({"seq": entry_id, "type": kind, "body": body})
-                    await websocket.send_text(text)
+                    text = json.dumps({"seq": entry_id, "type": kind, "body": body})
+                await websocket.send_text(text)
     except WebSocketDisconnect:
         return
     finally:

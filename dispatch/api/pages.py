@@ -23,7 +23,6 @@ from dispatch.core.model import Incident
 from dispatch.core.policy import PolicyBook, TimelinePolicy
 from dispatch.core.track import DeviceKey
 from dispatch.evidence.archive import full_track
-from dispatch.store import EngineStore
 from gis.coords import LonLat
 from gis.routing import StreetGraph
 
@@ -151,7 +150,7 @@ def replay(
         )
     archive = state.settings.archive()
     tracks = {}
-    for dev in state.store.device_keys():
+    for dev in state.store.tracks.device_keys():
         fixes = [
             [r.fix["fix_at"], r.fix["lon"], r.fix["lat"]]
             for r in full_track(state.store, archive, DeviceKey(dev), start, end)
@@ -159,7 +158,7 @@ def replay(
         ]
         if fixes:
             tracks[dev] = sorted(fixes)
-    raw = EngineStore(state.store).load_incidents().values()
+    raw = state.store.incidents.load_incidents().values()
     incidents = [
         msgspec.to_builtins(i)
         for i in (msgspec.json.decode(r, type=Incident) for r in raw)

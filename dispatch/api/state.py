@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
 from fastapi import Request
 
 from devices.ingest import IngestWorker
@@ -13,14 +12,14 @@ from dispatch.clock import Clock
 from dispatch.core.policy import PolicyBook
 from dispatch.engine import Engine
 from dispatch.settings import Settings
-from dispatch.store import Store
+from dispatch.store import ScreenFeed, Store
 
 
 @dataclass
 class AppState:
     settings: Settings
     store: Store
-    live_redis: aioredis.Redis  # the WebSocket feed waits on Redis without blocking a thread
+    feed: ScreenFeed  # the WebSocket feed waits on Redis without blocking a thread
     ingest: IngestWorker | None
     engine: Engine | None
     city: City | None

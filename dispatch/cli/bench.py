@@ -1,31 +1,29 @@
-"""`yiwang bench`: each capability measured against a baseline in the same run."""
+"""`yiwang bench`: each capability measured against a baseline in the same run.
+
+Each benchmark is imported only when it runs: they need the development extras (the screen
+bench drives Chromium through Playwright), which a deployed center does not install.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 from pathlib import Path
 
-from bench import clocks as clocks_bench
-from bench import e2e as e2e_bench
-from bench import gis as gis_bench
-from bench import ingest as ingest_bench
-from bench import recommend as recommend_bench
-from bench import screen as screen_bench
 from dispatch.settings import Settings
 
 
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    bench = importlib.import_module(f"bench.{args.capability}")
     if args.capability == "gis":
-        return gis_bench.main(Path(args.graph) if args.graph else None)
-    if args.capability == "recommend":
-        return recommend_bench.main()
-    if args.capability == "clocks":
-        return clocks_bench.main()
+        return int(bench.main(Path(args.graph) if args.graph else None))
+    if args.capability in ("recommend", "clocks"):
+        return int(bench.main())
     if args.capability == "e2e":
-        return e2e_bench.main(seconds=args.seconds)
+        return int(bench.main(seconds=args.seconds))
     if args.capability == "screen":
-        return screen_bench.main(seconds=min(args.seconds, 60))
-    return ingest_bench.main(messages=args.messages, devices=args.devices, profile=args.profile)
+        return int(bench.main(seconds=min(args.seconds, 60)))
+    return int(bench.main(messages=args.messages, devices=args.devices, profile=args.profile))
 
 
 def add_bench_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -13,13 +13,13 @@ from zoneinfo import ZoneInfo
 
 import uvicorn
 
-from devices.registry import load_bindings
+from devices.registry import Binding, load_bindings
 from dispatch.api.app import WORKERS, build_ingest, create_app
 from dispatch.core.track import DeviceKey
 from dispatch.engine import Engine
 from dispatch.evidence.archive import verify_archive
 from dispatch.settings import Settings
-from dispatch.store import Binding, Store
+from dispatch.store import Store
 
 log = logging.getLogger("yiwang")
 
@@ -81,17 +81,17 @@ def cmd_devices(args: argparse.Namespace, settings: Settings) -> int:
     store = Store.from_url(settings.redis_url, settings.key_prefix)
     if args.action == "import":
         bindings = load_bindings(Path(args.file))
-        store.bind(bindings)
+        store.registry.bind(bindings)
         print(f"bound {len(bindings)} devices from {args.file}")
     elif args.action == "bind":
-        store.bind([Binding(args.device, args.officer, args.team or "")])
+        store.registry.bind([Binding(args.device, args.officer, args.team or "")])
         print(f"{args.device} → officer {args.officer}, team {args.team or '-'}")
     elif args.action == "unbind":
-        if not store.unbind(args.device):
+        if not store.registry.unbind(args.device):
             print(f"{args.device} was not bound", file=sys.stderr)
             return 1
     elif args.action == "list":
-        for binding in sorted(store.bindings().values(), key=lambda b: b.device):
+        for binding in sorted(store.registry.bindings().values(), key=lambda b: b.device):
             origin = " (auto)" if binding.auto else ""
             print(f"{binding.device}\t{binding.officer}\t{binding.team or '-'}{origin}")
     elif args.action == "verify":

@@ -67,7 +67,7 @@ def _import_file_track(clip: Probe, clip_id: str | None, settings: Settings) -> 
         return 1
     store = Store.from_url(settings.redis_url, settings.key_prefix)
     data = Path(clip.path).read_bytes()
-    store.save_file_track(
+    store.clips.save_file_track(
         clip_id,
         {
             "source": "file",

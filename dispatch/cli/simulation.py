@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from dispatch.settings import Settings
-from dispatch.simulation import local_center, prepare_city, run_scenario
+from harness.center import local_center, prepare_city, run_scenario
 from simulators.city import Behaviour, CityModel
 from simulators.cityfiles import (
     AREAS,

@@ -9,10 +9,12 @@ slightly farther free officer beats a nearer busy one. Travel time comes from wh
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
+from dispatch.core.model import IncidentId, OrderId
 from dispatch.core.roster import OfficerId, Roster, TeamId
 from gis.coords import LonLat, haversine_m
 from gis.routing import TravelTimes
@@ -110,3 +112,22 @@ def recommend_officers(
             if len(ranked) == k:
                 return ranked
     return ranked
+
+
+def choose_crew(
+    recommendations: Sequence[Recommendation], *, two_officers: bool
+) -> tuple[OfficerId, ...] | None:
+    """The officers an automatic order goes to: the best one, or the best two under the
+    two-officer rule (双人执法); None when there are not enough candidates."""
+    size = 2 if two_officers else 1
+    if len(recommendations) < size:
+        return None
+    return tuple(r.officer for r in recommendations[:size])
+
+
+def order_id(incident: IncidentId, issued_at: float) -> OrderId:
+    """The one order-id scheme: `O-` and eight hex digits, from the incident and the issue
+    time to the millisecond (one incident never issues two orders in the same millisecond),
+    so a step redone after a crash issues the same id."""
+    digest = hashlib.sha256(f"{incident}@{issued_at:.3f}".encode()).hexdigest()
+    return OrderId(f"O-{digest[:8].upper()}")

@@ -64,6 +64,15 @@ _FIX_FIELDS = tuple(f.name for f in fields(Fix))
 
 
 @dataclass(frozen=True, slots=True)
+class LastFix:
+    """A device's newest live fix: what the next fix is judged against."""
+
+    lon: float
+    lat: float
+    fix_at: int
+
+
+@dataclass(frozen=True, slots=True)
 class ChainLink:
     """What the store keeps per fix to let anyone re-derive the chain."""
 

@@ -8,7 +8,7 @@ OwnTracks app's own fence (accuracy gating, hysteresis) apply, so a phone and th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
 from dispatch.core import events as ev
@@ -18,6 +18,28 @@ from gis.coords import LonLat
 from gis.geofence import Crossing, Fence, FenceState, has_departed, observe
 
 _WATCHED = (Phase.DISPATCHED, Phase.EN_ROUTE)
+
+
+def officers_on_the_way(incidents: Iterable[Incident]) -> list[tuple[IncidentId, OfficerId]]:
+    """(incident, officer) for every officer with an order who is not yet on scene."""
+    return [
+        (incident.id, officer)
+        for incident in incidents
+        if incident.phase in _WATCHED and incident.order is not None
+        for officer in incident.order.officers
+    ]
+
+
+def silent_officers(
+    incidents: Iterable[Incident], offline: Collection[OfficerId]
+) -> list[ev.OfficerWentOffline]:
+    """Officers on their way to an incident whose every device has gone offline (by silence:
+    a phone in a dead zone sends no will): their orders go back for re-dispatch."""
+    return [
+        ev.OfficerWentOffline(incident, officer)
+        for incident, officer in officers_on_the_way(incidents)
+        if officer in offline
+    ]
 
 
 @dataclass

@@ -80,7 +80,7 @@ class Archive:
         self, store: Store, signer: Signer, dev: DeviceKey, records: list[ChainRecord]
     ) -> Path:
         """Write one segment of `records`, sign it, then let Redis drop them."""
-        end = store.archive_end(dev)
+        end = store.tracks.archive_end(dev)
         start = end[0] if end else genesis(dev)
         head, problems = check_chain(records, start, f"live track of {dev}", dev)
         if problems:
@@ -109,7 +109,7 @@ class Archive:
         }
         signed = {"manifest": manifest, "signature": signer.sign(canonical_json(manifest))}
         _write_atomically(folder / f"{name}{MANIFEST}", json.dumps(signed, indent=1).encode())
-        store.mark_sealed(dev, head, records[-1].stream_id)
+        store.tracks.mark_sealed(dev, head, records[-1].stream_id)
         return folder / f"{name}{MANIFEST}"
 
     def read(self, manifest_path: Path) -> list[ChainRecord]:
@@ -130,7 +130,7 @@ def seal_due(
 ) -> list[Path]:
     """Seal every device whose live track is due (all of them with `force`)."""
     sealed = []
-    for dev in store.device_keys():
+    for dev in store.tracks.device_keys():
         device = DeviceKey(dev)
         while True:
             records = _live(store, device, policy.max_fixes)
@@ -147,7 +147,7 @@ def seal_due(
 
 def _live(store: Store, dev: DeviceKey, limit: int) -> list[ChainRecord]:
     records = []
-    for stream_id, chain_link, backfill in store.chain_links(dev):
+    for stream_id, chain_link, backfill in store.tracks.chain_links(dev):
         records.append(
             ChainRecord(
                 stream_id,

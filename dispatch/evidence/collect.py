@@ -18,7 +18,7 @@ from dispatch.evidence.archive import Archive, full_track
 from dispatch.evidence.crosscheck import crosscheck
 from dispatch.evidence.package import DeviceTrack, PackageContent
 from dispatch.evidence.records import ChainRecord
-from dispatch.store import EngineStore, Store
+from dispatch.store import Store
 
 
 class UnknownIncidentError(LookupError):
@@ -57,7 +57,7 @@ def collect(
     margin_s: float = 300.0,
     zone: str = "Asia/Shanghai",
 ) -> PackageContent:
-    engine = EngineStore(store)
+    engine = store.incidents
     raw = engine.incident(incident_id)
     if raw is None:
         raise UnknownIncidentError(
@@ -70,7 +70,7 @@ def collect(
     start, end = incident.reported_at - margin_s, min(now, max(moments) + margin_s)
     officers = incident_officers(incident)
     tracks = []
-    for dev in sorted(store.device_keys()):
+    for dev in sorted(store.tracks.device_keys()):
         officer = dev.split("/", 1)[0]
         if officer not in officers:
             continue
@@ -80,12 +80,12 @@ def collect(
             tracks.append(DeviceTrack(device, officer, chain_start, records))
     clips, file_tracks, crosschecks = [], {}, {}
     for officer in officers:
-        for clip_id in store.clip_ids_for_officer(officer, start, end):
-            clip = store.clip(clip_id)
+        for clip_id in store.clips.clip_ids_for_officer(officer, start, end):
+            clip = store.clips.clip(clip_id)
             if clip is None:
                 continue
             clips.append({**clip, "officer": officer})
-            from_file = store.file_track(clip_id)
+            from_file = store.clips.file_track(clip_id)
             if from_file is not None:
                 file_tracks[clip_id] = from_file
                 fixes = [

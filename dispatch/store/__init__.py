@@ -1,37 +1,96 @@
 """Every Redis key Yiwang uses, and every read and write of them.
 
-Nothing outside this package names a key: keys share a prefix (one deployment, or one test)
-and are built by `Keys`. `Store` serves devices, tracks and ingest, whose batch write is a
-Redis function (store.lua) so that one call stores a whole batch atomically; `EngineStore`
-serves the incident engine, whose steps are single transactions.
+Nothing outside this package names a key or imports redis: keys share a prefix (one
+deployment, or one test) and are built by `Keys`. `Store` holds one connection pool and a
+store per concern over it — ingest, registry, tracks, clips, incidents (the engine's keys)
+and the position feed — each returning typed values.
 """
 
-from dispatch.store.devices import (
-    FIX_CONFLICT,
-    FIX_DUPLICATE,
-    FIX_STORED,
-    Binding,
-    DeviceSnapshot,
-    DeviceState,
-    IngestBatch,
-    PendingWrite,
-    Store,
-)
-from dispatch.store.engine import ENGINE_GROUP, EngineStep, EngineStore
+from __future__ import annotations
+
+from importlib import resources
+
+import redis
+
+from devices.presence import Presence
+from dispatch.core.roster import OfficerId
+from dispatch.store.clips import ClipStore
+from dispatch.store.feed import PositionFeed, ScreenFeed, Snapshot, recent_events
+from dispatch.store.incidents import IncidentStore
+from dispatch.store.ingest import UNAVAILABLE, IngestStore
 from dispatch.store.keys import Keys
+from dispatch.store.presence import officer_positions
+from dispatch.store.registry import RegistryStore
+from dispatch.store.tracks import DeviceSnapshot, TrackStore
+from gis.coords import LonLat
+
+# Any failure to talk to Redis, for callers that report rather than crash.
+StoreError = redis.RedisError
+# Wrong type or missing library: a deployment that was not set up, or set up by another version.
+StoreResponseError = redis.ResponseError
+
+
+class Store:
+    """One deployment's keys, for one thread (each worker builds its own)."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "yiwang") -> None:
+        self.redis = client
+        self.keys = Keys(prefix)
+        self.registry = RegistryStore(client, self.keys)
+        self.ingest = IngestStore(client, self.keys, self.registry)
+        self.tracks = TrackStore(client, self.keys)
+        self.clips = ClipStore(client, self.keys)
+        self.incidents = IncidentStore(client, self.keys)
+        self.positions = PositionFeed(client, self.keys)
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str = "yiwang") -> Store:
+        return cls(redis.Redis.from_url(url, decode_responses=True), prefix)
+
+    def load_functions(self) -> None:
+        """Install (or replace) the Redis function library; call once at start."""
+        source = resources.files("dispatch.store").joinpath("store.lua").read_text()
+        self.redis.function_load(source, replace=True)
+
+    def officer_positions(
+        self, *, now: float, stale_after_s: float, offline_after_s: float
+    ) -> dict[OfficerId, tuple[Presence, LonLat]]:
+        """Each officer's best presence across their devices, and where that device is."""
+        return officer_positions(
+            self.registry,
+            self.tracks,
+            now=now,
+            stale_after_s=stale_after_s,
+            offline_after_s=offline_after_s,
+        )
+
+    def ping(self) -> bool:
+        """Whether Redis answers; never raises."""
+        try:
+            return bool(self.redis.ping())
+        except redis.RedisError:
+            return False
+
+    def recent_events(self, count: int = 100) -> list[dict[str, str]]:
+        return recent_events(self.redis, self.keys, count)
+
+    def close(self) -> None:
+        self.redis.close()
+
 
 __all__ = [
-    "ENGINE_GROUP",
-    "FIX_CONFLICT",
-    "FIX_DUPLICATE",
-    "FIX_STORED",
-    "Binding",
+    "UNAVAILABLE",
+    "ClipStore",
     "DeviceSnapshot",
-    "DeviceState",
-    "EngineStep",
-    "EngineStore",
-    "IngestBatch",
+    "IncidentStore",
+    "IngestStore",
     "Keys",
-    "PendingWrite",
+    "PositionFeed",
+    "RegistryStore",
+    "ScreenFeed",
+    "Snapshot",
     "Store",
+    "StoreError",
+    "StoreResponseError",
+    "TrackStore",
 ]

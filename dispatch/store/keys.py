@@ -50,6 +50,11 @@ class Keys:
         return f"{self.prefix}:events"
 
     @property
+    def positions(self) -> str:
+        """Live positions for the engine, read through its consumer group."""
+        return f"{self.prefix}:positions"
+
+    @property
     def inbox(self) -> str:
         return f"{self.prefix}:inbox"
 

@@ -1,21 +1,23 @@
 #!lua name=yiwang
--- Server-side half of dispatch/store/devices.py: writes a whole ingest batch in one call, so the
+-- Server-side half of dispatch/store/ingest.py: writes a whole ingest batch in one call, so the
 -- per-fix work happens in Redis instead of in redis-py argument packing. Key names mirror
--- Keys (dispatch/store/keys.py); devices.py is the only caller. Sections arrive as MessagePack.
+-- Keys (dispatch/store/keys.py); ingest.py is the only caller. Sections arrive as MessagePack.
 
 local EVENTS_MAXLEN = 100000
+local POSITIONS_MAXLEN = 100000
 local DEADLETTER_MAXLEN = 1000000
 local MESSAGE_DEDUPE_TTL_S = 7 * 24 * 3600
 
 -- Fix statuses returned to the caller, in batch order.
 local STORED, DUPLICATE, CONFLICT = 0, 1, 2
 
--- fix = {dev, member, geo, fix_at, lon, lat, canonical, raw_sha256, hash, prev, backfill}
+-- fix = {dev, member, geo, fix_at, lon, lat, canonical, raw_sha256, hash, prev, backfill,
+--        received_at, acc_m, cog_deg}; the last two are nil when the device did not say.
 local function store_fixes(p, fixes, statuses, positions, heard)
   local stored, backfilled = 0, 0
   for n = 1, #fixes do
-    local dev, member, geo, fix_at, lon, lat, canonical, raw, hash, prev, backfill =
-      unpack(fixes[n])
+    local dev, member, geo, fix_at, lon, lat, canonical, raw, hash, prev, backfill, fix_rx, acc,
+      cog = unpack(fixes[n])
     local dev_key = p .. ':dev:' .. dev
     local seen_key = p .. ':seen:' .. dev
     local seen_member = fix_at .. '|' .. lon .. '|' .. lat
@@ -37,7 +39,9 @@ local function store_fixes(p, fixes, statuses, positions, heard)
         redis.call('HSET', dev_key, 'head', hash, 'lon', lon, 'lat', lat, 'fix_at', fix_at,
           'fix', canonical)
         redis.call('GEOADD', p .. ':geo:' .. geo, lon, lat, member)
-        positions[#positions + 1] = {dev, tonumber(lon), tonumber(lat), fix_at}
+        -- A PositionRow (dispatch/core/feed.py).
+        positions[#positions + 1] = {dev, tonumber(lon), tonumber(lat), fix_at,
+          acc or cjson.null, cog or cjson.null, fix_rx}
       end
       heard[dev] = true
       statuses[n] = STORED
@@ -127,8 +131,10 @@ local function ingest(keys, args)
   end
   if #seen_at > 0 then redis.call('ZADD', p .. ':seen_at', unpack(seen_at)) end
   if #positions > 0 then
+    local body = cjson.encode(positions)
     redis.call('XADD', p .. ':events', 'MAXLEN', '~', EVENTS_MAXLEN, '*',
-      'type', 'positions', 'body', cjson.encode(positions))
+      'type', 'positions', 'body', body)
+    redis.call('XADD', p .. ':positions', 'MAXLEN', '~', POSITIONS_MAXLEN, '*', 'body', body)
   end
   return statuses
 end

@@ -20,9 +20,9 @@ import pytest
 import yaml
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from dispatch.services import free_port
 from dispatch.settings import Settings
-from dispatch.simulation import local_center
+from harness.center import local_center
+from harness.daemons import free_port
 from simulators.cityfiles import build_demo_city, load_sim_city
 
 SHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"

@@ -8,8 +8,8 @@ import json
 from dataclasses import dataclass, field
 
 from devices.messages import Location
-from devices.quality import LastFix, Limits, Rejection, judge_location
-from dispatch.core.track import DeviceKey
+from devices.quality import Limits, Rejection, judge_location
+from dispatch.core.track import DeviceKey, LastFix
 from dispatch.store import Store
 from simulators.replay import FeedRow, location_message
 
@@ -65,7 +65,7 @@ def expected_outcome(rows: list[FeedRow], now: float) -> Expected:
 def stored_keys(store: Store, devices) -> collections.Counter:
     keys = collections.Counter()
     for dev in devices:
-        for _, link, _ in store.chain_links(DeviceKey(dev)):
+        for _, link, _ in store.tracks.chain_links(DeviceKey(dev)):
             fix = json.loads(link.canonical)
             keys[(dev, fix["fix_at"], fix["lon"], fix["lat"])] += 1
     return keys

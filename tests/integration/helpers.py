@@ -21,7 +21,9 @@ def wait_until(condition: Callable[[], bool], timeout_s: float = 20.0, what: str
 
 def verdicts(store: Store) -> int:
     """Messages that received a verdict: accepted plus rejected for any reason."""
-    return sum(v for k, v in store.stats().items() if k == "accepted" or k.startswith("rejected:"))
+    return sum(
+        v for k, v in store.ingest.stats().items() if k == "accepted" or k.startswith("rejected:")
+    )
 
 
 def mqtt_client(port: int, client_id: str, protocol: mqtt.MQTTProtocolVersion) -> mqtt.Client:

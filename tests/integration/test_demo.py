@@ -13,7 +13,7 @@ import threading
 import urllib.request
 from pathlib import Path
 
-from dispatch.services import free_port
+from harness.daemons import free_port
 from tests.integration.helpers import wait_until
 
 

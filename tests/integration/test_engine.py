@@ -14,10 +14,11 @@ import msgspec
 import yaml
 
 from devices.batch import BatchWriter, Received
+from devices.registry import Binding
 from dispatch.core.model import Incident, Milestone, Phase
 from dispatch.core.policy import PolicyBook
 from dispatch.engine import Engine
-from dispatch.store import Binding, EngineStore
+from dispatch.store import IncidentStore
 from tests.conftest import ingest_config
 from tests.integration.helpers import wait_until
 
@@ -31,7 +32,7 @@ SHORT = {
 }
 
 
-def report(engine_store: EngineStore, incident: str) -> None:
+def report(engine_store: IncidentStore, incident: str) -> None:
     engine_store.command(
         {
             "type": "IncidentReported",
@@ -44,7 +45,7 @@ def report(engine_store: EngineStore, incident: str) -> None:
     )
 
 
-def alerts(engine_store: EngineStore) -> list[dict]:
+def alerts(engine_store: IncidentStore) -> list[dict]:
     found = []
     for record in engine_store.audit_records(100_000):
         if record["kind"] in ("warning", "escalation"):
@@ -58,12 +59,12 @@ def alerts(engine_store: EngineStore) -> list[dict]:
     return found
 
 
-def saved(engine_store: EngineStore, incident: str) -> Incident:
+def saved(engine_store: IncidentStore, incident: str) -> Incident:
     return msgspec.json.decode(engine_store.load_incidents()[incident], type=Incident)
 
 
 def test_an_incident_runs_on_the_clock_through_device_acks(store) -> None:
-    engine_store = EngineStore(store)
+    engine_store = store.incidents
     engine = Engine(
         store, holder="e1", policies=PolicyBook.from_dict({"default": SHORT}), lease_ms=3000
     )
@@ -151,7 +152,7 @@ def test_standby_takes_over_a_killed_leader_and_every_deadline_fires_once(
             stderr=subprocess.DEVNULL,
         )
 
-    engine_store = EngineStore(store)
+    engine_store = store.incidents
     engines = {"A": start("A")}
     wait_until(lambda: store.redis.get(store.keys.engine_lease) == "A", 15, "engine A to lead")
     engines["B"] = start("B")
@@ -190,13 +191,13 @@ def test_standby_takes_over_a_killed_leader_and_every_deadline_fires_once(
 
 
 def test_an_officer_silent_past_the_offline_limit_loses_the_order(store) -> None:
-    store.bind([Binding("BC-9", "zhao6", "")])
-    writer = BatchWriter(store, ingest_config("owntracks"))
+    store.registry.bind([Binding("BC-9", "zhao6", "")])
+    writer = BatchWriter(store.ingest, ingest_config("owntracks"))
     fix = json.dumps(
         {"_type": "location", "lat": 29.08, "lon": 119.65, "tst": int(time.time())}
     ).encode()
     writer.write([Received(1, 1, "owntracks/zhao6/BC-9", fix, time.time())])
-    engine_store = EngineStore(store)
+    engine_store = store.incidents
     policies = PolicyBook.from_dict(
         {"default": {**SHORT, "respond_s": 60, "turn_out_s": 120, "handle_s": 300}}
     )

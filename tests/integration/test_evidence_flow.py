@@ -19,12 +19,13 @@ from hypothesis import given
 from hypothesis import settings as settings_
 from hypothesis import strategies as st
 
+from devices.registry import Binding
 from dispatch.api.app import create_app
 from dispatch.core.track import DeviceKey
 from dispatch.evidence.archive import full_track, seal_due, verify_archive, verify_segment
 from dispatch.evidence.package import verify_package
 from dispatch.settings import Settings
-from dispatch.store import Binding, Store
+from dispatch.store import Store
 from simulators.bodycam import clip_message, record_clip
 from tests.integration.helpers import mqtt_client, wait_until
 from tests.integration.test_terminal_flow import INCIDENT, M_LAT, POLICY, city_files, incident_of
@@ -41,7 +42,7 @@ def test_incident_package_holds_track_and_clip_and_detects_tampering(
         mqtt_port=broker.port, topic_root=prefix, policy_file=policy, engine_id=f"engine-{prefix}",
         ingest_client_id=f"ingest-{prefix}", engine_lease_ms=3000, data_dir=tmp_path / "var",
     )  # fmt: skip
-    store.bind([Binding("BC-1", "zhang3", "team-east")])
+    store.registry.bind([Binding("BC-1", "zhang3", "team-east")])
     terminal = mqtt_client(broker.port, f"{prefix}-bc1", mqtt.MQTTv311)
     base = f"{prefix}/zhang3/BC-1"
     t0 = int(time.time()) - 60
@@ -73,7 +74,7 @@ def test_incident_package_holds_track_and_clip_and_detects_tampering(
         ).json()["order"]
         wait_until(lambda: incident_of(client, incident).order is not None, 10, "the order")
         client.post(f"/api/orders/{order}/ack", json={"officer": "zhang3", "status": "accepted"})
-        wait_until(lambda: store.stats().get("accepted", 0) >= 10, 10, "the patrol stored")
+        wait_until(lambda: store.ingest.stats().get("accepted", 0) >= 10, 10, "the patrol stored")
         # Seal what is stored so far: the package must span the archive and the live track.
         sealed = seal_due(
             store,
@@ -93,10 +94,10 @@ def test_incident_package_holds_track_and_clip_and_detects_tampering(
         wait_until(lambda: incident_of(client, incident).phase.value == "on_scene", 20, "arrival")
         client.post(f"/api/orders/{order}/ack", json={"officer": "zhang3", "status": "done"})
         wait_until(lambda: incident_of(client, incident).phase.value == "resolved", 10, "resolved")
-        wait_until(lambda: store.clip(clip.clip_id) is not None, 10, "the clip record")
+        wait_until(lambda: store.clips.clip(clip.clip_id) is not None, 10, "the clip record")
         # The camera's own GPS, 8 m north of the terminal's, as `yiwang video import` keeps it.
         camera = [[at, lon, lat + 8 / 111_320, 40.0] for at, lon, lat in published[10:]]
-        store.save_file_track(
+        store.clips.save_file_track(
             clip.clip_id, {"source": "file", "file_name": clip.path.name, "points": camera}
         )
 
@@ -156,7 +157,9 @@ def test_incident_package_holds_track_and_clip_and_detects_tampering(
     count, chain_problems = verify_archive(store, settings.archive(), dev)
     assert (count, chain_problems) == (len(published), [])
     assert len(full_track(store, settings.archive(), dev)) == len(published)
-    assert len(list(store.chain_links(dev))) == len(published) - 10, "Redis dropped what was sealed"
+    assert len(list(store.tracks.chain_links(dev))) == len(published) - 10, (
+        "Redis dropped what was sealed"
+    )
 
 
 def sealed_segment(store: Store, broker, prefix: str, tmp_path, count: int):
@@ -171,7 +174,7 @@ def sealed_segment(store: Store, broker, prefix: str, tmp_path, count: int):
             "tst": t0 + n,
         }
         client.publish(f"{prefix}/li4/BC-9", json.dumps(payload), qos=1).wait_for_publish(5)
-    wait_until(lambda: store.stats().get("accepted", 0) == count, 10, "stored")
+    wait_until(lambda: store.ingest.stats().get("accepted", 0) == count, 10, "stored")
     settings = Settings(data_dir=tmp_path)
     policy = settings.seal_policy()
     (manifest_path,) = seal_due(

@@ -79,7 +79,7 @@ def test_geolife_persons_replayed_at_60x_keep_their_tracks(
     assert paced - 1 <= took <= paced + 10
     wait_until(lambda: verdicts(store) == published, timeout_s=60, what="every fix judged")
 
-    stats = store.stats()
+    stats = store.ingest.stats()
     rejected = {k.split(":", 1)[1]: v for k, v in stats.items() if k.startswith("rejected:")}
     assert stats["accepted"] == expected.stored
     assert rejected == dict(expected.rejected)
@@ -88,7 +88,9 @@ def test_geolife_persons_replayed_at_60x_keep_their_tracks(
     )
     for person, recording in recordings.items():
         dev = f"geolife{person}/plt{person}"
-        stored = [json.loads(link.canonical) for _, link, _ in store.chain_links(DeviceKey(dev))]
+        stored = [
+            json.loads(link.canonical) for _, link, _ in store.tracks.chain_links(DeviceKey(dev))
+        ]
         track = [rounded(f["fix_at"], f["lon"], f["lat"]) for f in stored]
         assert len(track) == len(recording) - expected.rejected_by_device[dev], person
         assert track == [rounded(*fix) for fix in expected.tracks[dev]], person

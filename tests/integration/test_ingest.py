@@ -10,9 +10,8 @@ from dataclasses import replace
 import paho.mqtt.client as mqtt
 import pytest
 
-from devices.registry import UnknownDevicePolicy
+from devices.registry import Binding, UnknownDevicePolicy
 from dispatch.core.track import DeviceKey, verify_chain
-from dispatch.store import Binding
 from simulators.load import RawPublisher, payload
 from tests.conftest import ingest_config
 from tests.integration.helpers import mqtt_client, publish_all, verdicts, wait_until
@@ -42,18 +41,18 @@ def test_owntracks_fixtures_accepted_and_negatives_rejected(
     client = mqtt_client(broker.port, f"{prefix}-pub", protocol)
     publish_all(client, messages)
     wait_until(lambda: verdicts(store) == len(messages), what="a verdict for every fixture")
-    stats = store.stats()
+    stats = store.ingest.stats()
     assert stats["accepted"] == len(ACCEPTED) + 1
     assert stats["msg:lwt"] == 2 and stats["msg:transition"] == 1
     expected_reasons = sorted(reason for *_, reason in REJECTED)
-    assert sorted(d["reason"] for d in store.deadletters()) == expected_reasons
-    record = store.device_record("jane/location-5s")
+    assert sorted(d["reason"] for d in store.ingest.deadletters()) == expected_reasons
+    record = store.tracks.device_record("jane/location-5s")
     assert (float(record["lon"]), float(record["lat"]), int(record["fix_at"])) == (
         5.112126,
         53.430722,
         1701263310,
     )
-    assert [e["kind"] for e in store.inbox()] == ["lwt", "lwt", "transition"]
+    assert [e["kind"] for e in store.incidents.inbox_entries()] == ["lwt", "lwt", "transition"]
     client.loop_stop()
 
 
@@ -78,10 +77,10 @@ def test_duplicates_backfill_and_bad_values_each_get_their_verdict(
     client = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv311)
     publish_all(client, messages)
     wait_until(lambda: verdicts(store) == len(messages))
-    stats = store.stats()
+    stats = store.ingest.stats()
     assert (stats["accepted"], stats["backfill"]) == (4, 1)
     assert (stats["rejected:malformed_json"], stats["rejected:duplicate"]) == (1, 2)
-    assert {d["reason"] for d in store.deadletters()} == {
+    assert {d["reason"] for d in store.ingest.deadletters()} == {
         "duplicate",
         "implausible_jump",
         "zero_coordinate",
@@ -89,15 +88,17 @@ def test_duplicates_backfill_and_bad_values_each_get_their_verdict(
         "malformed_json",
     }
     dev = DeviceKey("zhang3/BC-0042")
-    record = store.device_record(dev)
+    record = store.tracks.device_record(dev)
     assert int(record["fix_at"]) == int(now - 3)  # the backfilled fix never became live
     assert float(record["lon"]) < 119.65  # GCJ-02 input converted back to WGS-84
-    links = [link for _, link, _ in store.chain_links(dev)]
+    links = [link for _, link, _ in store.tracks.chain_links(dev)]
     assert len(links) == 4
     assert verify_chain(dev, links) == record["head"]
-    assert [flag for *_, flag in store.chain_links(dev)] == [False, False, True, False]
+    assert [flag for *_, flag in store.tracks.chain_links(dev)] == [False, False, True, False]
     # Screens see live positions only: never the backfilled one.
-    shown = [p for e in store.events() if e["type"] == "positions" for p in json.loads(e["body"])]
+    shown = [
+        p for e in store.recent_events() if e["type"] == "positions" for p in json.loads(e["body"])
+    ]
     assert sorted(p[3] for p in shown) == [int(now - 30), int(now - 20), int(now - 3)]
     client.loop_stop()
 
@@ -105,7 +106,7 @@ def test_duplicates_backfill_and_bad_values_each_get_their_verdict(
 def test_registry_quarantines_unknown_devices_and_never_merges(
     broker, store, prefix, start_ingest
 ) -> None:
-    store.bind([Binding("BC-1", "zhang3", "wucheng-01")])
+    store.registry.bind([Binding("BC-1", "zhang3", "wucheng-01")])
     config = replace(ingest_config(prefix), unknown_devices=UnknownDevicePolicy.QUARANTINE)
     start_ingest(config)
     now = time.time()
@@ -117,9 +118,12 @@ def test_registry_quarantines_unknown_devices_and_never_merges(
     client = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv5)
     publish_all(client, messages)
     wait_until(lambda: verdicts(store) == 3)
-    assert store.stats()["accepted"] == 1
-    assert sorted(d["reason"] for d in store.deadletters()) == ["unknown_device", "wrong_officer"]
-    assert store.officers_near("wucheng-01", 119.65, 29.08, 100) == ["zhang3"]
+    assert store.ingest.stats()["accepted"] == 1
+    assert sorted(d["reason"] for d in store.ingest.deadletters()) == [
+        "unknown_device",
+        "wrong_officer",
+    ]
+    assert store.tracks.officers_near("wucheng-01", 119.65, 29.08, 100) == ["zhang3"]
     client.loop_stop()
 
 
@@ -144,10 +148,10 @@ def test_presence_clips_and_sos_are_routed(broker, store, prefix, start_ingest) 
     client = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv311)
     publish_all(client, messages)
     wait_until(lambda: verdicts(store) == len(messages))
-    assert store.clip("BC-0042-0001")["end"] == int(now)
-    assert store.clip_ids_for_officer("zhang3", now - 200, now) == ["BC-0042-0001"]
-    assert [e["kind"] for e in store.inbox()] == ["sos", "conn"]
-    assert store.connection("zhang3/BC-0042")["online"] is False
+    assert store.clips.clip("BC-0042-0001")["end"] == int(now)
+    assert store.clips.clip_ids_for_officer("zhang3", now - 200, now) == ["BC-0042-0001"]
+    assert [e["kind"] for e in store.incidents.inbox_entries()] == ["sos", "conn"]
+    assert store.tracks.connection("zhang3/BC-0042")["online"] is False
     client.loop_stop()
 
 
@@ -172,10 +176,10 @@ def test_redis_killed_mid_stream_loses_nothing(
     redis_service.start()
     store.load_functions()
     wait_until(lambda: verdicts(store) == 4000, timeout_s=60, what="ingest to recover")
-    assert store.stats()["accepted"] == 4000
+    assert store.ingest.stats()["accepted"] == 4000
     for n in range(20):
         dev = DeviceKey(f"u{n}/d{n}")
-        links = [link for _, link, _ in store.chain_links(dev)]
+        links = [link for _, link, _ in store.tracks.chain_links(dev)]
         assert len(links) == 200
         verify_chain(dev, links)
     assert running.worker.connected.is_set()
@@ -194,7 +198,7 @@ def test_ingest_over_mqtt_311_for_brokers_without_version_5(
         [(f"{prefix}/zhang3/BC-7", location(now - n, lat=29.08 + n * 1e-5)) for n in range(5)],
     )
     wait_until(lambda: verdicts(store) == 5)
-    assert (store.stats()["accepted"], store.stats()["backfill"]) == (5, 4)
+    assert (store.ingest.stats()["accepted"], store.ingest.stats()["backfill"]) == (5, 4)
     client.loop_stop()
 
 

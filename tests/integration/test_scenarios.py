@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dispatch.simulation import run_scenario
+from harness.center import run_scenario
 from simulators.scenario import load_scenario
 
 SCENARIOS = sorted((Path(__file__).resolve().parents[2] / "scenarios").glob("*.yaml"))

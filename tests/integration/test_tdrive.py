@@ -45,7 +45,7 @@ def test_tdrive_replay_every_fix_gets_its_verdict(
     assert published == len(publisher.ledger) == 110_654
     wait_until(lambda: verdicts(store) == published, timeout_s=120, what="all verdicts")
 
-    stats = store.stats()
+    stats = store.ingest.stats()
     rejected = {k.split(":", 1)[1]: v for k, v in stats.items() if k.startswith("rejected:")}
     print(
         f"\nT-Drive: accepted {stats['accepted']} (backfill {stats.get('backfill', 0)}), rejected {rejected}"
@@ -58,7 +58,7 @@ def test_tdrive_replay_every_fix_gets_its_verdict(
     assert rejected["zero_coordinate"] == zero_rows > 0
 
     for dev, (lon, lat, fix_at) in expected.last_live.items():
-        record = store.device_record(dev)
+        record = store.tracks.device_record(dev)
         assert (float(record["lon"]), float(record["lat"]), int(record["fix_at"])) == (
             pytest.approx(lon, abs=1e-7),
             pytest.approx(lat, abs=1e-7),
@@ -102,7 +102,7 @@ def test_kill_9_of_ingest_mid_replay_loses_and_doubles_nothing(
         # Redelivered copies of stored fixes add "duplicate" verdicts on top of one verdict per
         # published message, so count first verdicts only.
         def first_verdicts() -> int:
-            stats = store.stats()
+            stats = store.ingest.stats()
             return (
                 verdicts(store)
                 - stats.get("rejected:duplicate", 0)
@@ -111,21 +111,21 @@ def test_kill_9_of_ingest_mid_replay_loses_and_doubles_nothing(
 
         wait_until(lambda: first_verdicts() >= len(ledger), timeout_s=180, what="a verdict for all")
         assert first_verdicts() == len(ledger), "a message got two verdicts"
-        stats = store.stats()
+        stats = store.ingest.stats()
         print(f"\nkilled after {killed_at} verdicts; final {stats}")
         assert stats["accepted"] == expected.stored
 
         devices = {topic.split("/", 1)[1] for topic, _ in ledger}
         stored = stored_keys(store, devices)
         assert max(stored.values()) == 1, "a fix was stored twice"
-        rejected_shas = {d["payload_sha256"] for d in store.deadletters(1_000_000)}
+        rejected_shas = {d["payload_sha256"] for d in store.ingest.deadletters(1_000_000)}
         for topic, payload in ledger:
             dev = topic.split("/", 1)[1]
             body = json.loads(payload)
             key = (dev, body["tst"], round(body["lon"], 7), round(body["lat"], 7))
             assert key in stored or hashlib.sha256(payload).hexdigest() in rejected_shas, key
         for dev in devices:
-            links = [link for _, link, _ in store.chain_links(DeviceKey(dev))]
+            links = [link for _, link, _ in store.tracks.chain_links(DeviceKey(dev))]
             verify_chain(DeviceKey(dev), links)
     finally:
         ingest.kill()

@@ -13,10 +13,11 @@ import paho.mqtt.client as mqtt
 import yaml
 from fastapi.testclient import TestClient
 
+from devices.registry import Binding
 from dispatch.api.app import create_app
 from dispatch.core.model import Incident, Milestone
 from dispatch.settings import Settings
-from dispatch.store import Binding, Store
+from dispatch.store import Store
 from tests.integration.helpers import mqtt_client, wait_until
 
 INCIDENT = (119.6500, 29.0800)
@@ -97,7 +98,7 @@ def incident_of(client: TestClient, incident_id: str) -> Incident:
 def test_terminal_acknowledges_departs_and_arrives(
     broker, redis_service, store: Store, prefix, tmp_path
 ) -> None:
-    store.bind([Binding("BC-1", "zhang3", "wucheng-01")])
+    store.registry.bind([Binding("BC-1", "zhang3", "wucheng-01")])
     received: list[mqtt.MQTTMessage] = []
     terminal = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2, client_id=f"{prefix}-bc1", protocol=mqtt.MQTTv5
@@ -128,7 +129,7 @@ def test_terminal_acknowledges_departs_and_arrives(
             ("li4", "BC-2", INCIDENT[0], INCIDENT[1] - 0.012),
             ("wang5", "BC-3", 119.644, INCIDENT[1]),
         ):
-            store.bind([Binding(device, user, "")])
+            store.registry.bind([Binding(device, user, "")])
             location = {"_type": "location", "lon": lon, "lat": lat, "tst": t0}
             others.publish(
                 f"{prefix}/{user}/{device}", json.dumps(location), qos=1

@@ -63,7 +63,7 @@ def test_video_import_keeps_the_gps_track_of_a_clip(
 
     done = run("gopro_max_heromode_gps5.mp4")
     assert done.returncode == 0, done.stderr
-    track = store.file_track("CLIP-7")
+    track = store.clips.file_track("CLIP-7")
     assert track["source"] == "file" and len(track["points"]) == 191
     refused = run("gopro_karma_imu_no_gps.mp4")
     assert refused.returncode == 1 and "has no GPS telemetry (gpmf, no position)" in refused.stderr

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dispatch.services import MOSQUITTO_QUEUE_SETTINGS
+from harness.daemons import MOSQUITTO_QUEUE_SETTINGS
 
 REPO = Path(__file__).resolve().parents[2]
 PURE = [REPO / "gis", REPO / "dispatch" / "core"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from devices.messages import Location
-from devices.quality import LastFix, Limits, Reason, Rejection, judge_location
-from dispatch.core.track import DeviceKey, Fix
+from devices.quality import Limits, Reason, Rejection, judge_location
+from dispatch.core.track import DeviceKey, Fix, LastFix
 from gis.coords import LonLat, haversine_m, wgs84_to_bd09, wgs84_to_gcj02
 
 NOW = 1_795_300_000.0

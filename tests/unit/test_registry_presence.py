@@ -8,8 +8,7 @@ import pytest
 
 from devices.presence import Presence, presence
 from devices.quality import Reason, Rejection
-from devices.registry import RegistryFileError, UnknownDevicePolicy, load_bindings, resolve
-from dispatch.store import Binding
+from devices.registry import Binding, RegistryFileError, UnknownDevicePolicy, load_bindings, resolve
 
 BOUND = {"BC-0042": Binding("BC-0042", "zhang3", "wucheng-01")}
 

@@ -20,9 +20,9 @@ import yaml
 from devices.registry import load_bindings
 from dispatch.api.app import create_app
 from dispatch.basemap import BASEMAP, build_basemap
-from dispatch.services import ManagedMosquitto, ManagedRedis, free_port
 from dispatch.settings import Settings
 from dispatch.store import Store
+from harness.daemons import ManagedMosquitto, ManagedRedis, free_port
 from simulators import cityfiles
 from simulators.city import CityModel
 from simulators.driver import Api, CityDriver
@@ -76,7 +76,7 @@ def local_center(settings: Settings, city_dir: Path, workdir: Path) -> Iterator[
         )
         store = Store.from_url(settings.redis_url, settings.key_prefix)
         store.load_functions()
-        store.bind(load_bindings(city_dir / cityfiles.DEVICES))
+        store.registry.bind(load_bindings(city_dir / cityfiles.DEVICES))
         config = uvicorn.Config(
             create_app(settings),
             host=settings.http_host,
@@ -174,12 +174,14 @@ def run_scenario(scenario: Scenario, workdir: Path) -> tuple[list[str], Outcome]
             driver.run(threading.Event(), until=started + scenario.duration_s, script=script)
         store = Store.from_url(settings.redis_url, settings.key_prefix)
         deadline = time.monotonic() + _SETTLE_S
-        while verdicts(store.stats()) < len(publisher.ledger) and time.monotonic() < deadline:
+        while (
+            verdicts(store.ingest.stats()) < len(publisher.ledger) and time.monotonic() < deadline
+        ):
             time.sleep(0.1)
         incidents = {i["id"]: i for i in api.call("GET", "/api/incidents?open_only=false")}
         outcome = Outcome(
             incidents={n: incidents[i] for n, i in opened.items() if i in incidents},
-            stats=store.stats(),
+            stats=store.ingest.stats(),
             published=len(publisher.ledger),
         )
     for error in driver.errors:

@@ -1,17 +1,19 @@
 """The engine's keys: incidents, deadlines, leadership, the inbox, the audit trail and the
-outbox of orders."""
+outbox of orders; a step is written in one transaction guarded by the lease."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any
 
 import redis
 
-from dispatch.store.devices import Store
+from dispatch.core.step import EngineStep
+from dispatch.store.feed import POSITIONS_GROUP
+from dispatch.store.keys import Keys
 
 ENGINE_GROUP = "engine"
+DELIVERY_GROUP = "delivery"
 _ENGINE_CONSUMER = "leader"  # one name: whichever engine leads inherits the pending entries
 # Extend the lease only while we still hold it; PEXPIRE alone would extend a lease another
 # engine took over after ours lapsed.
@@ -23,28 +25,10 @@ return 0
 """
 
 
-@dataclass(slots=True)
-class EngineStep:
-    """Everything one engine step writes, applied in one MULTI so that state, alerts and the
-    inbox position move together: a crash either redoes the step or finds it done."""
-
-    incidents: dict[str, bytes] = field(default_factory=dict)  # id -> encoded incident
-    deadlines: dict[str, float | None] = field(default_factory=dict)
-    events: list[dict[str, str]] = field(default_factory=list)
-    audit: list[dict[str, str]] = field(default_factory=list)
-    outbox: list[dict[str, str]] = field(default_factory=list)  # orders for device delivery
-    inbox_done: list[str] = field(default_factory=list)
-
-    def __bool__(self) -> bool:
-        return bool(self.incidents or self.events or self.audit or self.inbox_done)
-
-
-class EngineStore:
-    """The engine's keys: incidents, deadlines, leadership, the inbox and the audit trail."""
-
-    def __init__(self, store: Store) -> None:
-        self.redis = store.redis
-        self.keys = store.keys
+class IncidentStore:
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.redis = client
+        self.keys = keys
         self._renew = self.redis.register_script(_RENEW_LEASE)
 
     def try_lead(self, holder: str, ttl_ms: int) -> bool:
@@ -63,11 +47,27 @@ class EngineStore:
         return {k: v.encode() for k, v in raw.items()}
 
     def ensure_inbox_group(self) -> None:
-        try:
-            self.redis.xgroup_create(self.keys.inbox, ENGINE_GROUP, id="0", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        _ensure_group(self.redis, self.keys.inbox, ENGINE_GROUP)
+
+    def ensure_outbox_group(self) -> None:
+        _ensure_group(self.redis, self.keys.outbox, DELIVERY_GROUP)
+
+    def read_outbox(
+        self, *, unsettled: bool, block_ms: int, count: int = 100
+    ) -> list[tuple[str, dict[str, str]]]:
+        """Orders for delivery: those read before and never settled (no wait), or new ones."""
+        reply = self.redis.xreadgroup(
+            DELIVERY_GROUP,
+            "deliverer",
+            {self.keys.outbox: "0" if unsettled else ">"},
+            count=count,
+            block=None if unsettled else block_ms,
+        )
+        return [entry for _stream, entries in reply or [] for entry in entries]
+
+    def settle_outbox(self, entry_id: str) -> None:
+        """The broker took every message of this order: it is delivered."""
+        self.redis.xack(self.keys.outbox, DELIVERY_GROUP, entry_id)
 
     def read_inbox(self, block_ms: int, count: int = 500) -> list[tuple[str, dict[str, str]]]:
         """Entries delivered to a previous leader but never acknowledged first, then new ones."""
@@ -119,6 +119,8 @@ class EngineStore:
                 pipe.xadd(self.keys.outbox, order)
             if step.inbox_done:
                 pipe.xack(self.keys.inbox, ENGINE_GROUP, *step.inbox_done)
+            if step.positions_done:
+                pipe.xack(self.keys.positions, POSITIONS_GROUP, *step.positions_done)
             pipe.execute()
             return True
         except redis.WatchError:
@@ -137,19 +139,16 @@ class EngineStore:
             if r.get("incident") == incident_id or incident_id in r.get("detail", "")
         ]
 
-    def read_positions(self, cursor: str, count: int = 1000) -> tuple[str, list[list[Any]]]:
-        """Live positions published after `cursor` ("$": from now on) and the new cursor."""
-        if cursor == "$":
-            last = self.redis.xrevrange(self.keys.events, count=1)
-            return (last[0][0] if last else "0-0"), []
-        reply = self.redis.xread({self.keys.events: cursor}, count=count)
-        positions: list[list[Any]] = []
-        for _stream, entries in reply:
-            for entry_id, fields in entries:
-                cursor = entry_id
-                if fields.get("type") == "positions":
-                    positions += json.loads(fields["body"])
-        return cursor, positions
+    def inbox_entries(self, count: int = 100) -> list[dict[str, str]]:
+        return [{"id": i, **f} for i, f in self.redis.xrange(self.keys.inbox, count=count)]
 
     def outbox_entries(self, count: int = 10_000) -> list[dict[str, str]]:
         return [{"id": i, **f} for i, f in self.redis.xrange(self.keys.outbox, count=count)]
+
+
+def _ensure_group(client: redis.Redis, stream: str, group: str) -> None:
+    try:
+        client.xgroup_create(stream, group, id="0", mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise

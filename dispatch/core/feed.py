@@ -1,0 +1,68 @@
+"""The screens' feed as a type: what kinds of entries it carries, the compact position row,
+and where a reconnecting screen resumes.
+
+Entries are ordered by their stream id (`<ms>-<n>`), which screens hold as their sequence.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import msgspec
+
+
+class FeedType(StrEnum):
+    """What a feed entry is; the page dispatches on it."""
+
+    POSITIONS = "positions"
+    INCIDENT = "incident"
+    WARNING = "warning"
+    ESCALATION = "escalation"
+    REDISPATCH = "redispatch"
+    PARTNER_MISSING = "partner_missing"
+    # Device messages other than positions, as ingest stored them.
+    SOS = "sos"
+    TRANSITION = "transition"
+    CONN = "conn"
+    LWT = "lwt"
+    CLIP = "clip"
+    ACK = "ack"
+    DEVSTAT = "devstat"
+    # Control messages of the WebSocket itself, never stored.
+    SNAPSHOT = "snapshot"
+    RESYNC = "resync"
+
+
+class PositionRow(msgspec.Struct, array_like=True, frozen=True):
+    """One device's live position as the feed carries it: a JSON array, in this order.
+
+    `acc_m` and `cog_deg` are null when the device did not report them.
+    """
+
+    device: str
+    lon: float
+    lat: float
+    fix_at: int
+    acc_m: float | None = None
+    cog_deg: float | None = None
+    received_at: float | None = None
+
+
+POSITION_ROWS = msgspec.json.Decoder(list[PositionRow])
+
+
+def stream_order(entry_id: str) -> tuple[int, int]:
+    """The sort key of a stream id."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def resume_after(since: str | None, oldest_held: str | None) -> str | None:
+    """Where a screen that asks for entries after `since` continues: `since` itself while
+    the stream still holds what follows it, None when it needs a fresh snapshot (it never
+    had one, or entries after `since` were trimmed away)."""
+    if since is None:
+        return None
+    if since == "0-0" or oldest_held is None:
+        return since
+    return since if stream_order(since) >= stream_order(oldest_held) else None

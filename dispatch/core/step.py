@@ -1,0 +1,26 @@
+"""What one engine step writes: incidents, deadlines, screen events, audit records, orders
+for delivery, and which inbox entries and positions it settled. Plain data; the store writes it
+in one transaction."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class EngineStep:
+    """Everything one engine step writes, applied in one MULTI so that state, alerts and the
+    inbox position move together: a crash either redoes the step or finds it done."""
+
+    incidents: dict[str, bytes] = field(default_factory=dict)  # id -> encoded incident
+    deadlines: dict[str, float | None] = field(default_factory=dict)
+    events: list[dict[str, str]] = field(default_factory=list)
+    audit: list[dict[str, str]] = field(default_factory=list)
+    outbox: list[dict[str, str]] = field(default_factory=list)  # orders for device delivery
+    inbox_done: list[str] = field(default_factory=list)
+    positions_done: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.incidents or self.events or self.audit or self.inbox_done or self.positions_done
+        )

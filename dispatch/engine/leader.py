@@ -1,0 +1,137 @@
+"""The engine's shell: leadership, reads and the one transaction per step. It decides nothing.
+
+One engine leads at a time, by holding a lease in Redis that it renews every third of its
+time to live; a standby polls and takes over within a lease period after the leader dies.
+The leader rebuilds the command center from the saved incidents, then loops: read the inbox
+(device messages and dispatcher commands) with a timeout no later than the next deadline, read
+the positions stream, hand both to `EngineCore.step` (step.py) and write what it returns —
+incidents, deadlines, screen events, audit records, orders for delivery, the inbox and
+positions it settled — in one Redis transaction guarded by the lease. A crash before that
+transaction redoes the step from the same entries and the same saved state, so no alert is
+lost or raised twice; overdue deadlines fire as soon as a new leader starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+import msgspec
+
+from dispatch.city import City
+from dispatch.clock import Clock
+from dispatch.core.model import Incident
+from dispatch.core.policy import PolicyBook
+from dispatch.engine.step import EngineCore, OfficerPositions
+from dispatch.store import UNAVAILABLE, Store
+
+log = logging.getLogger(__name__)
+
+_MAX_BLOCK_S = 1.0
+# While officers are on their way, positions are read at least this often.
+_WATCHING_BLOCK_S = 0.2
+# Positions stream entries read per step at most (each holds one ingest batch's fixes).
+_POSITION_READS = 10
+
+
+class Engine:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        holder: str,
+        policies: PolicyBook | None = None,
+        lease_ms: int = 8_000,
+        city: City | None = None,
+        presence_limits: tuple[float, float] = (60.0, 300.0),
+        clock: Clock | None = None,
+    ) -> None:
+        self.devices = store
+        self.city = city
+        self.presence_limits = presence_limits
+        self.store = store.incidents
+        self.positions = store.positions
+        self.holder = holder
+        self.policies = policies or PolicyBook()
+        self.lease_ms = lease_ms
+        self.clock = clock or Clock()
+        self.leading = threading.Event()
+
+    def run(self, stop: threading.Event) -> None:
+        """Stand by until the lease is free, lead until it is lost or `stop` is set.
+
+        Losing Redis costs the lead, never the process: the engine waits and stands again.
+        """
+        while not stop.is_set():
+            try:
+                self._stand(stop)
+            except UNAVAILABLE as exc:
+                self.leading.clear()
+                log.error("engine %s lost Redis (%s); standing again in 1 s", self.holder, exc)
+                stop.wait(1.0)
+
+    def _stand(self, stop: threading.Event) -> None:
+        if not self.store.try_lead(self.holder, self.lease_ms):
+            stop.wait(self.lease_ms / 10_000)
+            return
+        log.info("engine %s leads", self.holder)
+        self.leading.set()
+        try:
+            self._lead(stop)
+        finally:
+            self.leading.clear()
+        self.store.resign(self.holder)
+        log.info("engine %s stands down", self.holder)
+
+    def _lead(self, stop: threading.Event) -> None:
+        saved = [
+            msgspec.json.decode(raw, type=Incident) for raw in self.store.load_incidents().values()
+        ]
+        core = EngineCore(self.policies, city=self.city, incidents=saved)
+        self.store.ensure_inbox_group()
+        self.positions.ensure_group()
+        unsettled = True  # first, what the last leader read and never wrote a step for
+        renew_every_s = self.lease_ms / 3000
+        renew_at = time.monotonic() + renew_every_s
+        while not stop.is_set():
+            if time.monotonic() >= renew_at:
+                if not self.store.renew_lead(self.holder, self.lease_ms):
+                    log.error("engine %s lost its lease", self.holder)
+                    return
+                renew_at = time.monotonic() + renew_every_s
+            wait_s = min(
+                renew_at - time.monotonic(), _WATCHING_BLOCK_S if core.watching else _MAX_BLOCK_S
+            )
+            deadline = core.next_deadline()
+            if deadline is not None:
+                wait_s = min(wait_s, self.clock.real_seconds(deadline - self.clock()))
+            entries = self.store.read_inbox(block_ms=int(max(1, wait_s * 1000)))
+            settled, rows = [], []
+            for _ in range(_POSITION_READS):
+                ids, page = self.positions.read(100, unsettled=unsettled)
+                if unsettled and not ids:
+                    unsettled = False
+                    continue
+                settled += ids
+                rows += page
+                # Unsettled entries stay unsettled until this step is written: read them once.
+                if not ids or unsettled:
+                    break
+            now = self.clock()
+            step = core.step(entries, rows, lambda now=now: self._officer_positions(now), now)
+            step.positions_done = settled
+            for record in step.audit:
+                record["engine"] = self.holder
+            if step and not self.store.apply(step, self.holder):
+                log.error(
+                    "engine %s lost its lease before writing; a standby redoes the step",
+                    self.holder,
+                )
+                return
+
+    def _officer_positions(self, now: float) -> OfficerPositions:
+        stale_s, offline_s = self.presence_limits
+        return self.devices.officer_positions(
+            now=now, stale_after_s=stale_s, offline_after_s=offline_s
+        )

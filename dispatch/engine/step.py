@@ -1,0 +1,267 @@
+"""What one engine step does, decided without I/O: inbox entries and positions in, the
+records to write out.
+
+`EngineCore.step(entries, positions, officers, now)` applies the dispatcher commands and
+device messages of the inbox, watches the positions of officers on their way, re-dispatches
+orders of officers gone silent, fires the deadlines that came due and returns an `EngineStep`
+(incidents, deadlines, screen events, audit records, orders). `officers` is called at most
+once per step, and only when a decision needs to know where officers are: reading every
+device costs a round trip the shell should not pay on every step. The shell (leader.py) reads,
+calls `step`, writes the result in one transaction; nothing here reads a clock or Redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import msgspec
+
+from devices.downlink import OrderNotice
+from devices.presence import Presence
+from devices.translate import Assignments, Untranslatable, translate
+from dispatch.city import City
+from dispatch.core import effects as fx
+from dispatch.core.assignment import OfficerState, choose_crew, order_id
+from dispatch.core.center import CommandCenter
+from dispatch.core.events import Event, IncidentReported, OrderIssued
+from dispatch.core.feed import FeedType, PositionRow
+from dispatch.core.model import Incident, IncidentId, Milestone, Order, OrderId
+from dispatch.core.policy import PolicyBook
+from dispatch.core.roster import OfficerId
+from dispatch.core.step import EngineStep
+from dispatch.core.timeline import TimelineError
+from dispatch.core.tracking import SceneWatcher, officers_on_the_way, silent_officers
+from dispatch.officers import officer_states, recommend_for
+from gis.coords import LonLat
+
+# Where each officer is and how present: the best of their devices.
+OfficerPositions = dict[OfficerId, tuple[Presence, LonLat]]
+
+SILENCE_CHECK_S = 5.0
+_ORDER_KINDS = ("ack", "transition", "conn", "lwt")
+_NO_ORDERS = Assignments({}, {})
+
+
+@dataclass(frozen=True, slots=True)
+class _Alert:
+    """How an alerting effect reaches screens and the audit."""
+
+    feed: FeedType
+    audit: str
+
+
+# Effects that are screen alerts, by type: what the screens see and what the audit calls it.
+ALERTS: dict[type[fx.Effect], _Alert] = {
+    fx.Warn: _Alert(FeedType.WARNING, "warning"),
+    fx.Escalate: _Alert(FeedType.ESCALATION, "escalation"),
+    fx.PartnerMissing: _Alert(FeedType.PARTNER_MISSING, "partner_missing"),
+    fx.Redispatch: _Alert(FeedType.REDISPATCH, "redispatch"),
+}
+
+
+class EngineCore:
+    """The command center with what the engine keeps between steps."""
+
+    def __init__(
+        self,
+        policies: PolicyBook,
+        *,
+        city: City | None,
+        incidents: Sequence[Incident] = (),
+        first_silence_check_at: float = 0.0,
+    ) -> None:
+        self.center = CommandCenter(policies)
+        for incident in incidents:
+            self.center.restore(incident)
+        self.city = city
+        self.watcher = SceneWatcher()
+        self._silence_check_at = first_silence_check_at
+        self._sync_watcher()
+
+    @property
+    def watching(self) -> bool:
+        """Whether an officer is on the way somewhere: positions then matter every step."""
+        return bool(self.watcher)
+
+    def next_deadline(self) -> float | None:
+        return self.center.next_deadline()
+
+    def step(
+        self,
+        entries: Sequence[tuple[str, dict[str, str]]],
+        positions: Sequence[PositionRow],
+        officers: Callable[[], OfficerPositions],
+        now: float,
+    ) -> EngineStep:
+        """Apply inbox entries, then positions, then silence and deadlines; returns what to
+        write. The caller writes it in one transaction, or not at all (and redoes it)."""
+        run = _Step(self, _Once(officers), now)
+        for entry_id, entry in entries:
+            run.entry(entry_id, entry)
+        for row in positions:
+            officer = OfficerId(row.device.split("/", 1)[0])
+            point = LonLat(row.lon, row.lat)
+            for event in self.watcher.observe(officer, point, float(row.fix_at), row.acc_m):
+                run.event(event, f"fix:{row.device}:{row.fix_at}")
+        if now >= self._silence_check_at:
+            self._silence_check_at = now + SILENCE_CHECK_S
+            run.silence()
+        run.perform(self.center.expire(now))
+        self._sync_watcher()
+        return run.out
+
+    def _sync_watcher(self) -> None:
+        center = self.center
+        self.watcher.sync(center.incidents.values(), lambda i: center.policy(i).arrive_radius_m)
+
+
+class _Once:
+    """Officer positions read on first need and kept for the rest of the step."""
+
+    def __init__(self, read: Callable[[], OfficerPositions]) -> None:
+        self._read = read
+        self._value: OfficerPositions | None = None
+
+    def __call__(self) -> OfficerPositions:
+        if self._value is None:
+            self._value = self._read()
+        return self._value
+
+
+class _Step:
+    """One step's work in progress."""
+
+    def __init__(self, core: EngineCore, officers: _Once, now: float) -> None:
+        self.core = core
+        self.center = core.center
+        self.officers = officers
+        self.now = now
+        self.out = EngineStep()
+
+    def entry(self, entry_id: str, entry: dict[str, str]) -> None:
+        self.out.inbox_done.append(entry_id)
+        # Only device messages refer to current orders; building the index costs a scan.
+        needs_orders = entry.get("kind") in _ORDER_KINDS
+        result = translate(entry_id, entry, self._assignments() if needs_orders else _NO_ORDERS)
+        if isinstance(result, Untranslatable):
+            self.audit("refused", entry_id=entry_id, reason=result.reason)
+            return
+        for event in result:
+            self.event(event, entry_id)
+
+    def silence(self) -> None:
+        incidents = self.center.incidents.values()
+        if not officers_on_the_way(incidents):
+            return  # nobody on the way: no need to read where officers are
+        offline = {o for o, (seen, _) in self.officers().items() if seen is Presence.OFFLINE}
+        for event in silent_officers(incidents, offline):
+            self.event(event, "presence")
+
+    def event(self, event: Event, source: str) -> None:
+        """Apply one event; a refused one is audited with its reason, nothing else changes."""
+        try:
+            effects = self.center.handle(event, self.now)
+        except TimelineError as exc:
+            self.audit("refused", entry_id=source, incident=event.incident, reason=str(exc))
+            return
+        self.audit(
+            "event",
+            entry_id=source,
+            incident=event.incident,
+            event=type(event).__name__,
+            detail=_json(event),
+        )
+        self.perform(effects)
+        if isinstance(event, IncidentReported):
+            self.auto_dispatch(event.incident, ())
+
+    def auto_dispatch(self, incident_id: IncidentId, exclude: tuple[OfficerId, ...]) -> None:
+        """Order the best recommended officers, where the policy dispatches by itself."""
+        incident = self.center.incidents[incident_id]
+        policy = self.center.policy(incident)
+        if self.core.city is None or not policy.auto_dispatch:
+            return
+        states = self._officer_states()
+        best = recommend_for(self.core.city, states, incident, now=self.now, exclude=exclude, k=2)
+        crew = choose_crew(best, two_officers=policy.two_officers)
+        if crew is None:
+            self.audit("no_candidate", incident=incident_id, reason="no available officer")
+            return
+        order = order_id(incident_id, self.now)
+        self.event(OrderIssued(incident_id, order, crew, by="auto"), "auto")
+
+    def perform(self, effects: list[fx.Effect]) -> None:
+        for effect in effects:
+            match effect:
+                case fx.Publish(incident=published):
+                    # The latest state: an auto-dispatch inside this step may have moved it on.
+                    incident = self.center.incidents[published.id]
+                    encoded = msgspec.json.encode(incident)
+                    self.out.incidents[incident.id] = encoded
+                    self.out.deadlines[incident.id] = self.center.deadline_of(incident)
+                    self.out.events.append({"type": FeedType.INCIDENT, "body": encoded.decode()})
+                case fx.RecordMilestone(incident=incident_id, record=record):
+                    self.audit("milestone", incident=incident_id, detail=_json(record))
+                case fx.SendOrder(incident=incident, order=order):
+                    notice = _json(_notice(incident, order, self.center))
+                    self.out.outbox.append({"action": "send", "notice": notice})
+                    self.audit("order_sent", incident=incident.id, detail=notice)
+                case fx.WithdrawOrder():
+                    withdrawal = _json(effect)
+                    self.out.outbox.append({"action": "withdraw", "withdrawal": withdrawal})
+                    self.audit("order_withdrawn", incident=effect.incident, detail=withdrawal)
+                case fx.Redispatch():
+                    self.auto_dispatch(effect.incident, effect.exclude)
+                    self.alert(effect)
+                case fx.Warn() | fx.Escalate() | fx.PartnerMissing():
+                    self.alert(effect)
+
+    def alert(self, effect: fx.Warn | fx.Escalate | fx.PartnerMissing | fx.Redispatch) -> None:
+        kind = ALERTS[type(effect)]
+        body = _json(effect)
+        self.out.events.append({"type": kind.feed, "body": body})
+        self.audit(kind.audit, incident=effect.incident, detail=body)
+
+    def audit(self, kind: str, **fields: str) -> None:
+        self.out.audit.append({"at": f"{self.now:.3f}", "kind": kind, **fields})
+
+    def _officer_states(self) -> dict[OfficerId, OfficerState]:
+        return officer_states(self.officers(), self.center.incidents.values())
+
+    def _assignments(self) -> Assignments:
+        order_incident: dict[OrderId, IncidentId] = {}
+        officer_orders: dict[OfficerId, list[tuple[IncidentId, OrderId]]] = {}
+        for incident in self.center.incidents.values():
+            if incident.order is not None and not incident.phase.terminal:
+                order_incident[incident.order.id] = incident.id
+                for officer in incident.order.officers:
+                    officer_orders.setdefault(officer, []).append((incident.id, incident.order.id))
+        return Assignments(order_incident, officer_orders)
+
+
+def _notice(incident: Incident, order: Order, center: CommandCenter) -> OrderNotice:
+    policy = center.policy(incident)
+    return OrderNotice(
+        order_id=order.id,
+        incident_id=incident.id,
+        issued=order.issued_at,
+        respond_by=policy.due_at(Milestone.RESPOND, incident.reported_at),
+        dispatch_by=policy.due_at(Milestone.TURN_OUT, incident.reported_at),
+        handle_by=policy.due_at(Milestone.HANDLE, incident.reported_at),
+        priority=incident.priority,
+        category=incident.category,
+        title=incident.title,
+        lon=incident.location.lon,
+        lat=incident.location.lat,
+        radius_m=policy.arrive_radius_m,
+        team=incident.team,
+        dispatcher=next(
+            (m.by for m in incident.milestones if m.milestone is Milestone.RESPOND), ""
+        ),
+        officers=tuple(order.officers),
+    )
+
+
+def _json(value: object) -> str:
+    return msgspec.json.encode(value).decode()

@@ -1,0 +1,115 @@
+"""The screens' event stream, and the engine's durable stream of live positions.
+
+Ingest appends positions and device messages (store.lua), the engine appends incidents and
+alerts (its step); `ScreenFeed` is how the WebSocket reads them without blocking a thread, and
+`PositionFeed` how the engine reads every live fix through its own consumer group, so a new
+leader re-reads what the last one never settled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import redis
+import redis.asyncio as aioredis
+
+from dispatch.core.feed import POSITION_ROWS, PositionRow
+from dispatch.core.model import Incident
+from dispatch.store.keys import Keys
+
+POSITIONS_GROUP = "engine"
+_POSITIONS_CONSUMER = "leader"
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything a screen starts from, and the sequence the deltas follow."""
+
+    seq: str
+    incidents: list[Incident]
+    devices: list[PositionRow]
+
+
+class ScreenFeed:
+    """Asynchronous reads of the screens' stream for the live WebSocket."""
+
+    def __init__(self, client: aioredis.Redis, keys: Keys) -> None:
+        self.redis = client
+        self.keys = keys
+
+    @classmethod
+    def from_url(cls, url: str, keys: Keys) -> ScreenFeed:
+        return cls(aioredis.Redis.from_url(url, decode_responses=True), keys)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    async def oldest_id(self) -> str | None:
+        first = await self.redis.xrange(self.keys.events, count=1)
+        return str(first[0][0]) if first else None
+
+    async def snapshot(self) -> Snapshot:
+        """Open incidents and every device's live position, in one round trip for the stream
+        head and the incidents, and one for all devices."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xrevrange(self.keys.events, count=1)
+        pipe.hvals(self.keys.incidents)
+        pipe.zrevrange(self.keys.seen_at, 0, -1)
+        last, raw_incidents, devices = await pipe.execute()
+        pipe = self.redis.pipeline(transaction=False)
+        for device in devices:
+            pipe.hmget(self.keys.device(device), "lon", "lat", "fix_at")
+        rows = [
+            PositionRow(device, float(lon), float(lat), int(fix_at))
+            for device, (lon, lat, fix_at) in zip(devices, await pipe.execute(), strict=True)
+            if fix_at is not None
+        ]
+        incidents = [msgspec.json.decode(raw, type=Incident) for raw in raw_incidents]
+        return Snapshot(last[0][0] if last else "0-0", incidents, rows)
+
+    async def read_after(
+        self, cursor: str, count: int, block_ms: int
+    ) -> list[tuple[str, dict[str, str]]]:
+        """Entries after `cursor`, waiting up to `block_ms` for the first."""
+        reply = await self.redis.xread({self.keys.events: cursor}, count=count, block=block_ms)
+        return [entry for _stream, entries in reply for entry in entries]
+
+
+class PositionFeed:
+    """The engine's reads of live positions; each read is settled by the step that used it."""
+
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.redis = client
+        self.keys = keys
+
+    def ensure_group(self) -> None:
+        try:
+            # From now on: positions older than the engine's first start are history.
+            self.redis.xgroup_create(self.keys.positions, POSITIONS_GROUP, id="$", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    def read(self, count: int, *, unsettled: bool = False) -> tuple[list[str], list[PositionRow]]:
+        """New entries (or, with `unsettled`, those a previous leader read and never settled);
+        never waits: the engine waits on its inbox. Returns the entry ids and their rows."""
+        start = "0" if unsettled else ">"
+        reply = self.redis.xreadgroup(
+            POSITIONS_GROUP, _POSITIONS_CONSUMER, {self.keys.positions: start}, count=count
+        )
+        entries = reply[0][1] if reply else []
+        # An unsettled entry the stream has since trimmed comes back without fields.
+        rows = [
+            row for _, fields in entries if fields for row in POSITION_ROWS.decode(fields["body"])
+        ]
+        return [entry_id for entry_id, _ in entries], rows
+
+
+def recent_events(client: redis.Redis, keys: Keys, count: int = 100) -> list[dict[str, Any]]:
+    """The newest entries of the screens' stream, newest first (for inspection and tests)."""
+    return [
+        {"id": entry_id, **fields}
+        for entry_id, fields in client.xrevrange(keys.events, count=count)
+    ]

@@ -1,0 +1,115 @@
+"""The ingest's keys: the batch write (a Redis function, store.lua beside this file), device
+state for judging the next fix, counters, the broker's own figures and the dead letters.
+
+`IngestStore` is the Redis `devices.sink.IngestSink`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+import redis
+
+from devices.registry import Binding
+from devices.sink import DeviceState, IngestBatch
+from dispatch.core.track import LastFix
+from dispatch.store.keys import Keys
+from dispatch.store.registry import RegistryStore
+
+UNAVAILABLE: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
+
+
+class RedisPendingWrite:
+    """A batch Redis is storing; the connection is ours until the answer is read."""
+
+    def __init__(self, client: redis.Redis, connection: Any) -> None:
+        self._client = client
+        self._connection = connection
+
+    def ready(self) -> bool:
+        return bool(self._connection.can_read(timeout=0))
+
+    def result(self) -> list[int]:
+        try:
+            return list(self._connection.read_response())
+        except BaseException:
+            # A half-read reply would poison the next command on this connection.
+            self._connection.disconnect()
+            raise
+        finally:
+            self._client.connection_pool.release(self._connection)
+
+
+class IngestStore:
+    unavailable = UNAVAILABLE
+
+    def __init__(self, client: redis.Redis, keys: Keys, registry: RegistryStore) -> None:
+        self.redis = client
+        self.keys = keys
+        self.registry = registry
+
+    def write_batch(self, batch: IngestBatch, received_at: float) -> list[int]:
+        return self.send_batch(batch, received_at).result()
+
+    def send_batch(self, batch: IngestBatch, received_at: float) -> RedisPendingWrite:
+        # Each section travels as one MessagePack argument: redis-py's per-argument packing
+        # costs far more than msgspec encoding a whole list in one C call.
+        encode = msgspec.msgpack.encode
+        connection = self.redis.connection_pool.get_connection()
+        try:
+            connection.send_command(
+                "FCALL",
+                "ingest",
+                0,
+                self.keys.prefix,
+                f"{received_at:.3f}",
+                f"{batch.oldest_received_at:.3f}",
+                encode(batch.fixes),
+                encode(batch.rejects),
+                encode(batch.messages),
+            )
+        except BaseException:
+            self.redis.connection_pool.release(connection)
+            raise
+        return RedisPendingWrite(self.redis, connection)
+
+    def device_states(self, devices: Sequence[str]) -> dict[str, DeviceState]:
+        pipe = self.redis.pipeline(transaction=False)
+        for device in devices:
+            pipe.hmget(self.keys.device(device), "head", "lon", "lat", "fix_at")
+        states = {}
+        for device, (head, lon, lat, fix_at) in zip(devices, pipe.execute(), strict=True):
+            last = LastFix(float(lon), float(lat), int(fix_at)) if fix_at is not None else None
+            states[device] = DeviceState(head or "", last)
+        return states
+
+    def bindings(self) -> dict[str, Binding]:
+        return self.registry.bindings()
+
+    def bind(self, bindings: Sequence[Binding]) -> None:
+        self.registry.bind(bindings)
+
+    def record_broker_counter(self, name: str, value: str) -> None:
+        self.redis.hset(self.keys.broker, name, value)
+
+    def broker_counters(self) -> dict[str, str]:
+        return dict(self.redis.hgetall(self.keys.broker))
+
+    def lag_s(self) -> float | None:
+        """Receive-to-stored delay of the newest batch, in seconds."""
+        lag = self.redis.hget(self.keys.ingest_status, "lag_s")
+        return float(lag) if lag is not None else None
+
+    def stats(self) -> dict[str, int]:
+        return {k: int(v) for k, v in self.redis.hgetall(self.keys.stats).items()}
+
+    def rejected_by_device(self) -> dict[str, int]:
+        return {k: int(v) for k, v in self.redis.hgetall(self.keys.rejected_by_device).items()}
+
+    def deadletters(self, count: int = 100) -> list[dict[str, str]]:
+        return [
+            {"id": entry_id, **fields}
+            for entry_id, fields in self.redis.xrevrange(self.keys.deadletter, count=count)
+        ]
