@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import ast
+import os
+import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+
+import pytest
 
 from harness.daemons import MOSQUITTO_QUEUE_SETTINGS
 
@@ -41,3 +46,66 @@ def test_every_shipped_broker_config_sizes_the_queue() -> None:
     compose = (REPO / "docker-compose.yml").read_text(encoding="utf-8")
     assert "./deploy/mosquitto.conf:/mosquitto/config/mosquitto.conf" in compose
     assert "--appendonly" in compose
+
+
+# One forbidden import per contract, each placed where its contract forbids it.
+PROBES = {
+    "layers:": ("devices/layer_probe.py", "import dispatch.store\n"),
+    "only dispatch.store imports redis": ("dispatch/api/redis_probe.py", "import redis\n"),
+    "the product imports neither": ("dispatch/harness_probe.py", "import harness.daemons\n"),
+    "gis and dispatch.core are pure": ("dispatch/core/socket_probe.py", "import socket\n"),
+    "the wire's decoders": ("devices/downlink.py", "import asyncio\n"),
+    "the engine's step decides without I/O": ("dispatch/engine/step.py", "import redis\n"),
+    "gis depends on no other package": ("gis/devices_probe.py", "import devices.topics\n"),
+    "dispatch.core knows nothing": ("dispatch/core/store_probe.py", "import dispatch.store\n"),
+    "simulators speak only the wire": ("simulators/center_probe.py", "import dispatch.settings\n"),
+}
+PACKAGES = ("dispatch", "devices", "gis", "simulators", "harness", "bench")
+
+
+def _contracts() -> list[dict]:
+    with (REPO / "pyproject.toml").open("rb") as handle:
+        return tomllib.load(handle)["tool"]["importlinter"]["contracts"]  # type: ignore[no-any-return]
+
+
+def test_every_contract_has_a_probe() -> None:
+    names = [c["name"] for c in _contracts()]
+    for name in names:
+        assert sum(name.startswith(p) for p in PROBES) == 1, f"no probe for contract {name!r}"
+
+
+@pytest.mark.parametrize("contract", sorted(PROBES))
+def test_each_contract_fails_on_a_forbidden_import(contract: str, tmp_path: Path) -> None:
+    for package in PACKAGES:
+        shutil.copytree(
+            REPO / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
+    shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
+    path, line = PROBES[contract]
+    with (tmp_path / path).open("a", encoding="utf-8") as module:
+        module.write(line)
+    linter = Path(sys.executable).with_name("lint-imports")
+    result = subprocess.run(
+        [str(linter), "--no-cache"],
+        cwd=tmp_path,
+        # Wide enough that no contract's name wraps in the summary.
+        env={**os.environ, "PYTHONPATH": str(tmp_path), "COLUMNS": "400"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    broken = [line for line in result.stdout.splitlines() if " BROKEN" in line]
+    assert any(line.startswith(contract) for line in broken), result.stdout
+
+
+def test_redis_contract_covers_every_package_but_the_store() -> None:
+    (contract,) = [c for c in _contracts() if c["name"] == "only dispatch.store imports redis"]
+    listed = set(contract["source_modules"])
+    children = {
+        f"dispatch.{p.stem}"
+        for p in (REPO / "dispatch").iterdir()
+        if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").exists()
+    }
+    assert children - {"dispatch.store"} <= listed
+    assert {"devices", "gis", "simulators"} <= listed

@@ -1,0 +1,202 @@
+"""The engine's step without Redis: auto-dispatch, officers gone silent, departure and arrival
+seen in positions, and what is read when."""
+
+from __future__ import annotations
+
+import json
+
+import msgspec
+import pytest
+import shapely
+
+from devices.presence import Presence
+from dispatch.city import City
+from dispatch.core import events as ev
+from dispatch.core.feed import PositionRow
+from dispatch.core.model import Incident, IncidentId, Phase, Source
+from dispatch.core.policy import PolicyBook, TimelinePolicy
+from dispatch.core.roster import OfficerId, Roster, Shift, Team, TeamId
+from dispatch.engine.step import SILENCE_CHECK_S, EngineCore, OfficerPositions
+from gis.areas import GRID, Area, AreaId, AreaIndex
+from gis.coords import LonLat
+from gis.routing import StraightLine
+
+T0 = 1_800_000_000.0
+SCENE = LonLat(119.615, 29.005)
+AREAS = AreaIndex([Area(AreaId("cell"), "cell", GRID, shapely.box(119.60, 29.0, 119.63, 29.01))])
+OFFICERS = frozenset(OfficerId(name) for name in ("near", "far", "farther"))
+ROSTER = Roster(
+    [Team(TeamId("t1"), "一中队", frozenset({AreaId("cell")}))],
+    [Shift(TeamId("t1"), OFFICERS, T0 - 3600, T0 + 86_400)],
+    AREAS,
+)
+CITY = City(AREAS, ROSTER, StraightLine())
+# ~300 m, ~1 km and ~1.5 km west of the scene.
+WHERE = {
+    OfficerId("near"): LonLat(119.612, 29.005),
+    OfficerId("far"): LonLat(119.605, 29.005),
+    OfficerId("farther"): LonLat(119.600, 29.005),
+}
+
+
+def online(*names: str) -> OfficerPositions:
+    return {OfficerId(n): (Presence.ONLINE, WHERE[OfficerId(n)]) for n in names}
+
+
+class Reads:
+    """Officer positions handed to the step, counting how often the step asked."""
+
+    def __init__(self, positions: OfficerPositions) -> None:
+        self.positions = positions
+        self.count = 0
+
+    def __call__(self) -> OfficerPositions:
+        self.count += 1
+        return self.positions
+
+
+def core(auto: bool = True, two: bool = False, incidents: tuple[Incident, ...] = ()) -> EngineCore:
+    policy = TimelinePolicy(auto_dispatch=auto, two_officers=two)
+    return EngineCore(
+        PolicyBook(default=policy), city=CITY, incidents=incidents, first_silence_check_at=T0
+    )
+
+
+def command(event: ev.Event) -> dict[str, str]:
+    body = {"type": type(event).__name__, **msgspec.to_builtins(event)}
+    return {"kind": "command", "body": json.dumps(body)}
+
+
+def reported(incident: str = "INC-1") -> dict[str, str]:
+    return command(
+        ev.IncidentReported(IncidentId(incident), "street_vending", 2, SCENE, Source.HOTLINE_12345)
+    )
+
+
+def dispatched(officer: str = "near") -> Incident:
+    """An incident whose order has `officer` on the way, as the engine saved it."""
+    engine = core(auto=True)
+    engine.step([("1-0", reported())], [], Reads(online(officer)), T0)
+    return engine.center.incidents[IncidentId("INC-1")]
+
+
+def sent_orders(step) -> list[dict]:
+    return [json.loads(o["notice"]) for o in step.outbox if o["action"] == "send"]
+
+
+def test_auto_dispatch_orders_the_nearest_free_officer_and_names_the_order_once() -> None:
+    step = core().step([("1-0", reported())], [], Reads(online("near", "far")), T0)
+    (notice,) = sent_orders(step)
+    assert notice["officers"] == ["near"]
+    assert notice["order_id"].startswith("O-")
+    incident = msgspec.json.decode(step.incidents["INC-1"], type=Incident)
+    assert incident.phase is Phase.DISPATCHED and incident.order is not None
+    assert incident.order.id == notice["order_id"]
+    assert step.inbox_done == ["1-0"]
+    issued = [a for a in step.audit if a.get("event") == "OrderIssued"]
+    assert len(issued) == 1 and issued[0]["entry_id"] == "auto"
+
+
+def test_a_redone_step_issues_the_same_order_id() -> None:
+    first = core().step([("1-0", reported())], [], Reads(online("near")), T0)
+    again = core().step([("1-0", reported())], [], Reads(online("near")), T0)
+    assert sent_orders(first) == sent_orders(again)
+
+
+def test_two_officer_rule_orders_the_best_two_or_no_one() -> None:
+    both = core(two=True).step(
+        [("1-0", reported())], [], Reads(online("near", "far", "farther")), T0
+    )
+    assert sent_orders(both)[0]["officers"] == ["near", "far"]
+    alone = core(two=True).step([("1-0", reported())], [], Reads(online("near")), T0)
+    assert sent_orders(alone) == []
+    assert [a["reason"] for a in alone.audit if a["kind"] == "no_candidate"] == [
+        "no available officer"
+    ]
+
+
+def test_without_auto_dispatch_nobody_reads_where_officers_are() -> None:
+    reads = Reads(online("near"))
+    step = core(auto=False).step([("1-0", reported())], [], reads, T0 + 1)
+    assert reads.count == 0 and sent_orders(step) == []
+    incident = msgspec.json.decode(step.incidents["INC-1"], type=Incident)
+    assert incident.phase is Phase.REPORTED
+
+
+def test_officer_gone_silent_on_the_way_is_replaced_by_the_next_best() -> None:
+    incident = dispatched("near")
+    engine = core(incidents=(incident,))
+    silent: OfficerPositions = {
+        OfficerId("near"): (Presence.OFFLINE, WHERE[OfficerId("near")]),
+        **online("far"),
+    }
+    reads = Reads(silent)
+    step = engine.step([], [], reads, T0 + 30)
+    assert reads.count == 1  # one read serves both the silence check and the re-dispatch
+    events = [a["event"] for a in step.audit if a["kind"] == "event"]
+    assert events == ["OfficerWentOffline", "OrderIssued"]
+    assert [a["kind"] for a in step.audit].count("redispatch") == 1
+    assert sent_orders(step)[0]["officers"] == ["far"]
+    assert [e["type"] for e in step.events].count("redispatch") == 1
+
+
+def test_silence_is_checked_at_most_every_few_seconds_and_spares_the_present() -> None:
+    engine = core(incidents=(dispatched("near"),))
+    reads = Reads(online("near"))
+    assert not engine.step([], [], reads, T0 + 30).audit
+    assert reads.count == 1
+    engine.step([], [], reads, T0 + 30 + SILENCE_CHECK_S / 2)
+    assert reads.count == 1
+    engine.step([], [], reads, T0 + 30 + SILENCE_CHECK_S)
+    assert reads.count == 2
+
+
+def test_nobody_on_the_way_means_no_silence_read() -> None:
+    reads = Reads(online("near"))
+    core().step([], [], reads, T0 + 30)
+    assert reads.count == 0
+
+
+def row(lon: float, lat: float, at: float, device: str = "near/BC-1") -> PositionRow:
+    return PositionRow(device, lon, lat, int(at), 5.0, 90.0, at)
+
+
+def phase(engine: EngineCore) -> Phase:
+    return engine.center.incidents[IncidentId("INC-1")].phase
+
+
+def test_positions_show_departure_then_arrival() -> None:
+    engine = core(incidents=(dispatched("near"),))
+    assert engine.watching
+    start = WHERE[OfficerId("near")]
+    reads = Reads(online("near"))
+    engine.step([], [row(start.lon, start.lat, T0 + 10)], reads, T0 + 10)
+    assert phase(engine) is Phase.DISPATCHED
+    # Two fixes ~150 m and ~200 m from where the order found the officer, still outside the fence.
+    moving = [row(119.6135, 29.005, T0 + 20), row(119.614, 29.005, T0 + 25)]
+    step = engine.step([], moving, reads, T0 + 25)
+    assert phase(engine) is Phase.EN_ROUTE
+    departed = [a for a in step.audit if a.get("event") == "OfficerDeparted"]
+    assert departed[0]["entry_id"] == f"fix:near/BC-1:{int(T0 + 25)}"
+    engine.step([], [row(SCENE.lon, SCENE.lat, T0 + 40)], reads, T0 + 40)
+    assert phase(engine) is Phase.ON_SCENE
+    assert not engine.watching
+
+
+@pytest.mark.parametrize("device", ["far/BC-2", "nearby/BC-3"])
+def test_positions_of_other_officers_move_nothing(device: str) -> None:
+    engine = core(incidents=(dispatched("near"),))
+    step = engine.step([], [row(SCENE.lon, SCENE.lat, T0 + 40, device)], Reads({}), T0 + 40)
+    assert phase(engine) is Phase.DISPATCHED
+    assert not [a for a in step.audit if a["kind"] == "event"]
+
+
+def test_refused_entries_are_audited_and_change_nothing() -> None:
+    engine = core(incidents=(dispatched("near"),))
+    closing = command(ev.IncidentClosed(IncidentId("INC-1"), by="duty"))
+    step = engine.step(
+        [("2-0", closing), ("3-0", {"kind": "command", "body": "{"})], [], Reads({}), T0 + 5
+    )
+    assert phase(engine) is Phase.DISPATCHED
+    assert [a["kind"] for a in step.audit] == ["refused", "refused"]
+    assert step.inbox_done == ["2-0", "3-0"] and not step.incidents
