@@ -56,10 +56,10 @@ def _engine(request: Request) -> IncidentStore:
 
 
 def _load(request: Request, incident_id: str) -> Incident:
-    raw = _engine(request).incident(incident_id)
-    if raw is None:
+    incident = _engine(request).incident(incident_id)
+    if incident is None:
         raise HTTPException(404, f"no incident {incident_id}")
-    return msgspec.json.decode(raw, type=Incident)
+    return incident
 
 
 def _view(incident: Incident, zone: str) -> dict[str, Any]:
@@ -102,8 +102,7 @@ def report_incident(new: NewIncident, request: Request) -> dict[str, str]:
 def list_incidents(request: Request, open_only: bool = True) -> list[dict[str, Any]]:
     """Incidents, most recent first; by default only those not closed, cancelled or merged."""
     state = app_state(request)
-    raw = _engine(request).load_incidents().values()
-    incidents = [msgspec.json.decode(r, type=Incident) for r in raw]
+    incidents = _engine(request).load_incidents().values()
     shown = [i for i in incidents if not (open_only and i.phase.terminal)]
     shown.sort(key=lambda i: -i.reported_at)
     return [_view(i, state.settings.timezone) for i in shown]
@@ -229,9 +228,7 @@ def recommendations(incident_id: str, request: Request, k: int = 5) -> list[dict
             503, "no city is configured: set YIWANG_AREAS_FILE and YIWANG_ROSTER_FILE"
         )
     incident = _load(request, incident_id)
-    incidents = [
-        msgspec.json.decode(r, type=Incident) for r in _engine(request).load_incidents().values()
-    ]
+    incidents = _engine(request).load_incidents().values()
     now = state.clock()
     positions = state.store.officer_positions(
         now=now,

@@ -19,7 +19,6 @@ from shapely.geometry import mapping
 
 from dispatch.api.state import app_state
 from dispatch.api.times import parse_time
-from dispatch.core.model import Incident
 from dispatch.core.policy import PolicyBook, TimelinePolicy
 from dispatch.core.track import DeviceKey
 from dispatch.evidence.archive import full_track
@@ -158,10 +157,9 @@ def replay(
         ]
         if fixes:
             tracks[dev] = sorted(fixes)
-    raw = state.store.incidents.load_incidents().values()
     incidents = [
         msgspec.to_builtins(i)
-        for i in (msgspec.json.decode(r, type=Incident) for r in raw)
+        for i in state.store.incidents.load_incidents().values()
         if i.reported_at <= end
     ]
     return {"from": start, "to": end, "tracks": tracks, "incidents": incidents}

@@ -17,11 +17,8 @@ import logging
 import threading
 import time
 
-import msgspec
-
 from dispatch.city import City
 from dispatch.clock import Clock
-from dispatch.core.model import Incident
 from dispatch.core.policy import PolicyBook
 from dispatch.engine.step import EngineCore, OfficerPositions
 from dispatch.store import UNAVAILABLE, Store
@@ -85,9 +82,7 @@ class Engine:
         log.info("engine %s stands down", self.holder)
 
     def _lead(self, stop: threading.Event) -> None:
-        saved = [
-            msgspec.json.decode(raw, type=Incident) for raw in self.store.load_incidents().values()
-        ]
+        saved = list(self.store.load_incidents().values())
         core = EngineCore(self.policies, city=self.city, incidents=saved)
         self.store.ensure_inbox_group()
         self.positions.ensure_group()

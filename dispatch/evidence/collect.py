@@ -58,12 +58,11 @@ def collect(
     zone: str = "Asia/Shanghai",
 ) -> PackageContent:
     engine = store.incidents
-    raw = engine.incident(incident_id)
-    if raw is None:
+    incident = engine.incident(incident_id)
+    if incident is None:
         raise UnknownIncidentError(
             f"no incident {incident_id}; list them with GET /api/incidents?open_only=false"
         )
-    incident = msgspec.json.decode(raw, type=Incident)
     audit = engine.incident_audit(incident_id)
     moments = [incident.reported_at, *(m.reached_at for m in incident.milestones)]
     moments += [float(r["at"]) for r in audit]

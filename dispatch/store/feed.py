@@ -21,6 +21,7 @@ from dispatch.store.keys import Keys
 
 POSITIONS_GROUP = "engine"
 _POSITIONS_CONSUMER = "leader"
+_INCIDENT = msgspec.json.Decoder(Incident)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,7 @@ class ScreenFeed:
             for device, (lon, lat, fix_at) in zip(devices, await pipe.execute(), strict=True)
             if fix_at is not None
         ]
-        incidents = [msgspec.json.decode(raw, type=Incident) for raw in raw_incidents]
+        incidents = [_INCIDENT.decode(raw) for raw in raw_incidents]
         return Snapshot(last[0][0] if last else "0-0", incidents, rows)
 
     async def read_after(

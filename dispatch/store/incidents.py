@@ -6,14 +6,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
 import redis
 
+from dispatch.core.model import Incident
 from dispatch.core.step import EngineStep
 from dispatch.store.feed import POSITIONS_GROUP
 from dispatch.store.keys import Keys
 
 ENGINE_GROUP = "engine"
 DELIVERY_GROUP = "delivery"
+_INCIDENT = msgspec.json.Decoder(Incident)
 _ENGINE_CONSUMER = "leader"  # one name: whichever engine leads inherits the pending entries
 # Extend the lease only while we still hold it; PEXPIRE alone would extend a lease another
 # engine took over after ours lapsed.
@@ -41,10 +44,10 @@ class IncidentStore:
         if self.redis.get(self.keys.engine_lease) == holder:
             self.redis.delete(self.keys.engine_lease)
 
-    def load_incidents(self) -> dict[str, bytes]:
-        """Every saved incident, encoded, by id."""
+    def load_incidents(self) -> dict[str, Incident]:
+        """Every saved incident, by id."""
         raw = self.redis.hgetall(self.keys.incidents)
-        return {k: v.encode() for k, v in raw.items()}
+        return {k: _INCIDENT.decode(v) for k, v in raw.items()}
 
     def ensure_inbox_group(self) -> None:
         _ensure_group(self.redis, self.keys.inbox, ENGINE_GROUP)
@@ -91,9 +94,9 @@ class IncidentStore:
         fields = {"kind": kind, "device": device, "officer": officer, "body": json.dumps(body)}
         return str(self.redis.xadd(self.keys.inbox, fields))
 
-    def incident(self, incident_id: str) -> bytes | None:
+    def incident(self, incident_id: str) -> Incident | None:
         raw = self.redis.hget(self.keys.incidents, incident_id)
-        return None if raw is None else raw.encode()
+        return None if raw is None else _INCIDENT.decode(raw)
 
     def apply(self, step: EngineStep, holder: str) -> bool:
         """Write a step if we still lead; False (nothing written) if leadership was lost."""
