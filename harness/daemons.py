@@ -46,6 +46,7 @@ class ManagedService:
     """One daemon process on 127.0.0.1:port, with its files under `workdir`."""
 
     name = "service"
+    binary = package = "service"  # the executable, and the Debian package that installs it
     ready_timeout_s = 15.0
 
     def __init__(self, workdir: Path, port: int | None = None) -> None:
@@ -58,15 +59,21 @@ class ManagedService:
     def log_path(self) -> Path:
         return self.workdir / f"{self.name}.log"
 
-    def command(self) -> list[str]:
+    def config(self) -> str:
+        """The daemon's configuration file, written to `<name>.conf` before each start."""
+        raise NotImplementedError
+
+    def command(self, conf: Path) -> list[str]:
         raise NotImplementedError
 
     def start(self) -> None:
+        conf = self.workdir / f"{self.name}.conf"
+        conf.write_text(self.config())
         log = self.log_path.open("ab")
         # A session of its own: Ctrl-C in a terminal signals the whole foreground group, and the
         # daemons must outlive the workers that still write to them until we stop them in order.
         self.process = subprocess.Popen(
-            self.command(),
+            [_require(self.binary, self.package), *self.command(conf)],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.workdir,
@@ -117,6 +124,8 @@ class ManagedService:
 
 class ManagedRedis(ManagedService):
     name = "redis"
+    binary = "redis-server"
+    package = "redis-server"
     ready_timeout_s = 60.0  # replaying a large append-only file takes a while
 
     def ready(self, sock: socket.socket) -> bool:
@@ -128,9 +137,8 @@ class ManagedRedis(ManagedService):
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def command(self) -> list[str]:
-        conf = self.workdir / "redis.conf"
-        conf.write_text(
+    def config(self) -> str:
+        return (
             f"port {self.port}\n"
             "bind 127.0.0.1\n"
             f"dir {self.workdir}\n"
@@ -141,15 +149,16 @@ class ManagedRedis(ManagedService):
             'save ""\n'
             "daemonize no\n"
         )
-        return [_require("redis-server", "redis-server"), str(conf)]
+
+    def command(self, conf: Path) -> list[str]:
+        return [str(conf)]
 
 
 class ManagedMosquitto(ManagedService):
-    name = "mosquitto"
+    name = binary = package = "mosquitto"
 
-    def command(self) -> list[str]:
-        conf = self.workdir / "mosquitto.conf"
-        conf.write_text(
+    def config(self) -> str:
+        return (
             f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
             # Run as whoever started us: mosquitto started as root would switch to the
@@ -161,4 +170,6 @@ class ManagedMosquitto(ManagedService):
             "sys_interval 2\n"
             "set_tcp_nodelay true\n" + MOSQUITTO_QUEUE_SETTINGS
         )
-        return [_require("mosquitto", "mosquitto"), "-c", str(conf)]
+
+    def command(self, conf: Path) -> list[str]:
+        return ["-c", str(conf)]

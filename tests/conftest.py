@@ -8,6 +8,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -16,7 +17,7 @@ from devices.ingest import IngestWorker
 from devices.quality import Limits
 from devices.registry import UnknownDevicePolicy
 from dispatch.store import Store
-from harness.daemons import ManagedMosquitto, ManagedRedis
+from harness.daemons import ManagedMosquitto, ManagedRedis, ManagedService
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -30,20 +31,23 @@ def shared_data() -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def redis_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedRedis]:
-    service = ManagedRedis(tmp_path_factory.mktemp("redis"))
+Service = TypeVar("Service", bound=ManagedService)
+
+
+def _running(service: Service) -> Iterator[Service]:
     service.start()
     yield service
     service.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedRedis]:
+    yield from _running(ManagedRedis(tmp_path_factory.mktemp("redis")))
 
 
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedMosquitto]:
-    service = ManagedMosquitto(tmp_path_factory.mktemp("mosquitto"))
-    service.start()
-    yield service
-    service.stop()
+    yield from _running(ManagedMosquitto(tmp_path_factory.mktemp("mosquitto")))
 
 
 @pytest.fixture
