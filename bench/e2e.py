@@ -108,7 +108,7 @@ async def _screen(url: str, start: int, seconds: int, devices: int, out: dict) -
             if event["type"] != "positions":
                 continue
             stream_at = int(event["seq"].split("-")[0]) / 1000
-            for dev, _lon, _lat, fix_at in event["body"]:
+            for dev, _lon, _lat, fix_at, *_rest in event["body"]:
                 k = device_index(dev)
                 if k is None or not _counted(fix_at, start, seconds) or (k, fix_at) in seen:
                     continue
