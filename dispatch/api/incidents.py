@@ -21,8 +21,8 @@ from dispatch.core import assignment as orders
 from dispatch.core import events as ev
 from dispatch.core.model import Incident, Source
 from dispatch.core.timeline import TRANSITIONS
+from dispatch.evidence.build import build_package
 from dispatch.evidence.collect import collect
-from dispatch.evidence.package import build_package
 from dispatch.officers import officer_states, recommend_for
 from dispatch.store import IncidentStore
 from gis.coords import Datum, to_wgs84

@@ -15,8 +15,9 @@ from zoneinfo import ZoneInfo
 from devices.telemetry.points import TelemetryError
 from devices.video import Probe, probe
 from dispatch.evidence.archive import MANIFEST, seal_due, verify_segment
+from dispatch.evidence.build import build_package
 from dispatch.evidence.collect import UnknownIncidentError, collect
-from dispatch.evidence.package import build_package, verify_package
+from dispatch.evidence.verify import verify_package
 from dispatch.settings import Settings
 from dispatch.store import Store
 

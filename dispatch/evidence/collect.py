@@ -16,7 +16,7 @@ from dispatch.core.model import Incident
 from dispatch.core.track import DeviceKey, genesis
 from dispatch.evidence.archive import Archive, full_track
 from dispatch.evidence.crosscheck import crosscheck
-from dispatch.evidence.package import DeviceTrack, PackageContent
+from dispatch.evidence.formats import DeviceTrack, PackageContent
 from dispatch.evidence.records import ChainRecord
 from dispatch.store import Store
 

@@ -23,7 +23,7 @@ from devices.registry import Binding
 from dispatch.api.app import create_app
 from dispatch.core.track import DeviceKey
 from dispatch.evidence.archive import full_track, seal_due, verify_archive, verify_segment
-from dispatch.evidence.package import verify_package
+from dispatch.evidence.verify import verify_package
 from dispatch.settings import Settings
 from dispatch.store import Store
 from simulators.bodycam import clip_message, record_clip

@@ -17,10 +17,12 @@ from hypothesis import strategies as st
 
 from devices.telemetry.points import TelemetryPoint
 from dispatch.core.track import DeviceKey, Fix, genesis, link
+from dispatch.evidence.build import build_package
 from dispatch.evidence.crosscheck import crosscheck
-from dispatch.evidence.package import DeviceTrack, PackageContent, build_package, verify_package
+from dispatch.evidence.formats import DeviceTrack, PackageContent
 from dispatch.evidence.records import ChainRecord, frame, records_from_frame
 from dispatch.evidence.signing import Signer, load_or_create
+from dispatch.evidence.verify import verify_package
 
 T0 = 1_795_000_000
 DEVICE = DeviceKey("officer005/bodycam005")
