@@ -19,6 +19,7 @@ import time
 
 from dispatch.city import City
 from dispatch.clock import Clock
+from dispatch.core.feed import PositionRow
 from dispatch.core.policy import PolicyBook
 from dispatch.engine.step import EngineCore, OfficerPositions
 from dispatch.store import UNAVAILABLE, Store
@@ -102,17 +103,7 @@ class Engine:
             if deadline is not None:
                 wait_s = min(wait_s, self.clock.real_seconds(deadline - self.clock()))
             entries = self.store.read_inbox(block_ms=int(max(1, wait_s * 1000)))
-            settled, rows = [], []
-            for _ in range(_POSITION_READS):
-                ids, page = self.positions.read(100, unsettled=unsettled)
-                if unsettled and not ids:
-                    unsettled = False
-                    continue
-                settled += ids
-                rows += page
-                # Unsettled entries stay unsettled until this step is written: read them once.
-                if not ids or unsettled:
-                    break
+            settled, rows, unsettled = self._read_positions(unsettled)
             now = self.clock()
             step = core.step(entries, rows, lambda now=now: self._officer_positions(now), now)
             step.positions_done = settled
@@ -124,6 +115,22 @@ class Engine:
                     self.holder,
                 )
                 return
+
+    def _read_positions(self, unsettled: bool) -> tuple[list[str], list[PositionRow], bool]:
+        """Positions to apply, the stream entries they came in, and whether entries the last
+        leader left unsettled may remain (they are read once each, until a step settles them)."""
+        settled: list[str] = []
+        rows: list[PositionRow] = []
+        for _ in range(_POSITION_READS):
+            ids, page = self.positions.read(100, unsettled=unsettled)
+            if unsettled and not ids:
+                unsettled = False
+                continue
+            settled += ids
+            rows += page
+            if not ids or unsettled:
+                break
+        return settled, rows, unsettled
 
     def _officer_positions(self, now: float) -> OfficerPositions:
         stale_s, offline_s = self.presence_limits
