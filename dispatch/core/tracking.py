@@ -103,7 +103,7 @@ class SceneWatcher:
                 watch.arrived = True
                 found.append(ev.OfficerArrived(watch.incident, watch.order, officer, via="gps"))
                 continue
-            if watch.departed:
+            if watch.departed or watch.arrived:  # leaving the scene is not turning out
                 continue
             if watch.start is None:
                 watch.start = point

@@ -155,6 +155,11 @@ def test_the_fix_that_arrives_is_not_also_the_second_one_away() -> None:
     assert walk(watcher, [(1000, 5.0), (850, 5.0), (0, 5.0)]) == [(2, arrived())]
 
 
+def test_moving_about_the_scene_after_arriving_is_no_departure() -> None:
+    watcher = watching(incident(Phase.DISPATCHED))
+    assert walk(watcher, [(1000, 5.0), (850, 5.0), (0, 5.0), (5, 5.0)]) == [(2, arrived())]
+
+
 def test_an_officer_already_en_route_is_not_departed_again() -> None:
     watcher = watching(incident(Phase.EN_ROUTE))
     assert walk(watcher, [(1000, 5.0), (850, 5.0), (800, 5.0), (0, 5.0)]) == [(3, arrived())]
