@@ -1,4 +1,5 @@
-"""The incident model: phases, milestones and the immutable record of one incident."""
+"""The incident model: phases, milestones, the immutable record of one incident, and the
+timers the timeline derives from it (never stored: they follow from the record)."""
 
 from __future__ import annotations
 
@@ -109,3 +110,24 @@ class Incident:
 
     def reached(self, milestone: Milestone) -> MilestoneRecord | None:
         return next((m for m in self.milestones if m.milestone is milestone), None)
+
+
+class TimerKind(StrEnum):
+    WARNING = "warning"  # a milestone at the policy's fraction of its deadline
+    ESCALATION = "escalation"  # a ladder step past a missed deadline; level 1 is the breach
+    REASSIGNMENT = "reassignment"  # a ladder step whose action is to reassign
+    ACCEPT_TIMEOUT = "accept_timeout"  # an order nobody accepted within accept_within_s
+    PARTNER_MISSING = "partner_missing"  # 双人执法: an officer alone on scene too long
+
+
+@dataclass(frozen=True, slots=True)
+class Timer:
+    """A timer due `at`. `level` is how far the alert has gone (0 a warning, 1 the breach, 2+
+    the ladder), and of timers due at one instant the lower level fires first. An order's
+    timers stand beside the alerts: an unaccepted order is a warning, a lone officer a breach.
+    """
+
+    at: float
+    kind: TimerKind
+    level: int
+    milestone: Milestone | None = None

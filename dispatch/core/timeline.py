@@ -3,13 +3,17 @@
 The rules, in order of reading:
 1. `TRANSITIONS` says, for each phase, which events are legal and the phase they lead to. An
    event missing from the table raises `IllegalTransition` naming both, and changes nothing.
+   `check(incident, event)` raises whatever `handle` would refuse the event with, and changes
+   nothing: one set of rules for the engine and for the API that asks first.
 2. Entering a phase reaches every milestone up to it (an officer seen arriving has also turned
    out). A milestone is recorded once, with its deadline and how late it was.
 3. Deadlines count from the report and are never reset: a re-dispatch sends the incident back
    to ACKNOWLEDGED but keeps every milestone reached and every alert already raised.
 4. Timers are derived, not stored: for each milestone not yet reached, a warning at the policy's
-   fraction of the deadline, the breach at the deadline, then each further ladder step; and for
-   an order nobody accepted, a re-dispatch after `accept_within_s`. Each fires exactly once.
+   fraction of the deadline, the breach at the deadline, then each further ladder step; for an
+   order nobody accepted, a re-dispatch after `accept_within_s`; under 双人执法, an alert for an
+   officer alone on scene. `TIMER_TRANSITIONS` says, for each kind, the phases it runs in, the
+   alert it raises and where it re-dispatches. Each fires exactly once.
 
 Sans-I/O: `handle(incident, event, now, policy)` and `expire(incident, now, policy)` return the
 new incident and the effects to carry out; `next_deadline(incident, policy)` says when to call
@@ -18,8 +22,8 @@ new incident and the effects to carry out; `next_deadline(incident, policy)` say
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 
 from dispatch.core import events as ev
 from dispatch.core.effects import (
@@ -41,6 +45,8 @@ from dispatch.core.model import (
     MilestoneRecord,
     Order,
     Phase,
+    Timer,
+    TimerKind,
 )
 from dispatch.core.policy import EscalationAction, TimelinePolicy
 
@@ -80,13 +86,79 @@ TRANSITIONS: dict[Phase, dict[type, Phase]] = {
     P.MERGED: {},
 }
 
-_ORDER_EVENTS = (
-    ev.OrderAccepted,
-    ev.OrderRejected,
-    ev.OfficerDeparted,
-    ev.OfficerArrived,
-)
+_ORDER_EVENTS = (ev.OrderAccepted, ev.OrderRejected, ev.OfficerDeparted, ev.OfficerArrived)
 _OFFICER_EVENTS = (*_ORDER_EVENTS, ev.OfficerWentOffline)
+
+# Beside what each event does, what each kind of timer does: `TIMER_TRANSITIONS` below.
+Alert = Callable[[Incident, Timer, TimelinePolicy], tuple[Incident, list[Effect]]]
+
+
+@dataclass(frozen=True, slots=True)
+class TimerRule:
+    """What one kind of timer does when it fires: raise its alert, remembered so that it fires
+    once; then, in a phase of `redispatch_in`, withdraw the order out (if any), go back to
+    ACKNOWLEDGED and ask for another officer, giving `reason` (`{milestone}` filled in)."""
+
+    runs_in: frozenset[Phase]
+    alert: Alert | None  # None: the re-dispatch takes the order, and the timer, away
+    redispatch_in: frozenset[Phase] = frozenset()
+    reason: str = ""
+
+
+def _warn(
+    incident: Incident, timer: Timer, policy: TimelinePolicy
+) -> tuple[Incident, list[Effect]]:
+    incident, milestone, due = _raise(incident, timer, policy)
+    return incident, [Warn(incident.id, milestone, due)]
+
+
+def _escalate(
+    incident: Incident, timer: Timer, policy: TimelinePolicy
+) -> tuple[Incident, list[Effect]]:
+    incident, milestone, due = _raise(incident, timer, policy)
+    action = policy.ladder[timer.level - 1].action
+    return incident, [Escalate(incident.id, milestone, timer.level, action, due)]
+
+
+def _raise(
+    incident: Incident, timer: Timer, policy: TimelinePolicy
+) -> tuple[Incident, Milestone, float]:
+    """A milestone's alert, remembered as (milestone, level); its deadline."""
+    milestone = timer.milestone
+    assert milestone is not None
+    due = policy.due_at(milestone, incident.reported_at)
+    assert due is not None
+    return replace(incident, alerts=(*incident.alerts, (milestone, timer.level))), milestone, due
+
+
+def _partner_missing(
+    incident: Incident, _timer: Timer, _policy: TimelinePolicy
+) -> tuple[Incident, list[Effect]]:
+    order = incident.order
+    assert order is not None
+    missing = tuple(o for o in order.officers if o not in order.on_scene)
+    alert = PartnerMissing(incident.id, order.on_scene, missing)
+    return replace(incident, partner_alerted=True), [alert]
+
+
+_TIMED = frozenset({P.REPORTED, P.ACKNOWLEDGED, P.DISPATCHED, P.EN_ROUTE, P.ON_SCENE})
+
+TIMER_TRANSITIONS: dict[TimerKind, TimerRule] = {
+    TimerKind.WARNING: TimerRule(_TIMED, _warn),
+    TimerKind.ESCALATION: TimerRule(_TIMED, _escalate),
+    TimerKind.REASSIGNMENT: TimerRule(
+        _TIMED, _escalate, redispatch_in=_TIMED - {P.ON_SCENE}, reason="{milestone} missed"
+    ),
+    TimerKind.ACCEPT_TIMEOUT: TimerRule(
+        frozenset({P.DISPATCHED}), None, frozenset({P.DISPATCHED}), "order not accepted in time"
+    ),
+    TimerKind.PARTNER_MISSING: TimerRule(frozenset({P.ON_SCENE}), _partner_missing),
+}
+# The kinds of timer that run in each phase: none once resolved or ended.
+_RUNNING = {
+    phase: frozenset(kind for kind, rule in TIMER_TRANSITIONS.items() if phase in rule.runs_in)
+    for phase in Phase
+}
 
 
 class TimelineError(ValueError):
@@ -120,6 +192,32 @@ def report(event: ev.IncidentReported, now: float) -> tuple[Incident, list[Effec
     return incident, [Publish(incident)]
 
 
+def check(incident: Incident, event: ev.Event, policy: TimelinePolicy | None = None) -> None:
+    """Raise the TimelineError `handle` would raise for `event` on `incident` as it stands.
+
+    Changes nothing. A caller that checks before queueing the event (the API) gets the reason
+    at once; `handle` checks again after firing the timers due, which can move the phase. The
+    rules of a policy (two officers under 双人执法) are checked only when `policy` is given.
+    """
+    if type(event) not in TRANSITIONS[incident.phase]:
+        raise IllegalTransition(incident, event)
+    if isinstance(event, _OFFICER_EVENTS):
+        order = incident.order
+        if order is None:
+            raise StaleOrder(incident, event, "it has no order")
+        if isinstance(event, _ORDER_EVENTS) and event.order != order.id:
+            raise StaleOrder(incident, event, f"order {event.order} was replaced by {order.id}")
+        if event.officer not in order.officers:
+            raise StaleOrder(incident, event, f"officer {event.officer} is not on order {order.id}")
+    if isinstance(event, ev.OrderIssued):
+        if not event.officers:
+            raise TimelineError(f"incident {incident.id}: an order needs at least one officer")
+        if policy is not None and policy.two_officers and len(set(event.officers)) < 2:
+            raise TimelineError(
+                f"incident {incident.id}: {incident.category} needs two officers (双人执法)"
+            )
+
+
 def handle(
     incident: Incident, event: ev.Event, now: float, policy: TimelinePolicy
 ) -> tuple[Incident, list[Effect]]:
@@ -129,20 +227,11 @@ def handle(
     milestone reached late is then always escalated before it is recorded. A deadline is the
     first instant at which the milestone is late.
     """
-    incident, overdue = _fire_due(incident, policy, lambda at: at <= now)
-    target = TRANSITIONS[incident.phase].get(type(event))
-    if target is None:
-        raise IllegalTransition(incident, event)
-    _check_order(incident, event)
-    effects: list[Effect] = list(overdue)
+    incident, effects = _fire_due(incident, now, policy)
+    check(incident, event, policy)
+    target = TRANSITIONS[incident.phase][type(event)]
     changed = incident
     if isinstance(event, ev.OrderIssued):
-        if not event.officers:
-            raise TimelineError(f"incident {incident.id}: an order needs at least one officer")
-        if policy.two_officers and len(set(event.officers)) < 2:
-            raise TimelineError(
-                f"incident {incident.id}: {incident.category} needs two officers (双人执法)"
-            )
         changed = replace(changed, order=Order(event.order, event.officers, now))
     elif isinstance(event, ev.OrderAccepted | ev.OfficerDeparted | ev.OfficerArrived):
         order = changed.order
@@ -170,7 +259,7 @@ def handle(
 
 def expire(incident: Incident, now: float, policy: TimelinePolicy) -> tuple[Incident, list[Effect]]:
     """Fire every timer due at or before `now`, oldest first."""
-    incident, effects = _fire_due(incident, policy, lambda at: at <= now)
+    incident, effects = _fire_due(incident, now, policy)
     if effects:
         effects.append(Publish(incident))
     return incident, effects
@@ -178,32 +267,20 @@ def expire(incident: Incident, now: float, policy: TimelinePolicy) -> tuple[Inci
 
 def next_deadline(incident: Incident, policy: TimelinePolicy) -> float | None:
     timer = _next_timer(incident, policy)
-    return None if timer is None else timer[0]
+    return None if timer is None else timer.at
 
 
 # --- internals --------------------------------------------------------------------------
 
 
 def _fire_due(
-    incident: Incident, policy: TimelinePolicy, due: Callable[[float], bool]
+    incident: Incident, now: float, policy: TimelinePolicy
 ) -> tuple[Incident, list[Effect]]:
     effects: list[Effect] = []
-    while (timer := _next_timer(incident, policy)) is not None and due(timer[0]):
+    while (timer := _next_timer(incident, policy)) is not None and timer.at <= now:
         incident, fired = _fire(incident, timer, policy)
         effects += fired
     return incident, effects
-
-
-def _check_order(incident: Incident, event: ev.Event) -> None:
-    if not isinstance(event, _OFFICER_EVENTS):
-        return
-    order = incident.order
-    if order is None:
-        raise StaleOrder(incident, event, "it has no order")
-    if isinstance(event, _ORDER_EVENTS) and event.order != order.id:
-        raise StaleOrder(incident, event, f"order {event.order} was replaced by {order.id}")
-    if event.officer not in order.officers:
-        raise StaleOrder(incident, event, f"officer {event.officer} is not on order {order.id}")
 
 
 def _redispatch(
@@ -235,75 +312,64 @@ def _enter(
     return replace(incident, phase=phase), effects
 
 
-# A timer: (when, milestone, alert level); without a milestone, one of the order timers.
-Timer = tuple[float, Milestone | None, int]
-_ACCEPT, _PARTNER = 0, 1
-
-
 def _next_timer(incident: Incident, policy: TimelinePolicy) -> Timer | None:
-    if incident.phase.terminal or incident.phase is P.RESOLVED:
+    running = _RUNNING[incident.phase]
+    if not running:
         return None
-    timers: list[Timer] = []
+    # Of timers due at one instant and of one level, the first armed fires first.
+    return min(_armed(incident, policy, running), key=lambda t: (t.at, t.level), default=None)
+
+
+def _armed(
+    incident: Incident, policy: TimelinePolicy, running: frozenset[TimerKind]
+) -> Iterator[Timer]:
     fired = set(incident.alerts)
     for milestone in Milestone:
         due = policy.due_at(milestone, incident.reported_at)
         if due is None or incident.reached(milestone) is not None:
             continue
         warn = policy.warn_at(milestone, incident.reported_at)
-        if warn is not None and (milestone, 0) not in fired:
-            timers.append((warn, milestone, 0))
+        if warn is not None and (milestone, 0) not in fired and TimerKind.WARNING in running:
+            yield Timer(warn, TimerKind.WARNING, 0, milestone)
         for level, step in enumerate(policy.ladder, start=1):
             if (milestone, level) not in fired:
-                timers.append((due + step.after_breach_s, milestone, level))
+                reassigns = step.action is EscalationAction.REASSIGN
+                kind = TimerKind.REASSIGNMENT if reassigns else TimerKind.ESCALATION
+                if kind in running:
+                    yield Timer(due + step.after_breach_s, kind, level, milestone)
                 break  # the ladder is climbed one step at a time
     order = incident.order
-    if incident.phase is P.DISPATCHED and order is not None and order.accepted_by is None:
-        timers.append((order.issued_at + policy.accept_within_s, None, _ACCEPT))
+    if TimerKind.ACCEPT_TIMEOUT in running and order is not None and order.accepted_by is None:
+        yield Timer(order.issued_at + policy.accept_within_s, TimerKind.ACCEPT_TIMEOUT, 0)
     arrived = incident.reached(Milestone.ARRIVE)
     if (
-        policy.two_officers
-        and incident.phase is P.ON_SCENE
+        TimerKind.PARTNER_MISSING in running
+        and policy.two_officers
         and order is not None
         and len(order.on_scene) < len(order.officers)
         and arrived is not None
         and not incident.partner_alerted
     ):
-        timers.append((arrived.reached_at + policy.partner_within_s, None, _PARTNER))
-    return min(timers, key=lambda t: (t[0], t[2])) if timers else None
+        yield Timer(arrived.reached_at + policy.partner_within_s, TimerKind.PARTNER_MISSING, 1)
 
 
 def _fire(
     incident: Incident, timer: Timer, policy: TimelinePolicy
 ) -> tuple[Incident, list[Effect]]:
-    _at, milestone, level = timer
-    if milestone is None and level == _PARTNER:
-        assert incident.order is not None
-        missing = tuple(o for o in incident.order.officers if o not in incident.order.on_scene)
-        alert = PartnerMissing(incident.id, incident.order.on_scene, missing)
-        return replace(incident, partner_alerted=True), [alert]
-    if milestone is None:
-        return _accept_timeout(incident)
-    incident = replace(incident, alerts=(*incident.alerts, (milestone, level)))
-    due = policy.due_at(milestone, incident.reported_at)
-    assert due is not None
-    if level == 0:
-        return incident, [Warn(incident.id, milestone, due)]
-    action = policy.ladder[level - 1].action
-    effects: list[Effect] = [Escalate(incident.id, milestone, level, action, due)]
-    if action is EscalationAction.REASSIGN:
-        reason = f"{milestone.value} missed"
-        if incident.phase in (P.DISPATCHED, P.EN_ROUTE):
+    rule = TIMER_TRANSITIONS[timer.kind]
+    effects: list[Effect] = []
+    if rule.alert is not None:
+        incident, effects = rule.alert(incident, timer, policy)
+    if incident.phase in rule.redispatch_in:
+        milestone = "" if timer.milestone is None else timer.milestone.value
+        reason = rule.reason.format(milestone=milestone)
+        if incident.order is None:  # none out yet: ask for one
+            effects.append(Redispatch(incident.id, reason, incident.past_officers))
+        else:
             incident, more = _redispatch(incident, reason, withdraw=True)
             incident = replace(incident, phase=P.ACKNOWLEDGED)
             effects += more
-        elif incident.phase in (P.REPORTED, P.ACKNOWLEDGED):
-            effects.append(Redispatch(incident.id, reason, incident.past_officers))
     return incident, effects
-
-
-def _accept_timeout(incident: Incident) -> tuple[Incident, list[Effect]]:
-    incident, effects = _redispatch(incident, "order not accepted in time", withdraw=True)
-    return replace(incident, phase=P.ACKNOWLEDGED), effects
 
 
 def _actor(event: ev.Event) -> str:

@@ -1,10 +1,12 @@
-"""The 1/3/15 timeline stepped by hand: milestones, warnings, the ladder, re-dispatch."""
+"""The 1/3/15 timeline stepped by hand: milestones, warnings, the ladder, re-dispatch, what
+`check` refuses and what each kind of timer does."""
 
 from __future__ import annotations
 
 import pytest
 
 from dispatch.core import events as ev
+from dispatch.core import timeline
 from dispatch.core.center import CommandCenter, DuplicateIncident, UnknownIncident
 from dispatch.core.effects import (
     Escalate,
@@ -15,15 +17,22 @@ from dispatch.core.effects import (
     Warn,
     WithdrawOrder,
 )
-from dispatch.core.model import IncidentId, Milestone, OrderId, Phase, Source
-from dispatch.core.policy import EscalationAction, PolicyBook, PolicyError
+from dispatch.core.model import IncidentId, Milestone, OrderId, Phase, Source, TimerKind
+from dispatch.core.policy import (
+    EscalationAction,
+    EscalationStep,
+    PolicyBook,
+    PolicyError,
+    TimelinePolicy,
+)
 from dispatch.core.roster import OfficerId
-from dispatch.core.timeline import IllegalTransition, StaleOrder, TimelineError
+from dispatch.core.timeline import TIMER_TRANSITIONS, IllegalTransition, StaleOrder, TimelineError
 from gis.coords import LonLat
 
 T0 = 1_795_300_000.0
 INC = IncidentId("INC-1")
 ZHANG, LI = OfficerId("zhang3"), OfficerId("li4")
+O1, O2 = OrderId("O1"), OrderId("O2")
 
 
 def reported(center: CommandCenter | None = None) -> CommandCenter:
@@ -220,3 +229,83 @@ def test_a_partner_in_time_raises_no_alert() -> None:
     center.handle(ev.OfficerArrived(INC, OrderId("O1"), ZHANG), T0 + 40)
     center.handle(ev.OfficerArrived(INC, OrderId("O1"), LI), T0 + 100)
     assert not any(isinstance(e, PartnerMissing) for e in center.expire(T0 + 800))
+
+
+def test_check_refuses_with_the_error_handle_raises_and_changes_nothing() -> None:
+    center = reported()
+    center.handle(ev.OrderIssued(INC, O1, (ZHANG,), by="d"), T0 + 10)
+    center.handle(ev.OrderRejected(INC, O1, ZHANG), T0 + 20)
+    center.handle(ev.OrderIssued(INC, O2, (LI,), by="d"), T0 + 30)
+    incident = center.incidents[INC]
+    refused = [
+        (ev.IncidentClosed(INC, by="d"), IllegalTransition, "is dispatched: IncidentClosed"),
+        (ev.OrderAccepted(INC, O1, ZHANG), StaleOrder, "order O1 was replaced by O2"),
+        (ev.OfficerWentOffline(INC, ZHANG), StaleOrder, "officer zhang3 is not on order O2"),
+    ]
+    for event, error, reason in refused:
+        with pytest.raises(error, match=reason) as checked:
+            timeline.check(incident, event)
+        with pytest.raises(error) as handled:
+            center.handle(event, T0 + 31)
+        assert str(checked.value) == str(handled.value)
+        assert center.incidents[INC] is incident
+    assert timeline.check(incident, ev.OrderAccepted(INC, O2, LI)) is None
+
+
+def test_check_knows_an_order_needs_officers_and_a_policy_may_need_two() -> None:
+    incident = reported().incidents[INC]
+    with pytest.raises(TimelineError, match="at least one officer"):
+        timeline.check(incident, ev.OrderIssued(INC, O1, (), by="d"))
+    alone = ev.OrderIssued(INC, O1, (ZHANG,), by="d")
+    timeline.check(incident, alone)  # without the policy, its rules are not known
+    with pytest.raises(TimelineError, match="双人执法"):
+        timeline.check(incident, alone, TimelinePolicy(two_officers=True))
+
+
+def test_every_kind_of_timer_has_a_rule_and_none_runs_once_resolved_or_ended() -> None:
+    assert set(TIMER_TRANSITIONS) == set(TimerKind)
+    for rule in TIMER_TRANSITIONS.values():
+        assert rule.redispatch_in <= rule.runs_in
+        assert not any(p.terminal or p is Phase.RESOLVED for p in rule.runs_in)
+
+
+# The whole ladder is one step: at the breach, reassign.
+REASSIGNING = TimelinePolicy(ladder=(EscalationStep(0.0, EscalationAction.REASSIGN),))
+
+
+def test_a_reassigning_breach_asks_for_an_officer_before_an_order_and_withdraws_one_out() -> None:
+    center = reported(CommandCenter(PolicyBook(REASSIGNING)))
+    effects = center.expire(T0 + 60)  # the response missed, nobody sent yet
+    assert kinds(effects) == ["Warn", "Escalate", "Redispatch"]
+    assert center.incidents[INC].phase is Phase.REPORTED
+
+    center = reported(CommandCenter(PolicyBook(REASSIGNING)))
+    center.handle(ev.OrderIssued(INC, O1, (ZHANG,), by="d"), T0 + 50)
+    center.handle(ev.OrderAccepted(INC, O1, ZHANG), T0 + 55)
+    effects = center.expire(T0 + 180)  # accepted but never left: the turn-out missed
+    assert kinds(effects) == ["Warn", "Escalate", "WithdrawOrder", "Redispatch"]
+    assert next(e for e in effects if isinstance(e, Redispatch)).reason == "turn_out missed"
+    assert center.incidents[INC].phase is Phase.ACKNOWLEDGED
+
+
+def test_a_reassigning_breach_on_scene_only_escalates() -> None:
+    center = reported(CommandCenter(PolicyBook(REASSIGNING)))
+    center.handle(ev.OrderIssued(INC, O1, (ZHANG,), by="d"), T0 + 10)
+    center.handle(ev.OrderAccepted(INC, O1, ZHANG), T0 + 20)
+    center.handle(ev.OfficerArrived(INC, O1, ZHANG), T0 + 100)
+    effects = center.expire(T0 + 900)
+    assert kinds(effects) == ["Warn", "Escalate"]
+    assert center.incidents[INC].phase is Phase.ON_SCENE
+
+
+def test_at_one_instant_the_accept_timeout_fires_before_a_breach() -> None:
+    center = reported(CommandCenter(PolicyBook(REASSIGNING)))
+    center.handle(ev.OrderIssued(INC, O1, (ZHANG,), by="d"), T0 + 135)
+    assert center.next_deadline() == T0 + 144  # the turn-out warning first
+    center.expire(T0 + 144)
+    effects = center.expire(T0 + 180)  # accept_within_s 45 ends with the turn-out deadline
+    assert kinds(effects) == ["WithdrawOrder", "Redispatch", "Escalate", "Redispatch"]
+    withdraw = next(e for e in effects if isinstance(e, WithdrawOrder))
+    assert withdraw.reason == "order not accepted in time"
+    escalate = next(e for e in effects if isinstance(e, Escalate))
+    assert (escalate.milestone, escalate.level) == (Milestone.TURN_OUT, 1)

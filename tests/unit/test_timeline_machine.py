@@ -3,7 +3,8 @@
 Invariants: phases never go back (the re-dispatch loop to ACKNOWLEDGED aside), milestones are
 recorded once and never removed, each alert fires once, a breach escalation fires exactly for
 the milestones missed and in the first call at or after their deadline, and no deadline is
-left in the past after `expire(now)`.
+left in the past after `expire(now)`. With no timer due, `check` refuses exactly what `handle`
+refuses, with the same error.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from dispatch.core import events as ev
+from dispatch.core import timeline
 from dispatch.core.center import CommandCenter
 from dispatch.core.effects import Escalate, Warn
 from dispatch.core.model import PROGRESS, IncidentId, Milestone, OrderId, Phase, Source
@@ -123,11 +125,23 @@ class Timeline(RuleBasedStateMachine):
             "cancel": ev.IncidentCancelled(INC, by="d"),
         }[kind]
         before = self.incident
+        # With no timer due, `check` on the incident as it stands is the whole of the refusal.
+        deadline = self.center.deadline_of(before)
+        foreseen = deadline is None or deadline > self.now
+        checked: TimelineError | None = None
+        try:
+            timeline.check(before, event, self.policy)
+        except TimelineError as exc:
+            checked = exc
+        assert self.incident is before  # checking changes nothing
         try:
             effects = self.center.handle(event, self.now)
-        except TimelineError:
+        except TimelineError as exc:
             assert self.incident is before  # refused: nothing changed, nothing fired
+            if foreseen:
+                assert (type(checked), str(checked)) == (type(exc), str(exc))
             return
+        assert not foreseen or checked is None
         self._observe(effects)
 
     @invariant()
