@@ -18,7 +18,7 @@ from fastapi import FastAPI
 
 from devices.batch import BatchWriter, IngestConfig
 from devices.ingest import IngestWorker
-from dispatch.api import devices, health, incidents, live, pages
+from dispatch.api import devices, errors, health, incidents, live, pages
 from dispatch.api.state import AppState
 from dispatch.delivery import OrderDelivery
 from dispatch.engine import Engine
@@ -123,6 +123,7 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
         docs_url=None,
         redoc_url=None,
     )
+    errors.install(app)
     app.include_router(health.router)
     app.include_router(devices.router)
     app.include_router(incidents.router)

@@ -1,15 +1,18 @@
 """Incidents: intake, dispatcher actions and reads.
 
 Actions become commands in the engine's inbox; the engine applies them in order and is the
-only writer of incidents. The API checks the transition table first so that a dispatcher
-clicking a button that no longer applies gets a 409 with the reason at once.
+only writer of incidents. The API asks the timeline first (`timeline.check`) so that a
+dispatcher clicking a button that no longer applies gets a 409 with the reason at once; each
+action is a row of `ACTIONS`. Errors become HTTP answers in `dispatch.api.errors`.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Literal
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
 
 import msgspec
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -19,8 +22,10 @@ from dispatch.api.state import app_state
 from dispatch.api.times import local_iso
 from dispatch.core import assignment as orders
 from dispatch.core import events as ev
-from dispatch.core.model import Incident, Source
-from dispatch.core.timeline import TRANSITIONS
+from dispatch.core import timeline
+from dispatch.core.center import UnknownIncident
+from dispatch.core.model import Incident, IncidentId, Source
+from dispatch.core.timeline import TimelineError
 from dispatch.evidence.build import build_package
 from dispatch.evidence.collect import collect
 from dispatch.officers import officer_states, recommend_for
@@ -51,14 +56,19 @@ class Assignment(BaseModel):
     by: str
 
 
+class Merge(BaseModel):
+    into: str = Field(description="the incident this one duplicates")
+    by: str
+
+
 def _engine(request: Request) -> IncidentStore:
     return app_state(request).store.incidents
 
 
-def _load(request: Request, incident_id: str) -> Incident:
+def _incident_or_raise(request: Request, incident_id: str) -> Incident:
     incident = _engine(request).incident(incident_id)
     if incident is None:
-        raise HTTPException(404, f"no incident {incident_id}")
+        raise UnknownIncident(IncidentId(incident_id))
     return incident
 
 
@@ -68,15 +78,13 @@ def _view(incident: Incident, zone: str) -> dict[str, Any]:
     return view
 
 
-def _submit(request: Request, incident: Incident | None, event: ev.Event) -> dict[str, str]:
-    if incident is not None and type(event) not in TRANSITIONS[incident.phase]:
-        raise HTTPException(
-            409,
-            f"incident {incident.id} is {incident.phase.value}: {type(event).__name__} does not apply",
-        )
+def _submit(request: Request, event: ev.Event) -> dict[str, str]:
     body = {"type": type(event).__name__, **msgspec.to_builtins(event)}
     entry = _engine(request).command(body)
-    return {"incident": event.incident, "command": entry}
+    reply = {"incident": event.incident, "command": entry}
+    if isinstance(event, ev.OrderIssued):
+        reply["order"] = event.order  # the dispatcher follows the new order by its id
+    return reply
 
 
 @router.post("/api/incidents", status_code=202)
@@ -95,7 +103,7 @@ def report_incident(new: NewIncident, request: Request) -> dict[str, str]:
         team=new.team,  # type: ignore[arg-type]
         by="api",
     )
-    return _submit(request, None, event)
+    return _submit(request, event)
 
 
 @router.get("/api/incidents")
@@ -110,76 +118,79 @@ def list_incidents(request: Request, open_only: bool = True) -> list[dict[str, A
 
 @router.get("/api/incidents/{incident_id}")
 def get_incident(incident_id: str, request: Request) -> dict[str, Any]:
-    return _view(_load(request, incident_id), app_state(request).settings.timezone)
-
-
-@router.post("/api/incidents/{incident_id}/acknowledge", status_code=202)
-def acknowledge(incident_id: str, actor: Actor, request: Request) -> dict[str, str]:
-    incident = _load(request, incident_id)
-    return _submit(request, incident, ev.IncidentAcknowledged(incident.id, by=actor.by))
-
-
-@router.post("/api/incidents/{incident_id}/assign", status_code=202)
-def assign(incident_id: str, assignment: Assignment, request: Request) -> dict[str, str]:
-    """Issue an order to one officer, or two (双人执法)."""
-    incident = _load(request, incident_id)
-    order = orders.order_id(incident.id, app_state(request).clock())
-    event = ev.OrderIssued(incident.id, order, tuple(assignment.officers), by=assignment.by)  # type: ignore[arg-type]
-    return {**_submit(request, incident, event), "order": order}
-
-
-@router.post("/api/incidents/{incident_id}/reassign", status_code=202)
-def reassign(incident_id: str, actor: Actor, request: Request) -> dict[str, str]:
-    incident = _load(request, incident_id)
-    return _submit(
-        request, incident, ev.ReassignRequested(incident.id, by=actor.by, reason=actor.reason)
-    )
-
-
-@router.post("/api/incidents/{incident_id}/cancel", status_code=202)
-def cancel(incident_id: str, actor: Actor, request: Request) -> dict[str, str]:
-    incident = _load(request, incident_id)
-    return _submit(
-        request, incident, ev.IncidentCancelled(incident.id, by=actor.by, reason=actor.reason)
-    )
-
-
-@router.post("/api/incidents/{incident_id}/resolve", status_code=202)
-def resolve(incident_id: str, actor: Actor, request: Request) -> dict[str, str]:
-    incident = _load(request, incident_id)
-    return _submit(
-        request, incident, ev.IncidentResolved(incident.id, by=actor.by, result=actor.reason)
-    )
-
-
-@router.post("/api/incidents/{incident_id}/close", status_code=202)
-def close(incident_id: str, actor: Actor, request: Request) -> dict[str, str]:
-    incident = _load(request, incident_id)
-    return _submit(request, incident, ev.IncidentClosed(incident.id, by=actor.by))
+    return _view(_incident_or_raise(request, incident_id), app_state(request).settings.timezone)
 
 
 @router.get("/api/incidents/{incident_id}/audit")
 def audit(incident_id: str, request: Request) -> list[dict[str, str]]:
     """Everything that happened to the incident, with who did it and when."""
-    _load(request, incident_id)
+    _incident_or_raise(request, incident_id)
     return _engine(request).incident_audit(incident_id)
 
 
-class Merge(BaseModel):
-    into: str = Field(description="the incident this one duplicates")
-    by: str
+Body = TypeVar("Body", bound=BaseModel)
 
 
-@router.post("/api/incidents/{incident_id}/merge", status_code=202)
-def merge(incident_id: str, merge: Merge, request: Request) -> dict[str, str]:
-    """Close a duplicate report into the incident it repeats (its clock stops)."""
-    incident = _load(request, incident_id)
-    target = _load(request, merge.into)
+@dataclass(frozen=True, slots=True)
+class Action(Generic[Body]):
+    """A dispatcher's action: POST /api/incidents/{id}/`name` with a `body`, answered 202."""
+
+    name: str
+    body: type[Body]
+    event: Callable[[Request, Incident, Body], ev.Event]
+    doc: str | None = None
+
+
+def _assign(request: Request, incident: Incident, assignment: Assignment) -> ev.Event:
+    order = orders.order_id(incident.id, app_state(request).clock())
+    return ev.OrderIssued(incident.id, order, tuple(assignment.officers), by=assignment.by)  # type: ignore[arg-type]
+
+
+def _merge(request: Request, incident: Incident, merge: Merge) -> ev.Event:
+    target = _incident_or_raise(request, merge.into)
     if target.id == incident.id or target.phase.terminal:
-        raise HTTPException(
-            409, f"incident {incident.id} cannot merge into {target.id} ({target.phase.value})"
+        raise TimelineError(
+            f"incident {incident.id} cannot merge into {target.id} ({target.phase.value})"
         )
-    return _submit(request, incident, ev.DuplicateMerged(incident.id, target.id, by=merge.by))
+    return ev.DuplicateMerged(incident.id, target.id, by=merge.by)
+
+
+ACTIONS: tuple[Action[Any], ...] = (
+    Action("acknowledge", Actor, lambda _, i, a: ev.IncidentAcknowledged(i.id, by=a.by)),
+    Action("assign", Assignment, _assign, "Issue an order to one officer, or two (双人执法)."),
+    Action("reassign", Actor, lambda _, i, a: ev.ReassignRequested(i.id, by=a.by, reason=a.reason)),
+    Action("cancel", Actor, lambda _, i, a: ev.IncidentCancelled(i.id, by=a.by, reason=a.reason)),
+    Action("resolve", Actor, lambda _, i, a: ev.IncidentResolved(i.id, by=a.by, result=a.reason)),
+    Action("close", Actor, lambda _, i, a: ev.IncidentClosed(i.id, by=a.by)),
+    Action(
+        "merge",
+        Merge,
+        _merge,
+        "Close a duplicate report into the incident it repeats (its clock stops).",
+    ),
+)
+
+
+def _route(action: Action[Any]) -> None:
+    def act(incident_id: str, body: BaseModel, request: Request) -> dict[str, str]:
+        incident = _incident_or_raise(request, incident_id)
+        event = action.event(request, incident, body)
+        timeline.check(incident, event)
+        return _submit(request, event)
+
+    act.__annotations__["body"] = action.body  # the model FastAPI parses and documents
+    router.add_api_route(
+        f"/api/incidents/{{incident_id}}/{action.name}",
+        act,
+        methods=["POST"],
+        status_code=202,
+        name=action.name,
+        description=action.doc,
+    )
+
+
+for _action in ACTIONS:
+    _route(_action)
 
 
 class OrderAck(BaseModel):
@@ -205,7 +216,7 @@ def acknowledge_order(order_id: str, ack: OrderAck, request: Request) -> dict[st
 def evidence(incident_id: str, request: Request, margin_s: float = 300.0) -> Response:
     """The incident's signed evidence package (zip): tracks, chains, clips, timeline, report."""
     state = app_state(request)
-    _load(request, incident_id)
+    _incident_or_raise(request, incident_id)
     settings = state.settings
     content = collect(
         state.store, settings.archive(), incident_id, now=state.clock(), margin_s=margin_s,
@@ -227,7 +238,7 @@ def recommendations(incident_id: str, request: Request, k: int = 5) -> list[dict
         raise HTTPException(
             503, "no city is configured: set YIWANG_AREAS_FILE and YIWANG_ROSTER_FILE"
         )
-    incident = _load(request, incident_id)
+    incident = _incident_or_raise(request, incident_id)
     incidents = _engine(request).load_incidents().values()
     now = state.clock()
     positions = state.store.officer_positions(
