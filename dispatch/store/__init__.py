@@ -24,11 +24,6 @@ from dispatch.store.registry import RegistryStore
 from dispatch.store.tracks import DeviceSnapshot, TrackStore
 from gis.coords import LonLat
 
-# Any failure to talk to Redis, for callers that report rather than crash.
-StoreError = redis.RedisError
-# Wrong type or missing library: a deployment that was not set up, or set up by another version.
-StoreResponseError = redis.ResponseError
-
 
 class Store:
     """One deployment's keys, for one thread (each worker builds its own)."""
@@ -90,7 +85,5 @@ __all__ = [
     "ScreenFeed",
     "Snapshot",
     "Store",
-    "StoreError",
-    "StoreResponseError",
     "TrackStore",
 ]
