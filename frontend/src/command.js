@@ -1,6 +1,7 @@
 // The command-center page: the live map (MapLibre over an offline PMTiles basemap, deck.gl
 // layers on top), the incident queue with running clocks, the selected incident with its
 // timeline, recommendations and actions, the officer list and the alerts feed.
+import { esc } from "./escape.js";
 import { Map as MapLibre, addProtocol, setWorkerUrl } from "maplibre-gl";
 import { MapboxOverlay } from "@deck.gl/mapbox";
 import { GeoJsonLayer, ScatterplotLayer, TextLayer, PathLayer } from "@deck.gl/layers";
@@ -279,8 +280,8 @@ function renderQueue() {
       const text = c.reached ? (c.reached.late_by_s > 0 ? `超时${Math.round(c.reached.late_by_s)}s` : "✓") : countdown(c.left);
       return `<span class="chip ${c.state}" data-milestone="${c.milestone}">${LABELS[c.milestone]} ${text}</span>`;
     }).join("");
-    return `<li class="incident ${incident.id === state.selected ? "selected" : ""}" data-id="${incident.id}" data-phase="${incident.phase}">
-      <b>${incident.title || incident.category}</b> <small>${incident.id} · ${incident.phase}</small><div>${chips}</div></li>`;
+    return `<li class="incident ${incident.id === state.selected ? "selected" : ""}" data-id="${esc(incident.id)}" data-phase="${esc(incident.phase)}">
+      <b>${esc(incident.title || incident.category)}</b> <small>${esc(incident.id)} · ${esc(incident.phase)}</small><div>${chips}</div></li>`;
   }).join("");
   $("open-count").textContent = open.length;
 }
@@ -289,9 +290,9 @@ async function renderDetail() {
   const incident = state.selected && state.incidents.get(state.selected);
   if (!incident) { $("detail").innerHTML = "<p class='hint'>选择一个事件 Select an incident</p>"; return; }
   const milestones = (incident.milestones || []).map((m) =>
-    `<tr><td>${LABELS[m.milestone]}</td><td>${localTime(m.reached_at)}</td><td>${m.late_by_s > 0 ? `+${Math.round(m.late_by_s)}s` : "按时"}</td><td>${m.by} · ${m.via}</td></tr>`).join("");
-  $("detail").innerHTML = `<h3>${incident.title || incident.category} <small data-phase="${incident.phase}" id="detail-phase">${incident.phase}</small></h3>
-    <p>${incident.id} · 上报 ${localTime(incident.reported_at)} · P${incident.priority} · ${incident.source}</p>
+    `<tr><td>${LABELS[m.milestone]}</td><td>${localTime(m.reached_at)}</td><td>${m.late_by_s > 0 ? `+${Math.round(m.late_by_s)}s` : "按时"}</td><td>${esc(m.by)} · ${esc(m.via)}</td></tr>`).join("");
+  $("detail").innerHTML = `<h3>${esc(incident.title || incident.category)} <small data-phase="${esc(incident.phase)}" id="detail-phase">${esc(incident.phase)}</small></h3>
+    <p>${esc(incident.id)} · 上报 ${localTime(incident.reported_at)} · P${esc(incident.priority)} · ${esc(incident.source)}</p>
     <table>${milestones}</table>
     <div class="actions">${["acknowledge", "reassign", "resolve", "close", "cancel"].map((a) =>
       `<button data-action="${a}">${{ acknowledge: "受理", reassign: "改派", resolve: "办结", close: "结案", cancel: "撤销" }[a]}</button>`).join("")}</div>
@@ -300,21 +301,21 @@ async function renderDetail() {
   try {
     const ranked = await api(`/api/incidents/${incident.id}/recommendations`);
     $("recommendations").innerHTML = ranked.map((r) =>
-      `<li>${r.officer} <small>${r.team} · ${Math.round(r.eta_s / 60)} min · ${r.reason}</small> <button data-assign="${r.officer}">派单</button></li>`).join("") || "<li class='hint'>无可用警员</li>";
+      `<li>${esc(r.officer)} <small>${esc(r.team)} · ${Math.round(r.eta_s / 60)} min · ${esc(r.reason)}</small> <button data-assign="${esc(r.officer)}">派单</button></li>`).join("") || "<li class='hint'>无可用警员</li>";
   } catch (error) {
-    $("recommendations").innerHTML = `<li class="hint">${error.message}</li>`;
+    $("recommendations").innerHTML = `<li class="hint">${esc(error.message)}</li>`;
   }
 }
 
 function renderOfficers() {
   const all = currentOfficers().sort((a, b) => (a.officer < b.officer ? -1 : a.officer > b.officer ? 1 : 0));
   const list = all.slice(0, OFFICER_LIST_MAX);
-  $("officers").innerHTML = (all.length > list.length ? `<li class="hint">${all.length} officers, first ${list.length}</li>` : "") + list.map((o) => `<li><i style="background:rgb(${STATUS_COLOURS[officerStatus(o)]})"></i>${o.officer} <small>${officerStatus(o)}</small></li>`).join("");
+  $("officers").innerHTML = (all.length > list.length ? `<li class="hint">${all.length} officers, first ${list.length}</li>` : "") + list.map((o) => `<li><i style="background:rgb(${STATUS_COLOURS[officerStatus(o)]})"></i>${esc(o.officer)} <small>${officerStatus(o)}</small></li>`).join("");
 }
 
 function renderAlerts() {
   $("alerts").innerHTML = state.alerts.map((a) =>
-    `<li class="${a.type}">${localTime(a.at)} ${a.type} ${a.body.incident || ""} ${a.body.milestone || ""}</li>`).join("");
+    `<li class="${esc(a.type)}">${localTime(a.at)} ${esc(a.type)} ${esc(a.body.incident)} ${esc(a.body.milestone)}</li>`).join("");
 }
 
 async function act(action, officer) {

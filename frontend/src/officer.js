@@ -1,5 +1,6 @@
 // The officer page (phone-sized): the current order with its clocks and the buttons an
 // officer presses. Works beside the OwnTracks app, which keeps reporting the position.
+import { esc } from "./escape.js";
 import { LiveFeed } from "./live.js";
 import { LABELS, clocks, countdown, policyFor } from "./clock.js";
 
@@ -26,8 +27,8 @@ function render() {
   let buttons = ACTIONS[incident.phase] || [];
   if (incident.phase === "dispatched" && incident.order.accepted_by === officer) buttons = ["enroute", "arrived"];
   const [lon, lat] = incident.location;
-  $("order").innerHTML = `<h3 id="order-title" data-incident="${incident.id}" data-phase="${incident.phase}">${incident.title || incident.category}</h3>
-    <p>${incident.id} · ${incident.phase}</p>${timers}
+  $("order").innerHTML = `<h3 id="order-title" data-incident="${esc(incident.id)}" data-phase="${esc(incident.phase)}">${esc(incident.title || incident.category)}</h3>
+    <p>${esc(incident.id)} · ${esc(incident.phase)}</p>${timers}
     <p>${buttons.map((b) => `<button data-status="${b}">${NAMES[b]}</button>`).join("")}</p>
     <p><a href="geo:${lat},${lon}">导航 Navigate</a></p>`;
 }

@@ -207,3 +207,21 @@ def test_a_replayed_window_shows_officers_where_they_were(center, browser) -> No
     assert "回放" in page.inner_text("#now")
     page.screenshot(path=str(SHOTS / "replay.png"))
     assert [u for u in requests if not u.startswith("http://127.0.0.1")] == []
+
+
+def test_markup_in_a_report_shows_as_text_and_never_runs(center, browser) -> None:
+    base, _mqtt_port, (lon, lat) = center
+    requests: list[str] = []
+    page = open_page(browser, base + "/", requests, viewport={"width": 1400, "height": 850})
+    title = '<img src=x onerror="window.__injected=1">占道'
+    incident = post(
+        base,
+        "/api/incidents",
+        {"category": "street_vending", "lon": lon, "lat": lat, "title": title},
+    )["incident"]
+    page.click(f"[data-id='{incident}']", timeout=30_000)
+    page.wait_for_selector("#detail-phase", timeout=30_000)
+    assert page.inner_text(f"[data-id='{incident}'] b") == title
+    assert title in page.inner_text("#detail h3")
+    assert page.query_selector_all("#queue img, #detail img") == []
+    assert page.evaluate("window.__injected") is None
