@@ -45,11 +45,11 @@ class Engine:
         presence_limits: tuple[float, float] = (60.0, 300.0),
         clock: Clock | None = None,
     ) -> None:
-        self.devices = store
+        self.store = store
+        self.incidents = store.incidents
+        self.positions = store.positions
         self.city = city
         self.presence_limits = presence_limits
-        self.store = store.incidents
-        self.positions = store.positions
         self.holder = holder
         self.policies = policies or PolicyBook()
         self.lease_ms = lease_ms
@@ -70,7 +70,7 @@ class Engine:
                 stop.wait(1.0)
 
     def _stand(self, stop: threading.Event) -> None:
-        if not self.store.try_lead(self.holder, self.lease_ms):
+        if not self.incidents.try_lead(self.holder, self.lease_ms):
             stop.wait(self.lease_ms / 10_000)
             return
         log.info("engine %s leads", self.holder)
@@ -79,20 +79,20 @@ class Engine:
             self._lead(stop)
         finally:
             self.leading.clear()
-        self.store.resign(self.holder)
+        self.incidents.resign(self.holder)
         log.info("engine %s stands down", self.holder)
 
     def _lead(self, stop: threading.Event) -> None:
-        saved = list(self.store.load_incidents().values())
+        saved = list(self.incidents.load_incidents().values())
         core = EngineCore(self.policies, city=self.city, incidents=saved)
-        self.store.ensure_inbox_group()
+        self.incidents.ensure_inbox_group()
         self.positions.ensure_group()
         unsettled = True  # first, what the last leader read and never wrote a step for
         renew_every_s = self.lease_ms / 3000
         renew_at = time.monotonic() + renew_every_s
         while not stop.is_set():
             if time.monotonic() >= renew_at:
-                if not self.store.renew_lead(self.holder, self.lease_ms):
+                if not self.incidents.renew_lead(self.holder, self.lease_ms):
                     log.error("engine %s lost its lease", self.holder)
                     return
                 renew_at = time.monotonic() + renew_every_s
@@ -102,14 +102,14 @@ class Engine:
             deadline = core.next_deadline()
             if deadline is not None:
                 wait_s = min(wait_s, self.clock.real_seconds(deadline - self.clock()))
-            entries = self.store.read_inbox(block_ms=int(max(1, wait_s * 1000)))
+            entries = self.incidents.read_inbox(block_ms=int(max(1, wait_s * 1000)))
             settled, rows, unsettled = self._read_positions(unsettled)
             now = self.clock()
             step = core.step(entries, rows, lambda now=now: self._officer_positions(now), now)
             step.positions_done = settled
             for record in step.audit:
                 record["engine"] = self.holder
-            if step and not self.store.apply(step, self.holder):
+            if step and not self.incidents.apply(step, self.holder):
                 log.error(
                     "engine %s lost its lease before writing; a standby redoes the step",
                     self.holder,
@@ -134,6 +134,6 @@ class Engine:
 
     def _officer_positions(self, now: float) -> OfficerPositions:
         stale_s, offline_s = self.presence_limits
-        return self.devices.officer_positions(
+        return self.store.officer_positions(
             now=now, stale_after_s=stale_s, offline_after_s=offline_s
         )

@@ -12,6 +12,7 @@ calls `step`, writes the result in one transaction; nothing here reads a clock o
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -96,7 +97,8 @@ class EngineCore:
     ) -> EngineStep:
         """Apply inbox entries, then positions, then silence and deadlines; returns what to
         write. The caller writes it in one transaction, or not at all (and redoes it)."""
-        run = _Step(self, _Once(officers), now)
+        # Read on first need and kept for the rest of the step.
+        run = _Step(self, functools.cache(officers), now)
         for entry_id, entry in entries:
             run.entry(entry_id, entry)
         for row in positions:
@@ -116,23 +118,12 @@ class EngineCore:
         self.watcher.sync(center.incidents.values(), lambda i: center.policy(i).arrive_radius_m)
 
 
-class _Once:
-    """Officer positions read on first need and kept for the rest of the step."""
-
-    def __init__(self, read: Callable[[], OfficerPositions]) -> None:
-        self._read = read
-        self._value: OfficerPositions | None = None
-
-    def __call__(self) -> OfficerPositions:
-        if self._value is None:
-            self._value = self._read()
-        return self._value
-
-
 class _Step:
     """One step's work in progress."""
 
-    def __init__(self, core: EngineCore, officers: _Once, now: float) -> None:
+    def __init__(
+        self, core: EngineCore, officers: Callable[[], OfficerPositions], now: float
+    ) -> None:
         self.core = core
         self.center = core.center
         self.officers = officers

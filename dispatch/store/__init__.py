@@ -15,7 +15,7 @@ import redis
 from devices.presence import Presence
 from dispatch.core.roster import OfficerId
 from dispatch.store.clips import ClipStore
-from dispatch.store.feed import PositionFeed, ScreenFeed, Snapshot, recent_events
+from dispatch.store.feed import PositionFeed, ScreenFeed, Snapshot
 from dispatch.store.incidents import IncidentStore
 from dispatch.store.ingest import UNAVAILABLE, IngestStore
 from dispatch.store.keys import Keys
@@ -67,7 +67,11 @@ class Store:
             return False
 
     def recent_events(self, count: int = 100) -> list[dict[str, str]]:
-        return recent_events(self.redis, self.keys, count)
+        """The newest entries of the screens' stream, newest first (for inspection and tests)."""
+        return [
+            {"id": entry_id, **fields}
+            for entry_id, fields in self.redis.xrevrange(self.keys.events, count=count)
+        ]
 
     def close(self) -> None:
         self.redis.close()

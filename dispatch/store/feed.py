@@ -9,7 +9,6 @@ leader re-reads what the last one never settled.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import msgspec
 import redis
@@ -86,12 +85,8 @@ class PositionFeed:
         self.keys = keys
 
     def ensure_group(self) -> None:
-        try:
-            # From now on: positions older than the engine's first start are history.
-            self.redis.xgroup_create(self.keys.positions, POSITIONS_GROUP, id="$", mkstream=True)
-        except redis.ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        # From now on: positions older than the engine's first start are history.
+        ensure_group(self.redis, self.keys.positions, POSITIONS_GROUP, start="$")
 
     def read(self, count: int, *, unsettled: bool = False) -> tuple[list[str], list[PositionRow]]:
         """New entries (or, with `unsettled`, those a previous leader read and never settled);
@@ -108,9 +103,10 @@ class PositionFeed:
         return [entry_id for entry_id, _ in entries], rows
 
 
-def recent_events(client: redis.Redis, keys: Keys, count: int = 100) -> list[dict[str, Any]]:
-    """The newest entries of the screens' stream, newest first (for inspection and tests)."""
-    return [
-        {"id": entry_id, **fields}
-        for entry_id, fields in client.xrevrange(keys.events, count=count)
-    ]
+def ensure_group(client: redis.Redis, stream: str, group: str, *, start: str = "0") -> None:
+    """Create a consumer group reading `stream` from `start`, unless it exists already."""
+    try:
+        client.xgroup_create(stream, group, id=start, mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise

@@ -11,7 +11,7 @@ import redis
 
 from dispatch.core.model import Incident
 from dispatch.core.step import EngineStep
-from dispatch.store.feed import POSITIONS_GROUP
+from dispatch.store.feed import POSITIONS_GROUP, ensure_group
 from dispatch.store.keys import Keys
 
 ENGINE_GROUP = "engine"
@@ -50,10 +50,10 @@ class IncidentStore:
         return {k: _INCIDENT.decode(v) for k, v in raw.items()}
 
     def ensure_inbox_group(self) -> None:
-        _ensure_group(self.redis, self.keys.inbox, ENGINE_GROUP)
+        ensure_group(self.redis, self.keys.inbox, ENGINE_GROUP)
 
     def ensure_outbox_group(self) -> None:
-        _ensure_group(self.redis, self.keys.outbox, DELIVERY_GROUP)
+        ensure_group(self.redis, self.keys.outbox, DELIVERY_GROUP)
 
     def read_outbox(
         self, *, unsettled: bool, block_ms: int, count: int = 100
@@ -147,11 +147,3 @@ class IncidentStore:
 
     def outbox_entries(self, count: int = 10_000) -> list[dict[str, str]]:
         return [{"id": i, **f} for i, f in self.redis.xrange(self.keys.outbox, count=count)]
-
-
-def _ensure_group(client: redis.Redis, stream: str, group: str) -> None:
-    try:
-        client.xgroup_create(stream, group, id="0", mkstream=True)
-    except redis.ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
