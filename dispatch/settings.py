@@ -27,6 +27,8 @@ class Settings(BaseSettings):
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     key_prefix: str = "yiwang"
+    # Accounts and what must be kept for months (DESIGN §5a).
+    database_url: str = "postgresql://yiwang@127.0.0.1:5432/yiwang"
 
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
@@ -79,6 +81,8 @@ class Settings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    # Behind HTTPS (a reverse proxy or uvicorn's own TLS) the session cookie is Secure.
+    secure_cookies: bool = False
     timezone: str = "Asia/Shanghai"
     data_dir: Path = Path("var")
 

@@ -8,10 +8,12 @@ against it on an accelerated clock and checks the outcome.
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
@@ -20,9 +22,13 @@ import yaml
 from devices.registry import load_bindings
 from dispatch.api.app import create_app
 from dispatch.basemap import BASEMAP, build_basemap
+from dispatch.core.access import Role
+from dispatch.db import AccountStore, Database, upgrade
+from dispatch.identity import Identity
 from dispatch.settings import Settings
 from dispatch.store import Store
 from harness.daemons import ManagedMosquitto, ManagedRedis, free_port
+from harness.postgres import ManagedPostgres
 from simulators import cityfiles
 from simulators.city import CityModel
 from simulators.driver import Api, CityDriver
@@ -53,18 +59,65 @@ def prepare_city(city: str | Path, folder: Path, *, officers_per_team: int, seed
     )
 
 
+@dataclass(frozen=True)
+class LocalCenter:
+    """A running local center: its settings, a login per role and an admin API token."""
+
+    settings: Settings
+    logins: dict[Role, tuple[str, str]]  # role → (account, password)
+    token: str
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.settings.http_host}:{self.settings.http_port}"
+
+
+def demo_accounts(settings: Settings, officer: str) -> tuple[dict[Role, tuple[str, str]], str]:
+    """An admin, a dispatcher and an officer (`officer` of the roster) with fresh passwords,
+    and an admin API token: what a newcomer needs to try every page and the API."""
+    db = Database(settings.database_url, max_size=1)
+    try:
+        upgrade(db)
+        store = Store.from_url(settings.redis_url, settings.key_prefix)
+        identity = Identity(AccountStore(db), store.sessions)
+        logins: dict[Role, tuple[str, str]] = {}
+        for role, name in (
+            (Role.ADMIN, "admin"),
+            (Role.DISPATCHER, "dispatcher"),
+            (Role.OFFICER, officer),
+        ):
+            # Fresh passwords on every start: only their hashes are kept, so they are printed anew.
+            password = secrets.token_urlsafe(9)
+            if identity.accounts.get(name) is None:
+                identity.add(
+                    name, role, password, officer=officer if role is Role.OFFICER else None,
+                    by="demo", now=time.time(),
+                )  # fmt: skip
+            else:
+                identity.set_password(name, password, by="demo", now=time.time())
+            logins[role] = (name, password)
+        _, token = identity.accounts.issue_token("admin", "demo")
+        store.close()
+    finally:
+        db.close()
+    return logins, token
+
+
 @contextmanager
-def local_center(settings: Settings, city_dir: Path, workdir: Path) -> Iterator[Settings]:
-    """Redis, Mosquitto and the server with all workers; yields the settings pointing at them."""
+def local_center(settings: Settings, city_dir: Path, workdir: Path) -> Iterator[LocalCenter]:
+    """Redis, Mosquitto, PostgreSQL and the server with all workers, with demo accounts."""
     redis_service = ManagedRedis(workdir / "redis")
     broker = ManagedMosquitto(workdir / "mosquitto")
+    postgres = ManagedPostgres(workdir / "postgres")
     redis_service.start()
     server: uvicorn.Server | None = None
     thread: threading.Thread | None = None
     try:
         broker.start()
+        postgres.start()
         settings = settings.model_copy(
             update={
+                "database_url": postgres.database_url("postgres"),
                 "redis_url": redis_service.url,
                 "mqtt_host": "127.0.0.1",
                 "mqtt_port": broker.port,
@@ -76,7 +129,9 @@ def local_center(settings: Settings, city_dir: Path, workdir: Path) -> Iterator[
         )
         store = Store.from_url(settings.redis_url, settings.key_prefix)
         store.load_functions()
-        store.registry.bind(load_bindings(city_dir / cityfiles.DEVICES))
+        bindings = load_bindings(city_dir / cityfiles.DEVICES)
+        store.registry.bind(bindings)
+        logins, token = demo_accounts(settings, bindings[0].officer)
         config = uvicorn.Config(
             create_app(settings),
             host=settings.http_host,
@@ -94,11 +149,12 @@ def local_center(settings: Settings, city_dir: Path, workdir: Path) -> Iterator[
                     "is the port taken? set YIWANG_HTTP_PORT"
                 )
             time.sleep(0.05)
-        yield settings
+        yield LocalCenter(settings, logins, token)
     finally:
         if server is not None and thread is not None:
             server.should_exit = True
             thread.join(timeout=20)
+        postgres.stop()
         broker.stop()
         redis_service.stop()
 
@@ -131,7 +187,8 @@ def run_scenario(scenario: Scenario, workdir: Path) -> tuple[list[str], Outcome]
         engine_id="scenario-engine",
         ingest_client_id="scenario-ingest",
     )
-    with local_center(settings, city_dir, workdir) as settings:
+    with local_center(settings, city_dir, workdir) as center:
+        settings = center.settings
         clock = settings.clock()
         started = clock()
         model = CityModel(
@@ -140,7 +197,7 @@ def run_scenario(scenario: Scenario, workdir: Path) -> tuple[list[str], Outcome]
             seed=scenario.seed,
             now=started,
         )
-        api = Api(f"http://{settings.http_host}:{settings.http_port}")
+        api = Api(center.base_url, center.token)
         opened: dict[int, str] = {}
 
         def script(now: float) -> None:

@@ -66,6 +66,13 @@ class ManagedService:
     def command(self, conf: Path) -> list[str]:
         raise NotImplementedError
 
+    def executable(self) -> str:
+        return _require(self.binary, self.package)
+
+    def run_as(self) -> str | None:
+        """The user the daemon runs as; None for whoever started us."""
+        return None
+
     def start(self) -> None:
         conf = self.workdir / f"{self.name}.conf"
         conf.write_text(self.config())
@@ -73,11 +80,12 @@ class ManagedService:
         # A session of its own: Ctrl-C in a terminal signals the whole foreground group, and the
         # daemons must outlive the workers that still write to them until we stop them in order.
         self.process = subprocess.Popen(
-            [_require(self.binary, self.package), *self.command(conf)],
+            [self.executable(), *self.command(conf)],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.workdir,
             start_new_session=True,
+            user=self.run_as(),
         )
         self._wait_ready()
 

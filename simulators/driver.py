@@ -28,8 +28,6 @@ from simulators.publisher import Publisher
 
 log = logging.getLogger(__name__)
 
-DISPATCHER = "sim-dispatcher"
-
 
 class ApiError(RuntimeError):
     """The center's API refused a request; the text has the status and the reason."""
@@ -38,11 +36,13 @@ class ApiError(RuntimeError):
 @dataclass
 class Api:
     base: str
+    token: str  # a bearer token of an account allowed to report and dispatch
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
+        headers = {"content-type": "application/json", "authorization": f"Bearer {self.token}"}
         request = urllib.request.Request(
-            self.base + path, data=data, method=method, headers={"content-type": "application/json"}
+            self.base + path, data=data, method=method, headers=headers
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
@@ -148,15 +148,14 @@ class CityDriver:
 
     def _act(self, incident_id: str, action: str) -> None:
         path = f"/api/incidents/{incident_id}"
-        actor = {"by": DISPATCHER}
         if action == "close":
-            self.api.call("POST", f"{path}/close", actor)
+            self.api.call("POST", f"{path}/close", {})
             return
         if action == "dispatch":
-            self.api.call("POST", f"{path}/acknowledge", actor)
+            self.api.call("POST", f"{path}/acknowledge", {})
         best = self.api.call("GET", f"{path}/recommendations?k=1")
         if best:
-            self.api.call("POST", f"{path}/assign", {"officers": [best[0]["officer"]], **actor})
+            self.api.call("POST", f"{path}/assign", {"officers": [best[0]["officer"]]})
 
     def _try(self, call: Callable[[], object]) -> None:
         # The center may refuse an action that a race made moot (409); the city goes on.

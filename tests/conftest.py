@@ -17,7 +17,9 @@ from devices.ingest import IngestWorker
 from devices.quality import Limits
 from devices.registry import UnknownDevicePolicy
 from dispatch.store import Store
+from dispatch.db import Database, upgrade
 from harness.daemons import ManagedMosquitto, ManagedRedis, ManagedService
+from harness.postgres import ManagedPostgres
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -48,6 +50,27 @@ def redis_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedR
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedMosquitto]:
     yield from _running(ManagedMosquitto(tmp_path_factory.mktemp("mosquitto")))
+
+
+_TEMPLATE = "yiwang_template"
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedPostgres]:
+    """A private PostgreSQL with a template database that has the schema applied."""
+    service = ManagedPostgres(tmp_path_factory.mktemp("postgres"))
+    service.start()
+    db = Database(service.create_database(_TEMPLATE), max_size=1)
+    upgrade(db)
+    db.close()
+    yield service
+    service.remove()
+
+
+@pytest.fixture
+def database_url(postgres: ManagedPostgres, prefix: str) -> str:
+    """A database of the test's own, copied from the template (milliseconds)."""
+    return postgres.create_database(prefix, template=_TEMPLATE)
 
 
 @pytest.fixture

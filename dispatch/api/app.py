@@ -18,10 +18,12 @@ from fastapi import FastAPI
 
 from devices.batch import BatchWriter, IngestConfig
 from devices.ingest import IngestWorker
-from dispatch.api import devices, errors, health, incidents, live, pages
+from dispatch.api import accounts, devices, errors, health, incidents, live, pages, security
 from dispatch.api.state import AppState
+from dispatch.db import AccountStore, Database, upgrade
 from dispatch.delivery import OrderDelivery
 from dispatch.engine import Engine
+from dispatch.identity import Identity
 from dispatch.settings import Settings
 from dispatch.store import ScreenFeed, Store
 
@@ -100,8 +102,11 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
         for thread in threads:
             thread.start()
         feed = ScreenFeed.from_url(settings.redis_url, store.keys)
+        db = Database(settings.database_url)
+        upgrade(db)
+        identity = Identity(AccountStore(db), store.sessions)
         app.state.yiwang = AppState(
-            settings, store, feed, ingest, engine, city, clock, settings.policies()
+            settings, store, feed, ingest, engine, city, clock, settings.policies(), db, identity
         )
         try:
             yield
@@ -112,6 +117,7 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
             for thread in threads:
                 thread.join(timeout=10)
             await feed.close()
+            db.close()
             store.close()
 
     app = FastAPI(
@@ -124,7 +130,9 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
         redoc_url=None,
     )
     errors.install(app)
+    security.install(app)
     app.include_router(health.router)
+    app.include_router(accounts.router)
     app.include_router(devices.router)
     app.include_router(incidents.router)
     app.include_router(live.router)

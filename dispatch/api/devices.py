@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from devices.presence import presence
+from dispatch.api.auth import refuse, require, scope_of
 from dispatch.api.state import AppState, app_state
 from dispatch.api.times import local_iso, parse_time
+from dispatch.core.access import Permission, Principal
 from dispatch.core.track import DeviceKey, device_key
 from dispatch.evidence.archive import full_track
 from dispatch.store import DeviceSnapshot
 
 router = APIRouter(tags=["devices"])
+
+Watcher = Annotated[Principal, Depends(require(Permission.WATCH_LIVE))]
+TrackReader = Annotated[Principal, Depends(require(Permission.READ_TRACKS))]
+DeviceAdmin = Annotated[Principal, Depends(require(Permission.MANAGE_DEVICES))]
 
 _DEFAULT_TRACK_WINDOW_S = 6 * 3600
 _MOST_REJECTED = 20
@@ -53,20 +59,26 @@ def _device_view(state: AppState, snapshot: DeviceSnapshot, now: float) -> dict[
 
 
 @router.get("/api/devices")
-def list_devices(request: Request) -> list[dict[str, Any]]:
-    """Every device heard from, most recently seen first, with presence and last fix."""
+def list_devices(request: Request, caller: Watcher) -> list[dict[str, Any]]:
+    """Every device in the caller's scope heard from, most recently seen first, with presence
+    and last fix."""
     state = app_state(request)
     now = state.clock()
-    return [
-        _device_view(state, s, now)
-        for s in state.store.tracks.device_snapshots(state.store.tracks.device_keys())
-    ]
+    scope = scope_of(caller, state)
+    keys = [k for k in state.store.tracks.device_keys() if scope.covers_officer(k.split("/")[0])]
+    return [_device_view(state, s, now) for s in state.store.tracks.device_snapshots(keys)]
+
+
+def _check_device_scope(state: AppState, caller: Principal, user: str, what: str) -> None:
+    if not scope_of(caller, state).covers_officer(user):
+        raise refuse(state, caller, what, f"officer {user} is outside your area scope")
 
 
 @router.get("/api/devices/{user}/{device}")
-def get_device(user: str, device: str, request: Request) -> dict[str, Any]:
+def get_device(user: str, device: str, request: Request, caller: Watcher) -> dict[str, Any]:
     """The device's last live fix (WGS-84, tst UTC epoch s), receive time and presence."""
     state = app_state(request)
+    _check_device_scope(state, caller, user, f"device {user}/{device}")
     (snapshot,) = state.store.tracks.device_snapshots([device_key(user, device)])
     if snapshot.last_seen_at is None:
         raise HTTPException(404, f"no message has been accepted from {snapshot.device}")
@@ -78,6 +90,7 @@ def get_track(
     user: str,
     device: str,
     request: Request,
+    caller: TrackReader,
     from_: str | None = Query(None, alias="from", description="epoch s or ISO 8601"),
     to: str | None = Query(None, description="epoch s or ISO 8601"),
 ) -> dict[str, Any]:
@@ -87,6 +100,7 @@ def get_track(
     Default window: the last six hours.
     """
     state = app_state(request)
+    _check_device_scope(state, caller, user, f"track of {user}/{device}")
     zone = state.settings.timezone
     end = parse_time(to, zone) if to else state.clock()
     start = parse_time(from_, zone) if from_ else end - _DEFAULT_TRACK_WINDOW_S
@@ -131,7 +145,7 @@ def get_track(
 
 
 @router.get("/api/ingest/stats")
-def ingest_stats(request: Request) -> dict[str, Any]:
+def ingest_stats(request: Request, _: DeviceAdmin) -> dict[str, Any]:
     """Counts since the store was created: accepted (backfill included), rejected by reason."""
     state = app_state(request)
     counters = state.store.ingest.stats()
@@ -156,6 +170,8 @@ def ingest_stats(request: Request) -> dict[str, Any]:
 
 
 @router.get("/api/ingest/deadletters")
-def deadletters(request: Request, limit: int = Query(100, ge=1, le=10_000)) -> list[dict[str, str]]:
+def deadletters(
+    request: Request, _: DeviceAdmin, limit: int = Query(100, ge=1, le=10_000)
+) -> list[dict[str, str]]:
     """The newest rejected messages with their reasons and raw payloads."""
     return app_state(request).store.ingest.deadletters(limit)

@@ -12,17 +12,19 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import msgspec
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
-from dispatch.api.state import app_state
+from dispatch.api.auth import refuse, require, scope_of
+from dispatch.api.state import AppState, app_state
 from dispatch.api.times import local_iso
 from dispatch.core import assignment as orders
 from dispatch.core import events as ev
 from dispatch.core import timeline
+from dispatch.core.access import Permission, Principal
 from dispatch.core.center import UnknownIncident
 from dispatch.core.model import Incident, IncidentId, Source
 from dispatch.core.timeline import TimelineError
@@ -33,6 +35,12 @@ from dispatch.store import IncidentStore
 from gis.coords import Datum, to_wgs84
 
 router = APIRouter(tags=["incidents"])
+
+Reader = Annotated[Principal, Depends(require(Permission.READ_INCIDENTS))]
+Reporter = Annotated[Principal, Depends(require(Permission.REPORT_INCIDENTS))]
+Dispatcher = Annotated[Principal, Depends(require(Permission.ACT_ON_INCIDENTS))]
+Exporter = Annotated[Principal, Depends(require(Permission.EXPORT_EVIDENCE))]
+Officer = Annotated[Principal, Depends(require(Permission.ANSWER_OWN_ORDERS))]
 
 
 class NewIncident(BaseModel):
@@ -46,30 +54,37 @@ class NewIncident(BaseModel):
     team: str | None = None
 
 
-class Actor(BaseModel):
-    by: str = Field(description="the dispatcher's or officer's login")
-    reason: str = ""
+class Reason(BaseModel):
+    reason: str = Field("", max_length=2000)
 
 
 class Assignment(BaseModel):
     officers: list[str] = Field(min_length=1, max_length=2, description="two for 双人执法")
-    by: str
 
 
 class Merge(BaseModel):
     into: str = Field(description="the incident this one duplicates")
-    by: str
 
 
 def _engine(request: Request) -> IncidentStore:
     return app_state(request).store.incidents
 
 
-def _incident_or_raise(request: Request, incident_id: str) -> Incident:
+def _incident_or_raise(request: Request, incident_id: str, caller: Principal) -> Incident:
+    """The incident, if it exists and lies in the caller's scope (403 if it does not)."""
+    state = app_state(request)
     incident = _engine(request).incident(incident_id)
     if incident is None:
         raise UnknownIncident(IncidentId(incident_id))
+    if not scope_of(caller, state).covers_point(incident.location):
+        raise refuse(
+            state, caller, f"incident {incident_id}", "the incident is outside your area scope"
+        )
     return incident
+
+
+def _actor(caller: Principal) -> dict[str, str]:
+    return {"account": caller.account, "role": caller.role.value, "address": caller.address}
 
 
 def _view(incident: Incident, zone: str) -> dict[str, Any]:
@@ -78,9 +93,9 @@ def _view(incident: Incident, zone: str) -> dict[str, Any]:
     return view
 
 
-def _submit(request: Request, event: ev.Event) -> dict[str, str]:
+def _submit(request: Request, event: ev.Event, caller: Principal) -> dict[str, str]:
     body = {"type": type(event).__name__, **msgspec.to_builtins(event)}
-    entry = _engine(request).command(body)
+    entry = _engine(request).command(body, actor=_actor(caller))
     reply = {"incident": event.incident, "command": entry}
     if isinstance(event, ev.OrderIssued):
         reply["order"] = event.order  # the dispatcher follows the new order by its id
@@ -88,11 +103,14 @@ def _submit(request: Request, event: ev.Event) -> dict[str, str]:
 
 
 @router.post("/api/incidents", status_code=202)
-def report_incident(new: NewIncident, request: Request) -> dict[str, str]:
+def report_incident(new: NewIncident, request: Request, caller: Reporter) -> dict[str, str]:
     """Open an incident; its clock starts when the engine takes it (milliseconds later)."""
+    state = app_state(request)
     stamp = time.strftime("%Y%m%d", time.gmtime())
     incident_id = f"INC-{stamp}-{uuid.uuid4().hex[:6].upper()}"
     point = to_wgs84(new.lon, new.lat, new.crs)
+    if not scope_of(caller, state).covers_point(point):
+        raise refuse(state, caller, "POST /api/incidents", "the place is outside your area scope")
     event = ev.IncidentReported(
         incident_id,  # type: ignore[arg-type]
         new.category,
@@ -101,30 +119,39 @@ def report_incident(new: NewIncident, request: Request) -> dict[str, str]:
         new.source,
         title=new.title,
         team=new.team,  # type: ignore[arg-type]
-        by="api",
+        by=caller.account,
     )
-    return _submit(request, event)
+    return _submit(request, event, caller)
 
 
 @router.get("/api/incidents")
-def list_incidents(request: Request, open_only: bool = True) -> list[dict[str, Any]]:
-    """Incidents, most recent first; by default only those not closed, cancelled or merged."""
+def list_incidents(
+    request: Request, caller: Reader, open_only: bool = True
+) -> list[dict[str, Any]]:
+    """Incidents in the caller's scope, most recent first; by default only those not closed,
+    cancelled or merged."""
     state = app_state(request)
+    scope = scope_of(caller, state)
     incidents = _engine(request).load_incidents().values()
-    shown = [i for i in incidents if not (open_only and i.phase.terminal)]
+    shown = [
+        i
+        for i in incidents
+        if not (open_only and i.phase.terminal) and scope.covers_point(i.location)
+    ]
     shown.sort(key=lambda i: -i.reported_at)
     return [_view(i, state.settings.timezone) for i in shown]
 
 
 @router.get("/api/incidents/{incident_id}")
-def get_incident(incident_id: str, request: Request) -> dict[str, Any]:
-    return _view(_incident_or_raise(request, incident_id), app_state(request).settings.timezone)
+def get_incident(incident_id: str, request: Request, caller: Reader) -> dict[str, Any]:
+    incident = _incident_or_raise(request, incident_id, caller)
+    return _view(incident, app_state(request).settings.timezone)
 
 
 @router.get("/api/incidents/{incident_id}/audit")
-def audit(incident_id: str, request: Request) -> list[dict[str, str]]:
+def audit(incident_id: str, request: Request, caller: Reader) -> list[dict[str, str]]:
     """Everything that happened to the incident, with who did it and when."""
-    _incident_or_raise(request, incident_id)
+    _incident_or_raise(request, incident_id, caller)
     return _engine(request).incident_audit(incident_id)
 
 
@@ -137,31 +164,56 @@ class Action(Generic[Body]):
 
     name: str
     body: type[Body]
-    event: Callable[[Request, Incident, Body], ev.Event]
+    event: Callable[[Request, Incident, Body, Principal], ev.Event]
     doc: str | None = None
 
 
-def _assign(request: Request, incident: Incident, assignment: Assignment) -> ev.Event:
-    order = orders.order_id(incident.id, app_state(request).clock())
-    return ev.OrderIssued(incident.id, order, tuple(assignment.officers), by=assignment.by)  # type: ignore[arg-type]
+def _assign(
+    request: Request, incident: Incident, assignment: Assignment, caller: Principal
+) -> ev.Event:
+    state = app_state(request)
+    scope = scope_of(caller, state)
+    outside = [o for o in assignment.officers if not scope.covers_officer(o)]
+    if outside:
+        raise refuse(
+            state,
+            caller,
+            f"incident {incident.id}",
+            f"{', '.join(outside)}: outside your area scope",
+        )
+    order = orders.order_id(incident.id, state.clock())
+    officers = tuple(assignment.officers)
+    return ev.OrderIssued(incident.id, order, officers, by=caller.account)  # type: ignore[arg-type]
 
 
-def _merge(request: Request, incident: Incident, merge: Merge) -> ev.Event:
-    target = _incident_or_raise(request, merge.into)
+def _merge(request: Request, incident: Incident, merge: Merge, caller: Principal) -> ev.Event:
+    target = _incident_or_raise(request, merge.into, caller)
     if target.id == incident.id or target.phase.terminal:
         raise TimelineError(
             f"incident {incident.id} cannot merge into {target.id} ({target.phase.value})"
         )
-    return ev.DuplicateMerged(incident.id, target.id, by=merge.by)
+    return ev.DuplicateMerged(incident.id, target.id, by=caller.account)
 
 
 ACTIONS: tuple[Action[Any], ...] = (
-    Action("acknowledge", Actor, lambda _, i, a: ev.IncidentAcknowledged(i.id, by=a.by)),
+    Action("acknowledge", Reason, lambda _, i, a, c: ev.IncidentAcknowledged(i.id, by=c.account)),
     Action("assign", Assignment, _assign, "Issue an order to one officer, or two (双人执法)."),
-    Action("reassign", Actor, lambda _, i, a: ev.ReassignRequested(i.id, by=a.by, reason=a.reason)),
-    Action("cancel", Actor, lambda _, i, a: ev.IncidentCancelled(i.id, by=a.by, reason=a.reason)),
-    Action("resolve", Actor, lambda _, i, a: ev.IncidentResolved(i.id, by=a.by, result=a.reason)),
-    Action("close", Actor, lambda _, i, a: ev.IncidentClosed(i.id, by=a.by)),
+    Action(
+        "reassign",
+        Reason,
+        lambda _, i, a, c: ev.ReassignRequested(i.id, by=c.account, reason=a.reason),
+    ),
+    Action(
+        "cancel",
+        Reason,
+        lambda _, i, a, c: ev.IncidentCancelled(i.id, by=c.account, reason=a.reason),
+    ),
+    Action(
+        "resolve",
+        Reason,
+        lambda _, i, a, c: ev.IncidentResolved(i.id, by=c.account, result=a.reason),
+    ),
+    Action("close", Reason, lambda _, i, a, c: ev.IncidentClosed(i.id, by=c.account)),
     Action(
         "merge",
         Merge,
@@ -172,11 +224,13 @@ ACTIONS: tuple[Action[Any], ...] = (
 
 
 def _route(action: Action[Any]) -> None:
-    def act(incident_id: str, body: BaseModel, request: Request) -> dict[str, str]:
-        incident = _incident_or_raise(request, incident_id)
-        event = action.event(request, incident, body)
+    def act(
+        incident_id: str, body: BaseModel, request: Request, caller: Dispatcher
+    ) -> dict[str, str]:
+        incident = _incident_or_raise(request, incident_id, caller)
+        event = action.event(request, incident, body, caller)
         timeline.check(incident, event)
-        return _submit(request, event)
+        return _submit(request, event, caller)
 
     act.__annotations__["body"] = action.body  # the model FastAPI parses and documents
     router.add_api_route(
@@ -194,14 +248,41 @@ for _action in ACTIONS:
 
 
 class OrderAck(BaseModel):
-    officer: str
     status: Literal["accepted", "rejected", "enroute", "arrived", "done"]
-    reason: str = ""
+    reason: str = Field("", max_length=2000)
+
+
+def _order_for(state: AppState, order_id: str, caller: Principal) -> Incident:
+    """The incident whose current order is `order_id`, if it is addressed to the caller."""
+    for incident in state.store.incidents.load_incidents().values():
+        if incident.order is not None and incident.order.id == order_id:
+            if caller.officer not in incident.order.officers:
+                raise refuse(
+                    state, caller, f"order {order_id}", "this order is addressed to someone else"
+                )
+            return incident
+    raise HTTPException(404, f"no current order {order_id}; it may have been withdrawn")
+
+
+@router.get("/api/orders/mine")
+def my_orders(request: Request, caller: Officer) -> list[dict[str, Any]]:
+    """The caller's current orders (the officer page)."""
+    state = app_state(request)
+    return [
+        _view(i, state.settings.timezone)
+        for i in state.store.incidents.load_incidents().values()
+        if i.order is not None and caller.officer in i.order.officers and not i.phase.terminal
+    ]
 
 
 @router.post("/api/orders/{order_id}/ack", status_code=202)
-def acknowledge_order(order_id: str, ack: OrderAck, request: Request) -> dict[str, str]:
-    """An officer's answer from the officer page: the same as an `ack` from a terminal."""
+def acknowledge_order(
+    order_id: str, ack: OrderAck, request: Request, caller: Officer
+) -> dict[str, str]:
+    """An officer's answer from the officer page: the same as an `ack` from a terminal.
+    Only the officer an order is addressed to may answer it."""
+    state = app_state(request)
+    _order_for(state, order_id, caller)
     body = {
         "_type": "ack",
         "order_id": order_id,
@@ -209,20 +290,28 @@ def acknowledge_order(order_id: str, ack: OrderAck, request: Request) -> dict[st
         "tst": int(app_state(request).clock()),
         "reason": ack.reason,
     }
-    return {"order": order_id, "command": _engine(request).post("ack", body, officer=ack.officer)}
+    entry = _engine(request).post("ack", body, officer=str(caller.officer), actor=_actor(caller))
+    return {"order": order_id, "command": entry}
 
 
 @router.get("/api/incidents/{incident_id}/evidence", response_class=Response)
-def evidence(incident_id: str, request: Request, margin_s: float = 300.0) -> Response:
-    """The incident's signed evidence package (zip): tracks, chains, clips, timeline, report."""
+def evidence(
+    incident_id: str, request: Request, caller: Exporter, margin_s: float = 300.0
+) -> Response:
+    """The incident's signed evidence package (zip): tracks, chains, clips, timeline, report.
+    Every export is recorded in the access audit."""
     state = app_state(request)
-    _incident_or_raise(request, incident_id)
+    _incident_or_raise(request, incident_id, caller)
     settings = state.settings
     content = collect(
         state.store, settings.archive(), incident_id, now=state.clock(), margin_s=margin_s,
         zone=settings.timezone,
     )  # fmt: skip
     package = build_package(content, settings.signer(), state.clock())
+    state.identity.accounts.audit(
+        state.clock(), "evidence_exported", account=caller.account, role=caller.role,
+        address=caller.address, target=incident_id, detail=f"{len(package)} bytes",
+    )  # fmt: skip
     return Response(
         package,
         media_type="application/zip",
@@ -231,14 +320,16 @@ def evidence(incident_id: str, request: Request, margin_s: float = 300.0) -> Res
 
 
 @router.get("/api/incidents/{incident_id}/recommendations")
-def recommendations(incident_id: str, request: Request, k: int = 5) -> list[dict[str, Any]]:
+def recommendations(
+    incident_id: str, request: Request, caller: Dispatcher, k: int = 5
+) -> list[dict[str, Any]]:
     """The best officers for the incident, best first, each with the reason for its rank."""
     state = app_state(request)
     if state.city is None:
         raise HTTPException(
             503, "no city is configured: set YIWANG_AREAS_FILE and YIWANG_ROSTER_FILE"
         )
-    incident = _incident_or_raise(request, incident_id)
+    incident = _incident_or_raise(request, incident_id, caller)
     incidents = _engine(request).load_incidents().values()
     now = state.clock()
     positions = state.store.officer_positions(
@@ -246,7 +337,10 @@ def recommendations(incident_id: str, request: Request, k: int = 5) -> list[dict
         stale_after_s=state.settings.stale_after_s,
         offline_after_s=state.settings.offline_after_s,
     )
-    states = officer_states(positions, incidents)
+    scope = scope_of(caller, state)
+    states = {
+        o: s for o, s in officer_states(positions, incidents).items() if scope.covers_officer(o)
+    }
     exclude = incident.past_officers
     return [
         msgspec.to_builtins(r)

@@ -14,15 +14,19 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import msgspec
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from dispatch.city import City
+from dispatch.api.auth import identify, same_origin, scope_of
+from dispatch.api.state import AppState
+from dispatch.core.access import AreaScope, Permission, Principal
 from dispatch.core.feed import FeedType, resume_after
 from dispatch.store import ScreenFeed
+from gis.areas import AreaId
 from gis.coords import LonLat
 
 router = APIRouter(tags=["live"])
@@ -31,51 +35,40 @@ _INCIDENT_TYPES = ("incident",)
 
 
 class Scope:
-    """What one screen may see: event types, one officer's own work, or one area.
+    """What one screen may see, decided by the server from the caller's account.
 
-    Incidents are in scope by their order (officer) or their place (area); alerts and other
-    incident-bound events follow their incident; positions by device owner or place.
+    A command-center account sees its area scope: incidents by place, positions by the
+    officer's team, alerts and other incident-bound events by their incident. An officer
+    account sees its own orders and its own devices. The query may only narrow this: `types`
+    (a comma list), `area` (an area inside the account's scope).
     """
 
-    def __init__(
-        self, types: str | None, officer: str | None, area: str | None, city: City | None
-    ) -> None:
-        if area is not None and city is None:
-            raise ValueError("area scopes need a configured city (YIWANG_AREAS_FILE)")
+    def __init__(self, types: str | None, officer: str | None, area: AreaScope) -> None:
         self.types = set(types.split(",")) if types else None
         self.officer = officer
         self.area = area
-        self.city = city
         self.incidents: set[str] = set()
 
     @property
     def scoped(self) -> bool:
-        return self.officer is not None or self.area is not None
-
-    def _in_area(self, lon: float, lat: float) -> bool:
-        assert self.city is not None and self.area is not None
-        found = self.city.areas.area_for(LonLat(lon, lat))
-        if found is None:
-            return False
-        return found.id == self.area or any(
-            a.id == self.area for a in self.city.areas.ancestors(found.id)
-        )
+        return self.officer is not None or not self.area.whole_center
 
     def incident(self, body: dict[str, Any]) -> bool:
         order = body.get("order") or {}
         mine = self.officer is None or self.officer in order.get("officers", [])
-        here = self.area is None or self._in_area(*body["location"])
-        if mine and here:
+        if mine and self.area.covers_point(LonLat(*body["location"])):
             self.incidents.add(body["id"])
+        # Once shown, an incident's later updates follow: an officer learns that an order was
+        # withdrawn from them.
         return body["id"] in self.incidents
 
     def positions(self, rows: list[list[Any]]) -> list[list[Any]]:
-        return [
-            row
-            for row in rows
-            if (self.officer is None or row[0].split("/", 1)[0] == self.officer)
-            and (self.area is None or self._in_area(row[1], row[2]))
-        ]
+        return [row for row in rows if self._owner_visible(row[0].split("/", 1)[0])]
+
+    def _owner_visible(self, owner: str) -> bool:
+        if self.officer is not None:
+            return owner == self.officer
+        return self.area.covers_officer(owner)
 
     def view(self, kind: str, body: Any) -> Any | None:
         """The event as this screen sees it, or None to leave it out."""
@@ -90,6 +83,24 @@ class Scope:
         if isinstance(body, dict) and "incident" in body:
             return body if body["incident"] in self.incidents else None
         return None
+
+
+def screen_scope(
+    principal: Principal, state: AppState, types: str | None, area: str | None
+) -> Scope:
+    """The scope of a screen of `principal`; ValueError if the query asks for more."""
+    if principal.may(Permission.WATCH_LIVE):
+        own = scope_of(principal, state)
+        if area is None:
+            return Scope(types, None, own)
+        if not own.covers_area(area):
+            raise ValueError(f"area {area} is outside your area scope")
+        city = state.city
+        narrowed = AreaScope(AreaId(area), city.areas if city else None, city.roster if city else None)
+        return Scope(types, None, narrowed)
+    if principal.may(Permission.ANSWER_OWN_ORDERS) and principal.officer is not None:
+        return Scope(types, principal.officer, AreaScope(None, None, None))
+    raise ValueError(f"role {principal.role.value} has no live feed")
 
 
 _BLOCK_MS = 1000
@@ -108,25 +119,34 @@ async def _snapshot(feed: ScreenFeed, scope: Scope) -> dict[str, Any]:
     }
 
 
+_RECHECK_S = 2.0  # a disabled account or a revoked session loses its feed within this
+
+
 @router.websocket("/ws/live")
 async def live(
     websocket: WebSocket,
     since: str | None = None,
     types: str | None = None,
-    officer: str | None = None,
     area: str | None = None,
 ) -> None:
-    """Snapshot then deltas; `since` resumes after a sequence. Scopes: `types` (comma list),
-    `officer` (an officer's own orders and positions: the officer page), `area` (an area and
-    everything inside it)."""
-    state = websocket.app.state.yiwang
+    """Snapshot then deltas; `since` resumes after a sequence. The server scopes the feed by
+    the caller's account; `types` (comma list) and `area` (inside the account's scope) narrow
+    it. Needs a session from our own origin, or a bearer token."""
+    state: AppState = websocket.app.state.yiwang
     feed: ScreenFeed = state.feed
-    await websocket.accept()
+    principal = await asyncio.to_thread(identify, websocket, state)
+    cookie_borne = principal is not None and principal.credential.startswith("session:")
+    if principal is None or (cookie_borne and not same_origin(websocket)):
+        # Refused before the upgrade: the browser sees the handshake fail (403).
+        await websocket.close(code=1008)
+        return
     try:
-        scope = Scope(types, officer, area, state.city)
+        scope = screen_scope(principal, state, types, area)
     except ValueError as exc:
+        await websocket.accept()
         await websocket.close(code=1008, reason=str(exc))
         return
+    await websocket.accept()
     # The feed only sends; this task notices a client (or a server shutting down) that closed
     # the connection, which a quiet feed would otherwise never find out.
     closed = asyncio.ensure_future(_until_closed(websocket))
@@ -138,7 +158,13 @@ async def live(
             snapshot = await _snapshot(feed, scope)
             await websocket.send_json(snapshot)
             cursor = snapshot["seq"]
+        checked = time.monotonic()
         while not closed.done():
+            if time.monotonic() - checked >= _RECHECK_S:
+                checked = time.monotonic()
+                if not await asyncio.to_thread(state.identity.still_valid, principal):
+                    await websocket.close(code=1008, reason="the session has ended; log in again")
+                    return
             entries = await feed.read_after(cursor, count=_BATCH, block_ms=_BLOCK_MS)
             for entry_id, kind, raw in _coalesced(entries):
                 cursor = entry_id

@@ -8,17 +8,19 @@ it the pages answer 503 with that instruction.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import shapely
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from shapely.geometry import mapping
 
+from dispatch.api.auth import authenticated, identify, require, scope_of
 from dispatch.api.state import app_state
 from dispatch.api.times import parse_time
+from dispatch.core.access import Permission, Principal
 from dispatch.core.policy import PolicyBook, TimelinePolicy
 from dispatch.core.track import DeviceKey
 from dispatch.evidence.archive import full_track
@@ -29,6 +31,10 @@ DIST = Path(__file__).resolve().parents[2] / "frontend" / "dist"
 router = APIRouter(tags=["screens"])
 
 
+Caller = Annotated[Principal, Depends(authenticated)]
+TrackReader = Annotated[Principal, Depends(require(Permission.READ_TRACKS))]
+
+
 def _page(name: str) -> FileResponse:
     page = DIST / name
     if not page.exists():
@@ -36,18 +42,39 @@ def _page(name: str) -> FileResponse:
     return FileResponse(page, media_type="text/html")
 
 
+def _page_for(request: Request, name: str, needs: Permission) -> Response:
+    """The page for a caller who may use it; the login page (or their own page) otherwise."""
+    principal = identify(request, app_state(request))
+    if principal is None:
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+    if principal.may(needs):
+        return _page(name)
+    for home, permission in _HOMES:
+        if principal.may(permission):
+            return RedirectResponse(home, status_code=303)
+    return RedirectResponse("/login?denied=1", status_code=303)
+
+
+_HOMES = (("/", Permission.WATCH_LIVE), ("/officer", Permission.ANSWER_OWN_ORDERS))
+
+
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
-def command_page() -> FileResponse:
-    return _page("command.html")
+def command_page(request: Request) -> Response:
+    return _page_for(request, "command.html", Permission.WATCH_LIVE)
 
 
 @router.get("/officer", response_class=HTMLResponse, include_in_schema=False)
-def officer_page() -> FileResponse:
-    return _page("officer.html")
+def officer_page(request: Request) -> Response:
+    return _page_for(request, "officer.html", Permission.ANSWER_OWN_ORDERS)
+
+
+@router.get("/login", response_class=HTMLResponse, include_in_schema=False)
+def login_page() -> FileResponse:
+    return _page("login.html")
 
 
 @router.get("/api/city")
-def city(request: Request) -> dict[str, Any]:
+def city(request: Request, _: Caller) -> dict[str, Any]:
     """The areas as GeoJSON, a label point for each, and the bounds to frame the map."""
     state = app_state(request)
     if state.city is None:
@@ -89,7 +116,7 @@ def _policy(policy: TimelinePolicy) -> dict[str, Any]:
 
 
 @router.get("/api/policies")
-def policies(request: Request) -> dict[str, Any]:
+def policies(request: Request, _: Caller) -> dict[str, Any]:
     """The deadlines screens count down to, by category and `category/priority`."""
     book: PolicyBook = app_state(request).policies
     return {
@@ -102,14 +129,16 @@ def policies(request: Request) -> dict[str, Any]:
 
 
 @router.get("/api/clock")
-def clock(request: Request) -> dict[str, float]:
+def clock(request: Request, _: Caller) -> dict[str, float]:
     """The center's time and how fast it runs (1 in production), for the screens' clocks."""
     state = app_state(request)
     return {"now": state.clock(), "rate": state.clock.rate}
 
 
 @router.get("/api/route")
-def route(request: Request, from_: str = Query(alias="from"), to: str = Query()) -> dict[str, Any]:
+def route(
+    request: Request, _: Caller, from_: str = Query(alias="from"), to: str = Query()
+) -> dict[str, Any]:
     """The fastest street route between two `lon,lat` points, with its travel time."""
     state = app_state(request)
     if state.city is None:
@@ -132,6 +161,7 @@ _REPLAY_MAX_S = 24 * 3600
 @router.get("/api/replay")
 def replay(
     request: Request,
+    caller: TrackReader,
     from_: str = Query(
         alias="from", description="epoch s or ISO 8601 (Asia/Shanghai if no offset)"
     ),
@@ -139,8 +169,10 @@ def replay(
 ) -> dict[str, Any]:
     """A past window as it was: every device's fixes in it (from the archive and the live
     track) and every incident reported before its end, with its milestones, so a screen can
-    show officers, incidents and clocks at any moment of the window."""
+    show officers, incidents and clocks at any moment of the window. Only what lies in the
+    caller's area scope is replayed."""
     state = app_state(request)
+    scope = scope_of(caller, state)
     zone = state.settings.timezone
     start, end = parse_time(from_, zone), parse_time(to, zone)
     if not 0 < end - start <= _REPLAY_MAX_S:
@@ -150,6 +182,8 @@ def replay(
     archive = state.settings.archive()
     tracks = {}
     for dev in state.store.tracks.device_keys():
+        if not scope.covers_officer(dev.split("/", 1)[0]):
+            continue
         fixes = [
             [r.fix["fix_at"], r.fix["lon"], r.fix["lat"]]
             for r in full_track(state.store, archive, DeviceKey(dev), start, end)
@@ -160,7 +194,7 @@ def replay(
     incidents = [
         msgspec.to_builtins(i)
         for i in state.store.incidents.load_incidents().values()
-        if i.reported_at <= end
+        if i.reported_at <= end and scope.covers_point(i.location)
     ]
     return {"from": start, "to": end, "tracks": tracks, "incidents": incidents}
 

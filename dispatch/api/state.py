@@ -10,7 +10,9 @@ from devices.ingest import IngestWorker
 from dispatch.city import City
 from dispatch.clock import Clock
 from dispatch.core.policy import PolicyBook
+from dispatch.db import Database
 from dispatch.engine import Engine
+from dispatch.identity import Identity
 from dispatch.settings import Settings
 from dispatch.store import ScreenFeed, Store
 
@@ -25,6 +27,8 @@ class AppState:
     city: City | None
     clock: Clock
     policies: PolicyBook
+    db: Database
+    identity: Identity
 
 
 def app_state(request: Request) -> AppState:

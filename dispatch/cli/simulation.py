@@ -38,7 +38,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    with local_center(settings, city_dir, workdir) as settings:
+    with local_center(settings, city_dir, workdir) as center:
+        settings = center.settings
         clock = settings.clock()
         model = CityModel(
             load_sim_city(city_dir), behaviour=Behaviour(), seed=args.seed, now=clock()
@@ -47,7 +48,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         with Publisher(*broker, client_id="yiwang-demo-city") as publisher:
             driver = CityDriver(
                 model,
-                Api(f"http://{settings.http_host}:{settings.http_port}"),
+                Api(center.base_url, center.token),
                 publisher,
                 settings.topic_root,
                 clock,
@@ -60,17 +61,24 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
                 ),
                 dispatcher=None if args.no_dispatcher else DispatcherBot(DispatcherPlan()),
             )
-            base = f"http://{settings.http_host}:{settings.http_port}"
+            base = center.base_url
+            logins = "".join(
+                f"  {role.value:<12} {name} / {password}\n"
+                for role, (name, password) in center.logins.items()
+            )
             print(
                 f"\nYiwang demo ready in {time.monotonic() - began:.0f} s: "
                 f"{len(model.officers)} officers in {len(model.city.areas)} areas "
                 f"({city_dir}), about {args.incidents_per_hour:g} incidents an hour"
                 + (f", clock ×{args.speed:g}" if args.speed != 1 else "")
-                + f"\n  officers     {base}/api/devices\n"
+                + f"\n  command page {base}/         (log in as the dispatcher)\n"
+                f"  officer page {base}/officer  (log in as the officer)\n"
                 f"  incidents    {base}/api/incidents   (POST one to start its clock)\n"
                 f"  live feed    ws://{settings.http_host}:{settings.http_port}/ws/live\n"
-                f"  ingest stats {base}/api/ingest/stats\n"
                 f"  health       {base}/api/health\n"
+                f"Demo logins (account / password, new on every start):\n{logins}"
+                "API calls: send Authorization: Bearer <token>, with the admin token:\n"
+                f"token: {center.token}\n"
                 "Ctrl-C stops everything.\n",
                 flush=True,
             )

@@ -129,9 +129,13 @@ class _Step:
         self.officers = officers
         self.now = now
         self.out = EngineStep()
+        self.actors: dict[str, str] = {}
 
     def entry(self, entry_id: str, entry: dict[str, str]) -> None:
         self.out.inbox_done.append(entry_id)
+        if entry.get("actor"):
+            # The authenticated account behind the entry, audited with the events it causes.
+            self.actors[entry_id] = entry["actor"]
         # Only device messages refer to current orders; building the index costs a scan.
         needs_orders = entry.get("kind") in _ORDER_KINDS
         result = translate(entry_id, entry, self._assignments() if needs_orders else _NO_ORDERS)
@@ -162,6 +166,7 @@ class _Step:
             incident=event.incident,
             event=type(event).__name__,
             detail=_json(event),
+            **({"actor": self.actors[source]} if source in self.actors else {}),
         )
         self.perform(effects)
         if isinstance(event, IncidentReported):

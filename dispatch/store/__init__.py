@@ -21,6 +21,7 @@ from dispatch.store.ingest import UNAVAILABLE, IngestStore
 from dispatch.store.keys import Keys
 from dispatch.store.presence import officer_positions
 from dispatch.store.registry import RegistryStore
+from dispatch.store.sessions import SessionStore
 from dispatch.store.tracks import DeviceSnapshot, TrackStore
 from gis.coords import LonLat
 
@@ -37,6 +38,7 @@ class Store:
         self.clips = ClipStore(client, self.keys)
         self.incidents = IncidentStore(client, self.keys)
         self.positions = PositionFeed(client, self.keys)
+        self.sessions = SessionStore(client, self.keys)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "yiwang") -> Store:
@@ -87,6 +89,7 @@ __all__ = [
     "PositionFeed",
     "RegistryStore",
     "ScreenFeed",
+    "SessionStore",
     "Snapshot",
     "Store",
     "TrackStore",

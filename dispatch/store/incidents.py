@@ -85,13 +85,23 @@ class IncidentStore:
         )
         return list(fresh[0][1]) if fresh else []
 
-    def command(self, body: dict[str, Any]) -> str:
+    def command(self, body: dict[str, Any], actor: dict[str, str] | None = None) -> str:
         """Queue a dispatcher command for the engine; returns its inbox id."""
-        return self.post("command", body)
+        return self.post("command", body, actor=actor)
 
-    def post(self, kind: str, body: dict[str, Any], officer: str = "", device: str = "") -> str:
-        """Put an entry in the engine's inbox, as ingest does for device messages."""
+    def post(
+        self,
+        kind: str,
+        body: dict[str, Any],
+        officer: str = "",
+        device: str = "",
+        actor: dict[str, str] | None = None,
+    ) -> str:
+        """Put an entry in the engine's inbox, as ingest does for device messages. `actor` is
+        the authenticated account behind it (account, role, address), kept in the audit."""
         fields = {"kind": kind, "device": device, "officer": officer, "body": json.dumps(body)}
+        if actor is not None:
+            fields["actor"] = json.dumps(actor, ensure_ascii=False)
         return str(self.redis.xadd(self.keys.inbox, fields))
 
     def incident(self, incident_id: str) -> Incident | None:

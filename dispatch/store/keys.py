@@ -101,3 +101,19 @@ class Keys:
     @property
     def outbox(self) -> str:
         return f"{self.prefix}:outbox"
+
+    def session(self, digest: str) -> str:
+        return f"{self.prefix}:session:{digest}"
+
+    def sessions_of(self, account: str) -> str:
+        return f"{self.prefix}:sessions_of:{account}"
+
+    def login_failures(self, who: str) -> str:
+        """Failed logins of an account (`acct:name`) or an address (`addr:ip`) in a window."""
+        return f"{self.prefix}:login_failures:{who}"
+
+    def lockout(self, who: str) -> str:
+        return f"{self.prefix}:lockout:{who}"
+
+    def request_count(self, who: str, window: int) -> str:
+        return f"{self.prefix}:requests:{who}:{window}"

@@ -7,6 +7,9 @@ from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
+from dispatch.core.access import Role
+from dispatch.db import AccountStore, Database
+from dispatch.identity import hash_password
 from dispatch.store import Store
 
 
@@ -38,3 +41,26 @@ def publish_all(client: mqtt.Client, messages: list[tuple[str, bytes]], qos: int
     for info in infos:
         info.wait_for_publish(10)
         assert info.is_published()
+
+
+def bearer(
+    database_url: str,
+    role: Role = Role.ADMIN,
+    *,
+    name: str | None = None,
+    scope: str | None = None,
+    officer: str | None = None,
+) -> dict[str, str]:
+    """Headers with a bearer token of a new account of `role` (and `scope`)."""
+    db = Database(database_url, max_size=1)
+    try:
+        accounts = AccountStore(db)
+        name = name or f"{role.value}-{scope or 'all'}"
+        if role is Role.OFFICER:
+            officer = officer or name
+        accounts.add(name, role, hash_password("a long test password"), scope=scope, officer=officer)
+        _, secret = accounts.issue_token(name, "test")
+    finally:
+        db.close()
+    return {"authorization": f"Bearer {secret}"}
+

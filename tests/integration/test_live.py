@@ -12,10 +12,11 @@ from starlette.websockets import WebSocketDisconnect
 
 from dispatch.api.app import create_app
 from dispatch.settings import Settings
-from tests.integration.helpers import wait_until
+from dispatch.core.access import Role
+from tests.integration.helpers import bearer, wait_until
 
 
-def make_client(redis_service, prefix, tmp_path) -> TestClient:
+def make_client(redis_service, prefix, tmp_path, database_url) -> TestClient:
     policy = tmp_path / "policy.yaml"
     policy.write_text(
         yaml.safe_dump({"default": {"respond_s": 3, "turn_out_s": 6, "warn_at": 0.5}})
@@ -26,8 +27,11 @@ def make_client(redis_service, prefix, tmp_path) -> TestClient:
         policy_file=policy,
         engine_id=f"engine-{prefix}",
         engine_lease_ms=3000,
+        database_url=database_url,
     )
-    return TestClient(create_app(settings, workers=("engine",)))
+    client = TestClient(create_app(settings, workers=("engine",)))
+    client.headers.update(bearer(database_url, Role.DISPATCHER, name="d7"))
+    return client
 
 
 def new_incident(client: TestClient, title: str) -> str:
@@ -49,25 +53,25 @@ def new_incident(client: TestClient, title: str) -> str:
     return incident
 
 
-def test_dispatcher_actions_with_immediate_refusals(redis_service, prefix, tmp_path) -> None:
-    with make_client(redis_service, prefix, tmp_path) as client:
+def test_dispatcher_actions_with_immediate_refusals(redis_service, prefix, tmp_path, database_url) -> None:
+    with make_client(redis_service, prefix, tmp_path, database_url) as client:
         wait_until(lambda: client.get("/api/health").json()["engine_leading"], 10, "engine")
         incident = new_incident(client, "占道经营 / street vending")
         assert (
-            client.post(f"/api/incidents/{incident}/acknowledge", json={"by": "d7"}).status_code
+            client.post(f"/api/incidents/{incident}/acknowledge", json={}).status_code
             == 202
         )
         wait_until(
             lambda: client.get(f"/api/incidents/{incident}").json()["phase"] == "acknowledged", 10
         )
         order = client.post(
-            f"/api/incidents/{incident}/assign", json={"officers": ["zhang3", "li4"], "by": "d7"}
+            f"/api/incidents/{incident}/assign", json={"officers": ["zhang3", "li4"]}
         )
         assert order.status_code == 202 and order.json()["order"].startswith("O-")
         wait_until(
             lambda: client.get(f"/api/incidents/{incident}").json()["phase"] == "dispatched", 10
         )
-        refused = client.post(f"/api/incidents/{incident}/resolve", json={"by": "d7"})
+        refused = client.post(f"/api/incidents/{incident}/resolve", json={})
         assert refused.status_code == 409 and "dispatched" in refused.json()["detail"]
         view = client.get(f"/api/incidents/{incident}").json()
         assert view["order"]["officers"] == ["zhang3", "li4"] and view["reported_time"].endswith(
@@ -84,12 +88,11 @@ def test_dispatcher_actions_with_immediate_refusals(redis_service, prefix, tmp_p
         )
         kinds = [r["kind"] for r in client.get(f"/api/incidents/{incident}/audit").json()]
         assert kinds[:2] == ["event", "event"] and "milestone" in kinds
-        assert client.post("/api/incidents/nope/cancel", json={"by": "d7"}).status_code == 404
+        assert client.post("/api/incidents/nope/cancel", json={}).status_code == 404
         order = view["order"]["id"]
+        li4 = bearer(database_url, Role.OFFICER, name="li4")
         for status in ("accepted", "enroute"):  # from the officer page
-            reply = client.post(
-                f"/api/orders/{order}/ack", json={"officer": "li4", "status": status}
-            )
+            reply = client.post(f"/api/orders/{order}/ack", json={"status": status}, headers=li4)
             assert reply.status_code == 202
         wait_until(
             lambda: client.get(f"/api/incidents/{incident}").json()["phase"] == "en_route", 10
@@ -97,7 +100,7 @@ def test_dispatcher_actions_with_immediate_refusals(redis_service, prefix, tmp_p
         assert client.get(f"/api/incidents/{incident}").json()["order"]["accepted_by"] == "li4"
         duplicate = new_incident(client, "same vendor, second caller")
         merged = client.post(
-            f"/api/incidents/{duplicate}/merge", json={"into": incident, "by": "d7"}
+            f"/api/incidents/{duplicate}/merge", json={"into": incident}
         )
         assert merged.status_code == 202
         wait_until(
@@ -111,9 +114,9 @@ def test_dispatcher_actions_with_immediate_refusals(redis_service, prefix, tmp_p
 
 
 def test_live_feed_resumes_after_a_disconnect_without_loss_or_repeats(
-    redis_service, prefix, tmp_path
+    redis_service, prefix, tmp_path, database_url
 ) -> None:
-    with make_client(redis_service, prefix, tmp_path) as client:
+    with make_client(redis_service, prefix, tmp_path, database_url) as client:
         wait_until(lambda: client.get("/api/health").json()["engine_leading"], 10, "engine")
         first = new_incident(client, "first")
         with client.websocket_connect("/ws/live") as ws:
@@ -142,20 +145,21 @@ def test_live_feed_resumes_after_a_disconnect_without_loss_or_repeats(
         assert {"incident", "warning", "escalation"} <= {m["type"] for m in received}
 
 
-def test_the_officer_page_sees_only_its_officers_work(redis_service, prefix, tmp_path) -> None:
-    with make_client(redis_service, prefix, tmp_path) as client:
+def test_the_officer_page_sees_only_its_officers_work(redis_service, prefix, tmp_path, database_url) -> None:
+    with make_client(redis_service, prefix, tmp_path, database_url) as client:
         wait_until(lambda: client.get("/api/health").json()["engine_leading"], 10, "engine")
         theirs, other = new_incident(client, "theirs"), new_incident(client, "someone else's")
-        client.post(f"/api/incidents/{theirs}/assign", json={"officers": ["li4"], "by": "d7"})
+        client.post(f"/api/incidents/{theirs}/assign", json={"officers": ["li4"]})
         wait_until(
             lambda: client.get(f"/api/incidents/{theirs}").json()["phase"] == "dispatched", 10
         )
-        with client.websocket_connect("/ws/live?officer=li4") as ws:
+        li4 = bearer(database_url, Role.OFFICER, name="li4")
+        with client.websocket_connect("/ws/live?officer=zhang3", headers=li4) as ws:
             snapshot = ws.receive_json()
             assert [i["id"] for i in snapshot["incidents"]] == [theirs]
-            client.post(f"/api/incidents/{other}/acknowledge", json={"by": "d7"})
+            client.post(f"/api/incidents/{other}/acknowledge", json={})
             client.post(
-                f"/api/incidents/{theirs}/reassign", json={"by": "d7", "reason": "closer unit"}
+                f"/api/incidents/{theirs}/reassign", json={"reason": "closer unit"}
             )
             update = ws.receive_json()
             assert theirs in (update["body"].get("id"), update["body"].get("incident"))
@@ -163,3 +167,8 @@ def test_the_officer_page_sees_only_its_officers_work(redis_service, prefix, tmp
             with pytest.raises(WebSocketDisconnect) as closed:
                 ws.receive_json()
             assert "configured city" in closed.value.reason
+        # Without credentials the upgrade itself is refused.
+        with pytest.raises(WebSocketDisconnect) as closed:
+            with TestClient(client.app).websocket_connect("/ws/live"):
+                pass
+        assert closed.value.code == 1008
