@@ -16,8 +16,8 @@ from devices.batch import BatchWriter, IngestConfig
 from devices.ingest import IngestWorker
 from devices.quality import Limits
 from devices.registry import UnknownDevicePolicy
-from dispatch.store import Store
 from dispatch.db import Database, upgrade
+from dispatch.store import Store
 from harness.daemons import ManagedMosquitto, ManagedRedis, ManagedService
 from harness.postgres import ManagedPostgres
 

@@ -58,9 +58,10 @@ def bearer(
         name = name or f"{role.value}-{scope or 'all'}"
         if role is Role.OFFICER:
             officer = officer or name
-        accounts.add(name, role, hash_password("a long test password"), scope=scope, officer=officer)
+        accounts.add(
+            name, role, hash_password("a long test password"), scope=scope, officer=officer
+        )
         _, secret = accounts.issue_token(name, "test")
     finally:
         db.close()
     return {"authorization": f"Bearer {secret}"}
-

@@ -10,16 +10,17 @@ from fastapi.testclient import TestClient
 
 from dispatch.api.app import create_app
 from dispatch.settings import Settings
-from tests.integration.helpers import mqtt_client, publish_all, wait_until
+from tests.integration.helpers import bearer, mqtt_client, publish_all, wait_until
 
 
-def test_devices_tracks_and_stats(broker, redis_service, prefix) -> None:
+def test_devices_tracks_and_stats(broker, redis_service, prefix, database_url) -> None:
     settings = Settings(
         redis_url=redis_service.url,
         key_prefix=prefix,
         mqtt_port=broker.port,
         topic_root=prefix,
         ingest_client_id=f"api-{prefix}",
+        database_url=database_url,
     )
     now = int(time.time())
     topic = f"{prefix}/zhang3/BC-0042"
@@ -39,6 +40,7 @@ def test_devices_tracks_and_stats(broker, redis_service, prefix) -> None:
     ]
     fixes.append((topic, b'{"_type":"location","lat":95,"lon":119.65,"tst":%d}' % now))
     with TestClient(create_app(settings, workers=("ingest",))) as client:
+        client.headers.update(bearer(database_url))
         wait_until(lambda: client.get("/api/health").json()["ingest_connected"], what="ingest")
         publisher = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv311)
         publish_all(publisher, fixes)

@@ -21,18 +21,19 @@ from hypothesis import strategies as st
 
 from devices.registry import Binding
 from dispatch.api.app import create_app
+from dispatch.core.access import Role
 from dispatch.core.track import DeviceKey
 from dispatch.evidence.archive import full_track, seal_due, verify_archive, verify_segment
 from dispatch.evidence.verify import verify_package
 from dispatch.settings import Settings
 from dispatch.store import Store
 from simulators.bodycam import clip_message, record_clip
-from tests.integration.helpers import mqtt_client, wait_until
+from tests.integration.helpers import bearer, mqtt_client, wait_until
 from tests.integration.test_terminal_flow import INCIDENT, M_LAT, POLICY, city_files, incident_of
 
 
 def test_incident_package_holds_track_and_clip_and_detects_tampering(
-    broker, redis_service, store: Store, prefix, tmp_path
+    broker, redis_service, store: Store, prefix, tmp_path, database_url
 ) -> None:
     areas, roster = city_files(tmp_path)
     policy = tmp_path / "policy.yaml"
@@ -40,7 +41,7 @@ def test_incident_package_holds_track_and_clip_and_detects_tampering(
     settings = Settings(
         areas_file=areas, roster_file=roster, redis_url=redis_service.url, key_prefix=prefix,
         mqtt_port=broker.port, topic_root=prefix, policy_file=policy, engine_id=f"engine-{prefix}",
-        ingest_client_id=f"ingest-{prefix}", engine_lease_ms=3000, data_dir=tmp_path / "var",
+        ingest_client_id=f"ingest-{prefix}", engine_lease_ms=3000, data_dir=tmp_path / "var", database_url=database_url,
     )  # fmt: skip
     store.registry.bind([Binding("BC-1", "zhang3", "team-east")])
     terminal = mqtt_client(broker.port, f"{prefix}-bc1", mqtt.MQTTv311)
@@ -56,6 +57,8 @@ def test_incident_package_holds_track_and_clip_and_detects_tampering(
 
     dev = DeviceKey("zhang3/BC-1")
     with TestClient(create_app(settings)) as client:
+        client.headers.update(bearer(database_url, Role.COMMANDER, name="d7"))
+        zhang3 = bearer(database_url, Role.OFFICER, name="zhang3")
         wait_until(lambda: client.get("/api/health").json()["engine_leading"], 15, "engine")
         for n in range(10):  # on patrol before the call
             fix(600 - n * 5, n)
@@ -70,10 +73,10 @@ def test_incident_package_holds_track_and_clip_and_detects_tampering(
         ).json()["incident"]
         wait_until(lambda: client.get(f"/api/incidents/{incident}").status_code == 200, 10)
         order = client.post(
-            f"/api/incidents/{incident}/assign", json={"officers": ["zhang3"], "by": "d7"}
+            f"/api/incidents/{incident}/assign", json={"officers": ["zhang3"]}
         ).json()["order"]
         wait_until(lambda: incident_of(client, incident).order is not None, 10, "the order")
-        client.post(f"/api/orders/{order}/ack", json={"officer": "zhang3", "status": "accepted"})
+        client.post(f"/api/orders/{order}/ack", json={"status": "accepted"}, headers=zhang3)
         wait_until(lambda: store.ingest.stats().get("accepted", 0) >= 10, 10, "the patrol stored")
         # Seal what is stored so far: the package must span the archive and the live track.
         sealed = seal_due(
@@ -92,7 +95,7 @@ def test_incident_package_holds_track_and_clip_and_detects_tampering(
         for n, metres in enumerate(range(560, -1, -40), start=10):
             fix(metres, n)
         wait_until(lambda: incident_of(client, incident).phase.value == "on_scene", 20, "arrival")
-        client.post(f"/api/orders/{order}/ack", json={"officer": "zhang3", "status": "done"})
+        client.post(f"/api/orders/{order}/ack", json={"status": "done"}, headers=zhang3)
         wait_until(lambda: incident_of(client, incident).phase.value == "resolved", 10, "resolved")
         wait_until(lambda: store.clips.clip(clip.clip_id) is not None, 10, "the clip record")
         # The camera's own GPS, 8 m north of the terminal's, as `yiwang video import` keeps it.

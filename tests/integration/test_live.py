@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from dispatch.api.app import create_app
-from dispatch.settings import Settings
 from dispatch.core.access import Role
+from dispatch.settings import Settings
 from tests.integration.helpers import bearer, wait_until
 
 
@@ -53,14 +53,13 @@ def new_incident(client: TestClient, title: str) -> str:
     return incident
 
 
-def test_dispatcher_actions_with_immediate_refusals(redis_service, prefix, tmp_path, database_url) -> None:
+def test_dispatcher_actions_with_immediate_refusals(
+    redis_service, prefix, tmp_path, database_url
+) -> None:
     with make_client(redis_service, prefix, tmp_path, database_url) as client:
         wait_until(lambda: client.get("/api/health").json()["engine_leading"], 10, "engine")
         incident = new_incident(client, "占道经营 / street vending")
-        assert (
-            client.post(f"/api/incidents/{incident}/acknowledge", json={}).status_code
-            == 202
-        )
+        assert client.post(f"/api/incidents/{incident}/acknowledge", json={}).status_code == 202
         wait_until(
             lambda: client.get(f"/api/incidents/{incident}").json()["phase"] == "acknowledged", 10
         )
@@ -99,9 +98,7 @@ def test_dispatcher_actions_with_immediate_refusals(redis_service, prefix, tmp_p
         )
         assert client.get(f"/api/incidents/{incident}").json()["order"]["accepted_by"] == "li4"
         duplicate = new_incident(client, "same vendor, second caller")
-        merged = client.post(
-            f"/api/incidents/{duplicate}/merge", json={"into": incident}
-        )
+        merged = client.post(f"/api/incidents/{duplicate}/merge", json={"into": incident})
         assert merged.status_code == 202
         wait_until(
             lambda: client.get(f"/api/incidents/{duplicate}").json()["phase"] == "merged", 10
@@ -145,7 +142,9 @@ def test_live_feed_resumes_after_a_disconnect_without_loss_or_repeats(
         assert {"incident", "warning", "escalation"} <= {m["type"] for m in received}
 
 
-def test_the_officer_page_sees_only_its_officers_work(redis_service, prefix, tmp_path, database_url) -> None:
+def test_the_officer_page_sees_only_its_officers_work(
+    redis_service, prefix, tmp_path, database_url
+) -> None:
     with make_client(redis_service, prefix, tmp_path, database_url) as client:
         wait_until(lambda: client.get("/api/health").json()["engine_leading"], 10, "engine")
         theirs, other = new_incident(client, "theirs"), new_incident(client, "someone else's")
@@ -158,9 +157,7 @@ def test_the_officer_page_sees_only_its_officers_work(redis_service, prefix, tmp
             snapshot = ws.receive_json()
             assert [i["id"] for i in snapshot["incidents"]] == [theirs]
             client.post(f"/api/incidents/{other}/acknowledge", json={})
-            client.post(
-                f"/api/incidents/{theirs}/reassign", json={"reason": "closer unit"}
-            )
+            client.post(f"/api/incidents/{theirs}/reassign", json={"reason": "closer unit"})
             update = ws.receive_json()
             assert theirs in (update["body"].get("id"), update["body"].get("incident"))
         with client.websocket_connect("/ws/live?area=east") as ws:
@@ -168,7 +165,7 @@ def test_the_officer_page_sees_only_its_officers_work(redis_service, prefix, tmp
                 ws.receive_json()
             assert "configured city" in closed.value.reason
         # Without credentials the upgrade itself is refused.
-        with pytest.raises(WebSocketDisconnect) as closed:
-            with TestClient(client.app).websocket_connect("/ws/live"):
-                pass
+        anonymous = TestClient(client.app)
+        with pytest.raises(WebSocketDisconnect) as closed, anonymous.websocket_connect("/ws/live"):
+            pass
         assert closed.value.code == 1008

@@ -15,10 +15,11 @@ from fastapi.testclient import TestClient
 
 from devices.registry import Binding
 from dispatch.api.app import create_app
+from dispatch.core.access import Role
 from dispatch.core.model import Incident, Milestone
 from dispatch.settings import Settings
 from dispatch.store import Store
-from tests.integration.helpers import mqtt_client, wait_until
+from tests.integration.helpers import bearer, mqtt_client, wait_until
 
 INCIDENT = (119.6500, 29.0800)
 M_LAT = 1 / 111_320.0
@@ -68,7 +69,7 @@ def city_files(tmp_path) -> tuple[str, str]:
     return str(areas), str(roster)
 
 
-def app(broker, redis_service, prefix, tmp_path) -> TestClient:
+def app(broker, redis_service, prefix, tmp_path, database_url) -> TestClient:
     policy = tmp_path / "policy.yaml"
     policy.write_text(
         yaml.safe_dump({"default": POLICY, "categories": {"fire_hazard": {"auto_dispatch": True}}})
@@ -85,8 +86,11 @@ def app(broker, redis_service, prefix, tmp_path) -> TestClient:
         engine_id=f"engine-{prefix}",
         ingest_client_id=f"ingest-{prefix}",
         engine_lease_ms=3000,
+        database_url=database_url,
     )
-    return TestClient(create_app(settings))
+    client = TestClient(create_app(settings))
+    client.headers.update(bearer(database_url, Role.DISPATCHER, name="d7"))
+    return client
 
 
 def incident_of(client: TestClient, incident_id: str) -> Incident:
@@ -96,7 +100,7 @@ def incident_of(client: TestClient, incident_id: str) -> Incident:
 
 
 def test_terminal_acknowledges_departs_and_arrives(
-    broker, redis_service, store: Store, prefix, tmp_path
+    broker, redis_service, store: Store, prefix, tmp_path, database_url
 ) -> None:
     store.registry.bind([Binding("BC-1", "zhang3", "wucheng-01")])
     received: list[mqtt.MQTTMessage] = []
@@ -120,7 +124,7 @@ def test_terminal_acknowledges_departs_and_arrives(
         }
         terminal.publish(base, json.dumps(payload), qos=1).wait_for_publish(5)
 
-    with app(broker, redis_service, prefix, tmp_path) as client:
+    with app(broker, redis_service, prefix, tmp_path, database_url) as client:
         wait_until(lambda: client.get("/api/health").json()["engine_leading"], 15, "engine")
         fix(600, 0)  # the officer is 600 m south of where the incident will be
         # A teammate farther away, and an officer of the neighbouring team nearer still.
@@ -153,11 +157,12 @@ def test_terminal_acknowledges_departs_and_arrives(
         with client.websocket_connect("/ws/live?area=east") as ws:  # a district screen
             snapshot = ws.receive_json()
         assert [i["id"] for i in snapshot["incidents"]] == [incident]
-        assert [d[0] for d in snapshot["devices"]] == ["zhang3/BC-1"]  # li4 is south, wang5 west
+        # The east team's officers, wherever they are (li4 is south); not the west's wang5.
+        assert sorted(d[0] for d in snapshot["devices"]) == ["li4/BC-2", "zhang3/BC-1"]
         best = [ranked[0]["officer"]]
-        order = client.post(
-            f"/api/incidents/{incident}/assign", json={"officers": best, "by": "d7"}
-        ).json()["order"]
+        order = client.post(f"/api/incidents/{incident}/assign", json={"officers": best}).json()[
+            "order"
+        ]
 
         wait_until(lambda: len(received) >= 3, 10, "the order on the terminal")
         dispatch = next(m for m in received if m.topic.endswith("/dispatch"))
@@ -206,9 +211,9 @@ def test_terminal_acknowledges_departs_and_arrives(
 
 
 def test_unacknowledged_order_is_redispatched_and_escalated_on_time(
-    broker, redis_service, store: Store, prefix, tmp_path
+    broker, redis_service, store: Store, prefix, tmp_path, database_url
 ) -> None:
-    with app(broker, redis_service, prefix, tmp_path) as client:
+    with app(broker, redis_service, prefix, tmp_path, database_url) as client:
         wait_until(lambda: client.get("/api/health").json()["engine_leading"], 15, "engine")
         reply = client.post(
             "/api/incidents",
@@ -216,7 +221,7 @@ def test_unacknowledged_order_is_redispatched_and_escalated_on_time(
         )
         incident = reply.json()["incident"]
         wait_until(lambda: client.get(f"/api/incidents/{incident}").status_code == 200, 10)
-        client.post(f"/api/incidents/{incident}/assign", json={"officers": ["li4"], "by": "d7"})
+        client.post(f"/api/incidents/{incident}/assign", json={"officers": ["li4"]})
         wait_until(
             lambda: client.get(f"/api/incidents/{incident}").json()["phase"] == "dispatched", 10
         )
