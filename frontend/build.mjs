@@ -4,7 +4,7 @@ import { copyFileSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 
 mkdirSync("dist", { recursive: true });
 await build({
-  entryPoints: ["src/command.js", "src/officer.js"],
+  entryPoints: ["src/command.js", "src/officer.js", "src/login.js"],
   bundle: true,
   format: "esm",
   minify: true,

@@ -7,6 +7,7 @@ import { MapboxOverlay } from "@deck.gl/mapbox";
 import { GeoJsonLayer, ScatterplotLayer, TextLayer, PathLayer } from "@deck.gl/layers";
 import { Protocol } from "pmtiles";
 import { LiveFeed } from "./live.js";
+import { api, me, showAccount } from "./session.js";
 import { LABELS, clocks, countdown, localTime, nextDeadline, policyFor, worst } from "./clock.js";
 
 const STATUS_COLOURS = {
@@ -38,13 +39,6 @@ window.addEventListener("error", (e) => state.errors.push(String(e.message)));
 const $ = (id) => document.getElementById(id);
 const liveNow = () => state.clock.server + ((performance.now() - state.clock.local) / 1000) * state.clock.rate;
 const now = () => (state.replay ? state.replay.t : liveNow());
-const api = async (path, body) => {
-  const response = await fetch(path, body === undefined ? {} : {
-    method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
-  });
-  if (!response.ok) throw new Error(`${path}: ${response.status} ${await response.text()}`);
-  return response.json();
-};
 
 // --- what the screen shows: the live state, or a past moment of a replayed window ----------
 
@@ -320,14 +314,15 @@ function renderAlerts() {
 
 async function act(action, officer) {
   const id = state.selected;
-  if (action === "assign") await api(`/api/incidents/${id}/assign`, { officers: [officer], by: "console" });
-  else await api(`/api/incidents/${id}/${action}`, { by: "console", reason: "" });
+  if (action === "assign") await api(`/api/incidents/${id}/assign`, { officers: [officer] });
+  else await api(`/api/incidents/${id}/${action}`, { reason: "" });
 }
 
 // --- start ------------------------------------------------------------------------------------
 
 async function start() {
-  const [city, policies, clock] = await Promise.all([api("/api/city"), api("/api/policies"), api("/api/clock")]);
+  const [account, city, policies, clock] = await Promise.all([me(), api("/api/city"), api("/api/policies"), api("/api/clock")]);
+  showAccount($("account-slot"), account);
   Object.assign(state, { city, policies, clock: { server: clock.now, local: performance.now(), rate: clock.rate } });
   addProtocol("pmtiles", new Protocol().tile);
   setWorkerUrl(new URL("/static/maplibre-gl-worker.mjs", location.href).href);

@@ -21,8 +21,15 @@ export class LiveFeed {
       this.seq = message.seq;
       this.onMessage(message, arrived);
     };
-    socket.onclose = () => {
+    socket.onclose = async () => {
       this.onState("reconnecting");
+      // A refused or ended session comes back as a closed socket: ask whether we are still
+      // signed in before trying again (the login page if not).
+      const signedIn = await fetch("/api/me", { credentials: "same-origin" }).then((r) => r.status !== 401, () => true);
+      if (!signedIn) {
+        location.assign(`/login?next=${encodeURIComponent(location.pathname + location.search)}`);
+        return;
+      }
       setTimeout(() => this.connect(), 1000);
     };
   }

@@ -2,9 +2,10 @@
 // officer presses. Works beside the OwnTracks app, which keeps reporting the position.
 import { esc } from "./escape.js";
 import { LiveFeed } from "./live.js";
+import { ApiError, api, me, showAccount } from "./session.js";
 import { LABELS, clocks, countdown, policyFor } from "./clock.js";
 
-const officer = new URLSearchParams(location.search).get("officer") || "";
+let officer = ""; // the signed-in officer, from the session
 const state = { incidents: new Map(), policies: null, clock: { server: 0, local: 0, rate: 1 }, errors: [] };
 window.__yiwang = state;
 const $ = (id) => document.getElementById(id);
@@ -34,12 +35,13 @@ function render() {
 }
 
 async function start() {
+  const account = await me();
+  officer = account.officer || "";
   $("who").textContent = officer;
-  const [policies, clock] = await Promise.all([
-    fetch("/api/policies").then((r) => r.json()), fetch("/api/clock").then((r) => r.json()),
-  ]);
+  showAccount($("account-slot"), account);
+  const [policies, clock] = await Promise.all([api("/api/policies"), api("/api/clock")]);
   Object.assign(state, { policies, clock: { server: clock.now, local: performance.now(), rate: clock.rate } });
-  new LiveFeed(`/ws/live?officer=${encodeURIComponent(officer)}&types=incident`, (message) => {
+  new LiveFeed("/ws/live?types=incident", (message) => {
     if (message.type === "snapshot") for (const i of message.incidents) state.incidents.set(i.id, i);
     if (message.type === "incident") {
       const incident = typeof message.body === "string" ? JSON.parse(message.body) : message.body;
@@ -51,10 +53,13 @@ async function start() {
     const button = e.target.closest("button[data-status]");
     const incident = current();
     if (!button || !incident) return;
-    await fetch(`/api/orders/${incident.order.id}/ack`, {
-      method: "POST", headers: { "content-type": "application/json" },
-      body: JSON.stringify({ officer, status: button.dataset.status }),
-    });
+    $("refusal").textContent = "";
+    try {
+      await api(`/api/orders/${incident.order.id}/ack`, { status: button.dataset.status });
+    } catch (error) {
+      // A refusal says why (not yours, withdrawn, no longer applies): show it, never hide it.
+      $("refusal").textContent = error instanceof ApiError ? `未受理 Refused: ${error.message}` : String(error);
+    }
   });
   setInterval(render, 500);
 }

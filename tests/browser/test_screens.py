@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import paho.mqtt.client as mqtt
@@ -20,8 +21,9 @@ import pytest
 import yaml
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from dispatch.core.access import Role
 from dispatch.settings import Settings
-from harness.center import local_center
+from harness.center import LocalCenter, local_center
 from harness.daemons import free_port
 from simulators.cityfiles import build_demo_city, load_sim_city
 
@@ -34,8 +36,15 @@ POLICY = {"default": {"respond_s": 8, "turn_out_s": 40, "handle_s": 120, "warn_a
 OFFICER, DEVICE = "officer001", "bodycam001"
 
 
+class Screens(NamedTuple):
+    base: str
+    mqtt_port: int
+    centre: tuple[float, float]  # inside the test officer's home area
+    local: LocalCenter
+
+
 @pytest.fixture(scope="module")
-def center(tmp_path_factory) -> Iterator[tuple[str, int, tuple[float, float]]]:
+def center(tmp_path_factory) -> Iterator[Screens]:
     workdir = tmp_path_factory.mktemp("center")
     city = build_demo_city(workdir / "city", officers_per_team=1)
     policy = workdir / "policy.yaml"
@@ -46,7 +55,8 @@ def center(tmp_path_factory) -> Iterator[tuple[str, int, tuple[float, float]]]:
     home = next(o for o in sim.officers if o.officer == OFFICER).area
     centre = sim.areas.get(home).geometry.representative_point()
     with local_center(settings, city, workdir) as running:
-        yield f"http://127.0.0.1:{running.http_port}", running.mqtt_port, (centre.x, centre.y)
+        assert running.logins[Role.OFFICER][0] == OFFICER
+        yield Screens(running.base_url, running.settings.mqtt_port, (centre.x, centre.y), running)
 
 
 @pytest.fixture(scope="module")
@@ -71,18 +81,31 @@ class Device:
         self.client.publish(self.topic, json.dumps(payload), qos=1).wait_for_publish(5)
 
 
-def post(base: str, path: str, body: dict) -> dict:
-    request = urllib.request.Request(
-        base + path, json.dumps(body).encode(), {"content-type": "application/json"}
-    )
+def post(center: Screens, path: str, body: dict) -> dict:
+    headers = {"content-type": "application/json", "authorization": f"Bearer {center.local.token}"}
+    request = urllib.request.Request(center.base + path, json.dumps(body).encode(), headers)
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)
 
 
-def open_page(browser: Browser, url: str, requests: list[str], **options) -> Page:
+def open_page(
+    browser: Browser,
+    center: Screens,
+    path: str,
+    requests: list[str],
+    role: Role = Role.DISPATCHER,
+    **options,
+) -> Page:
+    """A page opened as a person would: sent to the login page, signed in, brought back."""
     page = browser.new_context(**options).new_page()
     page.on("request", lambda r: requests.append(r.url))
-    page.goto(url)
+    page.goto(center.base + path)
+    page.wait_for_selector("#login", timeout=30_000)
+    name, password = center.local.logins[role]
+    page.fill("#name", name)
+    page.fill("#password", password)
+    page.click("#submit")
+    page.wait_for_url(center.base + path, timeout=30_000)
     return page
 
 
@@ -99,11 +122,11 @@ def officer_on_screen(page: Page, lon: float, lat: float) -> dict:
 
 
 def test_live_map_draws_an_officer_where_its_fixes_put_it(center, browser) -> None:
-    base, mqtt_port, (lon, lat) = center
+    mqtt_port, (lon, lat) = center.mqtt_port, center.centre
     device = Device(mqtt_port)
     device.at(lon, lat)
     requests: list[str] = []
-    page = open_page(browser, base + "/", requests, viewport={"width": 1400, "height": 850})
+    page = open_page(browser, center, "/", requests, viewport={"width": 1400, "height": 850})
     before = officer_on_screen(page, lon, lat)
     assert before["picked"] == f"{OFFICER}/{DEVICE}"
     east = lon + 2000 / (111_320 * math.cos(math.radians(lat)))
@@ -122,13 +145,13 @@ def test_live_map_draws_an_officer_where_its_fixes_put_it(center, browser) -> No
 
 
 def test_an_incident_clock_turns_amber_then_red_on_time(center, browser) -> None:
-    base, _, (lon, lat) = center
+    lon, lat = center.centre
     requests: list[str] = []
-    page = open_page(browser, base + "/", requests, viewport={"width": 1400, "height": 850})
-    page.wait_for_function("window.__yiwang && window.__yiwang.frames > 2", timeout=60_000)
+    page = open_page(browser, center, "/", requests, viewport={"width": 1400, "height": 850})
+    page.wait_for_function("() => window.__yiwang && window.__yiwang.frames > 2", timeout=60_000)
     reported = time.monotonic()
     incident = post(
-        base,
+        center,
         "/api/incidents",
         {"category": "street_vending", "lon": lon, "lat": lat, "title": "占道经营"},
     )["incident"]
@@ -145,14 +168,14 @@ def test_an_incident_clock_turns_amber_then_red_on_time(center, browser) -> None
 
 
 def test_an_order_assigned_on_the_map_is_answered_on_the_officer_page(center, browser) -> None:
-    base, mqtt_port, (lon, lat) = center
+    mqtt_port, (lon, lat) = center.mqtt_port, center.centre
     Device(mqtt_port).at(lon, lat)
     requests: list[str] = []
-    command = open_page(browser, base + "/", requests, viewport={"width": 1400, "height": 850})
-    phone = open_page(browser, f"{base}/officer?officer={OFFICER}", requests,
+    command = open_page(browser, center, "/", requests, viewport={"width": 1400, "height": 850})
+    phone = open_page(browser, center, "/officer", requests, Role.OFFICER,
                       viewport={"width": 390, "height": 844}, is_mobile=True)  # fmt: skip
     incident = post(
-        base,
+        center,
         "/api/incidents",
         {"category": "illegal_parking", "lon": lon, "lat": lat, "title": "违章停车"},
     )["incident"]
@@ -171,7 +194,7 @@ def test_an_order_assigned_on_the_map_is_answered_on_the_officer_page(center, br
 
 
 def test_a_replayed_window_shows_officers_where_they_were(center, browser) -> None:
-    base, mqtt_port, (lon, lat) = center
+    mqtt_port, (lon, lat) = center.mqtt_port, center.centre
     device = Device(mqtt_port, "officer002", "bodycam002")
     device.tst = int(time.time()) - 1200  # a past window, fixes 5 minutes apart
     north = lat + 2500 / 111_320
@@ -180,9 +203,10 @@ def test_a_replayed_window_shows_officers_where_they_were(center, browser) -> No
     device.at(lon, north)
     second = device.tst
     requests: list[str] = []
-    page = open_page(browser, base + "/", requests, viewport={"width": 1400, "height": 850})
+    page = open_page(browser, center, "/", requests, viewport={"width": 1400, "height": 850})
     page.wait_for_function(
-        "window.__yiwang && window.__yiwang.mapLoaded && window.__yiwang.frames > 2", timeout=60_000
+        "() => window.__yiwang && window.__yiwang.mapLoaded && window.__yiwang.frames > 2",
+        timeout=60_000,
     )
     page.click("#replay-toggle")
     zone = ZoneInfo("Asia/Shanghai")
@@ -190,7 +214,8 @@ def test_a_replayed_window_shows_officers_where_they_were(center, browser) -> No
     page.fill("#replay-to", datetime.fromtimestamp(second + 60, zone).strftime("%Y-%m-%dT%H:%M"))
     page.click("#replay-load")
     page.wait_for_function(
-        "window.__yiwang.replay !== null && window.__yiwang.replay !== undefined", timeout=30_000
+        "() => window.__yiwang.replay !== null && window.__yiwang.replay !== undefined",
+        timeout=30_000,
     )
     dev = "officer002/bodycam002"
     places = []
@@ -210,14 +235,14 @@ def test_a_replayed_window_shows_officers_where_they_were(center, browser) -> No
 
 
 def test_markup_in_a_report_shows_as_text_and_never_runs(center, browser) -> None:
-    base, _mqtt_port, (lon, lat) = center
+    lon, lat = center.centre
     requests: list[str] = []
-    page = open_page(browser, base + "/", requests, viewport={"width": 1400, "height": 850})
+    page = open_page(browser, center, "/", requests, viewport={"width": 1400, "height": 850})
     title = '<img src=x onerror="window.__injected=1">占道'
     incident = post(
-        base,
+        center,
         "/api/incidents",
-        {"category": "street_vending", "lon": lon, "lat": lat, "title": title},
+        {"category": title, "lon": lon, "lat": lat, "title": title},
     )["incident"]
     # Read in the page in one go: the queue is redrawn while the clocks run.
     page.wait_for_function(
