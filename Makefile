@@ -8,8 +8,10 @@ BUNDLE  := frontend/dist/command.js
 .PHONY: install frontend demo test lint check bench clean
 
 $(STAMP): pyproject.toml
-	@command -v redis-server >/dev/null && command -v mosquitto >/dev/null || { \
-	  echo "redis-server and mosquitto are needed: sudo apt-get install redis-server mosquitto"; exit 1; }
+	@command -v redis-server >/dev/null && command -v mosquitto >/dev/null \
+	  && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { \
+	  echo "redis-server, mosquitto and PostgreSQL are needed:" \
+	    "sudo apt-get install redis-server mosquitto postgresql"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet --editable ".[dev]"

@@ -96,7 +96,9 @@ def screen_scope(
         if not own.covers_area(area):
             raise ValueError(f"area {area} is outside your area scope")
         city = state.city
-        narrowed = AreaScope(AreaId(area), city.areas if city else None, city.roster if city else None)
+        narrowed = AreaScope(
+            AreaId(area), city.areas if city else None, city.roster if city else None
+        )
         return Scope(types, None, narrowed)
     if principal.may(Permission.ANSWER_OWN_ORDERS) and principal.officer is not None:
         return Scope(types, principal.officer, AreaScope(None, None, None))

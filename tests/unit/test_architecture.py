@@ -52,6 +52,7 @@ def test_every_shipped_broker_config_sizes_the_queue() -> None:
 PROBES = {
     "layers:": ("devices/layer_probe.py", "import dispatch.store\n"),
     "only dispatch.store imports redis": ("dispatch/api/redis_probe.py", "import redis\n"),
+    "only dispatch.db imports psycopg": ("dispatch/api/psycopg_probe.py", "import psycopg\n"),
     "the product imports neither": ("dispatch/harness_probe.py", "import harness.daemons\n"),
     "gis and dispatch.core are pure": ("dispatch/core/socket_probe.py", "import socket\n"),
     "the wire's decoders": ("devices/downlink.py", "import asyncio\n"),
