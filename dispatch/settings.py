@@ -81,7 +81,10 @@ class Settings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = 8080
-    # Behind HTTPS (a reverse proxy or uvicorn's own TLS) the session cookie is Secure.
+    # HTTPS served by `yiwang serve` itself (PEM files); behind a TLS proxy leave them unset.
+    https_certificate: Path | None = None
+    https_key: Path | None = None
+    # Behind HTTPS (a proxy or the files above) the session cookie is marked Secure.
     secure_cookies: bool = False
     timezone: str = "Asia/Shanghai"
     data_dir: Path = Path("var")

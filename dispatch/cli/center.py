@@ -26,11 +26,19 @@ log = logging.getLogger("yiwang")
 
 def _serve(settings: Settings, *, with_workers: bool) -> None:
     app = create_app(settings, workers=WORKERS if with_workers else ())
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_level="warning")
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.http_port,
+        log_level="warning",
+        ssl_certfile=settings.https_certificate,
+        ssl_keyfile=settings.https_key,
+    )
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    log.info("serving http://%s:%d", settings.http_host, settings.http_port)
+    scheme = "https" if settings.https_certificate else "http"
+    log.info("serving %s://%s:%d", scheme, settings.http_host, settings.http_port)
     _serve(settings, with_workers=not args.api_only)
     return 0
 
