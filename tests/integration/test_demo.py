@@ -17,8 +17,19 @@ from harness.daemons import free_port
 from tests.integration.helpers import wait_until
 
 
-def get_json(url: str):
-    with urllib.request.urlopen(url, timeout=5) as response:
+def get_json(url: str, token: str = ""):
+    request = urllib.request.Request(url, headers={"authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return json.load(response)
+
+
+def log_in(base: str, name: str, password: str) -> dict:
+    request = urllib.request.Request(
+        f"{base}/api/session",
+        json.dumps({"name": name, "password": password}).encode(),
+        {"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
         return json.load(response)
 
 
@@ -36,16 +47,17 @@ def test_demo_city_moves_handles_incidents_and_stops_on_ctrl_c(tmp_path) -> None
     lines: list[str] = []
     threading.Thread(target=lambda: lines.extend(demo.stdout), daemon=True).start()
     base = f"http://127.0.0.1:{port}"
+    token = ""
 
     def devices() -> list[dict]:
         try:
-            return get_json(f"{base}/api/devices")
+            return get_json(f"{base}/api/devices", token)
         except OSError:
             return []
 
     def incidents() -> list[dict]:
         try:
-            return get_json(f"{base}/api/incidents?open_only=false")
+            return get_json(f"{base}/api/incidents?open_only=false", token)
         except OSError:
             return []
 
@@ -53,6 +65,14 @@ def test_demo_city_moves_handles_incidents_and_stops_on_ctrl_c(tmp_path) -> None
         wait_until(lambda: any("Ctrl-C stops everything" in line for line in lines), 120, "ready")
         ready = next(line for line in lines if "demo ready in" in line)
         assert int(re.search(r"ready in (\d+) s", ready).group(1)) < 120
+        # The printed credentials work: a token on its own line, and a login per role.
+        token = next(line.split()[1] for line in lines if line.startswith("token: "))
+        logins = dict(
+            re.findall(r"^  (admin|dispatcher|officer)\s+(\S+ / \S+)$", "".join(lines), re.M)
+        )
+        assert set(logins) == {"admin", "dispatcher", "officer"}, lines
+        name, password = logins["dispatcher"].split(" / ")
+        assert log_in(base, name, password)["role"] == "dispatcher"
         wait_until(lambda: len(devices()) >= 51, 30, "all 51 officers on the map")
         first = {d["user"]: (d["lon"], d["lat"]) for d in devices()}
         wait_until(
@@ -76,7 +96,7 @@ def test_demo_city_moves_handles_incidents_and_stops_on_ctrl_c(tmp_path) -> None
         assert len(phases) >= 3, phases
         incident = handled()[0]
         assert incident["phase"] in ("resolved", "closed")
-        assert get_json(f"{base}/api/incidents/{incident['id']}/recommendations")
+        assert get_json(f"{base}/api/incidents/{incident['id']}/recommendations", token)
         assert get_json(f"{base}/api/health")["status"] == "ok"
     finally:
         demo.send_signal(signal.SIGINT)
