@@ -160,7 +160,12 @@ class Identity:
         if kind == "session":
             return self.sessions.alive(handle)
         if kind == "token":
-            return self.accounts.token_live(handle)
+            # A token outlives a change of role or scope; what it was opened with does not.
+            holder = self.accounts.token_holder(handle)
+            return (
+                holder is not None
+                and principal_of(holder, principal.address, principal.credential) == principal
+            )
         return False
 
     def within_budget(self, principal: Principal, *, now: float) -> bool:

@@ -174,14 +174,16 @@ class AccountStore:
         account = Account.from_row(row)
         return (row["token_id"], account) if not account.disabled else None
 
-    def token_live(self, token_id: str) -> bool:
+    def token_holder(self, token_id: str) -> Account | None:
+        """The enabled account a live token belongs to, None if revoked or disabled."""
         with self.db.transaction() as conn:
             row = conn.execute(
-                "SELECT 1 FROM api_token t JOIN account a ON a.name = t.account"
+                f"SELECT {', '.join('a.' + c for c in _columns())}"
+                " FROM api_token t JOIN account a ON a.name = t.account"
                 " WHERE t.id = %s AND t.revoked_at IS NULL AND a.disabled_at IS NULL",
                 (token_id,),
             ).fetchone()
-        return row is not None
+        return None if row is None else Account.from_row(row)
 
     def tokens(self, account: str | None = None) -> list[ApiToken]:
         with self.db.transaction() as conn:
