@@ -1,13 +1,15 @@
 """The whole center on one machine, and simulated cities run against it.
 
-`local_center` starts project-managed Redis and Mosquitto, binds the city's devices and serves
-the API with every worker, exactly as `yiwang demo` does; `run_scenario` plays a scenario file
+`local_center` starts project-managed Redis and Mosquitto, gives the center's workers and the
+simulated city their broker accounts, binds the city's devices and serves the API with every
+worker, exactly as `yiwang demo` does; `run_scenario` plays a scenario file
 against it on an accelerated clock and checks the outcome.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -17,9 +19,10 @@ from pathlib import Path
 import uvicorn
 import yaml
 
-from devices.registry import load_bindings
+from devices.registry import UnknownDevicePolicy, load_bindings
 from dispatch.api.app import create_app
 from dispatch.basemap import BASEMAP, build_basemap
+from dispatch.broker_accounts import BrokerAccounts, Worker
 from dispatch.settings import Settings
 from dispatch.store import Store
 from harness.daemons import ManagedMosquitto, ManagedRedis, free_port
@@ -53,6 +56,28 @@ def prepare_city(city: str | Path, folder: Path, *, officers_per_team: int, seed
     )
 
 
+def center_accounts(broker: ManagedMosquitto, root: str, tag: str) -> dict[str, str]:
+    """Accounts for the ingest, order delivery and simulator under `root`, with new passwords;
+    returns the settings that log in with them (and the admin, to issue devices' credentials).
+    """
+    update = {
+        "broker_admin_username": broker.admin_username,
+        "broker_admin_password": broker.admin_password,
+    }
+    with BrokerAccounts(broker.admin(), root) as accounts:
+        for worker in Worker:
+            username, password = f"{tag}-{worker}", secrets.token_urlsafe(18)
+            accounts.ensure_worker(worker, username, password)
+            update[f"{worker}_mqtt_username"] = username
+            update[f"{worker}_mqtt_password"] = password
+    return update
+
+
+def as_environment(update: dict[str, object]) -> dict[str, str]:
+    """Settings fields as the YIWANG_* variables a `yiwang` subprocess reads."""
+    return {f"YIWANG_{name.upper()}": str(value) for name, value in update.items()}
+
+
 @contextmanager
 def local_center(settings: Settings, city_dir: Path, workdir: Path) -> Iterator[Settings]:
     """Redis, Mosquitto and the server with all workers; yields the settings pointing at them."""
@@ -68,6 +93,9 @@ def local_center(settings: Settings, city_dir: Path, workdir: Path) -> Iterator[
                 "redis_url": redis_service.url,
                 "mqtt_host": "127.0.0.1",
                 "mqtt_port": broker.port,
+                **center_accounts(broker, settings.topic_root, "yiwang"),
+                # The simulated city's officers turn up on first sight, as in a trial.
+                "unknown_devices": UnknownDevicePolicy.REGISTER,
                 "areas_file": city_dir / cityfiles.AREAS,
                 "roster_file": city_dir / cityfiles.ROSTER,
                 "streets_file": city_dir / cityfiles.STREETS,
@@ -155,7 +183,10 @@ def run_scenario(scenario: Scenario, workdir: Path) -> tuple[list[str], Outcome]
                 opened[number] = driver.report(scripted.report(now, lon, lat))
 
         with Publisher(
-            settings.mqtt_host, settings.mqtt_port, client_id="scenario-devices"
+            settings.mqtt_host,
+            settings.mqtt_port,
+            client_id="scenario-devices",
+            login=simulator_login(settings),
         ) as publisher:
             driver = CityDriver(
                 model,
@@ -164,6 +195,7 @@ def run_scenario(scenario: Scenario, workdir: Path) -> tuple[list[str], Outcome]
                 settings.topic_root,
                 clock,
                 (settings.mqtt_host, settings.mqtt_port),
+                login=simulator_login(settings),
                 arrivals=_arrivals(model, scenario, started),
                 faults=FaultInjector(scenario.faults, started, scenario.seed),
                 dispatcher=None
@@ -187,6 +219,12 @@ def run_scenario(scenario: Scenario, workdir: Path) -> tuple[list[str], Outcome]
     for error in driver.errors:
         log.info("scenario %s: %s", scenario.name, error)
     return check(scenario, outcome), outcome
+
+
+def simulator_login(settings: Settings) -> tuple[str, str] | None:
+    """The (username, password) the simulators publish with, if the settings name one."""
+    login = settings.broker_login("simulator")
+    return None if login.username is None else (login.username, login.password or "")
 
 
 def _arrivals(model: CityModel, scenario: Scenario, now: float) -> IncidentArrivals | None:

@@ -10,6 +10,7 @@ from devices.ingest import IngestWorker
 from dispatch.city import City
 from dispatch.clock import Clock
 from dispatch.core.policy import PolicyBook
+from dispatch.delivery import OrderDelivery
 from dispatch.engine import Engine
 from dispatch.settings import Settings
 from dispatch.store import ScreenFeed, Store
@@ -22,6 +23,7 @@ class AppState:
     feed: ScreenFeed  # the WebSocket feed waits on Redis without blocking a thread
     ingest: IngestWorker | None
     engine: Engine | None
+    delivery: OrderDelivery | None
     city: City | None
     clock: Clock
     policies: PolicyBook

@@ -8,16 +8,19 @@ import time
 import paho.mqtt.client as mqtt
 from fastapi.testclient import TestClient
 
+from devices.registry import Binding
 from dispatch.api.app import create_app
 from dispatch.settings import Settings
 from tests.integration.helpers import mqtt_client, publish_all, wait_until
 
 
-def test_devices_tracks_and_stats(broker, redis_service, prefix) -> None:
+def test_devices_tracks_and_stats(broker, logins, redis_service, store, prefix) -> None:
+    store.registry.bind([Binding("BC-0042", "zhang3")])
     settings = Settings(
         redis_url=redis_service.url,
         key_prefix=prefix,
         mqtt_port=broker.port,
+        **logins.settings,
         topic_root=prefix,
         ingest_client_id=f"api-{prefix}",
     )
@@ -40,7 +43,7 @@ def test_devices_tracks_and_stats(broker, redis_service, prefix) -> None:
     fixes.append((topic, b'{"_type":"location","lat":95,"lon":119.65,"tst":%d}' % now))
     with TestClient(create_app(settings, workers=("ingest",))) as client:
         wait_until(lambda: client.get("/api/health").json()["ingest_connected"], what="ingest")
-        publisher = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv311)
+        publisher = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv311, logins.simulator)
         publish_all(publisher, fixes)
         wait_until(lambda: client.get("/api/ingest/stats").json()["rejected_total"] == 1)
 
@@ -50,6 +53,7 @@ def test_devices_tracks_and_stats(broker, redis_service, prefix) -> None:
             "redis": True,
             "ingest_connected": True,
             "engine_leading": None,
+            "delivery_connected": None,
         }
 
         listed = client.get("/api/devices").json()
