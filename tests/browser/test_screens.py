@@ -11,6 +11,7 @@ import math
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -21,7 +22,7 @@ import yaml
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from dispatch.settings import Settings
-from harness.center import local_center
+from harness.center import local_center, simulator_login
 from harness.daemons import free_port
 from simulators.cityfiles import build_demo_city, load_sim_city
 
@@ -46,7 +47,8 @@ def center(tmp_path_factory) -> Iterator[tuple[str, int, tuple[float, float]]]:
     home = next(o for o in sim.officers if o.officer == OFFICER).area
     centre = sim.areas.get(home).geometry.representative_point()
     with local_center(settings, city, workdir) as running:
-        yield f"http://127.0.0.1:{running.http_port}", running.mqtt_port, (centre.x, centre.y)
+        broker = Broker(running.mqtt_port, simulator_login(running))
+        yield f"http://127.0.0.1:{running.http_port}", broker, (centre.x, centre.y)
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +59,19 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
+@dataclass(frozen=True)
+class Broker:
+    port: int
+    login: tuple[str, str] | None  # the simulator's account: it may publish for any device
+
+
 class Device:
-    def __init__(self, port: int, officer: str = OFFICER, device: str = DEVICE) -> None:
+    def __init__(self, broker: Broker, officer: str = OFFICER, device: str = DEVICE) -> None:
         self.topic = f"owntracks/{officer}/{device}"
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"screens-{device}")
-        self.client.connect("127.0.0.1", port)
+        if broker.login is not None:
+            self.client.username_pw_set(*broker.login)
+        self.client.connect("127.0.0.1", broker.port)
         self.client.loop_start()
         self.tst = int(time.time()) - 1500
 
@@ -99,8 +109,8 @@ def officer_on_screen(page: Page, lon: float, lat: float) -> dict:
 
 
 def test_live_map_draws_an_officer_where_its_fixes_put_it(center, browser) -> None:
-    base, mqtt_port, (lon, lat) = center
-    device = Device(mqtt_port)
+    base, broker, (lon, lat) = center
+    device = Device(broker)
     device.at(lon, lat)
     requests: list[str] = []
     page = open_page(browser, base + "/", requests, viewport={"width": 1400, "height": 850})
@@ -145,8 +155,8 @@ def test_an_incident_clock_turns_amber_then_red_on_time(center, browser) -> None
 
 
 def test_an_order_assigned_on_the_map_is_answered_on_the_officer_page(center, browser) -> None:
-    base, mqtt_port, (lon, lat) = center
-    Device(mqtt_port).at(lon, lat)
+    base, broker, (lon, lat) = center
+    Device(broker).at(lon, lat)
     requests: list[str] = []
     command = open_page(browser, base + "/", requests, viewport={"width": 1400, "height": 850})
     phone = open_page(browser, f"{base}/officer?officer={OFFICER}", requests,
@@ -171,8 +181,8 @@ def test_an_order_assigned_on_the_map_is_answered_on_the_officer_page(center, br
 
 
 def test_a_replayed_window_shows_officers_where_they_were(center, browser) -> None:
-    base, mqtt_port, (lon, lat) = center
-    device = Device(mqtt_port, "officer002", "bodycam002")
+    base, broker, (lon, lat) = center
+    device = Device(broker, "officer002", "bodycam002")
     device.tst = int(time.time()) - 1200  # a past window, fixes 5 minutes apart
     north = lat + 2500 / 111_320
     device.at(lon, lat)
@@ -210,7 +220,7 @@ def test_a_replayed_window_shows_officers_where_they_were(center, browser) -> No
 
 
 def test_markup_in_a_report_shows_as_text_and_never_runs(center, browser) -> None:
-    base, _mqtt_port, (lon, lat) = center
+    base, _broker, (lon, lat) = center
     requests: list[str] = []
     page = open_page(browser, base + "/", requests, viewport={"width": 1400, "height": 850})
     title = '<img src=x onerror="window.__injected=1">占道'
