@@ -23,6 +23,7 @@ import yaml
 from tqdm import tqdm
 
 from dispatch.store import Store
+from harness.center import as_environment, center_accounts
 from harness.daemons import ManagedMosquitto, ManagedRedis
 from simulators.publisher import Publisher
 
@@ -72,8 +73,10 @@ def _lateness(store: Store, expected: int, timeout_s: float) -> np.ndarray:
     return np.array([float(r["at"]) - json.loads(r["detail"])["due_at"] for r in records])
 
 
-def _devices(port: int, root: str, count: int, stop: threading.Event) -> None:
-    with Publisher("127.0.0.1", port, client_id="bench-devices") as publisher:
+def _devices(
+    port: int, root: str, count: int, stop: threading.Event, login: tuple[str, str]
+) -> None:
+    with Publisher("127.0.0.1", port, client_id="bench-devices", login=login) as publisher:
         tick = 0
         while not stop.is_set():
             started = time.monotonic()
@@ -96,11 +99,22 @@ def _phase(
     redis_url: str,
     env: dict[str, str],
     incidents: int,
-    with_devices: tuple[int, int] | None,
+    with_devices: tuple[ManagedMosquitto, int] | None,
 ) -> np.ndarray:
     prefix = f"bench-{name}"
+    accounts = {}
+    if with_devices is not None:
+        broker, devices = with_devices
+        accounts = as_environment(
+            {
+                **center_accounts(broker, prefix, prefix),
+                "unknown_devices": "register",
+                "registrations_per_min": devices,
+            }
+        )
     env = {
         **env,
+        **accounts,
         "YIWANG_KEY_PREFIX": prefix,
         "YIWANG_TOPIC_ROOT": prefix,
         "YIWANG_ENGINE_ID": prefix,
@@ -112,11 +126,14 @@ def _phase(
     feed = None
     try:
         if with_devices is not None:
-            port, devices = with_devices
+            login = (
+                accounts["YIWANG_SIMULATOR_MQTT_USERNAME"],
+                accounts["YIWANG_SIMULATOR_MQTT_PASSWORD"],
+            )
             workers.append(_spawn("ingest", {**env, "YIWANG_INGEST_CLIENT_ID": f"{prefix}-ingest"}))
             time.sleep(2.0)  # let the ingest subscribe before the devices start
             feed = threading.Thread(
-                target=_devices, args=(port, prefix, devices, stop), daemon=True
+                target=_devices, args=(broker.port, prefix, devices, stop, login), daemon=True
             )
             feed.start()
             time.sleep(3.0)
@@ -168,7 +185,7 @@ def main(incidents: int = 10_000, devices: int = 2_000) -> int:
                 f"  engine alone                 p50 {idle['p50_s']:.3f} s  p99 {idle['p99_s']:.3f} s  max {idle['max_s']:.3f} s"
             )
             loaded = _summary(
-                _phase("loaded", redis_service.url, env, incidents, (broker.port, devices))
+                _phase("loaded", redis_service.url, env, incidents, (broker, devices))
             )
             print(
                 f"  with {devices:,} devices at 1 Hz  p50 {loaded['p50_s']:.3f} s  p99 {loaded['p99_s']:.3f} s  max {loaded['max_s']:.3f} s"

@@ -31,6 +31,7 @@ import numpy as np
 import paho.mqtt.client as mqtt
 import websockets
 
+from harness.center import as_environment, center_accounts
 from harness.daemons import ManagedMosquitto, ManagedRedis, free_port
 from simulators.load import device_index, sent_at
 
@@ -48,13 +49,24 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 
 
 def _generator(
-    port: int, root: str, devices: int, seconds: int, start: int
+    port: int, root: str, devices: int, seconds: int, start: int, env: dict[str, str]
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "simulators.load", "--port", str(port), "--root", root,
          "--devices", str(devices), "--seconds", str(seconds), "--start", str(start)],
-        stdout=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, text=True, env={**os.environ, **env},
     )  # fmt: skip
+
+
+def _accounts(broker: ManagedMosquitto, root: str, devices: int) -> dict[str, str]:
+    """The center's and the load generator's accounts; every generated device registers."""
+    return as_environment(
+        {
+            **center_accounts(broker, root, root),
+            "unknown_devices": "register",
+            "registrations_per_min": devices,
+        }
+    )
 
 
 def _counted(fix_at: int, start: int, seconds: int) -> bool:
@@ -73,12 +85,16 @@ def _baseline(broker: ManagedMosquitto, devices: int, seconds: int) -> dict[str,
         if k is not None and _counted(fix["tst"], start, seconds):
             latencies.append(now - sent_at(fix["tst"], k, devices))
 
+    env = _accounts(broker, root, devices)
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{root}-screen")
+    client.username_pw_set(
+        env["YIWANG_SIMULATOR_MQTT_USERNAME"], env["YIWANG_SIMULATOR_MQTT_PASSWORD"]
+    )
     client.on_message = on_message
     client.connect("127.0.0.1", broker.port)
     client.subscribe(f"{root}/+/+", qos=1)
     client.loop_start()
-    generator = _generator(broker.port, root, devices, seconds, start)
+    generator = _generator(broker.port, root, devices, seconds, start, env)
     generator.communicate(timeout=seconds + 60)
     time.sleep(2)
     client.disconnect()
@@ -136,8 +152,10 @@ def _system(tmp: Path, devices: int, seconds: int) -> dict[str, object]:
     redis_service.start()
     broker.start()
     port = free_port()
+    accounts = _accounts(broker, "owntracks", devices)
     env = {
         **os.environ,
+        **accounts,
         "YIWANG_REDIS_URL": redis_service.url,
         "YIWANG_MQTT_PORT": str(broker.port),
         "YIWANG_HTTP_PORT": str(port),
@@ -172,7 +190,7 @@ def _system(tmp: Path, devices: int, seconds: int) -> dict[str, object]:
         }
         cpu_before = {n: _cpu_s(pid) for n, pid in pids.items()}
         screens_cpu = time.process_time()
-        generator = _generator(broker.port, "owntracks", devices, seconds, start)
+        generator = _generator(broker.port, "owntracks", devices, seconds, start, accounts)
         generated = json.loads(
             generator.communicate(timeout=seconds + 60)[0].strip().splitlines()[-1]
         )

@@ -23,11 +23,13 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from devices.batch import BatchWriter, IngestConfig
+from devices.broker import BrokerLogin
 from devices.ingest import IngestWorker
 from devices.quality import Limits
 from devices.registry import UnknownDevicePolicy
 from devices.topics import DEFAULT_ROOT, uplink_filters
 from dispatch.store import Store
+from harness.center import center_accounts
 from harness.daemons import ManagedMosquitto, ManagedRedis
 from simulators.publisher import Publisher
 
@@ -54,36 +56,46 @@ def _messages(count: int, devices: int, now: float) -> list[tuple[str, bytes]]:
     return out
 
 
-def _publish(port: int, messages: list[tuple[str, bytes]]) -> None:
-    with Publisher("127.0.0.1", port, client_id="bench-publisher") as publisher:
+def _publish(
+    broker: BrokerLogin, messages: list[tuple[str, bytes]], login: tuple[str, str]
+) -> None:
+    with Publisher(broker.host, broker.port, client_id="bench-publisher", login=login) as publisher:
         for topic, payload in messages:
             publisher.publish(topic, payload)
         publisher.wait_acknowledged()
 
 
-def _bare_session(port: int, client_id: str) -> mqtt.Client:
+def _bare_session(broker: BrokerLogin, client_id: str) -> mqtt.Client:
     client = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2,
         client_id=client_id,
         protocol=mqtt.MQTTv5,
         manual_ack=True,
     )
+    broker.apply(client)
     props = Properties(PacketTypes.CONNECT)
     props.SessionExpiryInterval = 3600
-    client.connect("127.0.0.1", port, clean_start=False, properties=props)
+    client.connect(broker.host, broker.port, clean_start=False, properties=props)
     return client
 
 
-def measure_bare(port: int, messages: list[tuple[str, bytes]]) -> float:
-    """Messages per second a paho subscriber drains when it only acknowledges them."""
-    client = _bare_session(port, "bench-bare")
+def measure_bare(
+    broker: BrokerLogin, messages: list[tuple[str, bytes]], login: tuple[str, str]
+) -> float:
+    """Messages per second a paho subscriber drains when it only acknowledges them.
+
+    It joins the ingest's group (the only one the ingest's account may join) and leaves it
+    after the drain, so the pipeline's run has the group to itself.
+    """
+    filters = uplink_filters(DEFAULT_ROOT)
+    client = _bare_session(broker, "bench-bare")
     subscribed = threading.Event()
     client.on_subscribe = lambda *args: subscribed.set()
-    client.subscribe([(f, 1) for f in uplink_filters(DEFAULT_ROOT, group="bare")])
+    client.subscribe([(f, 1) for f in filters])
     while not subscribed.is_set():
         client.loop(0.1)
     client.disconnect()
-    _publish(port, messages)
+    _publish(broker, messages, login)
     received = 0
 
     def on_message(c: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage) -> None:
@@ -91,30 +103,38 @@ def measure_bare(port: int, messages: list[tuple[str, bytes]]) -> float:
         received += 1
         c.ack(msg.mid, msg.qos)
 
-    client = _bare_session(port, "bench-bare")
+    client = _bare_session(broker, "bench-bare")
     client.on_message = on_message
     started = time.perf_counter()
     deadline = started + _DRAIN_TIMEOUT_S
     while received < len(messages) and time.perf_counter() < deadline:
         client.loop(0.1)
     elapsed = time.perf_counter() - started
+    client.unsubscribe(filters)
+    client.loop(0.5)
     client.disconnect()
     return received / elapsed
 
 
 def measure_pipeline(
-    port: int, store: Store, messages: list[tuple[str, bytes]], profile: bool
+    broker: BrokerLogin,
+    store: Store,
+    messages: list[tuple[str, bytes]],
+    login: tuple[str, str],
+    profile: bool,
 ) -> tuple[float, int, str]:
     """Messages per second from broker queue to verdicts in Redis; also lost count and profile."""
     config = IngestConfig(
-        root=DEFAULT_ROOT, limits=Limits(), unknown_devices=UnknownDevicePolicy.REGISTER
+        root=DEFAULT_ROOT,
+        limits=Limits(),
+        unknown_devices=UnknownDevicePolicy.REGISTER,
+        registrations_per_min=len(messages),
     )
 
     def worker() -> IngestWorker:
         return IngestWorker(
             BatchWriter(store.ingest, config),
-            host="127.0.0.1",
-            port=port,
+            broker=broker,
             client_id="bench-ingest",
             session_expiry_s=3600,
         )
@@ -126,7 +146,7 @@ def measure_pipeline(
     time.sleep(0.5)  # let the subscriptions settle before the worker leaves
     first.stop()
     thread.join(10)
-    _publish(port, messages)
+    _publish(broker, messages, login)
 
     def verdicts() -> int:
         stats = store.ingest.stats()
@@ -173,9 +193,17 @@ def main(messages: int = 100_000, devices: int = 2_000, profile: bool = False) -
             store.load_functions()
             load = _messages(messages, devices, time.time())
             print(f"ingest bench: {messages} QoS 1 locations from {devices} devices")
-            bare = measure_bare(broker.port, load)
+            accounts = center_accounts(broker, DEFAULT_ROOT, "bench")
+            ingest = BrokerLogin(
+                "127.0.0.1",
+                broker.port,
+                accounts["ingest_mqtt_username"],
+                accounts["ingest_mqtt_password"],
+            )
+            simulator = (accounts["simulator_mqtt_username"], accounts["simulator_mqtt_password"])
+            bare = measure_bare(ingest, load, simulator)
             print(f"  bare paho subscriber   {bare:10,.0f} msg/s")
-            pipeline, lost, profile_text = measure_pipeline(broker.port, store, load, profile)
+            pipeline, lost, profile_text = measure_pipeline(ingest, store, load, simulator, profile)
             print(f"  full ingest pipeline   {pipeline:10,.0f} msg/s  (lost {lost})")
             print(f"  ratio                  {pipeline / bare:10.2f}")
             if profile_text:

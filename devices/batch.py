@@ -19,7 +19,7 @@ import msgspec
 
 from devices import messages
 from devices.quality import Limits, Reason, Rejection, check_size, judge_location
-from devices.registry import Binding, UnknownDevicePolicy, resolve
+from devices.registry import Binding, RegistrationBudget, UnknownDevicePolicy, resolve
 from devices.sink import (
     FIX_CONFLICT,
     FIX_DUPLICATE,
@@ -37,7 +37,11 @@ BROKER_DROPPED_TOPIC = "$SYS/broker/publish/messages/dropped"
 _MAX_CHAIN_RETRIES = 16
 _STATE_CACHE_MAX = 200_000
 _REGISTRY_REFRESH_S = 30.0
+# A device bound a moment ago is read again sooner, at most this often, when it turns up.
+_REGISTRY_MISS_REFRESH_S = 2.0
 _LOG_EVERY_S = 60.0
+_DEADLETTER_TOPIC_MAX = 256
+_DEADLETTER_DETAIL_MAX = 512
 _MESSAGE_KINDS = {
     messages.Lwt: "lwt",
     messages.Transition: "transition",
@@ -82,6 +86,7 @@ class IngestConfig:
     unknown_devices: UnknownDevicePolicy
     batch_max: int = 1000
     batch_wait_s: float = 0.02
+    registrations_per_min: int = 60
 
 
 class BatchWriter:
@@ -98,6 +103,7 @@ class BatchWriter:
         self._bindings: dict[str, Binding] = {}
         self._bindings_at = float("-inf")
         self._last_logged: dict[tuple[str, str], float] = {}
+        self._registrations = RegistrationBudget(config.registrations_per_min)
 
     def forget(self) -> None:
         """Drop cached device state, e.g. after a failed write left it speculative."""
@@ -185,10 +191,24 @@ class BatchWriter:
             self._reject(batch, message, device, Rejection(Reason(exc.reason), str(exc)))
             return
         resolved = resolve(self._bindings, topic.user, topic.device, self.config.unknown_devices)
+        if (
+            isinstance(resolved, Rejection)
+            and resolved.reason is Reason.UNKNOWN_DEVICE
+            and message.received_at - self._bindings_at >= _REGISTRY_MISS_REFRESH_S
+        ):
+            self._refresh_bindings(message.received_at, _REGISTRY_MISS_REFRESH_S)
+            resolved = resolve(
+                self._bindings, topic.user, topic.device, self.config.unknown_devices
+            )
         if isinstance(resolved, Rejection):
             self._reject(batch, message, device, resolved)
             return
         if resolved.auto:
+            if not self._registrations.take(message.received_at):
+                self._reject(
+                    batch, message, device, self._registrations.refusal(topic.user, topic.device)
+                )
+                return
             self._bindings[topic.device] = resolved
             auto_bound[topic.device] = resolved
         if isinstance(decoded, messages.Location):
@@ -273,21 +293,30 @@ class BatchWriter:
     ) -> None:
         sha = hashlib.sha256(message.payload).hexdigest()
         payload = message.payload[: self.config.limits.max_payload_bytes]
-        batch.add_reject(device, rejection.reason, rejection.detail, message.topic, payload, sha)
+        # MQTT allows 64 KiB topics, and a bad topic's reason quotes it: keep a readable head.
+        topic = _shortened(message.topic, _DEADLETTER_TOPIC_MAX)
+        detail = _shortened(rejection.detail, _DEADLETTER_DETAIL_MAX)
+        batch.add_reject(device, rejection.reason, detail, topic, payload, sha)
         key = (device, rejection.reason)
         if message.received_at - self._last_logged.get(key, float("-inf")) >= _LOG_EVERY_S:
+            if len(self._last_logged) >= _STATE_CACHE_MAX:
+                self._last_logged.clear()
             self._last_logged[key] = message.received_at
             log.warning(
                 "rejected device=%s reason=%s detail=%r",
                 device or "-",
                 rejection.reason,
-                rejection.detail,
+                detail,
             )
 
-    def _refresh_bindings(self, now: float) -> None:
-        if now - self._bindings_at >= _REGISTRY_REFRESH_S:
+    def _refresh_bindings(self, now: float, every_s: float = _REGISTRY_REFRESH_S) -> None:
+        if now - self._bindings_at >= every_s:
             self._bindings = self.sink.bindings()
             self._bindings_at = now
+
+
+def _shortened(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
 
 
 def _duplicate(fix: _PendingFix) -> Rejection:

@@ -18,6 +18,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from devices.batch import BROKER_DROPPED_TOPIC, BatchWriter, PreparedBatch, Received
+from devices.broker import BrokerLogin
 from devices.sink import PendingWrite
 from devices.topics import uplink_filters
 
@@ -46,16 +47,13 @@ class IngestWorker:
         self,
         writer: BatchWriter,
         *,
-        host: str,
-        port: int,
+        broker: BrokerLogin,
         client_id: str,
         session_expiry_s: int,
         protocol: mqtt.MQTTProtocolVersion = mqtt.MQTTv5,
-        username: str | None = None,
-        password: str | None = None,
     ) -> None:
         self.writer = writer
-        self.host, self.port = host, port
+        self.broker = broker
         self.session_expiry_s = session_expiry_s
         self._pending: list[Received] = []
         self._in_redis: tuple[list[Received], PreparedBatch, PendingWrite] | None = None
@@ -69,8 +67,7 @@ class IngestWorker:
             clean_session=None if v5 else False,
             manual_ack=True,
         )
-        if username:
-            self.client.username_pw_set(username, password)
+        broker.apply(self.client)
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_disconnect = self._on_disconnect
@@ -91,7 +88,9 @@ class IngestWorker:
                     "redis unavailable (%s); releasing the MQTT session until it is back", exc
                 )
             except OSError as exc:
-                log.warning("broker %s:%d unreachable (%s)", self.host, self.port, exc)
+                log.warning(
+                    "broker %s:%d unreachable (%s)", self.broker.host, self.broker.port, exc
+                )
             self.client.disconnect()
             # Received but unacknowledged messages will be redelivered by the broker.
             self._pending.clear()
@@ -105,10 +104,14 @@ class IngestWorker:
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = self.session_expiry_s
             self.client.connect(
-                self.host, self.port, keepalive=30, clean_start=False, properties=props
+                self.broker.host,
+                self.broker.port,
+                keepalive=30,
+                clean_start=False,
+                properties=props,
             )
         else:
-            self.client.connect(self.host, self.port, keepalive=30)
+            self.client.connect(self.broker.host, self.broker.port, keepalive=30)
 
     def _pump(self) -> None:
         """Read, batch, store and acknowledge until stopped or disconnected."""
@@ -162,7 +165,11 @@ class IngestWorker:
         props: Properties | None,
     ) -> None:
         if reason.is_failure:
-            log.error("broker refused the ingest session: %s", reason)
+            log.error(
+                "broker %r refused the ingest session (%s): check the ingest's broker account",
+                self.broker,
+                reason,
+            )
             return
         client._sock = _BufferedSocket(client._sock)  # type: ignore[assignment]
         filters = [(f, 1) for f in uplink_filters(self.writer.config.root)]
@@ -177,9 +184,21 @@ class IngestWorker:
         reasons: list[mqtt.ReasonCode],
         props: Properties | None,
     ) -> None:
-        refused = [str(r) for r in reasons if r.is_failure]
+        # The uplink filters come first, the broker's dropped-messages counter last.
+        *uplink, counter = reasons
+        if counter.is_failure:
+            log.warning(
+                "broker refused %s (%s): its drops go unreported", BROKER_DROPPED_TOPIC, counter
+            )
+        refused = [str(r) for r in uplink if r.is_failure]
         if refused:
-            log.error("broker refused ingest subscriptions: %s", ", ".join(refused))
+            # Connected but deaf is not healthy: the account lacks the ingest's role.
+            log.error(
+                "broker refused ingest subscriptions (%s): give the ingest's account "
+                "the ingest role (`yiwang broker setup`)",
+                ", ".join(refused),
+            )
+            return
         self.connected.set()
 
     def _on_disconnect(

@@ -40,6 +40,7 @@ class Reason(StrEnum):
     IMPLAUSIBLE_JUMP = "implausible_jump"
     DUPLICATE = "duplicate"
     UNKNOWN_DEVICE = "unknown_device"
+    REGISTRATION_LIMIT = "registration_limit"
     WRONG_OFFICER = "wrong_officer"
     CHAIN_CONTENTION = "chain_contention"
 

@@ -2,7 +2,9 @@
 
 Bindings come from a CSV or YAML file (`yiwang devices import FILE`) or the CLI. A message from
 a device the registry does not know is either registered on the spot to the officer its topic
-names, or quarantined (rejected with a reason), as the deployment chooses. A known device that
+names, or quarantined (rejected with a reason), as the deployment chooses; registration on the
+spot is rationed (`RegistrationBudget`) so invented serials cannot grow the registry without
+bound. A known device that
 publishes under another officer's name is always rejected: that is a misconfigured or borrowed
 device, and silently merging it would put one officer's track under another's name.
 """
@@ -38,6 +40,34 @@ class Binding:
         return cls(device, data["officer"], data.get("team", ""), data.get("auto", False))
 
 
+@dataclass(frozen=True, slots=True)
+class CredentialRecord:
+    """Who holds a device's broker account and since when; the broker keeps the password hash."""
+
+    device: str
+    username: str
+    officer: str
+    issued_at: float
+    revoked_at: float | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "username": self.username,
+                "officer": self.officer,
+                "issued_at": self.issued_at,
+                "revoked_at": self.revoked_at,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, device: str, text: str) -> CredentialRecord:
+        data = json.loads(text)
+        return cls(
+            device, data["username"], data["officer"], data["issued_at"], data.get("revoked_at")
+        )
+
+
 class UnknownDevicePolicy(StrEnum):
     REGISTER = "register"
     QUARANTINE = "quarantine"
@@ -66,6 +96,35 @@ def resolve(
             f"device {device!r} is bound to officer {binding.officer!r} but published as {user!r}",
         )
     return binding
+
+
+class RegistrationBudget:
+    """A token bucket of registrations: `per_min` a minute, and a burst of as many.
+
+    Pure: the caller passes `now`. Each ingest worker holds one, so N workers admit N times it.
+    """
+
+    def __init__(self, per_min: int) -> None:
+        self.per_min = per_min
+        self._tokens = float(per_min)
+        self._at: float | None = None
+
+    def take(self, now: float) -> bool:
+        """Spend one registration if any is left at `now`."""
+        if self._at is not None:
+            self._tokens = min(self.per_min, self._tokens + (now - self._at) * self.per_min / 60)
+        self._at = now
+        if self._tokens < 1:
+            return False
+        self._tokens -= 1
+        return True
+
+    def refusal(self, user: str, device: str) -> Rejection:
+        return Rejection(
+            Reason.REGISTRATION_LIMIT,
+            f"device {device!r} not registered: more than {self.per_min} new devices a minute; "
+            f"bind it ahead with `yiwang devices bind {device} --officer {user} --team TEAM`",
+        )
 
 
 def load_bindings(path: Path) -> list[Binding]:

@@ -21,6 +21,8 @@ from enum import StrEnum
 
 DEFAULT_ROOT = "owntracks"
 INGEST_GROUP = "ingest"
+# Officer logins and serials are short; a longer level is junk, and would become a key name.
+LEVEL_MAX = 64
 
 
 class Channel(StrEnum):
@@ -75,6 +77,11 @@ def parse_topic(root: str, topic: str) -> DeviceTopic:
     for name, value in (("user", user), ("device", device)):
         if not value or "+" in value or "#" in value:
             raise TopicError(f"topic {topic!r} has an invalid {name} level {value!r}")
+        if len(value) > LEVEL_MAX:
+            raise TopicError(
+                f"topic {topic!r} has a {name} level of {len(value)} characters; "
+                f"at most {LEVEL_MAX} are allowed"
+            )
     suffix = levels[3] if len(levels) == 4 else ""
     try:
         channel = Channel(suffix)

@@ -20,6 +20,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from devices.broker import BrokerLogin
 from devices.downlink import OrderNotice, dispatch_message, owntracks_commands, withdrawal_message
 from devices.topics import Channel, device_topic
 from dispatch.store import UNAVAILABLE, Store
@@ -30,20 +31,27 @@ _PUBLISH_TIMEOUT_S = 10.0
 
 
 class OrderDelivery:
-    def __init__(self, store: Store, *, host: str, port: int, root: str, client_id: str) -> None:
+    def __init__(self, store: Store, *, broker: BrokerLogin, root: str, client_id: str) -> None:
         self.store = store
         self.root = root
-        self.host, self.port = host, port
+        self.broker = broker
+        self.connected = threading.Event()  # the health endpoint reads it
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5
         )
+        broker.apply(self.client)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_publish = self._on_publish
+        # MQTT 5 acknowledges a publish the ACL refused with a reason code, not silence.
+        self._refused: dict[int, str] = {}
 
     def run(self, stop: threading.Event) -> None:
         self.store.incidents.ensure_outbox_group()
         # paho connects in the background and reconnects with backoff; until it is connected,
         # deliveries fail, stay unacknowledged in the outbox and are retried.
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
-        self.client.connect_async(self.host, self.port, keepalive=30)
+        self.client.connect_async(self.broker.host, self.broker.port, keepalive=30)
         self.client.loop_start()
         try:
             while not stop.is_set():
@@ -55,6 +63,45 @@ class OrderDelivery:
         finally:
             self.client.loop_stop()
             self.client.disconnect()
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason: mqtt.ReasonCode,
+        props: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            log.error(
+                "broker %r refused order delivery (%s): check YIWANG_DELIVERY_MQTT_USERNAME "
+                "and YIWANG_DELIVERY_MQTT_PASSWORD",
+                self.broker,
+                reason,
+            )
+            return
+        self.connected.set()
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.DisconnectFlags,
+        reason: mqtt.ReasonCode,
+        props: Properties | None,
+    ) -> None:
+        self.connected.clear()
+
+    def _on_publish(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        mid: int,
+        reason: mqtt.ReasonCode,
+        props: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            self._refused[mid] = str(reason)
 
     def _pass(self, stop: threading.Event) -> None:
         """Deliver what a previous pass left unacknowledged, then what is new."""
@@ -108,3 +155,9 @@ class OrderDelivery:
         info.wait_for_publish(_PUBLISH_TIMEOUT_S)
         if not info.is_published():
             raise ConnectionError(f"broker did not take the order message for {topic}")
+        refused = self._refused.pop(info.mid, None)
+        if refused is not None:
+            raise PermissionError(
+                f"broker refused the order message for {topic} ({refused}): give the "
+                "delivery account the delivery role (`yiwang broker setup`)"
+            )

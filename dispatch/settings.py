@@ -7,11 +7,13 @@ import socket
 import time
 from datetime import datetime
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from devices.broker import BrokerLogin
 from devices.quality import Limits
 from devices.registry import UnknownDevicePolicy
 from devices.topics import DEFAULT_ROOT
@@ -32,8 +34,22 @@ class Settings(BaseSettings):
 
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883
+    # The broker refuses anonymous clients: each worker logs in with its own account
+    # (`yiwang broker setup` creates them), else with YIWANG_MQTT_USERNAME/PASSWORD.
     mqtt_username: str | None = None
     mqtt_password: str | None = None
+    ingest_mqtt_username: str | None = None
+    ingest_mqtt_password: str | None = None
+    delivery_mqtt_username: str | None = None
+    delivery_mqtt_password: str | None = None
+    simulator_mqtt_username: str | None = None
+    simulator_mqtt_password: str | None = None
+    # The dynamic-security admin: issues and revokes devices' credentials.
+    broker_admin_username: str = "admin"
+    broker_admin_password: str | None = None
+    # A CA certificate file: every client of the center then connects over TLS (port 8883 in
+    # deploy/mosquitto.conf) and accepts only a broker certificate this CA signed.
+    mqtt_tls_ca: Path | None = None
     topic_root: str = DEFAULT_ROOT
     # 5 where the broker speaks it; 311 for brokers that do not. Devices may use any version.
     mqtt_protocol: int = 5
@@ -44,7 +60,11 @@ class Settings(BaseSettings):
     # most of the median device → screen latency (measured: 20 ms → p50 43 ms, 5 ms → 31 ms).
     ingest_batch_wait_ms: float = 5.0
     ingest_session_expiry_s: int = 7 * 24 * 3600
-    unknown_devices: UnknownDevicePolicy = UnknownDevicePolicy.REGISTER
+    # Outside the demo a device must be bound before its messages count.
+    unknown_devices: UnknownDevicePolicy = UnknownDevicePolicy.QUARANTINE
+    # Under `register`: at most this many new devices a minute per ingest worker, so a flood
+    # of invented serials cannot fill the registry.
+    registrations_per_min: int = Field(60, ge=0)
 
     max_payload_bytes: int = 4096
     max_future_s: float = 300.0
@@ -95,6 +115,27 @@ class Settings(BaseSettings):
         if value not in (5, 311):
             raise ValueError("YIWANG_MQTT_PROTOCOL is 5 (MQTT 5) or 311 (MQTT 3.1.1)")
         return value
+
+    def broker_login(
+        self, account: Literal["ingest", "delivery", "simulator", "admin"]
+    ) -> BrokerLogin:
+        """Where and as whom one of the center's clients connects to the broker."""
+        own = {
+            "ingest": (self.ingest_mqtt_username, self.ingest_mqtt_password),
+            "delivery": (self.delivery_mqtt_username, self.delivery_mqtt_password),
+            "simulator": (self.simulator_mqtt_username, self.simulator_mqtt_password),
+            "admin": (self.broker_admin_username, self.broker_admin_password),
+        }
+        username, password = own[account]
+        if username is None:
+            username, password = self.mqtt_username, self.mqtt_password
+        return BrokerLogin(
+            self.mqtt_host,
+            self.mqtt_port,
+            username,
+            password,
+            str(self.mqtt_tls_ca) if self.mqtt_tls_ca else None,
+        )
 
     def policies(self) -> PolicyBook:
         """The timeline policies: the 1/3/15 defaults, or the YAML file's overrides."""

@@ -1,7 +1,8 @@
 """The whole center on one machine, and simulated cities run against it.
 
-`local_center` starts project-managed Redis and Mosquitto, binds the city's devices and serves
-the API with every worker, exactly as `yiwang demo` does; `run_scenario` plays a scenario file
+`local_center` starts project-managed Redis and Mosquitto, gives the center's workers and the
+simulated city their broker accounts, binds the city's devices and serves the API with every
+worker, exactly as `yiwang demo` does; `run_scenario` plays a scenario file
 against it on an accelerated clock and checks the outcome.
 """
 
@@ -19,9 +20,10 @@ from pathlib import Path
 import uvicorn
 import yaml
 
-from devices.registry import load_bindings
+from devices.registry import UnknownDevicePolicy, load_bindings
 from dispatch.api.app import create_app
 from dispatch.basemap import BASEMAP, build_basemap
+from dispatch.broker_accounts import BrokerAccounts, Worker
 from dispatch.core.access import Role
 from dispatch.db import AccountStore, Database, upgrade
 from dispatch.identity import Identity
@@ -103,6 +105,28 @@ def demo_accounts(settings: Settings, officer: str) -> tuple[dict[Role, tuple[st
     return logins, token
 
 
+def center_accounts(broker: ManagedMosquitto, root: str, tag: str) -> dict[str, str]:
+    """Accounts for the ingest, order delivery and simulator under `root`, with new passwords;
+    returns the settings that log in with them (and the admin, to issue devices' credentials).
+    """
+    update = {
+        "broker_admin_username": broker.admin_username,
+        "broker_admin_password": broker.admin_password,
+    }
+    with BrokerAccounts(broker.admin(), root) as accounts:
+        for worker in Worker:
+            username, password = f"{tag}-{worker}", secrets.token_urlsafe(18)
+            accounts.ensure_worker(worker, username, password)
+            update[f"{worker}_mqtt_username"] = username
+            update[f"{worker}_mqtt_password"] = password
+    return update
+
+
+def as_environment(update: dict[str, object]) -> dict[str, str]:
+    """Settings fields as the YIWANG_* variables a `yiwang` subprocess reads."""
+    return {f"YIWANG_{name.upper()}": str(value) for name, value in update.items()}
+
+
 @contextmanager
 def local_center(settings: Settings, city_dir: Path, workdir: Path) -> Iterator[LocalCenter]:
     """Redis, Mosquitto, PostgreSQL and the server with all workers, with demo accounts."""
@@ -121,6 +145,9 @@ def local_center(settings: Settings, city_dir: Path, workdir: Path) -> Iterator[
                 "redis_url": redis_service.url,
                 "mqtt_host": "127.0.0.1",
                 "mqtt_port": broker.port,
+                **center_accounts(broker, settings.topic_root, "yiwang"),
+                # The simulated city's officers turn up on first sight, as in a trial.
+                "unknown_devices": UnknownDevicePolicy.REGISTER,
                 "areas_file": city_dir / cityfiles.AREAS,
                 "roster_file": city_dir / cityfiles.ROSTER,
                 "streets_file": city_dir / cityfiles.STREETS,
@@ -212,7 +239,10 @@ def run_scenario(scenario: Scenario, workdir: Path) -> tuple[list[str], Outcome]
                 opened[number] = driver.report(scripted.report(now, lon, lat))
 
         with Publisher(
-            settings.mqtt_host, settings.mqtt_port, client_id="scenario-devices"
+            settings.mqtt_host,
+            settings.mqtt_port,
+            client_id="scenario-devices",
+            login=simulator_login(settings),
         ) as publisher:
             driver = CityDriver(
                 model,
@@ -221,6 +251,7 @@ def run_scenario(scenario: Scenario, workdir: Path) -> tuple[list[str], Outcome]
                 settings.topic_root,
                 clock,
                 (settings.mqtt_host, settings.mqtt_port),
+                login=simulator_login(settings),
                 arrivals=_arrivals(model, scenario, started),
                 faults=FaultInjector(scenario.faults, started, scenario.seed),
                 dispatcher=None
@@ -244,6 +275,12 @@ def run_scenario(scenario: Scenario, workdir: Path) -> tuple[list[str], Outcome]
     for error in driver.errors:
         log.info("scenario %s: %s", scenario.name, error)
     return check(scenario, outcome), outcome
+
+
+def simulator_login(settings: Settings) -> tuple[str, str] | None:
+    """The (username, password) the simulators publish with, if the settings name one."""
+    login = settings.broker_login("simulator")
+    return None if login.username is None else (login.username, login.password or "")
 
 
 def _arrivals(model: CityModel, scenario: Scenario, now: float) -> IncidentArrivals | None:

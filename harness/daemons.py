@@ -3,18 +3,26 @@
 `yiwang demo` and the test suite run the same configuration: Redis with an append-only file,
 so acknowledged data survives a kill -9, and Mosquitto with a sized queue, so a lagging
 subscriber is never acknowledged-then-dropped (the stock `max_queued_messages 1000` silently
-discards QoS 1 messages once a subscriber falls behind).
+discards QoS 1 messages once a subscriber falls behind). Mosquitto refuses anonymous clients:
+its dynamic-security plugin holds the accounts, starting with an admin whose password is kept
+beside the broker's files; `dispatch.broker_accounts` creates every other account through it.
+With a certificate and key it also listens with TLS.
 """
 
 from __future__ import annotations
 
 import getpass
+import glob
+import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+from devices.broker import BrokerLogin
 
 # Shared with deploy/mosquitto.conf (docker-compose); a test keeps the two in step.
 MOSQUITTO_QUEUE_SETTINGS = """\
@@ -23,6 +31,16 @@ max_queued_bytes 0
 max_inflight_messages 0
 persistent_client_expiration 7d
 """
+# Shared with deploy/mosquitto.conf too: no anonymous client, one set of rules for all listeners.
+MOSQUITTO_SECURITY_SETTINGS = """\
+per_listener_settings false
+allow_anonymous false
+"""
+# Debian and Ubuntu put the plugin under the multiarch folder, the eclipse-mosquitto image not.
+_DYNSEC_PLUGIN_GLOBS = (
+    "/usr/lib/*/mosquitto_dynamic_security.so",
+    "/usr/lib/mosquitto_dynamic_security.so",
+)
 
 
 class ServiceError(RuntimeError):
@@ -162,16 +180,78 @@ class ManagedRedis(ManagedService):
         return [str(conf)]
 
 
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """A server certificate (PEM, chain included) and its private key."""
+
+    cert: Path
+    key: Path
+
+
 class ManagedMosquitto(ManagedService):
     name = binary = package = "mosquitto"
+    admin_username = "admin"
+
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        *,
+        tls: TlsFiles | None = None,
+        tls_port: int | None = None,
+    ) -> None:
+        super().__init__(workdir, port)
+        self.tls = tls
+        self.tls_port = (tls_port or free_port()) if tls else None
+
+    @property
+    def dynsec_file(self) -> Path:
+        return self.workdir / "dynamic-security.json"
+
+    @property
+    def admin_password(self) -> str:
+        """The dynamic-security admin's password, made on the first start and kept (0600)."""
+        path = self.workdir / "admin.password"
+        if not path.exists():
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(24))
+        return path.read_text().strip()
+
+    def admin(self) -> BrokerLogin:
+        return BrokerLogin("127.0.0.1", self.port, self.admin_username, self.admin_password)
+
+    def start(self) -> None:
+        if not self.dynsec_file.exists():
+            subprocess.run(
+                [
+                    _require("mosquitto_ctrl", "mosquitto"),
+                    "dynsec",
+                    "init",
+                    str(self.dynsec_file),
+                    self.admin_username,
+                    self.admin_password,
+                ],
+                check=True,
+                capture_output=True,
+            )
+        super().start()
 
     def config(self) -> str:
+        listeners = f"listener {self.port} 127.0.0.1\n"
+        if self.tls is not None:
+            listeners += (
+                f"listener {self.tls_port} 127.0.0.1\n"
+                f"certfile {self.tls.cert}\n"
+                f"keyfile {self.tls.key}\n"
+            )
         return (
-            f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
+            listeners
+            + MOSQUITTO_SECURITY_SETTINGS
+            + f"plugin {_dynsec_plugin()}\n"
+            + f"plugin_opt_config_file {self.dynsec_file}\n"
             # Run as whoever started us: mosquitto started as root would switch to the
             # `mosquitto` user and could not write its persistence file in our directory.
-            f"user {getpass.getuser()}\n"
+            + f"user {getpass.getuser()}\n"
             "persistence true\n"
             f"persistence_location {self.workdir}/\n"
             "autosave_interval 5\n"
@@ -181,3 +261,14 @@ class ManagedMosquitto(ManagedService):
 
     def command(self, conf: Path) -> list[str]:
         return ["-c", str(conf)]
+
+
+def _dynsec_plugin() -> str:
+    for pattern in _DYNSEC_PLUGIN_GLOBS:
+        found = sorted(glob.glob(pattern))
+        if found:
+            return found[0]
+    raise ServiceError(
+        "mosquitto_dynamic_security.so not found; install Mosquitto 2 with its plugins "
+        "(`apt-get install mosquitto`)"
+    )

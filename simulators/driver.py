@@ -61,6 +61,7 @@ class CityDriver:
     root: str
     now: Callable[[], float]
     broker: tuple[str, int]
+    login: tuple[str, str] | None = None  # (username, password) allowed to read orders
     arrivals: IncidentArrivals | None = None
     faults: FaultInjector | None = None
     dispatcher: DispatcherBot | None = None
@@ -112,14 +113,25 @@ class CityDriver:
             except ValueError:
                 log.warning("unreadable order on %s", message.topic)
 
+        if self.login is not None:
+            client.username_pw_set(*self.login)
         client.on_message = on_message
         ready = threading.Event()
-        client.on_subscribe = lambda *_: ready.set()
+        refused: list[str] = []
+
+        def on_subscribe(_c: mqtt.Client, _u: object, _mid: int, reasons: list, _p: object) -> None:
+            refused.extend(str(r) for r in reasons if r.is_failure)
+            ready.set()
+
+        client.on_subscribe = on_subscribe
         client.connect(*self.broker)
         client.subscribe(f"{self.root}/+/+/dispatch", qos=1)
         client.loop_start()
-        if not ready.wait(10):
-            raise ApiError(f"no subscription to orders on {self.broker[0]}:{self.broker[1]}")
+        if not ready.wait(10) or refused:
+            raise ApiError(
+                f"no subscription to orders on {self.broker[0]}:{self.broker[1]} "
+                f"({', '.join(refused) or 'no answer'}): log in with the simulator's account"
+            )
         return client
 
     def _tick(self, now: float) -> None:

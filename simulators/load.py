@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import socket
 import struct
 import sys
@@ -53,15 +54,23 @@ class RawPublisher:
     thread. A few microseconds per message, where a full client library spends a hundred:
     the generator must not take the CPU the system under test needs."""
 
-    def __init__(self, host: str, port: int, client_id: str) -> None:
+    def __init__(
+        self, host: str, port: int, client_id: str, login: tuple[str, str] | None = None
+    ) -> None:
         self.sock = socket.create_connection((host, port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        ident = client_id.encode()
-        # CONNECT: protocol "MQTT" level 4, clean session, keep-alive 60 s.
-        body = b"\x00\x04MQTT\x04\x02\x00\x3c" + struct.pack("!H", len(ident)) + ident
+        # CONNECT: protocol "MQTT" level 4, clean session (+ username and password), 60 s.
+        flags = 0x02 | (0xC0 if login else 0)
+        body = b"\x00\x04MQTT\x04" + bytes([flags]) + b"\x00\x3c" + _string(client_id)
+        if login:
+            body += _string(login[0]) + _string(login[1])
         self.sock.sendall(b"\x10" + _length(len(body)) + body)
-        if self.sock.recv(4)[:1] != b"\x20":
-            raise ConnectionError(f"{host}:{port} refused the connection")
+        connack = self.sock.recv(4)
+        if connack[:1] != b"\x20" or connack[3:4] != b"\x00":
+            raise ConnectionError(
+                f"{host}:{port} refused the connection (CONNACK {connack.hex()}): "
+                "log in with the simulator's account"
+            )
         self.acknowledged = 0
         self._next_id = 0
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -90,6 +99,11 @@ class RawPublisher:
         self.sock.close()
 
 
+def _string(text: str) -> bytes:
+    data = text.encode()
+    return struct.pack("!H", len(data)) + data
+
+
 def _length(n: int) -> bytes:
     out = bytearray()
     while True:
@@ -100,9 +114,16 @@ def _length(n: int) -> bytes:
 
 
 def run(
-    host: str, port: int, root: str, devices: int, seconds: int, connections: int, start: int
+    host: str,
+    port: int,
+    root: str,
+    devices: int,
+    seconds: int,
+    connections: int,
+    start: int,
+    login: tuple[str, str] | None = None,
 ) -> dict[str, float]:
-    clients = [RawPublisher(host, port, f"{root}-load-{n}") for n in range(connections)]
+    clients = [RawPublisher(host, port, f"{root}-load-{n}", login) for n in range(connections)]
     topics = [f"{root}/{PREFIX}{k:05d}/{PREFIX}{k:05d}".encode() for k in range(devices)]
     lags = np.zeros(devices * seconds)
     sent = 0
@@ -146,8 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     start = args.start or math.ceil(time.time()) + 2
+    # The simulator's broker account, from the environment as the center's workers take theirs
+    # (never from the command line, where every user of the machine can read it).
+    username = os.environ.get("YIWANG_SIMULATOR_MQTT_USERNAME")
+    login = (username, os.environ.get("YIWANG_SIMULATOR_MQTT_PASSWORD", "")) if username else None
     report = run(
-        args.host, args.port, args.root, args.devices, args.seconds, args.connections, start
+        args.host, args.port, args.root, args.devices, args.seconds, args.connections, start, login
     )
     print(json.dumps(report), flush=True)
     return 0

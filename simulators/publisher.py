@@ -38,7 +38,11 @@ class Ledger:
 
 
 class Publisher:
-    """One MQTT connection publishing QoS 1 messages for many devices (multiplexed)."""
+    """One MQTT connection publishing QoS 1 messages for many devices (multiplexed).
+
+    `login` is the (username, password) of a broker account allowed to publish under the
+    root: the simulator's account, or a device's own for its topics.
+    """
 
     def __init__(
         self,
@@ -47,13 +51,17 @@ class Publisher:
         *,
         client_id: str,
         protocol: mqtt.MQTTProtocolVersion = mqtt.MQTTv311,
+        login: tuple[str, str] | None = None,
     ) -> None:
         self.host, self.port, self.client_id = host, port, client_id
+        self.login = login
         self.ledger = Ledger()
         self._in_flight: deque[tuple[mqtt.MQTTMessageInfo, str, bytes]] = deque()
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol
         )
+        if login is not None:
+            self.client.username_pw_set(*login)
         self.client.max_inflight_messages_set(_INFLIGHT)
         self.client.max_queued_messages_set(0)
 

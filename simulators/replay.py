@@ -178,15 +178,20 @@ def shifted(rows: Iterable[FeedRow], ends_at: float, *, align: bool) -> list[Fee
 class PerDevicePublishers:
     """One MQTT connection per device, as a fleet of real phones would hold."""
 
-    def __init__(self, host: str, port: int, client_prefix: str) -> None:
+    def __init__(
+        self, host: str, port: int, client_prefix: str, login: tuple[str, str] | None = None
+    ) -> None:
         self.host, self.port, self.client_prefix = host, port, client_prefix
+        self.login = login
         self._publishers: dict[str, Publisher] = {}
 
     def publish(self, topic: str, payload: dict[str, object]) -> None:
         device = topic.rsplit("/", 1)[-1]
         publisher = self._publishers.get(device)
         if publisher is None:
-            publisher = Publisher(self.host, self.port, client_id=f"{self.client_prefix}-{device}")
+            publisher = Publisher(
+                self.host, self.port, client_id=f"{self.client_prefix}-{device}", login=self.login
+            )
             self._publishers[device] = publisher.start()
         publisher.publish(topic, payload)
 

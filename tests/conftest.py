@@ -1,23 +1,29 @@
 """Test harness: private redis-server and mosquitto on free loopback ports, unique key and
-topic prefixes per test, and the shared real-world data next to the repository."""
+topic prefixes per test with broker accounts of their own, and the shared real-world data next
+to the repository."""
 
 from __future__ import annotations
 
 import os
+import secrets
 import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
 
 from devices.batch import BatchWriter, IngestConfig
+from devices.broker import BrokerLogin
 from devices.ingest import IngestWorker
 from devices.quality import Limits
 from devices.registry import UnknownDevicePolicy
+from dispatch.broker_accounts import BrokerAccounts
 from dispatch.db import Database, upgrade
 from dispatch.store import Store
+from harness.center import center_accounts
 from harness.daemons import ManagedMosquitto, ManagedRedis, ManagedService
 from harness.postgres import ManagedPostgres
 
@@ -79,6 +85,46 @@ def prefix() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
 
 
+@dataclass(frozen=True)
+class Logins:
+    """Broker accounts for one test's topic root: the center's workers, the simulator (which
+    may publish anything under the root, as the tests' devices do) and devices on demand."""
+
+    broker: ManagedMosquitto
+    root: str
+    settings: dict[str, str]  # Settings fields that make the center's workers log in
+
+    def worker(self, name: str) -> BrokerLogin:
+        return BrokerLogin(
+            "127.0.0.1",
+            self.broker.port,
+            self.settings[f"{name}_mqtt_username"],
+            self.settings[f"{name}_mqtt_password"],
+        )
+
+    @property
+    def simulator(self) -> tuple[str, str]:
+        login = self.worker("simulator")
+        return login.username or "", login.password or ""
+
+    def device(self, device: str, officer: str) -> tuple[str, str]:
+        """Issue a device's own credentials, confined to `{root}/{officer}/{device}`.
+
+        Device accounts are the broker's, not the root's: one left by an earlier test that
+        used the same serial is replaced.
+        """
+        password = secrets.token_urlsafe(12)
+        with BrokerAccounts(self.broker.admin(), self.root) as accounts:
+            accounts.revoke_device(device)
+            accounts.issue_device(device, officer, password)
+        return device, password
+
+
+@pytest.fixture
+def logins(broker: ManagedMosquitto, prefix: str) -> Logins:
+    return Logins(broker, prefix, center_accounts(broker, prefix, prefix))
+
+
 @pytest.fixture
 def store(redis_service: ManagedRedis, prefix: str) -> Store:
     store = Store.from_url(redis_service.url, prefix)
@@ -91,6 +137,8 @@ def ingest_config(root: str, **limits: float) -> IngestConfig:
         root=root,
         limits=Limits(**limits),  # type: ignore[arg-type]
         unknown_devices=UnknownDevicePolicy.REGISTER,
+        # The replayed feeds register thousands of devices within seconds.
+        registrations_per_min=1_000_000,
         batch_max=500,
         batch_wait_s=0.01,
     )
@@ -112,14 +160,13 @@ class RunningIngest:
 
 
 @pytest.fixture
-def start_ingest(broker: ManagedMosquitto, store: Store, prefix: str) -> Iterator:
+def start_ingest(logins: Logins, store: Store, prefix: str) -> Iterator:
     running: list[RunningIngest] = []
 
     def start(config: IngestConfig | None = None, **kwargs: object) -> RunningIngest:
         worker = IngestWorker(
             BatchWriter(store.ingest, config or ingest_config(prefix)),
-            host="127.0.0.1",
-            port=broker.port,
+            broker=logins.worker("ingest"),
             client_id=f"ingest-{prefix}",
             session_expiry_s=600,
             **kwargs,  # type: ignore[arg-type]

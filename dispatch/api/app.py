@@ -35,18 +35,16 @@ def build_ingest(settings: Settings, store: Store) -> IngestWorker:
         root=settings.topic_root,
         limits=settings.limits(),
         unknown_devices=settings.unknown_devices,
+        registrations_per_min=settings.registrations_per_min,
         batch_max=settings.ingest_batch_max,
         batch_wait_s=settings.ingest_batch_wait_ms / 1000.0,
     )
     return IngestWorker(
         BatchWriter(store.ingest, config, clock=settings.clock()),
-        host=settings.mqtt_host,
-        port=settings.mqtt_port,
+        broker=settings.broker_login("ingest"),
         client_id=settings.ingest_client_id,
         session_expiry_s=settings.ingest_session_expiry_s,
         protocol=mqtt.MQTTv5 if settings.mqtt_protocol == 5 else mqtt.MQTTv311,
-        username=settings.mqtt_username,
-        password=settings.mqtt_password,
     )
 
 
@@ -71,7 +69,7 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
         city = settings.city(datetime.fromtimestamp(clock(), ZoneInfo(settings.timezone)))
         stop = threading.Event()
         threads: list[threading.Thread] = []
-        ingest = engine = None
+        ingest = engine = delivery = None
         if "ingest" in workers:
             ingest = build_ingest(settings, own_store())
             threads.append(threading.Thread(target=ingest.run, name="ingest", daemon=True))
@@ -91,8 +89,7 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
         if "delivery" in workers:
             delivery = OrderDelivery(
                 own_store(),
-                host=settings.mqtt_host,
-                port=settings.mqtt_port,
+                broker=settings.broker_login("delivery"),
                 root=settings.topic_root,
                 client_id=f"{settings.engine_id}-delivery",
             )
@@ -106,7 +103,17 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
         upgrade(db)
         identity = Identity(AccountStore(db), store.sessions)
         app.state.yiwang = AppState(
-            settings, store, feed, ingest, engine, city, clock, settings.policies(), db, identity
+            settings,
+            store,
+            feed,
+            ingest,
+            engine,
+            delivery,
+            city,
+            clock,
+            settings.policies(),
+            db,
+            identity,
         )
         try:
             yield

@@ -11,6 +11,7 @@ from dispatch.city import City
 from dispatch.clock import Clock
 from dispatch.core.policy import PolicyBook
 from dispatch.db import Database
+from dispatch.delivery import OrderDelivery
 from dispatch.engine import Engine
 from dispatch.identity import Identity
 from dispatch.settings import Settings
@@ -24,6 +25,7 @@ class AppState:
     feed: ScreenFeed  # the WebSocket feed waits on Redis without blocking a thread
     ingest: IngestWorker | None
     engine: Engine | None
+    delivery: OrderDelivery | None
     city: City | None
     clock: Clock
     policies: PolicyBook

@@ -7,6 +7,7 @@ import gc
 import logging
 
 from dispatch.cli.bench import add_bench_command
+from dispatch.cli.broker import add_broker_command
 from dispatch.cli.center import add_center_commands
 from dispatch.cli.evidence import add_evidence_commands
 from dispatch.cli.simulation import add_simulation_commands
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_center_commands(commands)
+    add_broker_command(commands)
     add_simulation_commands(commands)
     add_evidence_commands(commands)
     add_user_commands(commands)

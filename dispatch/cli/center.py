@@ -15,6 +15,8 @@ import uvicorn
 
 from devices.registry import Binding, load_bindings
 from dispatch.api.app import WORKERS, build_ingest, create_app
+from dispatch.broker_accounts import BrokerAccountError
+from dispatch.cli.broker import follow_binding, issue_credentials, revoke_credentials
 from dispatch.core.track import DeviceKey
 from dispatch.engine import Engine
 from dispatch.evidence.archive import verify_archive
@@ -85,6 +87,14 @@ def cmd_engine(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_devices(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        return _devices(args, settings)
+    except BrokerAccountError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+
+
+def _devices(args: argparse.Namespace, settings: Settings) -> int:
 
     store = Store.from_url(settings.redis_url, settings.key_prefix)
     if args.action == "import":
@@ -92,8 +102,20 @@ def cmd_devices(args: argparse.Namespace, settings: Settings) -> int:
         store.registry.bind(bindings)
         print(f"bound {len(bindings)} devices from {args.file}")
     elif args.action == "bind":
-        store.registry.bind([Binding(args.device, args.officer, args.team or "")])
+        binding = Binding(args.device, args.officer, args.team or "")
+        follow_binding(settings, store, binding)
+        store.registry.bind([binding])
         print(f"{args.device} → officer {args.officer}, team {args.team or '-'}")
+        if args.issue_credentials:
+            return issue_credentials(
+                settings, store, args.device, args.broker_host or settings.mqtt_host
+            )
+    elif args.action == "issue-credentials":
+        return issue_credentials(
+            settings, store, args.device, args.broker_host or settings.mqtt_host
+        )
+    elif args.action == "revoke-credentials":
+        return revoke_credentials(settings, store, args.device)
     elif args.action == "unbind":
         if not store.registry.unbind(args.device):
             print(f"{args.device} was not bound", file=sys.stderr)
@@ -136,6 +158,23 @@ def add_center_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     bind.add_argument("device", help="device serial (the last topic level)")
     bind.add_argument("--officer", required=True, help="officer login (the user topic level)")
     bind.add_argument("--team", help="team id")
+    bind.add_argument(
+        "--issue-credentials", action="store_true", help="also issue its broker credentials"
+    )
+    issue = actions.add_parser(
+        "issue-credentials",
+        help="create a bound device's broker account; prints its password once",
+    )
+    issue.add_argument("device")
+    revoke = actions.add_parser(
+        "revoke-credentials", help="delete a device's broker account: disconnected at once"
+    )
+    revoke.add_argument("device")
+    for parser in (bind, issue):
+        parser.add_argument(
+            "--broker-host",
+            help="the broker's name as devices reach it (default: YIWANG_MQTT_HOST)",
+        )
     unbind = actions.add_parser("unbind", help="remove a device's binding")
     unbind.add_argument("device")
     actions.add_parser("list", help="print every binding")

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from dispatch.settings import Settings
-from harness.center import local_center, prepare_city, run_scenario
+from harness.center import local_center, prepare_city, run_scenario, simulator_login
 from simulators.city import Behaviour, CityModel
 from simulators.cityfiles import (
     AREAS,
@@ -45,7 +45,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
             load_sim_city(city_dir), behaviour=Behaviour(), seed=args.seed, now=clock()
         )
         broker = (settings.mqtt_host, settings.mqtt_port)
-        with Publisher(*broker, client_id="yiwang-demo-city") as publisher:
+        login = simulator_login(settings)
+        with Publisher(*broker, client_id="yiwang-demo-city", login=login) as publisher:
             driver = CityDriver(
                 model,
                 Api(center.base_url, center.token),
@@ -53,6 +54,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
                 settings.topic_root,
                 clock,
                 broker,
+                login=login,
                 arrivals=IncidentArrivals(
                     model.street_points(),
                     per_hour=args.incidents_per_hour,
@@ -126,11 +128,12 @@ def cmd_city(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
     rows = list(READERS[args.format](Path(args.file)))
     host, port = settings.mqtt_host, settings.mqtt_port
+    login = simulator_login(settings)
     publisher: Publisher | PerDevicePublishers
     if args.client_per_device:
-        publisher = PerDevicePublishers(host, port, "yiwang-replay")
+        publisher = PerDevicePublishers(host, port, "yiwang-replay", login)
     else:
-        publisher = Publisher(host, port, client_id="yiwang-replay").start()
+        publisher = Publisher(host, port, client_id="yiwang-replay", login=login).start()
     try:
         count = replay(
             rows,

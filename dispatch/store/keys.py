@@ -34,6 +34,11 @@ class Keys:
         return f"{self.prefix}:registry"
 
     @property
+    def credentials(self) -> str:
+        """Devices' broker-account records: issued to whom, when, and revoked when."""
+        return f"{self.prefix}:credentials"
+
+    @property
     def stats(self) -> str:
         return f"{self.prefix}:stats"
 

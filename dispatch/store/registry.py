@@ -1,4 +1,5 @@
-"""The device registry's key: which officer and team each device serial is bound to."""
+"""The device registry's keys: which officer and team each device serial is bound to, and the
+records of the broker credentials issued to devices."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import Sequence
 
 import redis
 
-from devices.registry import Binding
+from devices.registry import Binding, CredentialRecord
 from dispatch.store.keys import Keys
 
 
@@ -29,3 +30,10 @@ class RegistryStore:
     def devices_of(self, officer: str) -> list[str]:
         """The serials bound to an officer, sorted."""
         return sorted(b.device for b in self.bindings().values() if b.officer == officer)
+
+    def record_credentials(self, record: CredentialRecord) -> None:
+        self.redis.hset(self.keys.credentials, record.device, record.to_json())
+
+    def credentials(self, device: str) -> CredentialRecord | None:
+        text = self.redis.hget(self.keys.credentials, device)
+        return None if text is None else CredentialRecord.from_json(device, text)

@@ -5,7 +5,15 @@
 
 local EVENTS_MAXLEN = 100000
 local POSITIONS_MAXLEN = 100000
-local DEADLETTER_MAXLEN = 1000000
+-- Dead letters are bounded three ways: the stream's length, a quota per source and hour
+-- (beyond it a rejection is only counted), and one shared source for every message that names
+-- no bound device (bad topics, unknown or unregistered devices), so a flood of junk or of
+-- invented serials neither grows Redis nor displaces the records of real devices.
+local DEADLETTER_MAXLEN = 50000
+local DEADLETTERS_PER_SOURCE = 500
+local DEADLETTER_WINDOW_S = 3600
+local UNBOUND_REASONS = {unknown_device = true, registration_limit = true}
+local REJECTED_BY_DEVICE_MAX = 10000
 local MESSAGE_DEDUPE_TTL_S = 7 * 24 * 3600
 
 -- Fix statuses returned to the caller, in batch order.
@@ -55,21 +63,38 @@ end
 
 -- reject = {dev, reason, detail, topic, payload, payload_sha256}
 -- A rejected message redelivered after a crash (or repeated by the device) is kept once: the
--- copy counts as a duplicate, so every message has exactly one verdict.
+-- copy counts as a duplicate, so every message has exactly one verdict. Past its source's
+-- quota a rejection is counted without a record or a dedupe key, so a redelivered copy of it
+-- is counted under its reason again.
 local function store_rejects(p, rx, rejects)
+  local stats = p .. ':stats'
   for n = 1, #rejects do
     local dev, reason, detail, topic, payload, payload_sha = unpack(rejects[n])
-    local seen_key = p .. ':rejseen:' .. dev .. ':' .. payload_sha
-    if reason ~= 'duplicate' and not redis.call('SET', seen_key, '1', 'NX', 'EX', MESSAGE_DEDUPE_TTL_S) then
-      reason = 'duplicate'
-      detail = 'the same message was already rejected: a redelivery or a repeated report'
+    local source = dev
+    if UNBOUND_REASONS[reason] then source = '' end
+    local quota_key = p .. ':dlquota:' .. source
+    local kept = redis.call('INCR', quota_key)
+    if kept == 1 then redis.call('EXPIRE', quota_key, DEADLETTER_WINDOW_S) end
+    if kept <= DEADLETTERS_PER_SOURCE then
+      local seen_key = p .. ':rejseen:' .. dev .. ':' .. payload_sha
+      if reason ~= 'duplicate'
+          and not redis.call('SET', seen_key, '1', 'NX', 'EX', MESSAGE_DEDUPE_TTL_S) then
+        reason = 'duplicate'
+        detail = 'the same message was already rejected: a redelivery or a repeated report'
+      end
+      redis.call('XADD', p .. ':deadletter', 'MAXLEN', '~', DEADLETTER_MAXLEN, '*',
+        'rx', rx, 'device', dev, 'topic', topic, 'reason', reason, 'detail', detail,
+        'payload', payload, 'payload_sha256', payload_sha)
+    else
+      redis.call('HINCRBY', stats, 'deadletters_dropped', 1)
     end
-    redis.call('XADD', p .. ':deadletter', 'MAXLEN', '~', DEADLETTER_MAXLEN, '*',
-      'rx', rx, 'device', dev, 'topic', topic, 'reason', reason, 'detail', detail,
-      'payload', payload, 'payload_sha256', payload_sha)
-    redis.call('HINCRBY', p .. ':stats', 'rejected:' .. reason, 1)
-    if dev ~= '' then
-      redis.call('HINCRBY', p .. ':rejected_by_device', dev .. '|' .. reason, 1)
+    redis.call('HINCRBY', stats, 'rejected:' .. reason, 1)
+    if source ~= '' then
+      local field = dev .. '|' .. reason
+      if redis.call('HEXISTS', p .. ':rejected_by_device', field) == 1
+          or redis.call('HLEN', p .. ':rejected_by_device') < REJECTED_BY_DEVICE_MAX then
+        redis.call('HINCRBY', p .. ':rejected_by_device', field, 1)
+      end
     end
   end
 end

@@ -11,6 +11,7 @@ import math
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
@@ -23,7 +24,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 from dispatch.core.access import Role
 from dispatch.settings import Settings
-from harness.center import LocalCenter, local_center
+from harness.center import LocalCenter, local_center, simulator_login
 from harness.daemons import free_port
 from simulators.cityfiles import build_demo_city, load_sim_city
 
@@ -38,7 +39,7 @@ OFFICER, DEVICE = "officer001", "bodycam001"
 
 class Screens(NamedTuple):
     base: str
-    mqtt_port: int
+    broker: Broker
     centre: tuple[float, float]  # inside the test officer's home area
     local: LocalCenter
 
@@ -56,7 +57,8 @@ def center(tmp_path_factory) -> Iterator[Screens]:
     centre = sim.areas.get(home).geometry.representative_point()
     with local_center(settings, city, workdir) as running:
         assert running.logins[Role.OFFICER][0] == OFFICER
-        yield Screens(running.base_url, running.settings.mqtt_port, (centre.x, centre.y), running)
+        broker = Broker(running.settings.mqtt_port, simulator_login(running.settings))
+        yield Screens(running.base_url, broker, (centre.x, centre.y), running)
 
 
 @pytest.fixture(scope="module")
@@ -67,11 +69,19 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
+@dataclass(frozen=True)
+class Broker:
+    port: int
+    login: tuple[str, str] | None  # the simulator's account: it may publish for any device
+
+
 class Device:
-    def __init__(self, port: int, officer: str = OFFICER, device: str = DEVICE) -> None:
+    def __init__(self, broker: Broker, officer: str = OFFICER, device: str = DEVICE) -> None:
         self.topic = f"owntracks/{officer}/{device}"
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"screens-{device}")
-        self.client.connect("127.0.0.1", port)
+        if broker.login is not None:
+            self.client.username_pw_set(*broker.login)
+        self.client.connect("127.0.0.1", broker.port)
         self.client.loop_start()
         self.tst = int(time.time()) - 1500
 
@@ -122,8 +132,8 @@ def officer_on_screen(page: Page, lon: float, lat: float) -> dict:
 
 
 def test_live_map_draws_an_officer_where_its_fixes_put_it(center, browser) -> None:
-    mqtt_port, (lon, lat) = center.mqtt_port, center.centre
-    device = Device(mqtt_port)
+    broker, (lon, lat) = center.broker, center.centre
+    device = Device(broker)
     device.at(lon, lat)
     requests: list[str] = []
     page = open_page(browser, center, "/", requests, viewport={"width": 1400, "height": 850})
@@ -168,8 +178,8 @@ def test_an_incident_clock_turns_amber_then_red_on_time(center, browser) -> None
 
 
 def test_an_order_assigned_on_the_map_is_answered_on_the_officer_page(center, browser) -> None:
-    mqtt_port, (lon, lat) = center.mqtt_port, center.centre
-    Device(mqtt_port).at(lon, lat)
+    broker, (lon, lat) = center.broker, center.centre
+    Device(broker).at(lon, lat)
     requests: list[str] = []
     command = open_page(browser, center, "/", requests, viewport={"width": 1400, "height": 850})
     phone = open_page(browser, center, "/officer", requests, Role.OFFICER,
@@ -194,8 +204,8 @@ def test_an_order_assigned_on_the_map_is_answered_on_the_officer_page(center, br
 
 
 def test_a_replayed_window_shows_officers_where_they_were(center, browser) -> None:
-    mqtt_port, (lon, lat) = center.mqtt_port, center.centre
-    device = Device(mqtt_port, "officer002", "bodycam002")
+    broker, (lon, lat) = center.broker, center.centre
+    device = Device(broker, "officer002", "bodycam002")
     device.tst = int(time.time()) - 1200  # a past window, fixes 5 minutes apart
     north = lat + 2500 / 111_320
     device.at(lon, lat)

@@ -29,8 +29,12 @@ def verdicts(store: Store) -> int:
     )
 
 
-def mqtt_client(port: int, client_id: str, protocol: mqtt.MQTTProtocolVersion) -> mqtt.Client:
+def mqtt_client(
+    port: int, client_id: str, protocol: mqtt.MQTTProtocolVersion, login: tuple[str, str]
+) -> mqtt.Client:
+    """A connected client logged in as `login` (the broker refuses anonymous clients)."""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
+    client.username_pw_set(*login)
     client.connect("127.0.0.1", port, keepalive=30)
     client.loop_start()
     return client

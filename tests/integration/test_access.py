@@ -51,16 +51,22 @@ EAST_OFFICERS = {"zhang3", "li4"}
 
 @contextmanager
 def running_center(
-    tmp_path, redis_service, prefix: str, database_url: str, broker=None
+    tmp_path, redis_service, prefix: str, database_url: str, logins=None
 ) -> Iterator[TestClient]:
-    """The app with the two-area city and a leading engine; with `broker`, ingest too.
+    """The app with the two-area city and a leading engine; with broker `logins`, ingest too.
 
     The client sends no credentials by itself: each call says who makes it.
     """
     areas, roster = city_files(tmp_path)
     mqtt_settings: dict[str, Any] = (
-        {"mqtt_port": broker.port, "topic_root": prefix, "ingest_client_id": f"ingest-{prefix}"}
-        if broker is not None
+        {
+            "mqtt_port": logins.broker.port,
+            **logins.settings,
+            "topic_root": prefix,
+            "ingest_client_id": f"ingest-{prefix}",
+            "unknown_devices": "register",  # the city's devices turn up on first sight
+        }
+        if logins is not None
         else {}
     )
     settings = Settings(
@@ -74,10 +80,10 @@ def running_center(
         data_dir=tmp_path / "var",
         **mqtt_settings,
     )
-    workers = ("engine", "ingest") if broker is not None else ("engine",)
+    workers = ("engine", "ingest") if logins is not None else ("engine",)
     with TestClient(create_app(settings, workers=workers)) as client:
         wait_until(lambda: client.get("/api/health").json()["engine_leading"], 15, "the engine")
-        if broker is not None:
+        if logins is not None:
             wait_until(lambda: client.get("/api/health").json()["ingest_connected"], 15, "ingest")
         yield client
 
@@ -116,9 +122,10 @@ def assign(client: TestClient, headers: dict[str, str], incident: str, officer: 
     return reply.json()["order"]
 
 
-def publish_fixes(broker, prefix: str, officers: list[str]) -> None:
+def publish_fixes(logins, prefix: str, officers: list[str]) -> None:
     now = int(time.time())
-    publisher = mqtt_client(broker.port, f"{prefix}-fixes-{now}-{len(officers)}", mqtt.MQTTv311)
+    client_id = f"{prefix}-fixes-{now}-{len(officers)}"
+    publisher = mqtt_client(logins.broker.port, client_id, mqtt.MQTTv311, logins.simulator)
     try:
         messages = []
         for officer in officers:
@@ -330,13 +337,13 @@ def test_an_anonymous_answer_asks_for_a_bearer_token(
 
 
 def test_a_west_dispatcher_neither_sees_nor_touches_the_east(
-    broker, redis_service, prefix, tmp_path, database_url
+    logins, redis_service, prefix, tmp_path, database_url
 ) -> None:
     admin = bearer(database_url, Role.ADMIN, name="admin-1")
     everywhere = bearer(database_url, Role.DISPATCHER, name="d-all")
     west = bearer(database_url, Role.DISPATCHER, name="d-west", scope="west")
-    with running_center(tmp_path, redis_service, prefix, database_url, broker) as client:
-        publish_fixes(broker, prefix, ["zhang3", "li4", "wang5"])
+    with running_center(tmp_path, redis_service, prefix, database_url, logins) as client:
+        publish_fixes(logins, prefix, ["zhang3", "li4", "wang5"])
         wait_until(
             lambda: len(client.get("/api/devices", headers=admin).json()) == 3, 10, "3 devices"
         )
@@ -436,12 +443,12 @@ def test_the_live_feed_refuses_anonymous_and_cross_site_callers(
 
 
 def test_a_west_screen_receives_nothing_of_the_east(
-    broker, redis_service, prefix, tmp_path, database_url
+    logins, redis_service, prefix, tmp_path, database_url
 ) -> None:
     admin = bearer(database_url, Role.ADMIN, name="admin-1")
     west = bearer(database_url, Role.DISPATCHER, name="d-west", scope="west")
-    with running_center(tmp_path, redis_service, prefix, database_url, broker) as client:
-        publish_fixes(broker, prefix, ["zhang3", "li4", "wang5"])
+    with running_center(tmp_path, redis_service, prefix, database_url, logins) as client:
+        publish_fixes(logins, prefix, ["zhang3", "li4", "wang5"])
         wait_until(
             lambda: len(client.get("/api/devices", headers=admin).json()) == 3, 10, "3 devices"
         )
@@ -458,9 +465,9 @@ def test_a_west_screen_receives_nothing_of_the_east(
             assert [i["id"] for i in snapshot["incidents"]] == [west_incident]
             assert [row[0] for row in snapshot["devices"]] == ["wang5/BC-3"]
             # Deltas: the east moves first, the west last; the screen sees only the west.
-            publish_fixes(broker, prefix, ["zhang3", "li4"])
+            publish_fixes(logins, prefix, ["zhang3", "li4"])
             later_east = report(client, admin, EAST, "east, later")
-            publish_fixes(broker, prefix, ["wang5"])
+            publish_fixes(logins, prefix, ["wang5"])
             later_west = report(client, admin, WEST, "west, later")
             seen = receive_until(
                 ws, lambda m: m["type"] == "incident" and m["body"]["id"] == later_west
@@ -486,12 +493,12 @@ def test_a_west_screen_receives_nothing_of_the_east(
 
 
 def test_an_officer_feed_holds_only_their_own_orders_and_devices(
-    broker, redis_service, prefix, tmp_path, database_url
+    logins, redis_service, prefix, tmp_path, database_url
 ) -> None:
     admin = bearer(database_url, Role.ADMIN, name="admin-1")
     zhang3 = bearer(database_url, Role.OFFICER, name="zhang3")
-    with running_center(tmp_path, redis_service, prefix, database_url, broker) as client:
-        publish_fixes(broker, prefix, ["zhang3", "li4", "wang5"])
+    with running_center(tmp_path, redis_service, prefix, database_url, logins) as client:
+        publish_fixes(logins, prefix, ["zhang3", "li4", "wang5"])
         wait_until(
             lambda: len(client.get("/api/devices", headers=admin).json()) == 3, 10, "3 devices"
         )
@@ -505,7 +512,7 @@ def test_an_officer_feed_holds_only_their_own_orders_and_devices(
             snapshot = ws.receive_json()
             assert [i["id"] for i in snapshot["incidents"]] == [own]
             assert [row[0] for row in snapshot["devices"]] == ["zhang3/BC-1"]
-            publish_fixes(broker, prefix, ["li4", "wang5", "zhang3"])
+            publish_fixes(logins, prefix, ["li4", "wang5", "zhang3"])
             later = report(client, admin, EAST, "reported while zhang3 watches")
             client.post(f"/api/incidents/{teammate}/reassign", json={}, headers=admin)
             accepted = client.post(

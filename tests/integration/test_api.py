@@ -8,16 +8,21 @@ import time
 import paho.mqtt.client as mqtt
 from fastapi.testclient import TestClient
 
+from devices.registry import Binding
 from dispatch.api.app import create_app
 from dispatch.settings import Settings
 from tests.integration.helpers import bearer, mqtt_client, publish_all, wait_until
 
 
-def test_devices_tracks_and_stats(broker, redis_service, prefix, database_url) -> None:
+def test_devices_tracks_and_stats(
+    broker, logins, redis_service, store, prefix, database_url
+) -> None:
+    store.registry.bind([Binding("BC-0042", "zhang3")])
     settings = Settings(
         redis_url=redis_service.url,
         key_prefix=prefix,
         mqtt_port=broker.port,
+        **logins.settings,
         topic_root=prefix,
         ingest_client_id=f"api-{prefix}",
         database_url=database_url,
@@ -42,7 +47,7 @@ def test_devices_tracks_and_stats(broker, redis_service, prefix, database_url) -
     with TestClient(create_app(settings, workers=("ingest",))) as client:
         client.headers.update(bearer(database_url))
         wait_until(lambda: client.get("/api/health").json()["ingest_connected"], what="ingest")
-        publisher = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv311)
+        publisher = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv311, logins.simulator)
         publish_all(publisher, fixes)
         wait_until(lambda: client.get("/api/ingest/stats").json()["rejected_total"] == 1)
 
@@ -52,6 +57,7 @@ def test_devices_tracks_and_stats(broker, redis_service, prefix, database_url) -
             "redis": True,
             "ingest_connected": True,
             "engine_leading": None,
+            "delivery_connected": None,
         }
 
         listed = client.get("/api/devices").json()

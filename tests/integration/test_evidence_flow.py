@@ -33,18 +33,18 @@ from tests.integration.test_terminal_flow import INCIDENT, M_LAT, POLICY, city_f
 
 
 def test_incident_package_holds_track_and_clip_and_detects_tampering(
-    broker, redis_service, store: Store, prefix, tmp_path, database_url
+    broker, logins, redis_service, store: Store, prefix, tmp_path, database_url
 ) -> None:
     areas, roster = city_files(tmp_path)
     policy = tmp_path / "policy.yaml"
     policy.write_text(yaml.safe_dump({"default": POLICY}))
     settings = Settings(
         areas_file=areas, roster_file=roster, redis_url=redis_service.url, key_prefix=prefix,
-        mqtt_port=broker.port, topic_root=prefix, policy_file=policy, engine_id=f"engine-{prefix}",
+        mqtt_port=broker.port, **logins.settings, topic_root=prefix, policy_file=policy, engine_id=f"engine-{prefix}",
         ingest_client_id=f"ingest-{prefix}", engine_lease_ms=3000, data_dir=tmp_path / "var", database_url=database_url,
     )  # fmt: skip
     store.registry.bind([Binding("BC-1", "zhang3", "team-east")])
-    terminal = mqtt_client(broker.port, f"{prefix}-bc1", mqtt.MQTTv311)
+    terminal = mqtt_client(broker.port, f"{prefix}-bc1", mqtt.MQTTv311, logins.simulator)
     base = f"{prefix}/zhang3/BC-1"
     t0 = int(time.time()) - 60
     published: list[tuple[int, float, float]] = []
@@ -165,9 +165,9 @@ def test_incident_package_holds_track_and_clip_and_detects_tampering(
     )
 
 
-def sealed_segment(store: Store, broker, prefix: str, tmp_path, count: int):
+def sealed_segment(store: Store, broker, logins, prefix: str, tmp_path, count: int):
     """`count` fixes of one walker stored through the ingest, then sealed: (settings, manifest)."""
-    client = mqtt_client(broker.port, f"{prefix}-seg", mqtt.MQTTv311)
+    client = mqtt_client(broker.port, f"{prefix}-seg", mqtt.MQTTv311, logins.simulator)
     t0 = int(time.time()) - 100
     for n in range(count):
         payload = {
@@ -190,10 +190,10 @@ def sealed_segment(store: Store, broker, prefix: str, tmp_path, count: int):
     "tamper", ["byte", "delete", "swap", "substitute", "coordinate", "manifest"]
 )
 def test_sealed_segment_tampering_is_named(
-    store: Store, prefix, tmp_path, start_ingest, broker, tamper
+    store: Store, prefix, tmp_path, start_ingest, broker, logins, tamper
 ) -> None:
     start_ingest()
-    settings, manifest_path = sealed_segment(store, broker, prefix, tmp_path, 30)
+    settings, manifest_path = sealed_segment(store, broker, logins, prefix, tmp_path, 30)
     assert verify_segment(manifest_path, settings.signer().public_hex) == []
     segment = manifest_path.parent / json.loads(manifest_path.read_text())["manifest"]["file"]
     if tamper == "byte":
@@ -225,10 +225,10 @@ def test_sealed_segment_tampering_is_named(
 
 
 def test_any_changed_byte_of_a_sealed_segment_fails(
-    store: Store, prefix, tmp_path, start_ingest, broker
+    store: Store, prefix, tmp_path, start_ingest, broker, logins
 ) -> None:
     start_ingest()
-    _, manifest_path = sealed_segment(store, broker, prefix, tmp_path, 20)
+    _, manifest_path = sealed_segment(store, broker, logins, prefix, tmp_path, 20)
     segment = manifest_path.parent / json.loads(manifest_path.read_text())["manifest"]["file"]
     originals = {path: path.read_bytes() for path in (segment, manifest_path)}
 

@@ -47,7 +47,7 @@ def longest_short_recording(person: Path) -> list:
 
 
 def test_geolife_persons_replayed_at_60x_keep_their_tracks(
-    shared_data, broker, store, prefix, start_ingest
+    shared_data, broker, logins, store, prefix, start_ingest
 ) -> None:
     persons = sorted((shared_data / "geolife-beijing" / "plt").iterdir())
     assert len(persons) == 10
@@ -61,7 +61,9 @@ def test_geolife_persons_replayed_at_60x_keep_their_tracks(
     for row in played:
         played_by_device.setdefault(f"{row.user}/{row.device}", []).append(row)
     began = time.monotonic()
-    with Publisher("127.0.0.1", broker.port, client_id=f"{prefix}-geolife") as publisher:
+    with Publisher(
+        "127.0.0.1", broker.port, client_id=f"{prefix}-geolife", login=logins.simulator
+    ) as publisher:
         published = replay(
             rows,
             publisher,

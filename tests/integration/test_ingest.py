@@ -28,7 +28,7 @@ def location(tst: float, lat: float = 29.08, lon: float = 119.65, **extra) -> by
 
 @pytest.mark.parametrize("protocol", [mqtt.MQTTv31, mqtt.MQTTv311, mqtt.MQTTv5])
 def test_owntracks_fixtures_accepted_and_negatives_rejected(
-    broker, store, prefix, start_ingest, protocol
+    broker, logins, store, prefix, start_ingest, protocol
 ) -> None:
     # The fixtures were recorded in Europe in 2015-2023: widen the horizon and service area.
     start_ingest(ingest_config(prefix, max_age_s=20 * 365 * 86400.0, service_area=WORLD))
@@ -38,7 +38,7 @@ def test_owntracks_fixtures_accepted_and_negatives_rejected(
         (f"{prefix}/jane/phone{'/' + suffix if suffix else ''}", payload)
         for _name, suffix, payload, _reason in REJECTED
     ]
-    client = mqtt_client(broker.port, f"{prefix}-pub", protocol)
+    client = mqtt_client(broker.port, f"{prefix}-pub", protocol, logins.simulator)
     publish_all(client, messages)
     wait_until(lambda: verdicts(store) == len(messages), what="a verdict for every fixture")
     stats = store.ingest.stats()
@@ -57,7 +57,7 @@ def test_owntracks_fixtures_accepted_and_negatives_rejected(
 
 
 def test_duplicates_backfill_and_bad_values_each_get_their_verdict(
-    broker, store, prefix, start_ingest
+    broker, logins, store, prefix, start_ingest
 ) -> None:
     start_ingest()
     now = time.time()
@@ -74,7 +74,7 @@ def test_duplicates_backfill_and_bad_values_each_get_their_verdict(
         (topic, b'{"_type":"location","lat":29.1'),  # the same junk again: one verdict each
         (topic, location(now - 3, lat=29.0802, crs="gcj02")),
     ]
-    client = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv311)
+    client = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv311, logins.simulator)
     publish_all(client, messages)
     wait_until(lambda: verdicts(store) == len(messages))
     stats = store.ingest.stats()
@@ -104,7 +104,7 @@ def test_duplicates_backfill_and_bad_values_each_get_their_verdict(
 
 
 def test_registry_quarantines_unknown_devices_and_never_merges(
-    broker, store, prefix, start_ingest
+    broker, logins, store, prefix, start_ingest
 ) -> None:
     store.registry.bind([Binding("BC-1", "zhang3", "wucheng-01")])
     config = replace(ingest_config(prefix), unknown_devices=UnknownDevicePolicy.QUARANTINE)
@@ -115,7 +115,7 @@ def test_registry_quarantines_unknown_devices_and_never_merges(
         (f"{prefix}/li4/BC-1", location(now - 1)),
         (f"{prefix}/li4/BC-2", location(now - 1)),
     ]
-    client = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv5)
+    client = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv5, logins.simulator)
     publish_all(client, messages)
     wait_until(lambda: verdicts(store) == 3)
     assert store.ingest.stats()["accepted"] == 1
@@ -127,7 +127,7 @@ def test_registry_quarantines_unknown_devices_and_never_merges(
     client.loop_stop()
 
 
-def test_presence_clips_and_sos_are_routed(broker, store, prefix, start_ingest) -> None:
+def test_presence_clips_and_sos_are_routed(broker, logins, store, prefix, start_ingest) -> None:
     start_ingest()
     now = time.time()
     base = f"{prefix}/zhang3/BC-0042"
@@ -145,7 +145,7 @@ def test_presence_clips_and_sos_are_routed(broker, store, prefix, start_ingest) 
         ),
         (f"{base}/conn", json.dumps({"_type": "conn", "online": False, "tst": int(now)}).encode()),
     ]
-    client = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv311)
+    client = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv311, logins.simulator)
     publish_all(client, messages)
     wait_until(lambda: verdicts(store) == len(messages))
     assert store.clips.clip("BC-0042-0001")["end"] == int(now)
@@ -156,7 +156,7 @@ def test_presence_clips_and_sos_are_routed(broker, store, prefix, start_ingest) 
 
 
 def test_redis_killed_mid_stream_loses_nothing(
-    broker, redis_service, store, prefix, start_ingest
+    broker, logins, redis_service, store, prefix, start_ingest
 ) -> None:
     running = start_ingest()
     now = time.time()
@@ -164,7 +164,7 @@ def test_redis_killed_mid_stream_loses_nothing(
         (f"{prefix}/u{n % 20}/d{n % 20}", location(now - 300 + n // 20, lat=29.08 + n * 1e-6))
         for n in range(2000)
     ]
-    client = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv311)
+    client = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv311, logins.simulator)
     publish_all(client, first)
     wait_until(lambda: verdicts(store) == 2000)
     redis_service.kill()
@@ -187,12 +187,12 @@ def test_redis_killed_mid_stream_loses_nothing(
 
 
 def test_ingest_over_mqtt_311_for_brokers_without_version_5(
-    broker, store, prefix, start_ingest
+    broker, logins, store, prefix, start_ingest
 ) -> None:
     running = start_ingest(protocol=mqtt.MQTTv311)
     assert running.worker.client.protocol == mqtt.MQTTv311
     now = time.time()
-    client = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv5)
+    client = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv5, logins.simulator)
     publish_all(
         client,
         [(f"{prefix}/zhang3/BC-7", location(now - n, lat=29.08 + n * 1e-5)) for n in range(5)],
@@ -202,13 +202,13 @@ def test_ingest_over_mqtt_311_for_brokers_without_version_5(
     client.loop_stop()
 
 
-def test_load_generator_publishes_at_qos_1_and_counts_every_puback(broker, prefix) -> None:
+def test_load_generator_publishes_at_qos_1_and_counts_every_puback(broker, logins, prefix) -> None:
     received: list[tuple[str, bytes]] = []
-    subscriber = mqtt_client(broker.port, f"{prefix}-sub", mqtt.MQTTv311)
+    subscriber = mqtt_client(broker.port, f"{prefix}-sub", mqtt.MQTTv311, logins.simulator)
     subscriber.on_message = lambda c, u, m: received.append((m.topic, m.payload))
     subscriber.subscribe(f"{prefix}/#", qos=1)
     time.sleep(0.3)
-    publisher = RawPublisher("127.0.0.1", broker.port, f"{prefix}-raw")
+    publisher = RawPublisher("127.0.0.1", broker.port, f"{prefix}-raw", logins.simulator)
     for k in range(2_000):
         publisher.publish(
             f"{prefix}/load{k:05d}/load{k:05d}".encode(), payload(k, 1_795_000_000, 0)

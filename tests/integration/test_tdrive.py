@@ -18,6 +18,7 @@ import time
 import pytest
 
 from dispatch.core.track import DeviceKey, verify_chain
+from harness.center import as_environment
 from simulators.publisher import Publisher
 from simulators.replay import read_tdrive, replay, shifted
 from tests.integration.feeds import expected_outcome, stored_keys
@@ -35,12 +36,14 @@ def tdrive(shared_data):
 
 
 def test_tdrive_replay_every_fix_gets_its_verdict(
-    tdrive, broker, store, prefix, start_ingest
+    tdrive, broker, logins, store, prefix, start_ingest
 ) -> None:
     start_ingest()
     ends_at = int(time.time())
     expected = expected_outcome(shifted(tdrive, ends_at, align=False), ends_at)
-    with Publisher("127.0.0.1", broker.port, client_id=f"{prefix}-replay") as publisher:
+    with Publisher(
+        "127.0.0.1", broker.port, client_id=f"{prefix}-replay", login=logins.simulator
+    ) as publisher:
         published = replay(tdrive, publisher, root=prefix, ends_at=ends_at, progress=False)
     assert published == len(publisher.ledger) == 110_654
     wait_until(lambda: verdicts(store) == published, timeout_s=120, what="all verdicts")
@@ -67,7 +70,7 @@ def test_tdrive_replay_every_fix_gets_its_verdict(
 
 
 def test_kill_9_of_ingest_mid_replay_loses_and_doubles_nothing(
-    tdrive, broker, redis_service, store, prefix, start_ingest
+    tdrive, broker, logins, redis_service, store, prefix, start_ingest
 ) -> None:
     # Create the persistent session first, so the broker queues for it from the start.
     start_ingest().stop()
@@ -78,13 +81,18 @@ def test_kill_9_of_ingest_mid_replay_loses_and_doubles_nothing(
         "YIWANG_MQTT_PORT": str(broker.port),
         "YIWANG_TOPIC_ROOT": prefix,
         "YIWANG_INGEST_CLIENT_ID": f"ingest-{prefix}",
+        "YIWANG_UNKNOWN_DEVICES": "register",
+        "YIWANG_REGISTRATIONS_PER_MIN": "100000",
+        **as_environment(logins.settings),
     }
     command = [sys.executable, "-m", "dispatch.cli", "ingest"]
     ingest = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
     try:
         ends_at = int(time.time())
         expected = expected_outcome(shifted(tdrive, ends_at, align=False), ends_at)
-        publisher = Publisher("127.0.0.1", broker.port, client_id=f"{prefix}-replay")
+        publisher = Publisher(
+            "127.0.0.1", broker.port, client_id=f"{prefix}-replay", login=logins.simulator
+        )
         replayer = threading.Thread(
             target=lambda: replay(tdrive, publisher, root=prefix, ends_at=ends_at, progress=False)
         )

@@ -69,7 +69,7 @@ def city_files(tmp_path) -> tuple[str, str]:
     return str(areas), str(roster)
 
 
-def app(broker, redis_service, prefix, tmp_path, database_url) -> TestClient:
+def app(broker, logins, redis_service, prefix, tmp_path, database_url) -> TestClient:
     policy = tmp_path / "policy.yaml"
     policy.write_text(
         yaml.safe_dump({"default": POLICY, "categories": {"fire_hazard": {"auto_dispatch": True}}})
@@ -81,6 +81,7 @@ def app(broker, redis_service, prefix, tmp_path, database_url) -> TestClient:
         redis_url=redis_service.url,
         key_prefix=prefix,
         mqtt_port=broker.port,
+        **logins.settings,
         topic_root=prefix,
         policy_file=policy,
         engine_id=f"engine-{prefix}",
@@ -100,13 +101,18 @@ def incident_of(client: TestClient, incident_id: str) -> Incident:
 
 
 def test_terminal_acknowledges_departs_and_arrives(
-    broker, redis_service, store: Store, prefix, tmp_path, database_url
+    broker, logins, redis_service, store: Store, prefix, tmp_path, database_url
 ) -> None:
-    store.registry.bind([Binding("BC-1", "zhang3", "wucheng-01")])
+    # Bound before the ingest starts: outside the demo an unbound device is quarantined.
+    store.registry.bind(
+        [Binding("BC-1", "zhang3", "wucheng-01"), Binding("BC-2", "li4"), Binding("BC-3", "wang5")]
+    )
     received: list[mqtt.MQTTMessage] = []
     terminal = mqtt.Client(
         mqtt.CallbackAPIVersion.VERSION2, client_id=f"{prefix}-bc1", protocol=mqtt.MQTTv5
     )
+    # The terminal logs in with its own credentials: its /dispatch and /cmd are all it may read.
+    terminal.username_pw_set(*logins.device("BC-1", "zhang3"))
     terminal.on_message = lambda c, u, m: received.append(m)
     terminal.connect("127.0.0.1", broker.port)
     terminal.subscribe([(f"{prefix}/zhang3/BC-1/dispatch", 1), (f"{prefix}/zhang3/BC-1/cmd", 1)])
@@ -124,16 +130,15 @@ def test_terminal_acknowledges_departs_and_arrives(
         }
         terminal.publish(base, json.dumps(payload), qos=1).wait_for_publish(5)
 
-    with app(broker, redis_service, prefix, tmp_path, database_url) as client:
+    with app(broker, logins, redis_service, prefix, tmp_path, database_url) as client:
         wait_until(lambda: client.get("/api/health").json()["engine_leading"], 15, "engine")
         fix(600, 0)  # the officer is 600 m south of where the incident will be
         # A teammate farther away, and an officer of the neighbouring team nearer still.
-        others = mqtt_client(broker.port, f"{prefix}-others", mqtt.MQTTv311)
+        others = mqtt_client(broker.port, f"{prefix}-others", mqtt.MQTTv311, logins.simulator)
         for user, device, lon, lat in (
             ("li4", "BC-2", INCIDENT[0], INCIDENT[1] - 0.012),
             ("wang5", "BC-3", 119.644, INCIDENT[1]),
         ):
-            store.registry.bind([Binding(device, user, "")])
             location = {"_type": "location", "lon": lon, "lat": lat, "tst": t0}
             others.publish(
                 f"{prefix}/{user}/{device}", json.dumps(location), qos=1
@@ -211,9 +216,9 @@ def test_terminal_acknowledges_departs_and_arrives(
 
 
 def test_unacknowledged_order_is_redispatched_and_escalated_on_time(
-    broker, redis_service, store: Store, prefix, tmp_path, database_url
+    broker, logins, redis_service, store: Store, prefix, tmp_path, database_url
 ) -> None:
-    with app(broker, redis_service, prefix, tmp_path, database_url) as client:
+    with app(broker, logins, redis_service, prefix, tmp_path, database_url) as client:
         wait_until(lambda: client.get("/api/health").json()["engine_leading"], 15, "engine")
         reply = client.post(
             "/api/incidents",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.daemons import MOSQUITTO_QUEUE_SETTINGS
+from harness.daemons import MOSQUITTO_QUEUE_SETTINGS, MOSQUITTO_SECURITY_SETTINGS
 
 REPO = Path(__file__).resolve().parents[2]
 PURE = [REPO / "gis", REPO / "dispatch" / "core"]
@@ -37,9 +37,25 @@ def test_pure_packages_have_no_async_code_and_read_no_clock() -> None:
                     assert name not in ("time", "datetime"), f"{path}:{node.lineno} reads a clock"
 
 
+def test_the_shipped_broker_config_has_accounts_and_tls_for_devices() -> None:
+    lines = (REPO / "deploy" / "mosquitto.conf").read_text(encoding="utf-8").splitlines()
+    assert "allow_anonymous true" not in lines
+    # The eclipse-mosquitto:2.0 image's plugin; its account file in the writable data volume.
+    assert "plugin /usr/lib/mosquitto_dynamic_security.so" in lines
+    assert "plugin_opt_config_file /mosquitto/data/dynamic-security.json" in lines
+    tls = lines.index("listener 8883 0.0.0.0")
+    assert lines[tls + 1 : tls + 3] == [
+        "certfile /mosquitto/certs/server.crt",
+        "keyfile /mosquitto/certs/server.key",
+    ]
+    compose = (REPO / "docker-compose.yml").read_text(encoding="utf-8")
+    assert "./deploy/certs:/mosquitto/certs:ro" in compose
+    assert "mosquitto-data:/mosquitto/data" in compose
+
+
 def test_every_shipped_broker_config_sizes_the_queue() -> None:
     shipped = (REPO / "deploy" / "mosquitto.conf").read_text(encoding="utf-8")
-    for line in MOSQUITTO_QUEUE_SETTINGS.splitlines():
+    for line in (MOSQUITTO_QUEUE_SETTINGS + MOSQUITTO_SECURITY_SETTINGS).splitlines():
         assert line in shipped.splitlines(), f"deploy/mosquitto.conf lacks {line!r}"
     queued = int(MOSQUITTO_QUEUE_SETTINGS.split()[1])
     assert queued >= 100_000

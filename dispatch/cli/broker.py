@@ -1,0 +1,149 @@
+"""Commands for broker accounts: the center's workers' (`yiwang broker setup`) and devices'
+(`yiwang devices issue-credentials | revoke-credentials`, `bind --issue-credentials`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import sys
+import time
+
+from devices.registry import Binding, CredentialRecord
+from dispatch.broker_accounts import BrokerAccountError, BrokerAccounts, Worker
+from dispatch.settings import Settings
+from dispatch.store import Store
+
+# What a device connects to: the TLS listener of deploy/mosquitto.conf.
+DEVICE_PORT = 8883
+
+
+def _accounts(settings: Settings) -> BrokerAccounts:
+    if not settings.broker_admin_password:
+        raise BrokerAccountError(
+            "set YIWANG_BROKER_ADMIN_PASSWORD (and YIWANG_BROKER_ADMIN_USERNAME if not 'admin') "
+            "to the broker's dynamic-security admin account"
+        )
+    return BrokerAccounts(settings.broker_login("admin"), settings.topic_root)
+
+
+def issue_credentials(settings: Settings, store: Store, device: str, broker_host: str) -> int:
+    binding = store.registry.bindings().get(device)
+    if binding is None:
+        print(
+            f"device {device!r} is not bound; bind it first with "
+            f"`yiwang devices bind {device} --officer LOGIN --team TEAM --issue-credentials`",
+            file=sys.stderr,
+        )
+        return 1
+    password = secrets.token_urlsafe(18)
+    with _accounts(settings) as accounts:
+        accounts.issue_device(device, binding.officer, password)
+    store.registry.record_credentials(
+        CredentialRecord(device, device, binding.officer, issued_at=time.time())
+    )
+    print(owntracks_instructions(settings.topic_root, binding, password, broker_host))
+    return 0
+
+
+def owntracks_instructions(root: str, binding: Binding, password: str, broker_host: str) -> str:
+    """The credentials once, and the OwnTracks settings that publish where the ACL allows."""
+    base = f"{root}/{binding.officer}/{binding.device}"
+    otrc = {
+        "_type": "configuration",
+        "mode": 0,  # MQTT
+        "host": broker_host,
+        "port": DEVICE_PORT,
+        "tls": True,
+        "username": binding.device,
+        "password": password,
+        "deviceId": binding.device,
+        "tid": binding.device[-2:],
+        "pubTopicBase": base,
+        "subTopic": f"{base}/cmd",
+        "pubQos": 1,
+        "cmd": True,
+    }
+    return (
+        f"Broker credentials of device {binding.device} (officer {binding.officer}). "
+        "They are shown once: hand them over now.\n"
+        f"  username  {binding.device}\n"
+        f"  password  {password}\n"
+        "OwnTracks app, Preferences → Connection:\n"
+        "  Mode MQTT; Host "
+        f"{broker_host}; Port {DEVICE_PORT}; TLS on (install the broker's CA certificate);\n"
+        f"  Username {binding.device}; Password as above; Device ID {binding.device}; "
+        f"Tracker ID {binding.device[-2:]}\n"
+        "and in Preferences → Configuration management (the broker refuses any other topic):\n"
+        f"  pubTopicBase {base}\n"
+        f"  subTopic     {base}/cmd\n"
+        "Or save this as a .otrc file and open it on the phone:\n"
+        f"  {json.dumps(otrc, ensure_ascii=False)}"
+    )
+
+
+def revoke_credentials(settings: Settings, store: Store, device: str) -> int:
+    record = store.registry.credentials(device)
+    if record is None or record.revoked_at is not None:
+        print(f"device {device!r} holds no broker credentials", file=sys.stderr)
+        return 1
+    with _accounts(settings) as accounts:
+        if not accounts.revoke_device(record.username):
+            print(f"the broker had no account {record.username!r}; recorded as revoked")
+    store.registry.record_credentials(
+        CredentialRecord(
+            device, record.username, record.officer, record.issued_at, revoked_at=time.time()
+        )
+    )
+    print(f"{device}: credentials revoked; its session is closed and its login refused")
+    return 0
+
+
+def follow_binding(settings: Settings, store: Store, binding: Binding) -> None:
+    """A device with credentials bound to another officer may publish only under the new one."""
+    record = store.registry.credentials(binding.device)
+    if record is None or record.revoked_at is not None or record.officer == binding.officer:
+        return
+    with _accounts(settings) as accounts:
+        accounts.confine_device(record.username, binding.officer)
+    store.registry.record_credentials(
+        CredentialRecord(binding.device, record.username, binding.officer, record.issued_at)
+    )
+
+
+def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
+    """Create or reset the accounts of the center's workers from their settings.
+
+    Workers that share YIWANG_MQTT_USERNAME get one account holding each of their roles.
+    """
+    configured = 0
+    with _accounts(settings) as accounts:
+        for worker in Worker:
+            login = settings.broker_login(worker.value)
+            if login.username is None:
+                continue
+            if not login.password:
+                print(f"{worker}: {login.username} has no password set; skipped", file=sys.stderr)
+                continue
+            accounts.ensure_worker(worker, login.username, login.password)
+            print(f"{worker}: account {login.username} may do what the {worker} role allows")
+            configured += 1
+    if not configured:
+        print(
+            "no worker account configured: set YIWANG_INGEST_MQTT_USERNAME/PASSWORD and "
+            "YIWANG_DELIVERY_MQTT_USERNAME/PASSWORD",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
+def add_broker_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    broker = commands.add_parser("broker", help="broker accounts of the center's workers")
+    broker.add_argument(
+        "action",
+        choices=["setup"],
+        help="setup: create or reset the ingest, delivery and simulator accounts "
+        "named in YIWANG_*_MQTT_USERNAME/PASSWORD",
+    )
+    broker.set_defaults(func=cmd_broker)
