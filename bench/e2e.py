@@ -31,8 +31,10 @@ import numpy as np
 import paho.mqtt.client as mqtt
 import websockets
 
-from harness.center import as_environment, center_accounts
+from dispatch.settings import Settings
+from harness.center import as_environment, center_accounts, demo_accounts
 from harness.daemons import ManagedMosquitto, ManagedRedis, free_port
+from harness.postgres import ManagedPostgres
 from simulators.load import device_index, sent_at
 
 _WARMUP_S = 5
@@ -103,13 +105,14 @@ def _baseline(broker: ManagedMosquitto, devices: int, seconds: int) -> dict[str,
     return {**_percentiles(latencies), "lost": expected - len(latencies)}
 
 
-async def _screen(url: str, start: int, seconds: int, devices: int, out: dict) -> None:
+async def _screen(url: str, token: str, start: int, seconds: int, devices: int, out: dict) -> None:
     seen: set[tuple[int, int]] = set()
     total: list[float] = []
     via_stream: list[float] = []
     to_client: list[float] = []
     decoder = msgspec.json.Decoder()
-    async with websockets.connect(url, max_size=None) as socket:
+    headers = {"authorization": f"Bearer {token}"}
+    async with websockets.connect(url, max_size=None, additional_headers=headers) as socket:
         snapshot = decoder.decode(await socket.recv())
         assert snapshot["type"] == "snapshot"
         out["ready"].set()
@@ -149,14 +152,21 @@ def _system(tmp: Path, devices: int, seconds: int) -> dict[str, object]:
         ManagedRedis(tmp / f"redis{devices}"),
         ManagedMosquitto(tmp / f"mqtt{devices}"),
     )
+    postgres = ManagedPostgres(tmp / f"postgres{devices}")
     redis_service.start()
     broker.start()
+    postgres.start()
     port = free_port()
     accounts = _accounts(broker, "owntracks", devices)
+    database_url = postgres.database_url("postgres")
+    _, token = demo_accounts(
+        Settings(redis_url=redis_service.url, database_url=database_url), "bench-officer"
+    )
     env = {
         **os.environ,
         **accounts,
         "YIWANG_REDIS_URL": redis_service.url,
+        "YIWANG_DATABASE_URL": database_url,
         "YIWANG_MQTT_PORT": str(broker.port),
         "YIWANG_HTTP_PORT": str(port),
         "YIWANG_TOPIC_ROOT": "owntracks",
@@ -175,7 +185,7 @@ def _system(tmp: Path, devices: int, seconds: int) -> dict[str, object]:
 
         async def screens() -> None:
             await asyncio.gather(
-                *(_screen(url, start, seconds, devices, out) for _ in range(_CLIENTS))
+                *(_screen(url, token, start, seconds, devices, out) for _ in range(_CLIENTS))
             )
 
         # The measuring clients keep every sample: no collector pauses in the instrument.
@@ -203,6 +213,7 @@ def _system(tmp: Path, devices: int, seconds: int) -> dict[str, object]:
             process.terminate()
             process.wait(10)
         broker.stop()
+        postgres.remove()
         redis_service.stop()
     expected = devices * (seconds - _WARMUP_S)
     return {

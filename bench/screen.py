@@ -23,8 +23,11 @@ from playwright.sync_api import sync_playwright
 
 from dispatch.api.app import create_app
 from dispatch.basemap import BASEMAP, build_basemap
+from dispatch.core.access import Role
 from dispatch.settings import Settings
+from harness.center import demo_accounts
 from harness.daemons import ManagedRedis, free_port
+from harness.postgres import ManagedPostgres
 from simulators.cityfiles import AREAS, ROSTER, STREETS, build_demo_city
 
 _ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -59,7 +62,7 @@ def _ms(pairs: list[list[object]]) -> list[float]:
 
 
 def _run(
-    base: str, client: redis.Redis, key: str, officers: int, seconds: int
+    base: str, login: tuple[str, str], client: redis.Redis, key: str, officers: int, seconds: int
 ) -> dict[str, object]:
     stop = threading.Event()
     with sync_playwright() as playwright:
@@ -67,9 +70,13 @@ def _run(
             executable_path="/usr/bin/chromium", headless=True, args=_ARGS
         )
         page = browser.new_page(viewport={"width": 1400, "height": 850})
-        page.goto(base + "/")
+        page.goto(base + "/login")
+        page.fill("#name", login[0])
+        page.fill("#password", login[1])
+        page.click("#submit")
+        page.wait_for_url(base + "/")
         page.wait_for_function(
-            "window.__yiwang && window.__yiwang.mapLoaded && window.__yiwang.frames > 2",
+            "() => window.__yiwang && window.__yiwang.mapLoaded && window.__yiwang.frames > 2",
             timeout=120_000,
         )
         feeder = threading.Thread(target=_feed, args=(client, key, officers, seconds, stop))
@@ -99,12 +106,16 @@ def main(loads: tuple[int, ...] = (200, 10_000), seconds: int = 20) -> int:
         city = build_demo_city(Path(tmp) / "city", officers_per_team=1)
         basemap = build_basemap(city / AREAS, city / STREETS, city / BASEMAP)
         redis_service = ManagedRedis(Path(tmp) / "redis")
+        postgres = ManagedPostgres(Path(tmp) / "postgres")
         redis_service.start()
+        postgres.start()
         port = free_port()
         settings = Settings(
             redis_url=redis_service.url, key_prefix="screen", http_port=port, areas_file=city / AREAS,
             roster_file=city / ROSTER, streets_file=city / STREETS, basemap_file=basemap, data_dir=Path(tmp),
+            database_url=postgres.database_url("postgres"),
         )  # fmt: skip
+        logins, _token = demo_accounts(settings, "officer001")
         server = uvicorn.Server(
             uvicorn.Config(create_app(settings, workers=()), port=port, log_level="warning")
         )
@@ -120,7 +131,12 @@ def main(loads: tuple[int, ...] = (200, 10_000), seconds: int = 20) -> int:
             for officers in loads:
                 client.delete("screen:events")
                 result = _run(
-                    f"http://127.0.0.1:{port}", client, "screen:events", officers, seconds
+                    f"http://127.0.0.1:{port}",
+                    logins[Role.DISPATCHER],
+                    client,
+                    "screen:events",
+                    officers,
+                    seconds,
                 )
                 ratio = round(result["screen_p99_ms"] / max(result["arrive_p99_ms"], 0.1), 1)  # type: ignore[operator]
                 print(
@@ -132,6 +148,7 @@ def main(loads: tuple[int, ...] = (200, 10_000), seconds: int = 20) -> int:
         finally:
             server.should_exit = True
             thread.join(10)
+            postgres.remove()
             redis_service.stop()
     bundle = Path(__file__).resolve().parents[1] / "frontend" / "dist" / "command.js"
     results["bundle_bytes"] = bundle.stat().st_size if bundle.exists() else None

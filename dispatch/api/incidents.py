@@ -94,8 +94,14 @@ def _view(incident: Incident, zone: str) -> dict[str, Any]:
 
 
 def _submit(request: Request, event: ev.Event, caller: Principal) -> dict[str, str]:
+    state = app_state(request)
     body = {"type": type(event).__name__, **msgspec.to_builtins(event)}
     entry = _engine(request).command(body, actor=_actor(caller))
+    # Also in the access audit, where auditors list actions by actor and time across incidents.
+    state.identity.accounts.audit(
+        state.clock(), f"incident:{body['type']}", account=caller.account, role=caller.role,
+        address=caller.address, target=event.incident, detail=entry,
+    )  # fmt: skip
     reply = {"incident": event.incident, "command": entry}
     if isinstance(event, ev.OrderIssued):
         reply["order"] = event.order  # the dispatcher follows the new order by its id
@@ -282,7 +288,7 @@ def acknowledge_order(
     """An officer's answer from the officer page: the same as an `ack` from a terminal.
     Only the officer an order is addressed to may answer it."""
     state = app_state(request)
-    _order_for(state, order_id, caller)
+    incident = _order_for(state, order_id, caller)
     body = {
         "_type": "ack",
         "order_id": order_id,
@@ -291,6 +297,10 @@ def acknowledge_order(
         "reason": ack.reason,
     }
     entry = _engine(request).post("ack", body, officer=str(caller.officer), actor=_actor(caller))
+    state.identity.accounts.audit(
+        state.clock(), f"order:{ack.status}", account=caller.account, role=caller.role,
+        address=caller.address, target=incident.id, detail=f"{order_id} {entry}",
+    )  # fmt: skip
     return {"order": order_id, "command": entry}
 
 

@@ -92,8 +92,13 @@ class Device:
 
 
 def post(center: Screens, path: str, body: dict) -> dict:
+    return call(center, "POST", path, body)
+
+
+def call(center: Screens, method: str, path: str, body: dict | None = None):
     headers = {"content-type": "application/json", "authorization": f"Bearer {center.local.token}"}
-    request = urllib.request.Request(center.base + path, json.dumps(body).encode(), headers)
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(center.base + path, data, headers, method=method)
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.load(response)
 
@@ -262,3 +267,21 @@ def test_markup_in_a_report_shows_as_text_and_never_runs(center, browser) -> Non
     )
     assert page.query_selector_all("#queue img") == []
     assert page.evaluate("window.__injected") is None
+    # The same report, ordered to the officer, on the phone: text again, and nothing ran. The
+    # phone shows one order at a time, so the officer's earlier orders are cancelled first.
+    for other in call(center, "GET", "/api/incidents"):
+        if other["order"] and OFFICER in other["order"]["officers"]:
+            post(center, f"/api/incidents/{other['id']}/cancel", {"reason": "next test"})
+    phone = open_page(browser, center, "/officer", requests, Role.OFFICER,
+                      viewport={"width": 390, "height": 844}, is_mobile=True)  # fmt: skip
+    post(center, f"/api/incidents/{incident}/assign", {"officers": [OFFICER]})
+    phone.wait_for_function(
+        "([id, title]) => { const h = document.querySelector('#order-title');"
+        " return h && h.dataset.incident === id && h.textContent === title; }",
+        arg=[incident, title],
+        timeout=30_000,
+    )
+    assert phone.query_selector_all("#order img") == []
+    assert phone.evaluate("window.__injected") is None
+    assert page.evaluate("window.__injected") is None
+    assert [u for u in requests if not u.startswith("http://127.0.0.1")] == []

@@ -1,0 +1,92 @@
+"""Generated requests for every operation of /openapi.json against a served center: with an
+admin token nothing answers 5xx; without one, every protected operation answers 401."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import NamedTuple
+
+import pytest
+import schemathesis
+import uvicorn
+from hypothesis import HealthCheck, settings
+
+from dispatch.api.app import create_app
+from dispatch.settings import Settings
+from harness.daemons import free_port
+from tests.integration.helpers import bearer
+from tests.integration.test_terminal_flow import city_files
+
+# Reachable without credentials: liveness, and logging in and out.
+PUBLIC = {("GET", "/api/health"), ("POST", "/api/session"), ("DELETE", "/api/session")}
+
+
+class Served(NamedTuple):
+    base: str
+    admin: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def served(redis_service, postgres, tmp_path_factory) -> Iterator[Served]:
+    workdir = tmp_path_factory.mktemp("fuzz")
+    areas, roster = city_files(workdir)
+    database_url = postgres.create_database("fuzz", template="yiwang_template")
+    config = Settings(
+        redis_url=redis_service.url,
+        key_prefix="fuzz",
+        database_url=database_url,
+        areas_file=areas,
+        roster_file=roster,
+        data_dir=workdir / "var",
+        engine_id="fuzz-engine",
+        http_port=free_port(),
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(config, workers=("engine",)),
+            host="127.0.0.1",
+            port=config.http_port,
+            log_level="warning",
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    yield Served(f"http://127.0.0.1:{config.http_port}", bearer(database_url, name="fuzz-admin"))
+    server.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def api_schema(served: Served):
+    return schemathesis.openapi.from_url(f"{served.base}/openapi.json")
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+FUZZ = settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+@schema.parametrize()
+@FUZZ
+def test_no_generated_request_makes_the_server_fail(case, served: Served) -> None:
+    response = case.call(base_url=served.base, headers=served.admin)
+    assert response.status_code < 500, (
+        f"{case.method} {case.formatted_path} → {response.status_code}: {response.text[:300]}"
+    )
+
+
+@schema.parametrize()
+@FUZZ
+def test_without_credentials_every_protected_operation_answers_401(case, served: Served) -> None:
+    response = case.call(base_url=served.base)
+    if (case.method.upper(), case.path) in PUBLIC:
+        assert response.status_code < 500
+    else:
+        assert response.status_code == 401, (
+            f"{case.method} {case.formatted_path} → {response.status_code}: {response.text[:300]}"
+        )
