@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from dispatch.api.auth import (
@@ -22,6 +22,8 @@ from dispatch.db.accounts import AccountError
 from dispatch.identity import LoginRefusedError
 
 router = APIRouter(tags=["accounts"])
+
+_LATEST_EPOCH_S = 32503680000  # 3000-01-01: beyond it PostgreSQL's timestamps overflow
 
 Caller = Annotated[Principal, Depends(authenticated)]
 Admin = Annotated[Principal, Depends(require(Permission.MANAGE_ACCOUNTS))]
@@ -212,15 +214,15 @@ def access_audit(
     _: Auditor,
     actor: str | None = None,
     target: str | None = None,
-    since: float | None = None,
-    until: float | None = None,
-    limit: int = 500,
+    since: float | None = Query(None, ge=0, le=_LATEST_EPOCH_S),
+    until: float | None = Query(None, ge=0, le=_LATEST_EPOCH_S),
+    limit: int = Query(500, ge=1, le=5000),
 ) -> list[dict[str, Any]]:
     """Logins, failures, logouts, refusals and account changes: newest first, filtered by
     actor, target (an account, an incident, a path) and time (epoch seconds)."""
     state = app_state(request)
     records = state.identity.accounts.audit_records(
-        account=actor, target=target, since=since, until=until, limit=max(1, min(limit, 5000))
+        account=actor, target=target, since=since, until=until, limit=limit
     )
     for record in records:
         record["time"] = local_iso(record["at"], state.settings.timezone)

@@ -1,7 +1,7 @@
 """Domain errors as HTTP answers: one handler, and the table from error to status.
 
 Routes raise what the core and the store raise (an unknown incident, an event the timeline
-refuses, Redis out of reach); the answer is `{"detail": "<why>"}`, the body FastAPI gives an
+refuses, Redis or PostgreSQL out of reach, a value the database cannot store); the answer is `{"detail": "<why>"}`, the body FastAPI gives an
 HTTPException.
 """
 
@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from dispatch.core.center import UnknownIncident
 from dispatch.core.timeline import TimelineError
+from dispatch.db import DatabaseUnavailable, ValueNotStorable
 from dispatch.evidence.collect import UnknownIncidentError
 from dispatch.store import UNAVAILABLE
 
@@ -24,7 +25,8 @@ STATUS: tuple[tuple[type[Exception], int], ...] = (
     (UnknownIncident, 404),
     (UnknownIncidentError, 404),
     (TimelineError, 409),
-    *((error, 503) for error in UNAVAILABLE),
+    *((error, 422) for error in ValueNotStorable),
+    *((error, 503) for error in (*UNAVAILABLE, *DatabaseUnavailable)),
 )
 
 
@@ -33,9 +35,11 @@ async def domain_error(request: Request, exc: Exception) -> JSONResponse:
         raise exc  # a WebSocket closes as it would without the handler
     status = next(code for error, code in STATUS if isinstance(exc, error))
     if status == 503:
-        # The client learns to retry; the log keeps where Redis was and what it said.
+        # The client learns to retry; the log keeps which store failed and what it said.
         log.warning("store unavailable path=%s error=%r", request.url.path, exc)
         return JSONResponse({"detail": "the store is unavailable; try again shortly"}, 503)
+    if status == 422:
+        return JSONResponse({"detail": f"a value cannot be stored: {exc}"}, 422)
     return JSONResponse({"detail": str(exc)}, status)
 
 

@@ -2,7 +2,7 @@
 credentials' records, the access audit). Redis holds what is live."""
 
 from dispatch.db.accounts import Account, AccountStore, ApiToken
-from dispatch.db.database import Database, DatabaseUnavailable
+from dispatch.db.database import Database, DatabaseUnavailable, ValueNotStorable
 from dispatch.db.migrate import upgrade
 
 __all__ = [
@@ -11,5 +11,6 @@ __all__ = [
     "ApiToken",
     "Database",
     "DatabaseUnavailable",
+    "ValueNotStorable",
     "upgrade",
 ]

@@ -218,11 +218,13 @@ class AccountStore:
         target: str = "",
         detail: str = "",
     ) -> None:
+        # The audit never refuses a record: text PostgreSQL cannot hold (NUL) is marked instead.
+        fields = [_storable(v) for v in (account, role, address, action, target, detail)]
         with self.db.transaction() as conn:
             conn.execute(
                 "INSERT INTO access_audit (at, account, role, address, action, target, detail)"
                 " VALUES (to_timestamp(%s), %s, %s, %s, %s, %s, %s)",
-                (at, account, role, address, action, target, detail),
+                (at, *fields),
             )
 
     def audit_records(
@@ -253,6 +255,10 @@ class AccountStore:
                 },
             ).fetchall()
         return list(rows)
+
+
+def _storable(value: str | None) -> str | None:
+    return None if value is None else str(value).replace("\x00", "\ufffd")
 
 
 def _columns() -> list[str]:

@@ -11,6 +11,9 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 # What a caller catches to say "the database is unreachable" (an API answers 503).
 DatabaseUnavailable = (psycopg.OperationalError, PoolTimeout)
+# A value PostgreSQL cannot store (a NUL character in text, a number out of range): the
+# caller's input is at fault (an API answers 422).
+ValueNotStorable = (psycopg.DataError,)
 
 
 class Database:
