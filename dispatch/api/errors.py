@@ -1,8 +1,8 @@
 """Domain errors as HTTP answers: one handler, and the table from error to status.
 
-Routes raise what the core and the store raise (an unknown incident, an event the timeline
-refuses, Redis or PostgreSQL out of reach, a value the database cannot store); the answer is `{"detail": "<why>"}`, the body FastAPI gives an
-HTTPException.
+Routes raise what the core and the stores raise (an unknown incident, an event the timeline
+refuses, Redis or PostgreSQL out of reach, a value the database cannot store); the answer is
+`{"detail": "<why>"}`, the body FastAPI gives an HTTPException.
 """
 
 from __future__ import annotations

@@ -664,7 +664,7 @@ def test_a_cookie_session_works_from_our_origin_only_and_ends_at_logout(
         after = client.post("/api/incidents", json=incident, headers=OWN_ORIGIN)
         assert after.status_code == 401
     actions = [r["action"] for r in reversed(audit_of(database_url, "d-page"))]
-    assert actions == ["login", "refused", "refused", "logout"]
+    assert actions == ["login", "refused", "refused", "incident:IncidentReported", "logout"]
 
 
 def test_disabling_an_account_ends_its_open_feeds_and_refuses_its_token(

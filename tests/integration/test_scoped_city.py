@@ -9,7 +9,9 @@ import json
 import threading
 import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import websockets
 
@@ -57,10 +59,11 @@ def test_a_scoped_dispatcher_sees_only_its_area_for_a_minute(tmp_path: Path) -> 
     with local_center(settings, city_dir, tmp_path) as center:
         settings = center.settings
         clock = settings.clock()
-        sim = load_sim_city(city_dir)
-        model = CityModel(sim, behaviour=Behaviour(), seed=3, now=clock())
-        own = sorted(sim.areas.areas, key=lambda a: a.id)[0]
-        scope = AreaScope(own.id, sim.areas, sim.roster)
+        model = CityModel(load_sim_city(city_dir), behaviour=Behaviour(), seed=3, now=clock())
+        served = settings.city(datetime.now(ZoneInfo(settings.timezone)))
+        assert served is not None
+        own = sorted(served.areas.areas, key=lambda a: a.id)[0]
+        scope = AreaScope(own.id, served.areas, served.roster)
         mine = scope.officers()
         headers = bearer(settings.database_url, Role.DISPATCHER, name="west-d", scope=own.id)
         token = headers["authorization"].split()[1]
