@@ -267,6 +267,16 @@ def test_markup_in_a_report_shows_as_text_and_never_runs(center, browser) -> Non
     )
     assert page.query_selector_all("#queue img") == []
     assert page.evaluate("window.__injected") is None
+    # An officer whose name (the user level of a device's topic) is markup: listed as text.
+    name = '<img src=x onerror="window.__injected=2">'
+    Device(center.broker, name, "cam-markup").at(lon, lat)
+    page.wait_for_function(
+        "(name) => [...document.querySelectorAll('#officers li')]"
+        ".some((li) => li.textContent.startsWith(name))",
+        arg=name,
+        timeout=30_000,
+    )
+    assert page.query_selector_all("#officers img") == []
     # The same report, ordered to the officer, on the phone: text again, and nothing ran. The
     # phone shows one order at a time, so the officer's earlier orders are cancelled first.
     for other in call(center, "GET", "/api/incidents"):

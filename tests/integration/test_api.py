@@ -55,6 +55,7 @@ def test_devices_tracks_and_stats(
         assert health == {
             "status": "ok",
             "redis": True,
+            "database": True,
             "ingest_connected": True,
             "engine_leading": None,
             "delivery_connected": None,

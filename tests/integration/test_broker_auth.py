@@ -198,10 +198,11 @@ def test_junk_and_invented_devices_grow_redis_only_so_far(
 
 
 def test_health_is_degraded_while_delivery_cannot_log_in(
-    broker, logins, redis_service, prefix
+    broker, logins, redis_service, prefix, database_url
 ) -> None:
     settings = Settings(
         redis_url=redis_service.url,
+        database_url=database_url,
         key_prefix=prefix,
         mqtt_port=broker.port,
         topic_root=prefix,
