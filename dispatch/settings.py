@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     key_prefix: str = "yiwang"
     # Accounts and what must be kept for months (DESIGN §5a).
     database_url: str = "postgresql://yiwang@127.0.0.1:5432/yiwang"
+    # An ended incident stays in Redis and the engine's memory this long, then lives in the
+    # history only (its reads, audit and evidence come from PostgreSQL).
+    history_retention_s: float = Field(600.0, ge=0)
 
     mqtt_host: str = "127.0.0.1"
     mqtt_port: int = 1883

@@ -10,6 +10,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -20,10 +21,14 @@ from devices.batch import BatchWriter, IngestConfig
 from devices.ingest import IngestWorker
 from dispatch.api import accounts, devices, errors, health, incidents, live, pages, security
 from dispatch.api.state import AppState
+from dispatch.city import City
 from dispatch.db import AccountStore, Database, upgrade
+from dispatch.db.history import HistoryStore
 from dispatch.delivery import OrderDelivery
 from dispatch.engine import Engine
+from dispatch.history import HistoryWorker
 from dispatch.identity import Identity
+from dispatch.records import IncidentRecords
 from dispatch.settings import Settings
 from dispatch.store import ScreenFeed, Store
 
@@ -48,7 +53,70 @@ def build_ingest(settings: Settings, store: Store) -> IngestWorker:
     )
 
 
-WORKERS = ("ingest", "engine", "delivery")
+WORKERS = ("ingest", "engine", "delivery", "history")
+
+
+@dataclass
+class Workers:
+    """The workers running in this process, each on its own thread."""
+
+    ingest: IngestWorker | None = None
+    engine: Engine | None = None
+    delivery: OrderDelivery | None = None
+    threads: list[threading.Thread] = field(default_factory=list)
+
+
+def start_workers(
+    settings: Settings,
+    names: Collection[str],
+    city: City | None,
+    history: HistoryStore,
+    stop: threading.Event,
+) -> Workers:
+    def own_store() -> Store:
+        # Each worker has its own Redis connection pool: no client is shared across threads.
+        return Store.from_url(settings.redis_url, settings.key_prefix)
+
+    running = Workers()
+    if "ingest" in names:
+        running.ingest = build_ingest(settings, own_store())
+        running.threads.append(threading.Thread(target=running.ingest.run, name="ingest"))
+    if "engine" in names:
+        running.engine = Engine(
+            own_store(),
+            holder=settings.engine_id,
+            policies=settings.policies(),
+            lease_ms=settings.engine_lease_ms,
+            city=city,
+            presence_limits=(settings.stale_after_s, settings.offline_after_s),
+            clock=settings.clock(),
+        )
+        running.threads.append(
+            threading.Thread(target=running.engine.run, args=(stop,), name="engine")
+        )
+    if "delivery" in names:
+        running.delivery = OrderDelivery(
+            own_store(),
+            broker=settings.broker_login("delivery"),
+            root=settings.topic_root,
+            client_id=f"{settings.engine_id}-delivery",
+        )
+        running.threads.append(
+            threading.Thread(target=running.delivery.run, args=(stop,), name="delivery")
+        )
+    if "history" in names:
+        copier = HistoryWorker(
+            own_store(),
+            history,
+            areas=city.areas if city else None,
+            retention_s=settings.history_retention_s,
+            clock=settings.clock(),
+        )
+        running.threads.append(threading.Thread(target=copier.run, args=(stop,), name="history"))
+    for thread in running.threads:
+        thread.daemon = True
+        thread.start()
+    return running
 
 
 def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> FastAPI:
@@ -57,71 +125,39 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
     if unknown:
         raise ValueError(f"unknown workers {sorted(unknown)}; choose from {WORKERS}")
 
-    def own_store() -> Store:
-        # Each worker has its own Redis connection pool: no client is shared across threads.
-        return Store.from_url(settings.redis_url, settings.key_prefix)
-
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = own_store()
+        store = Store.from_url(settings.redis_url, settings.key_prefix)
         store.load_functions()
         clock = settings.clock()
         city = settings.city(datetime.fromtimestamp(clock(), ZoneInfo(settings.timezone)))
-        stop = threading.Event()
-        threads: list[threading.Thread] = []
-        ingest = engine = delivery = None
-        if "ingest" in workers:
-            ingest = build_ingest(settings, own_store())
-            threads.append(threading.Thread(target=ingest.run, name="ingest", daemon=True))
-        if "engine" in workers:
-            engine = Engine(
-                own_store(),
-                holder=settings.engine_id,
-                policies=settings.policies(),
-                lease_ms=settings.engine_lease_ms,
-                city=city,
-                presence_limits=(settings.stale_after_s, settings.offline_after_s),
-                clock=settings.clock(),
-            )
-            threads.append(
-                threading.Thread(target=engine.run, args=(stop,), name="engine", daemon=True)
-            )
-        if "delivery" in workers:
-            delivery = OrderDelivery(
-                own_store(),
-                broker=settings.broker_login("delivery"),
-                root=settings.topic_root,
-                client_id=f"{settings.engine_id}-delivery",
-            )
-            threads.append(
-                threading.Thread(target=delivery.run, args=(stop,), name="delivery", daemon=True)
-            )
-        for thread in threads:
-            thread.start()
-        feed = ScreenFeed.from_url(settings.redis_url, store.keys)
         db = Database(settings.database_url)
         upgrade(db)
-        identity = Identity(AccountStore(db), store.sessions)
+        history = HistoryStore(db)
+        stop = threading.Event()
+        running = start_workers(settings, workers, city, history, stop)
+        feed = ScreenFeed.from_url(settings.redis_url, store.keys)
         app.state.yiwang = AppState(
             settings,
             store,
             feed,
-            ingest,
-            engine,
-            delivery,
+            running.ingest,
+            running.engine,
+            running.delivery,
             city,
             clock,
             settings.policies(),
             db,
-            identity,
+            Identity(AccountStore(db), store.sessions),
+            IncidentRecords(store.incidents, history),
         )
         try:
             yield
         finally:
             stop.set()
-            if ingest is not None:
-                ingest.stop()
-            for thread in threads:
+            if running.ingest is not None:
+                running.ingest.stop()
+            for thread in running.threads:
                 thread.join(timeout=10)
             await feed.close()
             db.close()

@@ -15,23 +15,25 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import msgspec
-from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from dispatch.api.auth import refuse, require, scope_of
 from dispatch.api.state import AppState, app_state
-from dispatch.api.times import local_iso
+from dispatch.api.times import local_iso, parse_time
 from dispatch.core import assignment as orders
 from dispatch.core import events as ev
 from dispatch.core import timeline
-from dispatch.core.access import Permission, Principal
+from dispatch.core.access import AreaScope, Permission, Principal
 from dispatch.core.center import UnknownIncident
-from dispatch.core.model import Incident, IncidentId, Source
+from dispatch.core.model import Incident, IncidentId, Milestone, Phase, Source
 from dispatch.core.timeline import TimelineError
+from dispatch.db.history import IncidentFilter
 from dispatch.evidence.build import build_package
 from dispatch.evidence.collect import collect
 from dispatch.officers import officer_states, recommend_for
 from dispatch.store import IncidentStore
+from gis.areas import AreaId
 from gis.coords import Datum, to_wgs84
 
 router = APIRouter(tags=["incidents"])
@@ -73,7 +75,7 @@ def _engine(request: Request) -> IncidentStore:
 def _incident_or_raise(request: Request, incident_id: str, caller: Principal) -> Incident:
     """The incident, if it exists and lies in the caller's scope (403 if it does not)."""
     state = app_state(request)
-    incident = _engine(request).incident(incident_id)
+    incident = state.records.incident(incident_id)
     if incident is None:
         raise UnknownIncident(IncidentId(incident_id))
     if not scope_of(caller, state).covers_point(incident.location):
@@ -132,20 +134,50 @@ def report_incident(new: NewIncident, request: Request, caller: Reporter) -> dic
 
 @router.get("/api/incidents")
 def list_incidents(
-    request: Request, caller: Reader, open_only: bool = True
+    request: Request,
+    caller: Reader,
+    open_only: bool = True,
+    phase: Annotated[list[Phase] | None, Query()] = None,
+    area: str | None = Query(None, description="an area inside your scope, and all it holds"),
+    team: str | None = None,
+    officer: str | None = Query(None, description="ever ordered to it"),
+    category: str | None = None,
+    source: Source | None = None,
+    since: str | None = Query(None, description="reported at or after: epoch s or ISO 8601"),
+    until: str | None = Query(None, description="reported before: epoch s or ISO 8601"),
+    breached: Annotated[Milestone | None, Query(description="a milestone reached late")] = None,
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0),
 ) -> list[dict[str, Any]]:
-    """Incidents in the caller's scope, most recent first; by default only those not closed,
-    cancelled or merged."""
+    """Incidents in the caller's scope, most recent report first, a page at a time; by default
+    only those not closed, cancelled or merged. Closed ones come from the history."""
     state = app_state(request)
+    zone = state.settings.timezone
     scope = scope_of(caller, state)
-    incidents = _engine(request).load_incidents().values()
-    shown = [
-        i
-        for i in incidents
-        if not (open_only and i.phase.terminal) and scope.covers_point(i.location)
-    ]
-    shown.sort(key=lambda i: -i.reported_at)
-    return [_view(i, state.settings.timezone) for i in shown]
+    if area is not None:
+        if not scope.covers_area(area):
+            raise refuse(state, caller, "GET /api/incidents", f"area {area} is outside your scope")
+        city = state.city
+        scope = AreaScope(AreaId(area), city.areas if city else None, city.roster if city else None)
+    phases = [p.value for p in phase or (Phase if not open_only else _OPEN)]
+    query = IncidentFilter(
+        phase=phases,
+        areas=scope.area_ids(),
+        team=team,
+        officer=officer,
+        category=category,
+        source=source.value if source else None,
+        since=parse_time(since, zone) if since else None,
+        until=parse_time(until, zone) if until else None,
+        breached=breached.value if breached else None,
+        limit=limit,
+        offset=offset,
+    )
+    found = state.records.search(query, lambda i: scope.covers_point(i.location))
+    return [_view(i, zone) for i in found]
+
+
+_OPEN = [p for p in Phase if not p.terminal]
 
 
 @router.get("/api/incidents/{incident_id}")
@@ -158,7 +190,7 @@ def get_incident(incident_id: str, request: Request, caller: Reader) -> dict[str
 def audit(incident_id: str, request: Request, caller: Reader) -> list[dict[str, str]]:
     """Everything that happened to the incident, with who did it and when."""
     _incident_or_raise(request, incident_id, caller)
-    return _engine(request).incident_audit(incident_id)
+    return app_state(request).records.audit(incident_id)
 
 
 Body = TypeVar("Body", bound=BaseModel)
@@ -314,7 +346,7 @@ def evidence(
     _incident_or_raise(request, incident_id, caller)
     settings = state.settings
     content = collect(
-        state.store, settings.archive(), incident_id, now=state.clock(), margin_s=margin_s,
+        state.store, state.records, settings.archive(), incident_id, now=state.clock(), margin_s=margin_s,
         zone=settings.timezone,
     )  # fmt: skip
     package = build_package(content, settings.signer(), state.clock())

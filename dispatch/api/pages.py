@@ -23,6 +23,7 @@ from dispatch.api.times import parse_time
 from dispatch.core.access import Permission, Principal
 from dispatch.core.policy import PolicyBook, TimelinePolicy
 from dispatch.core.track import DeviceKey
+from dispatch.db.history import IncidentFilter
 from dispatch.evidence.archive import full_track
 from gis.coords import LonLat
 from gis.routing import StreetGraph
@@ -156,6 +157,7 @@ def route(
 
 
 _REPLAY_MAX_S = 24 * 3600
+_REPLAY_INCIDENTS = 5000
 
 
 @router.get("/api/replay")
@@ -191,10 +193,13 @@ def replay(
         ]
         if fixes:
             tracks[dev] = sorted(fixes)
+    # Incidents reported in the window or in the day before it (one may run that long).
+    window = IncidentFilter(
+        since=start - _REPLAY_MAX_S, until=end, areas=scope.area_ids(), limit=_REPLAY_INCIDENTS
+    )
     incidents = [
         msgspec.to_builtins(i)
-        for i in state.store.incidents.load_incidents().values()
-        if i.reported_at <= end and scope.covers_point(i.location)
+        for i in state.records.search(window, lambda i: scope.covers_point(i.location))
     ]
     return {"from": start, "to": end, "tracks": tracks, "incidents": incidents}
 

@@ -14,6 +14,7 @@ from dispatch.db import Database
 from dispatch.delivery import OrderDelivery
 from dispatch.engine import Engine
 from dispatch.identity import Identity
+from dispatch.records import IncidentRecords
 from dispatch.settings import Settings
 from dispatch.store import ScreenFeed, Store
 
@@ -31,6 +32,7 @@ class AppState:
     policies: PolicyBook
     db: Database
     identity: Identity
+    records: IncidentRecords  # incidents and their audit, from Redis and the history
 
 
 def app_state(request: Request) -> AppState:

@@ -18,8 +18,11 @@ from dispatch.api.app import WORKERS, build_ingest, create_app
 from dispatch.broker_accounts import BrokerAccountError
 from dispatch.cli.broker import follow_binding, issue_credentials, revoke_credentials
 from dispatch.core.track import DeviceKey
+from dispatch.db import Database, upgrade
+from dispatch.db.history import HistoryStore
 from dispatch.engine import Engine
 from dispatch.evidence.archive import verify_archive
+from dispatch.history import HistoryWorker
 from dispatch.settings import Settings
 from dispatch.store import Store
 
@@ -86,6 +89,29 @@ def cmd_engine(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
+    db = Database(settings.database_url, max_size=2)
+    upgrade(db)
+    city = settings.city(datetime.now(ZoneInfo(settings.timezone)))
+    worker = HistoryWorker(
+        Store.from_url(settings.redis_url, settings.key_prefix),
+        HistoryStore(db),
+        areas=city.areas if city else None,
+        retention_s=settings.history_retention_s,
+        clock=settings.clock(),
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    log.info("history: copying %s into PostgreSQL", settings.redis_url)
+    try:
+        worker.run(stop)
+    except KeyboardInterrupt:
+        stop.set()
+    finally:
+        db.close()
+    return 0
+
+
 def cmd_devices(args: argparse.Namespace, settings: Settings) -> int:
     try:
         return _devices(args, settings)
@@ -149,6 +175,12 @@ def add_center_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         "engine", help="run the incident engine (leads while it holds the lease, else stands by)"
     )
     engine.set_defaults(func=cmd_engine)
+
+    history = commands.add_parser(
+        "history",
+        help="copy incidents, milestones and the audit into PostgreSQL; release ended incidents",
+    )
+    history.set_defaults(func=cmd_history)
 
     devices = commands.add_parser("devices", help="device ↔ officer ↔ team bindings and chains")
     actions = devices.add_subparsers(dest="action", required=True, metavar="ACTION")

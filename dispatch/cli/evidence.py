@@ -14,10 +14,13 @@ from zoneinfo import ZoneInfo
 
 from devices.telemetry.points import TelemetryError
 from devices.video import Probe, probe
+from dispatch.db import Database
+from dispatch.db.history import HistoryStore
 from dispatch.evidence.archive import MANIFEST, seal_due, verify_segment
 from dispatch.evidence.build import build_package
 from dispatch.evidence.collect import UnknownIncidentError, collect
 from dispatch.evidence.verify import verify_package
+from dispatch.records import IncidentRecords
 from dispatch.settings import Settings
 from dispatch.store import Store
 
@@ -87,15 +90,19 @@ def _import_file_track(clip: Probe, clip_id: str | None, settings: Settings) -> 
 def cmd_evidence(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "export":
         store = Store.from_url(settings.redis_url, settings.key_prefix)
+        db = Database(settings.database_url, max_size=1)
+        records = IncidentRecords(store.incidents, HistoryStore(db))
         now = time.time()
         try:
             content = collect(
-                store, settings.archive(), args.incident, now=now, margin_s=args.margin,
-                zone=settings.timezone,
+                store, records, settings.archive(), args.incident, now=now,
+                margin_s=args.margin, zone=settings.timezone,
             )  # fmt: skip
         except UnknownIncidentError as exc:
             print(f"FAIL {exc}", file=sys.stderr)
             return 1
+        finally:
+            db.close()
         out = Path(args.output or f"{args.incident}-evidence.zip")
         out.write_bytes(build_package(content, settings.signer(), now))
         fixes = sum(len(t.records) for t in content.tracks)

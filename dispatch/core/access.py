@@ -100,6 +100,13 @@ class AreaScope:
             return True
         return any(a.id == self.scope for a in self.areas.ancestors(area_id))
 
+    def area_ids(self) -> list[str] | None:
+        """Every area the scope covers (None: the whole center, every area and none)."""
+        if self.scope is None:
+            return None
+        assert self.areas is not None
+        return [a.id for a in self.areas.areas if self.covers_area(a.id)]
+
     def covers_point(self, point: LonLat) -> bool:
         if self.scope is None:
             return True

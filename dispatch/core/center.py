@@ -9,6 +9,7 @@ changes, and entries that no longer match its next deadline are skipped.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Iterable
 
 from dispatch.core import events as ev
 from dispatch.core import timeline
@@ -66,6 +67,17 @@ class CommandCenter:
             self._store(incident)
             effects += fired
         return effects
+
+    def forget(self, incident_ids: Iterable[str]) -> list[IncidentId]:
+        """Drop ended incidents (the history keeps them); returns those dropped. An incident
+        still running is never dropped, whatever the caller says."""
+        dropped = []
+        for incident_id in incident_ids:
+            incident = self.incidents.get(IncidentId(incident_id))
+            if incident is not None and incident.phase.terminal:
+                del self.incidents[incident.id]
+                dropped.append(incident.id)
+        return dropped
 
     def restore(self, incident: Incident) -> None:
         """Take back an incident saved earlier (an engine taking over after a restart)."""

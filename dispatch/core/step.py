@@ -19,8 +19,15 @@ class EngineStep:
     outbox: list[dict[str, str]] = field(default_factory=list)  # orders for device delivery
     inbox_done: list[str] = field(default_factory=list)
     positions_done: list[str] = field(default_factory=list)
+    # Ended incidents the history holds, dropped from Redis with this step.
+    forgotten: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(
-            self.incidents or self.events or self.audit or self.inbox_done or self.positions_done
+            self.incidents
+            or self.events
+            or self.audit
+            or self.inbox_done
+            or self.positions_done
+            or self.forgotten
         )

@@ -31,6 +31,8 @@ _MAX_BLOCK_S = 1.0
 _WATCHING_BLOCK_S = 0.2
 # Positions stream entries read per step at most (each holds one ingest batch's fixes).
 _POSITION_READS = 10
+# How often the leader asks which ended incidents the history has released.
+_RELEASE_CHECK_S = 5.0
 
 
 class Engine:
@@ -90,6 +92,7 @@ class Engine:
         unsettled = True  # first, what the last leader read and never wrote a step for
         renew_every_s = self.lease_ms / 3000
         renew_at = time.monotonic() + renew_every_s
+        release_check_at = time.monotonic()
         while not stop.is_set():
             if time.monotonic() >= renew_at:
                 if not self.incidents.renew_lead(self.holder, self.lease_ms):
@@ -104,8 +107,14 @@ class Engine:
                 wait_s = min(wait_s, self.clock.real_seconds(deadline - self.clock()))
             entries = self.incidents.read_inbox(block_ms=int(max(1, wait_s * 1000)))
             settled, rows, unsettled = self._read_positions(unsettled)
+            released: set[str] = set()
+            if time.monotonic() >= release_check_at:
+                release_check_at = time.monotonic() + _RELEASE_CHECK_S
+                released = self.incidents.released()
             now = self.clock()
-            step = core.step(entries, rows, lambda now=now: self._officer_positions(now), now)
+            step = core.step(
+                entries, rows, lambda now=now: self._officer_positions(now), now, released
+            )
             step.positions_done = settled
             for record in step.audit:
                 record["engine"] = self.holder

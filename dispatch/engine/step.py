@@ -13,7 +13,7 @@ calls `step`, writes the result in one transaction; nothing here reads a clock o
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -94,9 +94,11 @@ class EngineCore:
         positions: Sequence[PositionRow],
         officers: Callable[[], OfficerPositions],
         now: float,
+        released: Collection[str] = (),
     ) -> EngineStep:
-        """Apply inbox entries, then positions, then silence and deadlines; returns what to
-        write. The caller writes it in one transaction, or not at all (and redoes it)."""
+        """Apply inbox entries, then positions, then silence and deadlines, then forget the
+        `released` incidents (ended, and kept by the history); returns what to write. The
+        caller writes it in one transaction, or not at all (and redoes it)."""
         # Read on first need and kept for the rest of the step.
         run = _Step(self, functools.cache(officers), now)
         for entry_id, entry in entries:
@@ -110,6 +112,11 @@ class EngineCore:
             self._silence_check_at = now + SILENCE_CHECK_S
             run.silence()
         run.perform(self.center.expire(now))
+        # An incident written in this step is not dropped in it: its snapshot goes out first.
+        # Ids already gone are passed on too, so the release list empties.
+        gone = [r for r in released if r not in self.center.incidents]
+        dropped = self.center.forget(r for r in released if r not in run.out.incidents)
+        run.out.forgotten = [*dropped, *gone]
         self._sync_watcher()
         return run.out
 

@@ -18,6 +18,7 @@ from dispatch.evidence.archive import Archive, full_track
 from dispatch.evidence.crosscheck import crosscheck
 from dispatch.evidence.formats import DeviceTrack, PackageContent
 from dispatch.evidence.records import ChainRecord
+from dispatch.records import IncidentRecords
 from dispatch.store import Store
 
 
@@ -50,6 +51,7 @@ def excerpt(
 
 def collect(
     store: Store,
+    records: IncidentRecords,
     archive: Archive,
     incident_id: str,
     *,
@@ -57,13 +59,12 @@ def collect(
     margin_s: float = 300.0,
     zone: str = "Asia/Shanghai",
 ) -> PackageContent:
-    engine = store.incidents
-    incident = engine.incident(incident_id)
+    incident = records.incident(incident_id)
     if incident is None:
         raise UnknownIncidentError(
             f"no incident {incident_id}; list them with GET /api/incidents?open_only=false"
         )
-    audit = engine.incident_audit(incident_id)
+    audit = records.audit(incident_id)
     moments = [incident.reported_at, *(m.reached_at for m in incident.milestones)]
     moments += [float(r["at"]) for r in audit]
     start, end = incident.reported_at - margin_s, min(now, max(moments) + margin_s)

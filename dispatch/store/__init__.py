@@ -16,7 +16,7 @@ from devices.presence import Presence
 from dispatch.core.roster import OfficerId
 from dispatch.store.clips import ClipStore
 from dispatch.store.feed import PositionFeed, ScreenFeed, Snapshot
-from dispatch.store.incidents import IncidentStore
+from dispatch.store.incidents import IncidentStore, decode_incident
 from dispatch.store.ingest import UNAVAILABLE, IngestStore
 from dispatch.store.keys import Keys
 from dispatch.store.presence import officer_positions
@@ -93,4 +93,5 @@ __all__ = [
     "Snapshot",
     "Store",
     "TrackStore",
+    "decode_incident",
 ]

@@ -4,6 +4,7 @@ outbox of orders; a step is written in one transaction guarded by the lease."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import msgspec
@@ -17,6 +18,13 @@ from dispatch.store.keys import Keys
 ENGINE_GROUP = "engine"
 DELIVERY_GROUP = "delivery"
 _INCIDENT = msgspec.json.Decoder(Incident)
+
+
+def decode_incident(raw: bytes | str) -> Incident:
+    """An incident from the JSON the engine saves (in Redis, and in the history)."""
+    return _INCIDENT.decode(raw)
+
+
 _ENGINE_CONSUMER = "leader"  # one name: whichever engine leads inherits the pending entries
 # Extend the lease only while we still hold it; PEXPIRE alone would extend a lease another
 # engine took over after ours lapsed.
@@ -134,6 +142,10 @@ class IncidentStore:
                 pipe.xack(self.keys.inbox, ENGINE_GROUP, *step.inbox_done)
             if step.positions_done:
                 pipe.xack(self.keys.positions, POSITIONS_GROUP, *step.positions_done)
+            if step.forgotten:
+                pipe.hdel(self.keys.incidents, *step.forgotten)
+                pipe.zrem(self.keys.deadlines, *step.forgotten)
+                pipe.srem(self.keys.released, *step.forgotten)
             pipe.execute()
             return True
         except redis.WatchError:
@@ -151,6 +163,32 @@ class IncidentStore:
             for r in self.audit_records(10_000_000)
             if r.get("incident") == incident_id or incident_id in r.get("detail", "")
         ]
+
+    # The history worker's side: copy the audit out, then trim it; release ended incidents.
+
+    def audit_after(self, stream_id: str | None, count: int) -> list[tuple[str, dict[str, str]]]:
+        """Audit records after `stream_id` (all from the start when None), oldest first."""
+        start = "-" if stream_id is None else f"({stream_id}"
+        return list(self.redis.xrange(self.keys.audit, min=start, count=count))
+
+    def snapshots(self, incident_ids: Sequence[str]) -> dict[str, bytes]:
+        """The saved JSON of each incident still in Redis."""
+        if not incident_ids:
+            return {}
+        raw = self.redis.hmget(self.keys.incidents, list(incident_ids))
+        return {i: v.encode() for i, v in zip(incident_ids, raw, strict=True) if v is not None}
+
+    def trim_audit(self, through: str) -> None:
+        """Drop audit records up to `through`: the history has committed them."""
+        self.redis.xtrim(self.keys.audit, minid=through, approximate=False)
+        self.redis.xdel(self.keys.audit, through)
+
+    def release(self, incident_ids: Sequence[str]) -> None:
+        if incident_ids:
+            self.redis.sadd(self.keys.released, *incident_ids)
+
+    def released(self) -> set[str]:
+        return set(self.redis.smembers(self.keys.released))
 
     def inbox_entries(self, count: int = 100) -> list[dict[str, str]]:
         return [{"id": i, **f} for i, f in self.redis.xrange(self.keys.inbox, count=count)]

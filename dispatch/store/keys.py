@@ -104,6 +104,11 @@ class Keys:
         return f"{self.prefix}:audit"
 
     @property
+    def released(self) -> str:
+        """Ended incidents the history holds: the engine may forget them."""
+        return f"{self.prefix}:released"
+
+    @property
     def outbox(self) -> str:
         return f"{self.prefix}:outbox"
 

@@ -1,0 +1,264 @@
+"""The incident history in PostgreSQL: written by the history worker, read by the API.
+
+A copy is one transaction: the audit records (keyed by their stream position, so a replay
+inserts nothing twice), the newest snapshot of every incident they name (kept only if newer
+than the one stored), its milestones, and the stream cursor. What is committed is never
+copied again; what is not is copied again after a crash.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg.types.json import Jsonb
+
+from dispatch.core.model import Incident
+from dispatch.db.database import Database
+
+AUDIT_STREAM = "audit"
+
+
+def related_incident(fields: Mapping[str, str]) -> str | None:
+    """The other incident an audit record names: the target of a merge."""
+    if fields.get("event") != "DuplicateMerged":
+        return None
+    into = json.loads(fields.get("detail") or "{}").get("into")
+    return str(into) if into else None
+
+
+def _audit_row(stream_id: str, fields: Mapping[str, str]) -> tuple[Any, ...]:
+    return (
+        position(stream_id),
+        stream_id,
+        fields.get("incident") or None,
+        related_incident(fields),
+        float(fields.get("at", 0.0)),
+        fields.get("kind", ""),
+        json.dumps(dict(fields), ensure_ascii=False),
+    )
+
+
+def position(stream_id: str) -> int:
+    """A Redis stream id as one sortable number: milliseconds × 10^6 + sequence."""
+    ms, _, seq = stream_id.partition("-")
+    return int(ms) * 1_000_000 + int(seq or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """An incident as the engine last saved it, with where it sits in the history."""
+
+    incident: Incident
+    raw: bytes  # the engine's JSON encoding, stored as it is
+    area: str | None
+    version: int  # position of the newest audit record naming it
+    last_at: float  # time of that record
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentFilter:
+    phase: Sequence[str] = ()
+    areas: Sequence[str] | None = None  # None: any; else the areas of a scope or a query
+    team: str | None = None
+    officer: str | None = None
+    category: str | None = None
+    source: str | None = None
+    since: float | None = None
+    until: float | None = None
+    breached: str | None = None  # a milestone that was reached late
+    limit: int = 100
+    offset: int = 0
+
+
+class HistoryStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def cursor(self, stream: str = AUDIT_STREAM) -> str | None:
+        """The last stream id copied, or None before the first copy."""
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                "SELECT stream_id FROM history_cursor WHERE stream = %s", (stream,)
+            ).fetchone()
+        return None if row is None else str(row["stream_id"])
+
+    def copy(
+        self,
+        records: Sequence[tuple[str, Mapping[str, str]]],
+        snapshots: Iterable[Snapshot],
+        stream: str = AUDIT_STREAM,
+    ) -> int:
+        """Copy audit records and snapshots, and move the cursor to the last record; returns
+        how many audit records were new."""
+        if not records:
+            return 0
+        rows = [_audit_row(stream_id, fields) for stream_id, fields in records]
+        with self.db.transaction() as conn:
+            # One statement for the whole batch; the conflict clause makes a replay a no-op.
+            inserted = conn.execute(
+                "INSERT INTO incident_audit"
+                " (position, stream_id, incident, related, at, kind, record)"
+                " SELECT p, s, i, r, to_timestamp(a), k, j FROM unnest("
+                "%s::bigint[], %s::text[], %s::text[], %s::text[], %s::float8[], %s::text[],"
+                " %s::jsonb[]) AS t(p, s, i, r, a, k, j)"
+                " ON CONFLICT (position) DO NOTHING RETURNING position",
+                [list(column) for column in zip(*rows, strict=True)],
+            ).fetchall()
+            for snapshot in snapshots:
+                self._upsert(conn, snapshot)
+            last = records[-1][0]
+            conn.execute(
+                "INSERT INTO history_cursor (stream, position, stream_id) VALUES (%s, %s, %s)"
+                " ON CONFLICT (stream) DO UPDATE SET position = excluded.position,"
+                " stream_id = excluded.stream_id WHERE history_cursor.position < excluded.position",
+                (stream, position(last), last),
+            )
+        return len(inserted)
+
+    def _upsert(self, conn: Any, snapshot: Snapshot) -> None:
+        incident = snapshot.incident
+        officers = sorted(
+            {*incident.past_officers, *(incident.order.officers if incident.order else ())}
+        )
+        row = conn.execute(
+            "INSERT INTO incident (id, category, priority, source, team, area, phase, lon, lat,"
+            " officers, reported_at, last_at, version, snapshot)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, to_timestamp(%s),"
+            " to_timestamp(%s), %s, %s)"
+            " ON CONFLICT (id) DO UPDATE SET category = excluded.category,"
+            " priority = excluded.priority, team = excluded.team, area = excluded.area,"
+            " phase = excluded.phase, officers = excluded.officers, last_at = excluded.last_at,"
+            " version = excluded.version, snapshot = excluded.snapshot"
+            " WHERE incident.version < excluded.version RETURNING id",
+            (
+                incident.id,
+                incident.category,
+                incident.priority,
+                incident.source.value,
+                incident.team,
+                snapshot.area,
+                incident.phase.value,
+                incident.location.lon,
+                incident.location.lat,
+                officers,
+                incident.reported_at,
+                snapshot.last_at,
+                snapshot.version,
+                Jsonb(json.loads(snapshot.raw)),
+            ),
+        ).fetchone()
+        if row is None:
+            return  # an older snapshot than the one stored: a replay
+        conn.execute("DELETE FROM incident_milestone WHERE incident = %s", (incident.id,))
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO incident_milestone"
+                " (incident, milestone, due_at, reached_at, late_by_s, by, via)"
+                " VALUES (%s, %s, to_timestamp(%s), to_timestamp(%s), %s, %s, %s)",
+                [
+                    (
+                        incident.id,
+                        m.milestone.value,
+                        m.due_at,
+                        m.reached_at,
+                        m.late_by_s,
+                        m.by,
+                        m.via,
+                    )
+                    for m in incident.milestones
+                ],
+            )
+
+    # Reads ---------------------------------------------------------------------------------
+
+    def incident(self, incident_id: str) -> bytes | None:
+        """The stored snapshot (the engine's JSON) of one incident."""
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                "SELECT snapshot::text AS raw FROM incident WHERE id = %s", (incident_id,)
+            ).fetchone()
+        return None if row is None else str(row["raw"]).encode()
+
+    def incidents(self, query: IncidentFilter) -> list[bytes]:
+        """Snapshots matching `query`, newest report first, one page of them."""
+        where, values = ["true"], []
+        if query.phase:
+            where.append("phase = ANY(%s)")
+            values.append(list(query.phase))
+        if query.areas is not None:
+            where.append("area = ANY(%s)")
+            values.append(list(query.areas))
+        for column, value in (
+            ("team", query.team),
+            ("category", query.category),
+            ("source", query.source),
+        ):
+            if value is not None:
+                where.append(f"{column} = %s")
+                values.append(value)
+        if query.officer is not None:
+            where.append("officers @> ARRAY[%s]::text[]")
+            values.append(query.officer)
+        if query.since is not None:
+            where.append("reported_at >= to_timestamp(%s)")
+            values.append(query.since)
+        if query.until is not None:
+            where.append("reported_at < to_timestamp(%s)")
+            values.append(query.until)
+        if query.breached is not None:
+            where.append(
+                "EXISTS (SELECT 1 FROM incident_milestone m WHERE m.incident = incident.id"
+                " AND m.milestone = %s AND m.late_by_s > 0)"
+            )
+            values.append(query.breached)
+        with self.db.transaction() as conn:
+            rows = conn.execute(
+                f"SELECT snapshot::text AS raw FROM incident WHERE {' AND '.join(where)}"
+                " ORDER BY reported_at DESC, id LIMIT %s OFFSET %s",
+                (*values, query.limit, query.offset),
+            ).fetchall()
+        return [str(r["raw"]).encode() for r in rows]
+
+    def known(self, incident_ids: Sequence[str]) -> set[str]:
+        """Which of these incidents the history holds."""
+        if not incident_ids:
+            return set()
+        with self.db.transaction() as conn:
+            rows = conn.execute(
+                "SELECT id FROM incident WHERE id = ANY(%s)", (list(incident_ids),)
+            ).fetchall()
+        return {str(r["id"]) for r in rows}
+
+    def incident_audit(self, incident_id: str) -> list[dict[str, str]]:
+        """The incident's audit records, in order, each with its stream id."""
+        with self.db.transaction() as conn:
+            rows = conn.execute(
+                "SELECT position, stream_id, record FROM incident_audit WHERE incident = %s"
+                " UNION ALL SELECT position, stream_id, record FROM incident_audit"
+                " WHERE related = %s ORDER BY position",
+                (incident_id, incident_id),
+            ).fetchall()
+        return [{"id": r["stream_id"], **r["record"]} for r in rows]
+
+    # Eviction ------------------------------------------------------------------------------
+
+    def evictable(self, before: float, limit: int = 1000) -> list[str]:
+        """Ended incidents quiet since before `before` and not yet evicted."""
+        with self.db.transaction() as conn:
+            rows = conn.execute(
+                "SELECT id FROM incident WHERE phase IN ('closed', 'cancelled', 'merged')"
+                " AND NOT evicted AND last_at < to_timestamp(%s) ORDER BY last_at LIMIT %s",
+                (before, limit),
+            ).fetchall()
+        return [str(r["id"]) for r in rows]
+
+    def mark_evicted(self, incident_ids: Sequence[str]) -> None:
+        if not incident_ids:
+            return
+        with self.db.transaction() as conn:
+            conn.execute(
+                "UPDATE incident SET evicted = true WHERE id = ANY(%s)", (list(incident_ids),)
+            )

@@ -1,0 +1,171 @@
+"""The incident history over real Redis and PostgreSQL: the worker copies what the engine
+records exactly once, Redis and the engine let ended incidents go after the retention time,
+and their reads come from PostgreSQL unchanged."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import yaml
+from fastapi.testclient import TestClient
+
+from dispatch.api.app import create_app
+from dispatch.core.access import Role
+from dispatch.db import Database
+from dispatch.db.history import HistoryStore, Snapshot, position
+from dispatch.settings import Settings
+from dispatch.store import Store, decode_incident
+from tests.integration.helpers import bearer, wait_until
+from tests.integration.test_terminal_flow import city_files
+
+POLICY = {"default": {"respond_s": 30, "turn_out_s": 60, "handle_s": 120, "warn_at": 0.5}}
+EAST = (119.65, 29.08)
+
+
+def settings_for(tmp_path, redis_service, prefix, database_url, **extra) -> Settings:
+    areas, roster = city_files(tmp_path)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(yaml.safe_dump(POLICY))
+    return Settings(
+        redis_url=redis_service.url, key_prefix=prefix, database_url=database_url,
+        areas_file=areas, roster_file=roster, policy_file=policy, engine_id=f"engine-{prefix}",
+        engine_lease_ms=3000, data_dir=tmp_path / "var", **extra,
+    )  # fmt: skip
+
+
+def report_and_close(client: TestClient, title: str) -> str:
+    incident = client.post(
+        "/api/incidents",
+        json={"category": "street_vending", "lon": EAST[0], "lat": EAST[1], "title": title},
+    ).json()["incident"]
+    wait_until(lambda: client.get(f"/api/incidents/{incident}").status_code == 200, 10)
+    for action in ("acknowledge", "cancel"):
+        assert client.post(f"/api/incidents/{incident}/{action}", json={}).status_code == 202
+    wait_until(lambda: client.get(f"/api/incidents/{incident}").json()["phase"] == "cancelled", 10)
+    return incident
+
+
+def test_ended_incidents_move_to_the_history_and_read_the_same(
+    tmp_path, redis_service, prefix, database_url
+) -> None:
+    settings = settings_for(tmp_path, redis_service, prefix, database_url, history_retention_s=1.0)
+    store = Store.from_url(redis_service.url, prefix)
+    with TestClient(create_app(settings, workers=("engine", "history"))) as client:
+        client.headers.update(bearer(database_url, Role.COMMANDER, name="c1"))
+        wait_until(lambda: client.get("/api/health").json()["engine_leading"], 15, "engine")
+        ended = [report_and_close(client, f"ended {n}") for n in range(3)]
+        running = client.post(
+            "/api/incidents",
+            json={"category": "street_vending", "lon": EAST[0], "lat": EAST[1]},
+        ).json()["incident"]
+        before = {
+            i: (
+                client.get(f"/api/incidents/{i}").json(),
+                client.get(f"/api/incidents/{i}/audit").json(),
+            )
+            for i in ended
+        }
+        # Gone from Redis (and so from the engine, which alone writes there) after retention.
+        wait_until(
+            lambda: not any(store.redis.hexists(store.keys.incidents, i) for i in ended),
+            30,
+            "ended incidents released",
+        )
+        assert store.redis.hexists(store.keys.incidents, running)
+        for incident in ended:
+            view, audit = before[incident]
+            assert view["phase"] == "cancelled"
+            assert client.get(f"/api/incidents/{incident}").json() == view
+            assert client.get(f"/api/incidents/{incident}/audit").json() == audit
+            assert json.loads(audit[0]["actor"])["account"] == "c1"
+        listed = client.get("/api/incidents", params={"open_only": "false"}).json()
+        assert [i["id"] for i in listed] == [running, *reversed(ended)]
+        assert [i["id"] for i in client.get("/api/incidents").json()] == [running]
+        cancelled = client.get("/api/incidents", params={"phase": "cancelled", "limit": 2})
+        assert [i["id"] for i in cancelled.json()] == [ended[2], ended[1]]
+        page_two = client.get(
+            "/api/incidents", params={"phase": "cancelled", "limit": 2, "offset": 2}
+        )
+        assert [i["id"] for i in page_two.json()] == [ended[0]]
+        assert client.get("/api/incidents", params={"area": "west"}).json() == []
+        # The copied part of the audit stream is trimmed from Redis.
+        wait_until(lambda: store.redis.xlen(store.keys.audit) == 0, 10, "the audit trimmed")
+    db = Database(database_url, max_size=1)
+    with db.transaction() as conn:
+        rows = conn.execute(
+            "SELECT count(*) AS n, count(DISTINCT position) AS d FROM incident_audit"
+        )
+        counts = rows.fetchone()
+    db.close()
+    # Reported, acknowledged, cancelled for each ended one; reported for the running one.
+    assert counts is not None and counts["n"] == counts["d"] == 3 * 3 + 1
+
+
+def test_a_copy_replayed_after_a_crash_changes_nothing(
+    tmp_path, redis_service, prefix, database_url
+) -> None:
+    settings = settings_for(tmp_path, redis_service, prefix, database_url)
+    store = Store.from_url(redis_service.url, prefix)
+    with TestClient(create_app(settings, workers=("engine",))) as client:
+        client.headers.update(bearer(database_url, Role.COMMANDER, name="c1"))
+        wait_until(lambda: client.get("/api/health").json()["engine_leading"], 15, "engine")
+        incident = report_and_close(client, "replayed")
+    records = store.incidents.audit_after(None, 1000)
+    raw = store.incidents.snapshots([incident])[incident]
+    final = Snapshot(decode_incident(raw), raw, "east", position(records[-1][0]), 0.0)
+    history = HistoryStore(Database(database_url, max_size=1))
+    assert history.copy(records, [final]) == len(records)
+    # A crash after the commit and before the trim: the next pass copies the same again,
+    # and an older snapshot (from an earlier record) never replaces the newer one.
+    older = Snapshot(decode_incident(raw), b'{"stale": true}', "east", position(records[0][0]), 0)
+    assert history.copy(records, [older]) == 0
+    assert json.loads(history.incident(incident) or b"{}")["phase"] == "cancelled"
+    assert len(history.incident_audit(incident)) == len(
+        [r for r in records if r[1].get("incident") == incident]
+    )
+    assert history.cursor() == records[-1][0]
+    history.db.close()
+
+
+def test_kill_9_of_the_history_worker_loses_and_repeats_nothing(
+    tmp_path, redis_service, prefix, database_url
+) -> None:
+    settings = settings_for(tmp_path, redis_service, prefix, database_url)
+    env = {
+        **os.environ,
+        "YIWANG_REDIS_URL": redis_service.url,
+        "YIWANG_KEY_PREFIX": prefix,
+        "YIWANG_DATABASE_URL": database_url,
+    }
+    store = Store.from_url(redis_service.url, prefix)
+    with TestClient(create_app(settings, workers=("engine",))) as client:
+        client.headers.update(bearer(database_url, Role.COMMANDER, name="c1"))
+        wait_until(lambda: client.get("/api/health").json()["engine_leading"], 15, "engine")
+        ids = []
+        worker = subprocess.Popen([sys.executable, "-m", "dispatch.cli", "history"], env=env)
+        for n in range(12):
+            ids.append(report_and_close(client, f"while copying {n}"))
+            if n in (3, 7):  # kill -9 mid-stream, and start again
+                worker.send_signal(signal.SIGKILL)
+                worker.wait()
+                worker = subprocess.Popen(
+                    [sys.executable, "-m", "dispatch.cli", "history"], env=env
+                )
+        expected = {i: len(client.get(f"/api/incidents/{i}/audit").json()) for i in ids}
+        wait_until(lambda: store.redis.xlen(store.keys.audit) <= 1, 30, "the copy to catch up")
+        worker.terminate()
+        worker.wait(10)
+    history = HistoryStore(Database(database_url, max_size=1))
+    for incident in ids:
+        assert len(history.incident_audit(incident)) == expected[incident], incident
+        assert json.loads(history.incident(incident) or b"{}")["phase"] == "cancelled"
+    with history.db.transaction() as conn:
+        duplicates = conn.execute(
+            "SELECT count(*) - count(DISTINCT position) AS n FROM incident_audit"
+        ).fetchone()
+    assert duplicates is not None and duplicates["n"] == 0
+    history.db.close()
