@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 
+import psycopg
+import pytest
 import yaml
 from fastapi.testclient import TestClient
 
@@ -169,3 +171,27 @@ def test_kill_9_of_the_history_worker_loses_and_repeats_nothing(
         ).fetchone()
     assert duplicates is not None and duplicates["n"] == 0
     history.db.close()
+
+
+def test_the_audit_trails_refuse_change_and_removal(database_url) -> None:
+    db = Database(database_url, max_size=1)
+    with db.transaction() as conn:
+        conn.execute(
+            "INSERT INTO incident_audit (position, stream_id, incident, at, kind, record)"
+            " VALUES (1, '0-1', 'INC-1', now(), 'event', '{}')"
+        )
+        conn.execute("INSERT INTO access_audit (at, account, action) VALUES (now(), 'a', 'login')")
+    for statement in (
+        "UPDATE incident_audit SET kind = 'forged'",
+        "DELETE FROM incident_audit",
+        "TRUNCATE incident_audit",
+        "UPDATE access_audit SET account = 'someone else'",
+        "DELETE FROM access_audit",
+    ):
+        refused = pytest.raises(psycopg.errors.InsufficientPrivilege, match="append-only")
+        with refused, db.transaction() as conn:
+            conn.execute(statement)
+    with db.transaction() as conn:
+        row = conn.execute("SELECT kind FROM incident_audit").fetchone()
+    db.close()
+    assert row == {"kind": "event"}
