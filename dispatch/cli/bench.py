@@ -17,6 +17,8 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     bench = importlib.import_module(f"bench.{args.capability}")
     if args.capability == "gis":
         return int(bench.main(Path(args.graph) if args.graph else None))
+    if args.capability == "history":
+        return int(bench.main(incidents=args.incidents, month=args.month_incidents))
     if args.capability in ("recommend", "clocks"):
         return int(bench.main())
     if args.capability == "e2e":
@@ -29,7 +31,14 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
 def add_bench_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bench = commands.add_parser("bench", help="measure a capability against a baseline")
     bench.add_argument(
-        "capability", choices=["ingest", "gis", "recommend", "clocks", "e2e", "screen"]
+        "capability",
+        choices=["ingest", "gis", "recommend", "clocks", "e2e", "screen", "history"],
+    )
+    bench.add_argument(
+        "--incidents", type=int, default=100_000, help="history: closed incidents to copy"
+    )
+    bench.add_argument(
+        "--month-incidents", type=int, default=500_000, help="history: a month to report on"
     )
     bench.add_argument("--seconds", type=int, default=30, help="e2e, screen: seconds per phase")
     bench.add_argument("--messages", type=int, default=100_000, help="ingest: messages to send")
