@@ -195,3 +195,42 @@ def test_the_audit_trails_refuse_change_and_removal(database_url) -> None:
         row = conn.execute("SELECT kind FROM incident_audit").fetchone()
     db.close()
     assert row == {"kind": "event"}
+
+
+def test_kill_9_of_postgresql_loses_and_repeats_nothing(
+    tmp_path, redis_service, postgres, prefix, database_url
+) -> None:
+    settings = settings_for(tmp_path, redis_service, prefix, database_url)
+    store = Store.from_url(redis_service.url, prefix)
+    headers = bearer(database_url, Role.COMMANDER, name="c1")
+    with TestClient(create_app(settings, workers=("engine", "history"))) as client:
+        client.headers.update(headers)
+        wait_until(lambda: client.get("/api/health").json()["engine_leading"], 15, "engine")
+        before = [report_and_close(client, f"before {n}") for n in range(3)]
+        postgres.kill()
+        # The engine runs on Redis alone meanwhile; the worker waits for the database.
+        during = client.post(
+            "/api/incidents", json={"category": "noise", "lon": EAST[0], "lat": EAST[1]}
+        )
+        assert during.status_code == 503  # who reports is checked in PostgreSQL
+        engine_store = client.app.state.yiwang.store
+        engine_store.incidents.command(
+            {"type": "IncidentReported", "incident": "INC-WHILE-DOWN", "category": "noise",
+             "priority": 3, "location": list(EAST), "source": "12345", "by": "intake"}
+        )  # fmt: skip
+        wait_until(lambda: store.redis.hexists(store.keys.incidents, "INC-WHILE-DOWN"), 10)
+        postgres.start()
+        wait_until(lambda: store.redis.xlen(store.keys.audit) == 0, 30, "the copy to catch up")
+        wait_until(lambda: client.get("/api/health").json()["database"], 10, "the pool back")
+        after = report_and_close(client, "after")
+        wait_until(lambda: store.redis.xlen(store.keys.audit) == 0, 30, "the copy to catch up")
+    history = HistoryStore(Database(database_url, max_size=1))
+    for incident in [*before, after]:
+        assert len(history.incident_audit(incident)) == 3, incident
+    assert len(history.incident_audit("INC-WHILE-DOWN")) == 1
+    with history.db.transaction() as conn:
+        duplicates = conn.execute(
+            "SELECT count(*) - count(DISTINCT position) AS n FROM incident_audit"
+        ).fetchone()
+    assert duplicates is not None and duplicates["n"] == 0
+    history.db.close()
