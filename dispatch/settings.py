@@ -87,6 +87,8 @@ class Settings(BaseSettings):
     roster_file: Path | None = None
     streets_file: Path | None = None
     basemap_file: Path | None = None  # PMTiles of areas and streets for the map page
+    # Patrol targets per grid (YAML: `default: {visits: 2}` and `grids: {ID: {...}}`).
+    patrol_targets_file: Path | None = None
 
     stale_after_s: float = 60.0
     offline_after_s: float = 300.0

@@ -19,7 +19,17 @@ from fastapi import FastAPI
 
 from devices.batch import BatchWriter, IngestConfig
 from devices.ingest import IngestWorker
-from dispatch.api import accounts, devices, errors, health, incidents, live, pages, security
+from dispatch.api import (
+    accounts,
+    devices,
+    errors,
+    health,
+    incidents,
+    live,
+    pages,
+    patrol,
+    security,
+)
 from dispatch.api.state import AppState
 from dispatch.city import City
 from dispatch.db import AccountStore, Database, upgrade
@@ -180,5 +190,6 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
     app.include_router(incidents.router)
     app.include_router(live.router)
     app.include_router(pages.router)
+    app.include_router(patrol.router)
     pages.mount_static(app, settings.basemap_file)
     return app

@@ -212,6 +212,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int | str]] = {
     ("GET", "/api/clock"): ANY_ACCOUNT,
     ("GET", "/api/route"): ANY_ACCOUNT,
     ("GET", "/api/replay"): READERS,
+    ("GET", "/api/patrol"): AUDITORS,
 }
 
 
