@@ -55,6 +55,9 @@ class StatsFilter:
         )
 
 
+EVERYTHING = StatsFilter()
+
+
 @dataclass(frozen=True, slots=True)
 class MilestoneTally:
     on_time: int
@@ -120,7 +123,7 @@ def key_of(outcome: Outcome, by: Dimension) -> str | None:
 
 
 def aggregate(
-    outcomes: Iterable[Outcome], by: Dimension | None, where: StatsFilter = StatsFilter()
+    outcomes: Iterable[Outcome], by: Dimension | None, where: StatsFilter = EVERYTHING
 ) -> list[Tally]:
     """One tally per group (None: one for all), in the order of `ordered`."""
     groups: dict[str | None, list[tuple[Outcome, OfficerWork | None]]] = defaultdict(list)

@@ -12,11 +12,13 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from psycopg.types.json import Jsonb
 
 from dispatch.core.model import Incident
 from dispatch.db.database import Database
+from dispatch.db.outcomes import write_outcomes
 
 AUDIT_STREAM = "audit"
 
@@ -74,8 +76,9 @@ class IncidentFilter:
 
 
 class HistoryStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, zone: str = "Asia/Shanghai") -> None:
         self.db = db
+        self.zone = ZoneInfo(zone)  # the center's: supervision counts by local hour
 
     def cursor(self, stream: str = AUDIT_STREAM) -> str | None:
         """The last stream id copied, or None before the first copy."""
@@ -91,8 +94,9 @@ class HistoryStore:
         snapshots: Iterable[Snapshot],
         stream: str = AUDIT_STREAM,
     ) -> int:
-        """Copy audit records and snapshots, and move the cursor to the last record; returns
-        how many audit records were new."""
+        """Copy audit records and snapshots, recompute the supervision outcome of every
+        incident stored anew, and move the cursor to the last record; returns how many audit
+        records were new."""
         if not records:
             return 0
         rows = [_audit_row(stream_id, fields) for stream_id, fields in records]
@@ -107,8 +111,8 @@ class HistoryStore:
                 " ON CONFLICT (position) DO NOTHING RETURNING position",
                 [list(column) for column in zip(*rows, strict=True)],
             ).fetchall()
-            for snapshot in snapshots:
-                self._upsert(conn, snapshot)
+            stored = [(s.incident, s.area) for s in snapshots if self._upsert(conn, s)]
+            write_outcomes(conn, stored, self.zone)
             last = records[-1][0]
             conn.execute(
                 "INSERT INTO history_cursor (stream, position, stream_id) VALUES (%s, %s, %s)"
@@ -118,7 +122,8 @@ class HistoryStore:
             )
         return len(inserted)
 
-    def _upsert(self, conn: Any, snapshot: Snapshot) -> None:
+    def _upsert(self, conn: Any, snapshot: Snapshot) -> bool:
+        """Store the snapshot and its milestones unless a newer one is stored (a replay)."""
         incident = snapshot.incident
         officers = sorted(
             {*incident.past_officers, *(incident.order.officers if incident.order else ())}
@@ -151,7 +156,7 @@ class HistoryStore:
             ),
         ).fetchone()
         if row is None:
-            return  # an older snapshot than the one stored: a replay
+            return False  # an older snapshot than the one stored: a replay
         conn.execute("DELETE FROM incident_milestone WHERE incident = %s", (incident.id,))
         with conn.cursor() as cur:
             cur.executemany(
@@ -171,6 +176,7 @@ class HistoryStore:
                     for m in incident.milestones
                 ],
             )
+        return True
 
     # Reads ---------------------------------------------------------------------------------
 
