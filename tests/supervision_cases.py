@@ -24,7 +24,7 @@ from dispatch.store import decode_incident
 from gis.coords import LonLat
 
 # 2026-11-02 08:00 in Asia/Shanghai: the report of the first case; one case an hour after.
-FIRST_REPORT_AT = 1_794_009_600.0
+FIRST_REPORT_AT = 1_793_577_600.0
 PLACES = {"east": LonLat(119.650, 29.080), "west": LonLat(119.642, 29.080)}
 TEAMS = {"east": "team-east", "west": "team-west"}
 

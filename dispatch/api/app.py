@@ -19,7 +19,17 @@ from fastapi import FastAPI
 
 from devices.batch import BatchWriter, IngestConfig
 from devices.ingest import IngestWorker
-from dispatch.api import accounts, devices, errors, health, incidents, live, pages, security
+from dispatch.api import (
+    accounts,
+    devices,
+    errors,
+    health,
+    incidents,
+    live,
+    pages,
+    security,
+    stats,
+)
 from dispatch.api.state import AppState
 from dispatch.city import City
 from dispatch.db import AccountStore, Database, upgrade
@@ -133,7 +143,7 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
         city = settings.city(datetime.fromtimestamp(clock(), ZoneInfo(settings.timezone)))
         db = Database(settings.database_url)
         upgrade(db)
-        history = HistoryStore(db)
+        history = HistoryStore(db, zone=settings.timezone)
         stop = threading.Event()
         running = start_workers(settings, workers, city, history, stop)
         feed = ScreenFeed.from_url(settings.redis_url, store.keys)
@@ -179,6 +189,7 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
     app.include_router(devices.router)
     app.include_router(incidents.router)
     app.include_router(live.router)
+    app.include_router(stats.router)
     app.include_router(pages.router)
     pages.mount_static(app, settings.basemap_file)
     return app

@@ -103,6 +103,11 @@ class Tally:
         return sum(self.redispatches.values())
 
 
+def empty_tally(key: str | None = None) -> Tally:
+    """The figures of no incident at all."""
+    return _tally(key, [])
+
+
 def key_of(outcome: Outcome, by: Dimension) -> str | None:
     """The group an outcome falls in (grouping by officer: see `_officer_rows`)."""
     match by:
@@ -172,9 +177,7 @@ def _tally(key: str | None, rows: list[tuple[Outcome, OfficerWork | None]]) -> T
         redispatches.update(outcome.redispatches)
         escalations.update(outcome.escalations)
     work = [w for o, own in rows for w in ((own,) if own is not None else o.officers)]
-    orders, refused, unanswered = (
-        sum(c) for c in zip(*(_order_counts(*r) for r in rows), strict=True)
-    )
+    counts = [_order_counts(outcome, own) for outcome, own in rows]
     return Tally(
         key=key,
         incidents=len(rows),
@@ -182,9 +185,9 @@ def _tally(key: str | None, rows: list[tuple[Outcome, OfficerWork | None]]) -> T
         causes={c: causes[c] for c in Cause},
         redispatches={r: redispatches[r] for r in RedispatchReason},
         escalations={level: n for level, n in sorted(escalations.items()) if n},
-        orders=orders,
-        orders_refused=refused,
-        orders_unanswered=unanswered,
+        orders=sum(c[0] for c in counts),
+        orders_refused=sum(c[1] for c in counts),
+        orders_unanswered=sum(c[2] for c in counts),
         on_scene_s=sum(w.on_scene_s for w in work),
     )
 

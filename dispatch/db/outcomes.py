@@ -15,9 +15,7 @@ from typing import Any
 from dispatch.core.model import Incident, Milestone
 from dispatch.core.supervision import Outcome, outcome_of
 
-MILESTONE_COLUMNS = [
-    f"{m.value}_{part}" for m in Milestone for part in ("status", "s", "cause")
-]
+MILESTONE_COLUMNS = [f"{m.value}_{part}" for m in Milestone for part in ("status", "s", "cause")]
 _COLUMNS = [
     "incident", "reported_at", "area", "team", "category", "source", "priority", "hour",
     "phase", *MILESTONE_COLUMNS, "redispatches", "escalations", "orders", "orders_refused",

@@ -212,6 +212,8 @@ EXPECTED: dict[tuple[str, str], dict[str, int | str]] = {
     ("GET", "/api/clock"): ANY_ACCOUNT,
     ("GET", "/api/route"): ANY_ACCOUNT,
     ("GET", "/api/replay"): READERS,
+    ("GET", "/api/stats/summary"): AUDITORS,
+    ("GET", "/api/stats/breakdown"): AUDITORS,
 }
 
 
@@ -246,6 +248,7 @@ class Sweep:
             "/api/route": {"from": "119.642,29.08", "to": "119.65,29.08"},
             "/api/replay": {"from": str(int(now - 600)), "to": str(int(now))},
             "/api/audit/access": {"limit": "5"},
+            "/api/stats/breakdown": {"by": "team"},
         }
         self.bodies: dict[tuple[str, str], Any] = {
             ("POST", "/api/session"): {"name": "dispatcher-1", "password": PASSWORD},
