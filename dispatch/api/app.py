@@ -29,6 +29,7 @@ from dispatch.api import (
     pages,
     patrol,
     security,
+    stats,
 )
 from dispatch.api.state import AppState
 from dispatch.city import City
@@ -143,7 +144,7 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
         city = settings.city(datetime.fromtimestamp(clock(), ZoneInfo(settings.timezone)))
         db = Database(settings.database_url)
         upgrade(db)
-        history = HistoryStore(db)
+        history = HistoryStore(db, zone=settings.timezone)
         stop = threading.Event()
         running = start_workers(settings, workers, city, history, stop)
         feed = ScreenFeed.from_url(settings.redis_url, store.keys)
@@ -189,6 +190,7 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
     app.include_router(devices.router)
     app.include_router(incidents.router)
     app.include_router(live.router)
+    app.include_router(stats.router)
     app.include_router(pages.router)
     app.include_router(patrol.router)
     pages.mount_static(app, settings.basemap_file)

@@ -10,6 +10,7 @@ from dispatch.cli.bench import add_bench_command
 from dispatch.cli.broker import add_broker_command
 from dispatch.cli.center import add_center_commands
 from dispatch.cli.evidence import add_evidence_commands
+from dispatch.cli.report import add_report_command
 from dispatch.cli.simulation import add_simulation_commands
 from dispatch.cli.users import add_user_commands
 from dispatch.settings import Settings
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_simulation_commands(commands)
     add_evidence_commands(commands)
     add_user_commands(commands)
+    add_report_command(commands)
     add_bench_command(commands)
     return parser
 

@@ -95,7 +95,7 @@ def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
     city = settings.city(datetime.now(ZoneInfo(settings.timezone)))
     worker = HistoryWorker(
         Store.from_url(settings.redis_url, settings.key_prefix),
-        HistoryStore(db),
+        HistoryStore(db, zone=settings.timezone),
         areas=city.areas if city else None,
         retention_s=settings.history_retention_s,
         clock=settings.clock(),

@@ -13,9 +13,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from dispatch.core.model import Incident
 from dispatch.db.database import Database
+from dispatch.db.outcomes import write_outcomes
 
 AUDIT_STREAM = "audit"
 
@@ -100,8 +102,9 @@ class IncidentFilter:
 
 
 class HistoryStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, zone: str = "Asia/Shanghai") -> None:
         self.db = db
+        self.zone = ZoneInfo(zone)  # the center's: supervision counts by local hour
 
     def cursor(self, stream: str = AUDIT_STREAM) -> str | None:
         """The last stream id copied, or None before the first copy."""
@@ -117,8 +120,9 @@ class HistoryStore:
         snapshots: Iterable[Snapshot],
         stream: str = AUDIT_STREAM,
     ) -> int:
-        """Copy audit records and snapshots, and move the cursor to the last record; returns
-        how many audit records were new."""
+        """Copy audit records and snapshots, recompute the supervision outcome of every
+        incident stored anew, and move the cursor to the last record; returns how many audit
+        records were new."""
         if not records:
             return 0
         with self.db.transaction() as conn:
@@ -141,7 +145,10 @@ class HistoryStore:
                 "INSERT INTO incident_audit SELECT * FROM audit_in"
                 " ON CONFLICT (position) DO NOTHING RETURNING position"
             ).fetchall()
-            self._upsert(conn, list(snapshots))
+            batch = list(snapshots)
+            fresh = self._upsert(conn, batch)
+            stored = [(s.incident, s.area) for s in batch if s.incident.id in fresh]
+            write_outcomes(conn, stored, self.zone)
             last = records[-1][0]
             conn.execute(
                 "INSERT INTO history_cursor (stream, position, stream_id) VALUES (%s, %s, %s)"
@@ -151,11 +158,11 @@ class HistoryStore:
             )
         return len(inserted)
 
-    def _upsert(self, conn: Any, snapshots: list[Snapshot]) -> None:
+    def _upsert(self, conn: Any, snapshots: list[Snapshot]) -> set[str]:
         """Each snapshot newer than the stored one replaces it, with its milestones; a batch
-        goes in a few statements, whatever its size."""
+        goes in a few statements, whatever its size. Returns the ids stored anew."""
         if not snapshots:
-            return
+            return set()
         conn.execute(
             "CREATE TEMP TABLE IF NOT EXISTS incident_in"
             " (LIKE incident INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
@@ -179,7 +186,7 @@ class HistoryStore:
         ).fetchall()
         fresh = {str(r["id"]) for r in updated}
         if not fresh:
-            return  # older snapshots than those stored: a replay
+            return fresh  # older snapshots than those stored: a replay
         conn.execute("DELETE FROM incident_milestone WHERE incident = ANY(%s)", (list(fresh),))
         milestones = [
             (
@@ -204,6 +211,7 @@ class HistoryStore:
         ):
             for row in milestones:
                 copy.write_row(row)
+        return fresh
 
     # Reads ---------------------------------------------------------------------------------
 

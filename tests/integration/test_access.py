@@ -213,6 +213,8 @@ EXPECTED: dict[tuple[str, str], dict[str, int | str]] = {
     ("GET", "/api/route"): ANY_ACCOUNT,
     ("GET", "/api/replay"): READERS,
     ("GET", "/api/patrol"): AUDITORS,
+    ("GET", "/api/stats/summary"): AUDITORS,
+    ("GET", "/api/stats/breakdown"): AUDITORS,
 }
 
 
@@ -247,6 +249,7 @@ class Sweep:
             "/api/route": {"from": "119.642,29.08", "to": "119.65,29.08"},
             "/api/replay": {"from": str(int(now - 600)), "to": str(int(now))},
             "/api/audit/access": {"limit": "5"},
+            "/api/stats/breakdown": {"by": "team"},
         }
         self.bodies: dict[tuple[str, str], Any] = {
             ("POST", "/api/session"): {"name": "dispatcher-1", "password": PASSWORD},
