@@ -5,8 +5,9 @@ one (reported, acknowledged, ordered, closed), are put in Redis as the engine le
 history worker copies them into PostgreSQL. Baseline: a bare `COPY` of the same audit rows into
 a table of the same shape, in the same run. Then the copy is checked: every record there once.
 
-Report: a month of M incidents with their milestones is loaded with `COPY` and the month's
-on-time share per area and milestone is computed; the query plan says which indexes it used.
+Report: a month of M incidents' supervision outcomes is generated in PostgreSQL and the whole
+monthly report (`yiwang report monthly`: every sheet) is written; the plan of a one-grid query
+shows the index a scoped supervisor's figures use.
 Last line: JSON.
 """
 
@@ -21,6 +22,8 @@ from pathlib import Path
 import msgspec
 from tqdm import tqdm
 
+from dispatch.cli.report import write_report
+from dispatch.core.breakdown import StatsFilter
 from dispatch.core.model import Incident, Milestone, MilestoneRecord, Phase, Source
 from dispatch.db import Database, upgrade
 from dispatch.db.history import HistoryStore
@@ -31,7 +34,6 @@ from harness.daemons import ManagedRedis
 from harness.postgres import ManagedPostgres
 
 _DEADLINES = {Milestone.RESPOND: 60, Milestone.TURN_OUT: 180, Milestone.HANDLE: 900}
-_AREAS = [f"grid-{n:02d}" for n in range(17)]
 _MONTH_START = 1793462400.0  # 2026-11-01T00:00+08:00
 
 
@@ -107,51 +109,60 @@ def _bare_copy(db: Database) -> tuple[int, float]:
     return len(rows), time.perf_counter() - started
 
 
-_REPORT = (
-    "SELECT i.area, m.milestone, count(*) AS incidents,"
-    " avg((m.late_by_s <= 0)::int) AS on_time,"
-    " percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM m.reached_at - i.reported_at))"
-    " AS p90_s FROM incident i JOIN incident_milestone m ON m.incident = i.id"
-    " WHERE i.reported_at >= to_timestamp(%s) AND i.reported_at < to_timestamp(%s)"
-    " GROUP BY i.area, m.milestone"
-)
+# A month of outcomes as the history leaves them: statuses, seconds and causes drawn at random
+# in proportions a center sees (most on time), two officers named per incident.
+_OUTCOMES = """
+INSERT INTO incident (id, category, priority, source, area, phase, lon, lat, reported_at,
+    last_at, version, snapshot)
+SELECT 'INC-M' || n, (ARRAY['noise','garbage','street_vending','illegal_parking'])[1 + mod(n, 4)],
+    1 + mod(n, 4), (ARRAY['12345','8890','citizen','iot'])[1 + mod(n, 4)], 'grid-' || lpad(mod(n, 17)::text, 2, '0'),
+    'closed', 119.6, 29.1, to_timestamp(%(start)s + n * %(step)s),
+    to_timestamp(%(start)s + n * %(step)s), n, '{}'
+FROM generate_series(0, %(count)s - 1) AS n;
+INSERT INTO incident_outcome
+SELECT i.id, i.reported_at, i.area, 'team-' || lpad(mod(n, 17)::text, 2, '0'), i.category,
+    i.source, i.priority, extract(hour FROM i.reported_at AT TIME ZONE 'Asia/Shanghai'),
+    'closed',
+    CASE WHEN r < 0.9 THEN 'on_time' ELSE 'late' END, 20 + r * 60,
+    CASE WHEN r < 0.9 THEN NULL ELSE 'no_acknowledgement' END,
+    CASE WHEN r < 0.85 THEN 'on_time' ELSE 'late' END, 60 + r * 200,
+    CASE WHEN r < 0.85 THEN NULL ELSE 'not_accepted' END,
+    'untimed', 300 + r * 300, NULL,
+    CASE WHEN r < 0.8 THEN 'on_time' ELSE 'late' END, 400 + r * 600,
+    CASE WHEN r < 0.8 THEN NULL ELSE 'late_handling' END,
+    CASE WHEN r > 0.95 THEN '{"not_accepted": 1}' ELSE '{}' END::jsonb,
+    CASE WHEN r > 0.9 THEN '{"1": 1}' ELSE '{}' END::jsonb,
+    1 + (r > 0.95)::int, 0, (r > 0.95)::int, (300 + r * 600)::int
+FROM (SELECT id, reported_at, area, category, source, priority,
+        substr(id, 6)::int AS n, random() AS r FROM incident WHERE id LIKE 'INC-M%%') AS i;
+INSERT INTO incident_outcome_officer
+SELECT incident, 'officer' || lpad(mod(substr(incident, 6)::int + k, 51)::text, 3, '0'), 1, 0,
+    0, on_scene_s / 2
+FROM incident_outcome, generate_series(1, 2) AS k;
+"""
 
 
-def _month(db: Database, count: int) -> tuple[float, list[str]]:
-    rng = random.Random(11)
-    step = 30 * 86400 / count
-    with db.transaction() as conn, conn.cursor() as cur:
-        with cur.copy(
-            "COPY incident (id, category, priority, source, area, phase, lon, lat,"
-            " reported_at, last_at, version, snapshot) FROM STDIN"
-        ) as copy:
-            for n in tqdm(range(count), desc="month incidents", unit=" incidents", leave=False):
-                at = _MONTH_START + n * step
-                stamp = time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime(at))
-                copy.write_row(
-                    (f"INC-M{n:07d}", "noise", 3, "12345", rng.choice(_AREAS), "closed",
-                     119.6, 29.1, stamp, stamp, n, "{}")
-                )  # fmt: skip
-        with cur.copy(
-            "COPY incident_milestone (incident, milestone, reached_at, late_by_s, by, via)"
-            " FROM STDIN"
-        ) as copy:
-            for n in range(count):
-                at = _MONTH_START + n * step
-                for milestone, due in _DEADLINES.items():
-                    took = due * rng.uniform(0.3, 1.4)
-                    stamp = time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime(at + took))
-                    copy.write_row(
-                        (f"INC-M{n:07d}", milestone.value, stamp, max(0.0, took - due), "d", "c")
-                    )
+def _month(db: Database, count: int, out: Path) -> tuple[float, list[str]]:
+    """The month's report (every sheet of `yiwang report monthly`) over `count` incidents."""
+    window = {"start": _MONTH_START, "step": 30 * 86400 / count, "count": count}
     with db.transaction() as conn:
-        conn.execute("ANALYZE incident")
-        conn.execute("ANALYZE incident_milestone")
-        window = (_MONTH_START, _MONTH_START + 30 * 86400)
-        started = time.perf_counter()
-        conn.execute(_REPORT, window).fetchall()
-        took = time.perf_counter() - started
-        plan = conn.execute("EXPLAIN " + _REPORT, window).fetchall()
+        conn.execute("SELECT setseed(0.5)")
+        for statement in filter(str.strip, _OUTCOMES.split(";")):
+            conn.execute(statement, window)  # type: ignore[arg-type]
+    with db.transaction() as conn:
+        conn.execute("ANALYZE incident_outcome")
+        conn.execute("ANALYZE incident_outcome_officer")
+    where = StatsFilter(since=_MONTH_START, until=_MONTH_START + 30 * 86400)
+    started = time.perf_counter()
+    write_report(db, where, out)
+    took = time.perf_counter() - started
+    # Where one grid's month is asked for (a scoped supervisor), the index is what serves it.
+    with db.transaction() as conn:
+        plan = conn.execute(
+            "EXPLAIN SELECT count(*) FROM incident_outcome o WHERE o.area = ANY(%s)"
+            " AND o.reported_at >= to_timestamp(%s) AND o.reported_at < to_timestamp(%s)",
+            (["grid-03"], where.since, where.until),
+        ).fetchall()
     return took, [next(iter(r.values())) for r in plan]
 
 
@@ -174,7 +185,7 @@ def main(incidents: int = 100_000, month: int = 500_000) -> int:
                 stored = conn.execute("SELECT count(*) AS n FROM incident").fetchone()
             assert found is not None and stored is not None
             bare_rows, bare_s = _bare_copy(db)
-            report_s, plan = _month(_fresh(postgres), month)
+            report_s, plan = _month(_fresh(postgres), month, Path(tmp) / "month.xlsx")
         finally:
             postgres.remove()
             redis_service.stop()

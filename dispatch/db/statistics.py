@@ -1,14 +1,16 @@
 """Supervision figures from PostgreSQL: the SQL twin of `dispatch.core.breakdown.aggregate`.
 
 One scan of `incident_outcome` (joined to `incident_outcome_officer` when grouping by
-officer) for the counts and percentiles, and one over the JSON counts of re-dispatch reasons
-and escalation levels; the filters use the table's (column, reported_at) indexes. Figures are
-exact (`percentile_disc` is breakdown.percentile), so a test compares both figure for figure.
+officer) for the counts, one over the JSON counts of re-dispatch reasons and escalation
+levels, and one histogram of whole seconds per milestone for the percentiles; the filters use
+the table's (column, reported_at) indexes. Percentiles are computed from the histogram by the
+same function as `breakdown`'s, so a test compares both figure for figure.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 from dispatch.core.breakdown import (
@@ -18,6 +20,7 @@ from dispatch.core.breakdown import (
     MilestoneTally,
     StatsFilter,
     Tally,
+    histogram_percentile,
     ordered,
 )
 from dispatch.core.model import Milestone
@@ -47,11 +50,6 @@ def _figures(by: Dimension | None) -> list[str]:
                 f" AS {name}_{status.value}"
             )
         columns.append(f"count(o.{name}_s) AS {name}_reached")
-        for p in PERCENTILES:
-            columns.append(
-                f"percentile_disc({p}) WITHIN GROUP (ORDER BY o.{name}_s)"
-                f" AS {name}_p{round(p * 100)}"
-            )
     for cause in Cause:
         hits = " + ".join(
             f"count(*) FILTER (WHERE o.{m.value}_cause = '{cause.value}')" for m in Milestone
@@ -103,9 +101,23 @@ def aggregate(db: Database, by: Dimension | None, where: StatsFilter = EVERYTHIN
         f" UNION ALL SELECT {key}, 'escalation', c.key, sum(c.value::int)"
         f" FROM {source}, jsonb_each_text(o.escalations) c WHERE {clause} GROUP BY 1, 3"
     )
+    # Percentiles from a histogram of whole seconds per key and milestone (see breakdown), in
+    # one scan: each incident's milestones side by side become rows.
+    pairs = ", ".join(f"('{m.value}', o.{m.value}_s)" for m in Milestone)
+    seconds = (
+        f"SELECT {key} AS key, v.milestone, floor(v.s)::int AS s, count(*) AS n"
+        f" FROM {source}, LATERAL (VALUES {pairs}) AS v(milestone, s)"
+        f" WHERE {clause} AND v.s IS NOT NULL GROUP BY 1, 2, 3"
+    )
     with db.transaction() as conn:
+        # Dozens of aggregate expressions: compiling them costs more than it saves here.
+        conn.execute("SET LOCAL jit = off")
         rows = conn.execute(f"{figures} GROUP BY 1", values).fetchall()
         extra = conn.execute(counts, values * 2).fetchall()
+        histogram = conn.execute(seconds, values).fetchall()
+    spread: dict[tuple[str | None, str], dict[int, int]] = defaultdict(dict)
+    for row in histogram:
+        spread[(row["key"], row["milestone"])][int(row["s"])] = int(row["n"])
     redispatches: dict[str | None, dict[RedispatchReason, int]] = defaultdict(dict)
     escalations: dict[str | None, dict[int, int]] = defaultdict(dict)
     for row in extra:
@@ -113,23 +125,28 @@ def aggregate(db: Database, by: Dimension | None, where: StatsFilter = EVERYTHIN
             redispatches[row["key"]][RedispatchReason(row["name"])] = int(row["n"])
         else:
             escalations[row["key"]][int(row["name"])] = int(row["n"])
-    return ordered(_tally(row, redispatches[row["key"]], escalations[row["key"]]) for row in rows)
+    return ordered(
+        _tally(row, redispatches[row["key"]], escalations[row["key"]], spread) for row in rows
+    )
 
 
 def _tally(
-    row: dict[str, Any], redispatches: dict[RedispatchReason, int], escalations: dict[int, int]
+    row: dict[str, Any],
+    redispatches: dict[RedispatchReason, int],
+    escalations: dict[int, int],
+    spread: Mapping[tuple[str | None, str], dict[int, int]],
 ) -> Tally:
-    milestones = {
-        m: MilestoneTally(
+    milestones = {}
+    for m in Milestone:
+        counts = spread.get((row["key"], m.value), {})
+        milestones[m] = MilestoneTally(
             on_time=row[f"{m.value}_on_time"],
             late=row[f"{m.value}_late"],
             missed=row[f"{m.value}_missed"],
             reached=row[f"{m.value}_reached"],
-            p50_s=row[f"{m.value}_p50"],
-            p90_s=row[f"{m.value}_p90"],
+            p50_s=histogram_percentile(counts, PERCENTILES[0]),
+            p90_s=histogram_percentile(counts, PERCENTILES[1]),
         )
-        for m in Milestone
-    }
     return Tally(
         key=row["key"],
         incidents=row["incidents"],
