@@ -4,7 +4,7 @@ import { copyFileSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 
 mkdirSync("dist", { recursive: true });
 await build({
-  entryPoints: ["src/command.js", "src/officer.js", "src/login.js"],
+  entryPoints: ["src/command.js", "src/officer.js", "src/login.js", "src/supervision.js"],
   bundle: true,
   format: "esm",
   minify: true,

@@ -56,7 +56,11 @@ def _page_for(request: Request, name: str, needs: Permission) -> Response:
     return RedirectResponse("/login?denied=1", status_code=303)
 
 
-_HOMES = (("/", Permission.WATCH_LIVE), ("/officer", Permission.ANSWER_OWN_ORDERS))
+_HOMES = (
+    ("/", Permission.WATCH_LIVE),
+    ("/officer", Permission.ANSWER_OWN_ORDERS),
+    ("/supervision", Permission.READ_STATISTICS),
+)
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -67,6 +71,11 @@ def command_page(request: Request) -> Response:
 @router.get("/officer", response_class=HTMLResponse, include_in_schema=False)
 def officer_page(request: Request) -> Response:
     return _page_for(request, "officer.html", Permission.ANSWER_OWN_ORDERS)
+
+
+@router.get("/supervision", response_class=HTMLResponse, include_in_schema=False)
+def supervision_page(request: Request) -> Response:
+    return _page_for(request, "supervision.html", Permission.READ_STATISTICS)
 
 
 @router.get("/login", response_class=HTMLResponse, include_in_schema=False)

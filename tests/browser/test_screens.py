@@ -12,7 +12,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
@@ -295,3 +295,50 @@ def test_markup_in_a_report_shows_as_text_and_never_runs(center, browser) -> Non
     assert phone.evaluate("window.__injected") is None
     assert page.evaluate("window.__injected") is None
     assert [u for u in requests if not u.startswith("http://127.0.0.1")] == []
+
+
+def test_the_supervision_page_shows_the_months_figures_and_drills_down_to_an_audit(
+    center, browser
+) -> None:
+    lon, lat = center.centre
+    incident = post(
+        center, "/api/incidents", {"category": "noise", "lon": lon, "lat": lat, "title": "噪音"}
+    )["incident"]
+    wait_for(lambda: call(center, "GET", f"/api/incidents/{incident}")["phase"] == "reported")
+    post(center, f"/api/incidents/{incident}/cancel", {"reason": "duplicate call"})
+    now = datetime.now(ZoneInfo("Asia/Shanghai"))
+    month = now.strftime("%Y-%m")
+    first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    after = (first + timedelta(days=32)).replace(day=1)
+    span = f"since={first:%Y-%m-%dT%H:%M:%S}&until={after:%Y-%m-%dT%H:%M:%S}"
+    # The history copies within a second; figures are read once they include the report.
+    wait_for(lambda: call(center, "GET", f"/api/stats/summary?{span}")["incidents"] > 0)
+    expected = call(center, "GET", f"/api/stats/summary?{span}")
+    requests: list[str] = []
+    page = open_page(browser, center, "/supervision", requests, Role.ADMIN,
+                     viewport={"width": 1400, "height": 900})  # fmt: skip
+    page.wait_for_function("() => window.__yiwang.loaded > 0", timeout=30_000)
+    assert page.input_value("#month") == month
+    assert page.inner_text("[data-kpi='incidents'] b") == str(expected["incidents"])
+    handle = expected["milestones"]["handle"]["on_time_share"]
+    shown = page.inner_text("[data-kpi='handle'] b")
+    assert shown == ("–" if handle is None else f"{handle * 100:.1f}%")
+    # Click the map where the incident is: its area's incidents, then the incident's audit.
+    pixel = page.evaluate(
+        f"window.__yiwang.charts.map.convertToPixel({{seriesIndex: 0}}, [{lon}, {lat}])"
+    )
+    box = page.query_selector("#map").bounding_box()
+    page.mouse.click(box["x"] + pixel[0], box["y"] + pixel[1])
+    page.click(f"#drill li[data-incident='{incident}'] a", timeout=30_000)
+    page.wait_for_selector("#audit li[data-kind='event']", timeout=30_000)
+    assert page.get_attribute("#audit", "data-incident") == incident
+    page.screenshot(path=str(SHOTS / "supervision.png"))
+    assert page.evaluate("window.__yiwang.errors") == []
+    assert [u for u in requests if not u.startswith("http://127.0.0.1")] == []
+
+
+def wait_for(condition, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
