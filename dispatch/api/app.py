@@ -39,6 +39,8 @@ from dispatch.delivery import OrderDelivery
 from dispatch.engine import Engine
 from dispatch.history import HistoryWorker
 from dispatch.identity import Identity
+from dispatch.patrol_report import patrol_setup
+from dispatch.patrol_watch import PatrolWatch
 from dispatch.records import IncidentRecords
 from dispatch.settings import Settings
 from dispatch.store import ScreenFeed, Store
@@ -124,6 +126,15 @@ def start_workers(
             clock=settings.clock(),
         )
         running.threads.append(threading.Thread(target=copier.run, args=(stop,), name="history"))
+        if city is not None:
+            watch = PatrolWatch(
+                own_store(),
+                settings.archive(),
+                city,
+                patrol_setup(city, settings.patrol_targets_file),
+                settings.clock(),
+            )
+            running.threads.append(threading.Thread(target=watch.run, args=(stop,), name="patrol"))
     for thread in running.threads:
         thread.daemon = True
         thread.start()

@@ -80,6 +80,10 @@ class Scope:
             return body if self.incident(body) else None
         if kind == "positions":
             return self.positions(body) or None
+        if kind == FeedType.PATROL_SHORTFALL:
+            team = self.area.roster.teams.get(body["team"]) if self.area.roster else None
+            visible = self.officer is None and team is not None and self.area.covers_team(team)
+            return body if visible else None
         if isinstance(body, dict) and "incident" in body:
             return body if body["incident"] in self.incidents else None
         return None

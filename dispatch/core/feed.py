@@ -20,6 +20,8 @@ class FeedType(StrEnum):
     ESCALATION = "escalation"
     REDISPATCH = "redispatch"
     PARTNER_MISSING = "partner_missing"
+    # A shift ended with grids below their patrol target (巡查不达标).
+    PATROL_SHORTFALL = "patrol_shortfall"
     # Device messages other than positions, as ingest stored them.
     SOS = "sos"
     TRANSITION = "transition"

@@ -183,6 +183,18 @@ class IncidentStore:
         self.redis.xtrim(self.keys.audit, minid=through, approximate=False)
         self.redis.xdel(self.keys.audit, through)
 
+    def announce(self, kind: str, body: dict[str, Any]) -> str:
+        """Put an alert that is not the engine's on the screens' stream (a patrol shortfall)."""
+        fields = {"type": kind, "body": json.dumps(body, ensure_ascii=False)}
+        return str(self.redis.xadd(self.keys.events, fields, maxlen=100_000, approximate=True))
+
+    def checked_until(self) -> float | None:
+        raw = self.redis.get(self.keys.patrol_checked)
+        return None if raw is None else float(raw)
+
+    def check_until(self, at: float) -> None:
+        self.redis.set(self.keys.patrol_checked, f"{at:.3f}")
+
     def release(self, incident_ids: Sequence[str]) -> None:
         if incident_ids:
             self.redis.sadd(self.keys.released, *incident_ids)

@@ -127,3 +127,8 @@ class Keys:
 
     def request_count(self, who: str, window: int) -> str:
         return f"{self.prefix}:requests:{who}:{window}"
+
+    @property
+    def patrol_checked(self) -> str:
+        """Until when ended shifts have been judged for patrol shortfalls."""
+        return f"{self.prefix}:patrol_checked"

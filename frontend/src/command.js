@@ -115,7 +115,7 @@ function onMessage(message, arrived = performance.now()) {
   } else if (message.type === "incident") {
     const incident = JSON.parse(typeof message.body === "string" ? message.body : JSON.stringify(message.body));
     state.incidents.set(incident.id, incident);
-  } else if (["warning", "escalation", "partner_missing", "redispatch"].includes(message.type)) {
+  } else if (["warning", "escalation", "partner_missing", "redispatch", "patrol_shortfall"].includes(message.type)) {
     const body = typeof message.body === "string" ? JSON.parse(message.body) : message.body;
     state.alerts.unshift({ type: message.type, body, at: now() });
     state.alerts.length = Math.min(state.alerts.length, 50);
@@ -309,7 +309,7 @@ function renderOfficers() {
 
 function renderAlerts() {
   $("alerts").innerHTML = state.alerts.map((a) =>
-    `<li class="${esc(a.type)}">${localTime(a.at)} ${esc(a.type)} ${esc(a.body.incident)} ${esc(a.body.milestone)}</li>`).join("");
+    `<li class="${esc(a.type)}">${localTime(a.at)} ${esc(a.type)} ${esc(a.body.incident ?? a.body.summary)} ${esc(a.body.milestone)}</li>`).join("");
 }
 
 async function act(action, officer) {

@@ -4,14 +4,20 @@ scope. Fixes go through the real broker and ingest, as a patrolling officer's wo
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import paho.mqtt.client as mqtt
 
+from dispatch.clock import Clock
 from dispatch.core.access import Role
+from dispatch.patrol_report import patrol_setup
+from dispatch.patrol_watch import PatrolWatch
+from dispatch.settings import Settings
 from tests.integration.helpers import bearer, mqtt_client, publish_all, wait_until
 from tests.integration.test_access import running_center
+from tests.integration.test_terminal_flow import city_files
 
 ZONE = ZoneInfo("Asia/Shanghai")
 
@@ -74,3 +80,31 @@ def test_a_shift_shows_the_grid_patrolled_and_the_grid_left_alone(
             headers=bearer(database_url, Role.DISPATCHER, name="d-x"),
         )  # fmt: skip
         assert refused.status_code == 403
+
+
+def test_a_shift_ending_below_target_warns_the_screens_once(tmp_path, store) -> None:
+    areas, roster = city_files(tmp_path)
+    settings = Settings(areas_file=areas, roster_file=roster, data_dir=tmp_path)
+    city = settings.city(datetime.now(ZONE))
+    assert city is not None
+    clock = Clock(1.0, time.time())
+    watch = PatrolWatch(store, settings.archive(), city, patrol_setup(city, None), clock)
+    assert watch.check_once() == []  # a new center starts looking from now
+    last_midnight = datetime.now(ZONE).replace(hour=0, minute=0, second=0, microsecond=0)
+    store.incidents.check_until(last_midnight.timestamp() - 60)
+    summaries = watch.check_once()
+    # Nobody patrolled yesterday: both teams' shifts ended below target, each named once.
+    assert sorted(s.split(":")[0] for s in summaries) == [
+        "shift of team team-east",
+        "shift of team team-west",
+    ]
+    alerts = [
+        json.loads(f["body"])
+        for _, f in store.redis.xrange(store.keys.events)
+        if f["type"] == "patrol_shortfall"
+    ]
+    assert {a["team"]: list(a["grids"]) for a in alerts} == {
+        "team-east": ["east"],
+        "team-west": ["west"],
+    }
+    assert watch.check_once() == []
