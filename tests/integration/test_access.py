@@ -109,6 +109,15 @@ def report(client: TestClient, headers: dict[str, str], point: tuple[float, floa
     return incident
 
 
+def populate_both_districts(
+    client: TestClient, logins, prefix: str, admin: dict[str, str]
+) -> tuple[str, str]:
+    """Every officer's device heard from, and one incident in each district: (east, west)."""
+    publish_fixes(logins, prefix, ["zhang3", "li4", "wang5"])
+    wait_until(lambda: len(client.get("/api/devices", headers=admin).json()) == 3, 10, "3 devices")
+    return report(client, admin, EAST, "east"), report(client, admin, WEST, "west")
+
+
 def phase_of(client: TestClient, headers: dict[str, str], incident: str) -> str:
     return client.get(f"/api/incidents/{incident}", headers=headers).json()["phase"]
 
@@ -347,12 +356,7 @@ def test_a_west_dispatcher_neither_sees_nor_touches_the_east(
     everywhere = bearer(database_url, Role.DISPATCHER, name="d-all")
     west = bearer(database_url, Role.DISPATCHER, name="d-west", scope="west")
     with running_center(tmp_path, redis_service, prefix, database_url, logins) as client:
-        publish_fixes(logins, prefix, ["zhang3", "li4", "wang5"])
-        wait_until(
-            lambda: len(client.get("/api/devices", headers=admin).json()) == 3, 10, "3 devices"
-        )
-        east_incident = report(client, admin, EAST, "east")
-        west_incident = report(client, admin, WEST, "west")
+        east_incident, west_incident = populate_both_districts(client, logins, prefix, admin)
 
         # A whole-center dispatcher sees both: the data is there to be hidden.
         assert {i["id"] for i in client.get("/api/incidents", headers=everywhere).json()} == {
@@ -452,12 +456,7 @@ def test_a_west_screen_receives_nothing_of_the_east(
     admin = bearer(database_url, Role.ADMIN, name="admin-1")
     west = bearer(database_url, Role.DISPATCHER, name="d-west", scope="west")
     with running_center(tmp_path, redis_service, prefix, database_url, logins) as client:
-        publish_fixes(logins, prefix, ["zhang3", "li4", "wang5"])
-        wait_until(
-            lambda: len(client.get("/api/devices", headers=admin).json()) == 3, 10, "3 devices"
-        )
-        east_incident = report(client, admin, EAST, "east")
-        west_incident = report(client, admin, WEST, "west")
+        east_incident, west_incident = populate_both_districts(client, logins, prefix, admin)
 
         with client.websocket_connect("/ws/live", headers=admin) as ws:
             whole = ws.receive_json()
