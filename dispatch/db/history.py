@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from dispatch.core.model import Incident
+from dispatch.db.conditions import Conditions
 from dispatch.db.database import Database
 from dispatch.db.outcomes import write_outcomes
 
@@ -225,41 +226,25 @@ class HistoryStore:
 
     def incidents(self, query: IncidentFilter) -> list[bytes]:
         """Snapshots matching `query`, newest report first, one page of them."""
-        where, values = ["true"], []
-        if query.phase:
-            where.append("phase = ANY(%s)")
-            values.append(list(query.phase))
-        if query.areas is not None:
-            where.append("area = ANY(%s)")
-            values.append(list(query.areas))
-        for column, value in (
-            ("team", query.team),
-            ("category", query.category),
-            ("source", query.source),
-        ):
-            if value is not None:
-                where.append(f"{column} = %s")
-                values.append(value)
-        if query.officer is not None:
-            where.append("officers @> ARRAY[%s]::text[]")
-            values.append(query.officer)
-        if query.since is not None:
-            where.append("reported_at >= to_timestamp(%s)")
-            values.append(query.since)
-        if query.until is not None:
-            where.append("reported_at < to_timestamp(%s)")
-            values.append(query.until)
-        if query.breached is not None:
-            where.append(
-                "EXISTS (SELECT 1 FROM incident_milestone m WHERE m.incident = incident.id"
-                " AND m.milestone = %s AND m.late_by_s > 0)"
-            )
-            values.append(query.breached)
+        where = Conditions().common(
+            "",
+            since=query.since,
+            until=query.until,
+            areas=query.areas,
+            equal={"team": query.team, "category": query.category, "source": query.source},
+        )
+        where.add("phase = ANY(%s)", list(query.phase) or None)
+        where.add("officers @> ARRAY[%s]::text[]", query.officer)
+        where.add(
+            "EXISTS (SELECT 1 FROM incident_milestone m WHERE m.incident = incident.id"
+            " AND m.milestone = %s AND m.late_by_s > 0)",
+            query.breached,
+        )
         with self.db.transaction() as conn:
             rows = conn.execute(
-                f"SELECT snapshot::text AS raw FROM incident WHERE {' AND '.join(where)}"
+                f"SELECT snapshot::text AS raw FROM incident WHERE {where.sql}"
                 " ORDER BY reported_at DESC, id LIMIT %s OFFSET %s",
-                (*values, query.limit, query.offset),
+                (*where.values, query.limit, query.offset),
             ).fetchall()
         return [str(r["raw"]).encode() for r in rows]
 

@@ -25,6 +25,7 @@ from dispatch.core.breakdown import (
 )
 from dispatch.core.model import Milestone
 from dispatch.core.supervision import Cause, RedispatchReason, Status
+from dispatch.db.conditions import Conditions
 from dispatch.db.database import Database
 
 _KEYS = {
@@ -65,26 +66,14 @@ def _figures(by: Dimension | None) -> list[str]:
 
 
 def _where(where: StatsFilter) -> tuple[str, list[Any]]:
-    clauses: list[str] = ["true"]
-    values: list[Any] = []
-    if where.since is not None:
-        clauses.append("o.reported_at >= to_timestamp(%s)")
-        values.append(where.since)
-    if where.until is not None:
-        clauses.append("o.reported_at < to_timestamp(%s)")
-        values.append(where.until)
-    if where.areas is not None:
-        clauses.append("o.area = ANY(%s)")
-        values.append(sorted(where.areas))
-    for column, value in (
-        ("team", where.team),
-        ("category", where.category),
-        ("source", where.source),
-    ):
-        if value is not None:
-            clauses.append(f"o.{column} = %s")
-            values.append(value)
-    return " AND ".join(clauses), values
+    conditions = Conditions().common(
+        "o.",
+        since=where.since,
+        until=where.until,
+        areas=where.areas,
+        equal={"team": where.team, "category": where.category, "source": where.source},
+    )
+    return conditions.sql, conditions.values
 
 
 def aggregate(db: Database, by: Dimension | None, where: StatsFilter = EVERYTHING) -> list[Tally]:
