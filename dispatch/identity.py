@@ -130,9 +130,15 @@ class Identity:
         kind, _, handle = principal.credential.partition(":")
         if kind == "session":
             self.sessions.close(handle)
+        self.record(principal, "logout", now=now)
+
+    def record(
+        self, principal: Principal, action: str, *, now: float, target: str = "", detail: str = ""
+    ) -> None:
+        """What an authenticated caller did (or was refused), in the access audit."""
         self.accounts.audit(
-            now, "logout", account=principal.account, role=principal.role,
-            address=principal.address,
+            now, action, account=principal.account, role=principal.role,
+            address=principal.address, target=target, detail=detail,
         )  # fmt: skip
 
     # Who is calling -----------------------------------------------------------------------

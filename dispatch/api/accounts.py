@@ -188,10 +188,9 @@ def issue_token(new: NewToken, request: Request, admin: Admin) -> dict[str, str]
         token, secret = state.identity.accounts.issue_token(new.account, new.label)
     except AccountError as exc:
         raise HTTPException(404, str(exc)) from None
-    state.identity.accounts.audit(
-        state.clock(), "token_issued", account=admin.account, role=admin.role,
-        address=admin.address, target=new.account, detail=token.id,
-    )  # fmt: skip
+    state.identity.record(
+        admin, "token_issued", now=state.clock(), target=new.account, detail=token.id
+    )
     return {"id": token.id, "account": token.account, "token": secret}
 
 
@@ -202,10 +201,9 @@ def revoke_token(token_id: str, request: Request, admin: Admin) -> None:
         token = state.identity.accounts.revoke_token(token_id)
     except AccountError as exc:
         raise HTTPException(404, str(exc)) from None
-    state.identity.accounts.audit(
-        state.clock(), "token_revoked", account=admin.account, role=admin.role,
-        address=admin.address, target=token.account, detail=token.id,
-    )  # fmt: skip
+    state.identity.record(
+        admin, "token_revoked", now=state.clock(), target=token.account, detail=token.id
+    )
 
 
 @router.get("/api/audit/access")

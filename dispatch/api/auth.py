@@ -50,10 +50,7 @@ def identify(connection: Request | WebSocket, state: AppState) -> Principal | No
 
 
 def refuse(state: AppState, principal: Principal, what: str, why: str) -> Refused:
-    state.identity.accounts.audit(
-        state.clock(), "refused", account=principal.account, role=principal.role,
-        address=principal.address, target=what, detail=why,
-    )  # fmt: skip
+    state.identity.record(principal, "refused", now=state.clock(), target=what, detail=why)
     return Refused(403, why)
 
 
@@ -103,3 +100,12 @@ def _what(request: Request) -> str:
 def scope_of(principal: Principal, state: AppState) -> AreaScope:
     city = state.city
     return AreaScope(principal.scope, city.areas if city else None, city.roster if city else None)
+
+
+def requested_scope(request: Request, caller: Principal, area: str | None) -> AreaScope:
+    """The caller's scope narrowed to the `area` a query asks for; 403 (audited) outside it."""
+    state = app_state(request)
+    try:
+        return scope_of(caller, state).narrowed(area)
+    except ValueError as exc:
+        raise refuse(state, caller, _what(request), str(exc)) from None

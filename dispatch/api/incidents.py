@@ -18,13 +18,13 @@ import msgspec
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from dispatch.api.auth import refuse, require, scope_of
+from dispatch.api.auth import refuse, requested_scope, require, scope_of
 from dispatch.api.state import AppState, app_state
 from dispatch.api.times import local_iso, parse_time
 from dispatch.core import assignment as orders
 from dispatch.core import events as ev
 from dispatch.core import timeline
-from dispatch.core.access import AreaScope, Permission, Principal
+from dispatch.core.access import Permission, Principal
 from dispatch.core.center import UnknownIncident
 from dispatch.core.model import Incident, IncidentId, Milestone, Phase, Source
 from dispatch.core.timeline import TimelineError
@@ -33,7 +33,6 @@ from dispatch.evidence.build import build_package
 from dispatch.evidence.collect import collect
 from dispatch.officers import officer_states, recommend_for
 from dispatch.store import IncidentStore
-from gis.areas import AreaId
 from gis.coords import Datum, to_wgs84
 
 router = APIRouter(tags=["incidents"])
@@ -100,10 +99,9 @@ def _submit(request: Request, event: ev.Event, caller: Principal) -> dict[str, s
     body = {"type": type(event).__name__, **msgspec.to_builtins(event)}
     entry = _engine(request).command(body, actor=_actor(caller))
     # Also in the access audit, where auditors list actions by actor and time across incidents.
-    state.identity.accounts.audit(
-        state.clock(), f"incident:{body['type']}", account=caller.account, role=caller.role,
-        address=caller.address, target=event.incident, detail=entry,
-    )  # fmt: skip
+    state.identity.record(
+        caller, f"incident:{body['type']}", now=state.clock(), target=event.incident, detail=entry
+    )
     reply = {"incident": event.incident, "command": entry}
     if isinstance(event, ev.OrderIssued):
         reply["order"] = event.order  # the dispatcher follows the new order by its id
@@ -153,12 +151,7 @@ def list_incidents(
     only those not closed, cancelled or merged. Closed ones come from the history."""
     state = app_state(request)
     zone = state.settings.timezone
-    scope = scope_of(caller, state)
-    if area is not None:
-        if not scope.covers_area(area):
-            raise refuse(state, caller, "GET /api/incidents", f"area {area} is outside your scope")
-        city = state.city
-        scope = AreaScope(AreaId(area), city.areas if city else None, city.roster if city else None)
+    scope = requested_scope(request, caller, area)
     phases = [p.value for p in phase or (Phase if not open_only else _OPEN)]
     query = IncidentFilter(
         phase=phases,
@@ -329,10 +322,13 @@ def acknowledge_order(
         "reason": ack.reason,
     }
     entry = _engine(request).post("ack", body, officer=str(caller.officer), actor=_actor(caller))
-    state.identity.accounts.audit(
-        state.clock(), f"order:{ack.status}", account=caller.account, role=caller.role,
-        address=caller.address, target=incident.id, detail=f"{order_id} {entry}",
-    )  # fmt: skip
+    state.identity.record(
+        caller,
+        f"order:{ack.status}",
+        now=state.clock(),
+        target=incident.id,
+        detail=f"{order_id} {entry}",
+    )
     return {"order": order_id, "command": entry}
 
 
@@ -350,10 +346,13 @@ def evidence(
         zone=settings.timezone,
     )  # fmt: skip
     package = build_package(content, settings.signer(), state.clock())
-    state.identity.accounts.audit(
-        state.clock(), "evidence_exported", account=caller.account, role=caller.role,
-        address=caller.address, target=incident_id, detail=f"{len(package)} bytes",
-    )  # fmt: skip
+    state.identity.record(
+        caller,
+        "evidence_exported",
+        now=state.clock(),
+        target=incident_id,
+        detail=f"{len(package)} bytes",
+    )
     return Response(
         package,
         media_type="application/zip",

@@ -26,7 +26,6 @@ from dispatch.api.state import AppState
 from dispatch.core.access import AreaScope, Permission, Principal
 from dispatch.core.feed import FeedType, resume_after
 from dispatch.store import ScreenFeed
-from gis.areas import AreaId
 from gis.coords import LonLat
 
 router = APIRouter(tags=["live"])
@@ -94,16 +93,7 @@ def screen_scope(
 ) -> Scope:
     """The scope of a screen of `principal`; ValueError if the query asks for more."""
     if principal.may(Permission.WATCH_LIVE):
-        own = scope_of(principal, state)
-        if area is None:
-            return Scope(types, None, own)
-        if not own.covers_area(area):
-            raise ValueError(f"area {area} is outside your area scope")
-        city = state.city
-        narrowed = AreaScope(
-            AreaId(area), city.areas if city else None, city.roster if city else None
-        )
-        return Scope(types, None, narrowed)
+        return Scope(types, None, scope_of(principal, state).narrowed(area))
     if principal.may(Permission.ANSWER_OWN_ORDERS) and principal.officer is not None:
         return Scope(types, principal.officer, AreaScope(None, None, None))
     raise ValueError(f"role {principal.role.value} has no live feed")

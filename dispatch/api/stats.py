@@ -11,14 +11,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from dispatch.api.auth import refuse, require, scope_of
+from dispatch.api.auth import requested_scope, require
 from dispatch.api.state import app_state
 from dispatch.api.times import parse_time
-from dispatch.core.access import AreaScope, Permission, Principal
+from dispatch.core.access import Permission, Principal
 from dispatch.core.breakdown import Dimension, StatsFilter, Tally, empty_tally
 from dispatch.core.model import Source
 from dispatch.db.statistics import aggregate
-from gis.areas import AreaId
 
 router = APIRouter(tags=["statistics"])
 
@@ -67,13 +66,7 @@ def statistics_filter(
 ) -> StatsFilter:
     """A dependency: the incidents the caller asks for, never beyond the caller's scope."""
     state = app_state(request)
-    scope = scope_of(caller, state)
-    if area is not None:
-        if not scope.covers_area(area):
-            raise refuse(state, caller, request.url.path, f"area {area} is outside your scope")
-        city = state.city
-        scope = AreaScope(AreaId(area), city.areas if city else None, city.roster if city else None)
-    areas = scope.area_ids()
+    areas = requested_scope(request, caller, area).area_ids()
     zone = state.settings.timezone
     return StatsFilter(
         since=parse_time(since, zone) if since else None,

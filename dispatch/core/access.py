@@ -100,6 +100,18 @@ class AreaScope:
             return True
         return any(a.id == self.scope for a in self.areas.ancestors(area_id))
 
+    def narrowed(self, area: str | None) -> AreaScope:
+        """The part of the scope under `area` (the whole scope for None); ValueError if the
+        area is unknown or outside the scope."""
+        if area is None:
+            return self
+        known = validate_scope(area, self.areas)
+        if known is None:
+            return self
+        if not self.covers_area(known):
+            raise ValueError(f"area {area} is outside your area scope")
+        return AreaScope(known, self.areas, self.roster)
+
     def area_ids(self) -> list[str] | None:
         """Every area the scope covers (None: the whole center, every area and none)."""
         if self.scope is None:

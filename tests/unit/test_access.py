@@ -313,3 +313,14 @@ def test_an_unknown_scope_names_the_area_and_the_districts() -> None:
 def test_a_scope_without_a_city_says_what_is_missing() -> None:
     with pytest.raises(ValueError, match="YIWANG_AREAS_FILE"):
         validate_scope("D1", None)
+
+
+def test_a_query_narrows_a_scope_only_inside_it() -> None:
+    assert scope("D1").narrowed(None).scope == "D1"
+    assert sorted(scope("D1").narrowed("S1").area_ids() or []) == ["G1", "G2", "S1"]
+    assert scope(None).narrowed("S3").scope == "S3"
+    with pytest.raises(ValueError, match="outside your area scope"):
+        scope("S1").narrowed("D1")
+    # An area the tree does not hold is named, never looked up blindly.
+    with pytest.raises(ValueError, match="unknown area 'nowhere'"):
+        scope("S1").narrowed("nowhere")
