@@ -160,8 +160,7 @@ def test_every_officer_of_a_refused_crew_is_named() -> None:
     with pytest.raises(CrewRefused) as refused:
         crew_check(["ghost", "m3"], ONLINE)
     assert str(refused.value) == (
-        "no order issued: ghost is not an officer of the roster; "
-        "m3 has no device that has reported"
+        "no order issued: ghost is not an officer of the roster; m3 has no device that has reported"
     )
 
 
