@@ -2,8 +2,10 @@
 
 Actions become commands in the engine's inbox; the engine applies them in order and is the
 only writer of incidents. The API asks the timeline first (`timeline.check`) so that a
-dispatcher clicking a button that no longer applies gets a 409 with the reason at once; each
-action is a row of `ACTIONS`. Errors become HTTP answers in `dispatch.api.errors`.
+dispatcher clicking a button that no longer applies gets a 409 with the reason at once, and
+the roster before an order (`assignment.check_crew`: on duty and online, or 409, and the
+respond milestone stays unmet); each action is a row of `ACTIONS`. Errors become HTTP answers
+in `dispatch.api.errors`.
 """
 
 from __future__ import annotations
