@@ -257,7 +257,7 @@ def test_markup_in_a_report_shows_as_text_and_never_runs(center, browser) -> Non
     incident = post(
         center,
         "/api/incidents",
-        {"category": title, "lon": lon, "lat": lat, "title": title},
+        {"category": "street_vending", "lon": lon, "lat": lat, "title": title},
     )["incident"]
     # Read in the page in one go: the queue is redrawn while the clocks run.
     page.wait_for_function(
