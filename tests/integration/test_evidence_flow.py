@@ -72,6 +72,9 @@ def test_incident_package_holds_track_and_clip_and_detects_tampering(
             },
         ).json()["incident"]
         wait_until(lambda: client.get(f"/api/incidents/{incident}").status_code == 200, 10)
+        wait_until(
+            lambda: client.get("/api/devices/zhang3/BC-1").status_code == 200, 10, "zhang3 heard"
+        )
         order = client.post(
             f"/api/incidents/{incident}/assign", json={"officers": ["zhang3"]}
         ).json()["order"]
