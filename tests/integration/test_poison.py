@@ -7,15 +7,22 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import paho.mqtt.client as mqtt
 import pytest
+import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from devices.batch import BatchWriter
+from devices.ingest import IngestWorker
+from devices.sink import IngestBatch, PendingWrite
 from dispatch.core.policy import PolicyBook, TimelinePolicy
 from dispatch.engine import Engine
 from dispatch.store import Store
+from dispatch.store.ingest import IngestStore
+from tests.conftest import RunningIngest, ingest_config
 from tests.integration.helpers import mqtt_client, publish_all, verdicts, wait_until
 
 # Found by fuzzing: each of these once stopped a process, and redelivered, every restart.
@@ -126,6 +133,51 @@ def test_an_entry_whose_processing_raises_is_retried_once_then_dead_lettered(sto
     assert thread.is_alive() and leader.leading.is_set()
 
 
+class FaultyStore(IngestStore):
+    """The real store, with a fault for one message: Redis refuses any batch holding a clip
+    named POISON, as it would a record its function cannot take."""
+
+    def send_batch(self, batch: IngestBatch, received_at: float) -> PendingWrite:
+        if any('"clip_id":"POISON"' in row[4] for row in batch.messages):
+            raise redis.ResponseError("ERR the store refused the record")
+        return super().send_batch(batch, received_at)
+
+
+def test_a_batch_that_cannot_be_written_keeps_its_good_messages(
+    broker, logins, store, prefix
+) -> None:
+    sink = FaultyStore(store.redis, store.keys, store.registry)
+    worker = IngestWorker(
+        # Half a second's wait puts every message of the test in one batch.
+        BatchWriter(sink, replace(ingest_config(prefix), batch_wait_s=0.5)),
+        broker=logins.worker("ingest"),
+        client_id=f"ingest-{prefix}",
+        session_expiry_s=600,
+    )
+    running = RunningIngest(worker)
+    now = time.time()
+    base = f"{prefix}/zhang3/BC-1"
+    clip = {"_type": "clip", "start": int(now) - 60}
+    messages = [(base, location(now - 3 + n, lat=29.08 + n * 1e-5)) for n in range(3)]
+    messages.insert(1, (f"{base}/clip", json.dumps({**clip, "clip_id": "POISON"}).encode()))
+    messages.append((f"{base}/clip", json.dumps({**clip, "clip_id": "GOOD"}).encode()))
+    client = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv311, logins.simulator)
+    try:
+        publish_all(client, messages)
+        wait_until(lambda: verdicts(store) == len(messages), 10, "a verdict for each")
+        stats = store.ingest.stats()
+        assert (stats["accepted"], stats["rejected:processing_error"]) == (4, 1)
+        [dead] = store.ingest.deadletters()
+        assert dead["reason"] == "processing_error" and dead["topic"] == f"{base}/clip"
+        assert dead["detail"] == "processing raised ResponseError: ERR the store refused the record"
+        assert store.clips.clip("GOOD") is not None and store.clips.clip("POISON") is None
+        assert int(store.tracks.device_record("zhang3/BC-1")["fix_at"]) == int(now - 1)
+        assert running.thread.is_alive() and worker.connected.is_set()
+    finally:
+        client.loop_stop()
+        running.stop()
+
+
 # Payloads per channel: valid-looking objects with hostile values, and hostile bytes.
 SUFFIXES = ["", "event", "sos", "clip", "hb", "conn", "ack", "waypoint", "status"]
 BASES: dict[str, dict[str, object]] = {
@@ -139,6 +191,7 @@ BASES: dict[str, dict[str, object]] = {
     "waypoint": {"_type": "waypoint", "tst": 0},
     "status": {"_type": "status"},
 }
+INBOX_KINDS = ["sos", "command", "ack", "transition", "conn", "lwt"]
 FIELDS = ["lat", "lon", "tst", "acc", "crs", "start", "end", "batt", "raw", "desc", "x"]
 hostile_numbers = st.sampled_from(
     [float("nan"), float("inf"), -float("inf"), 1e308, -1e308, 10**30, -(2**63), 0, 91, -181]
@@ -198,13 +251,17 @@ def test_fuzzed_payloads_on_every_suffix_stop_nothing(
     sent = [0]
     start = int(time.time()) - 3600  # the probe's fixes, a second apart: each one live
 
-    @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
     @given(volleys())
     def volley(messages: list[tuple[str, bytes]]) -> None:
         probe_at = start + sent[0]
         base = f"{prefix}/fuzz/BC-F"
         probe = (f"{prefix}/probe/BC-P", location(probe_at, lat=29.08 + sent[0] * 1e-6))
         publish_all(client, [(f"{base}/{s}" if s else base, p) for s, p in messages] + [probe])
+        # The same bodies straight into the engine's inbox, as a faulty writer would put them.
+        for (_suffix, payload), kind in zip(messages, INBOX_KINDS, strict=False):
+            body = payload.decode("utf-8", "replace")
+            store.redis.xadd(store.keys.inbox, {"kind": kind, "officer": "fuzz", "body": body})
         sent[0] += len(messages) + 1
         wait_until(lambda: verdicts(store) == sent[0], 10, f"{sent[0]} verdicts")
         assert int(store.tracks.device_record("probe/BC-P")["fix_at"]) == probe_at
@@ -213,5 +270,6 @@ def test_fuzzed_payloads_on_every_suffix_stop_nothing(
     assert ingest.thread.is_alive() and ingest.worker.connected.is_set()
     assert engine_thread.is_alive() and leader.leading.is_set()
     wait_until(lambda: store.incidents.inbox_waiting_s() == 0.0, 10, "the engine to keep up")
-    print(f"\n{sent[0]} messages, verdicts {store.ingest.stats()}")
+    refused = sum(r["kind"] == "refused" for r in store.incidents.audit_records(100_000))
+    print(f"\n{sent[0]} messages, verdicts {store.ingest.stats()}; engine refused {refused}")
     client.loop_stop()
