@@ -67,14 +67,22 @@ class Engine:
     def run(self, stop: threading.Event) -> None:
         """Stand by until the lease is free, lead until it is lost or `stop` is set.
 
-        Losing Redis costs the lead, never the process: the engine waits and stands again.
+        Losing Redis costs the lead, never the process: the engine waits and stands again; so
+        does any other failure outside a step (a step's own are handled where it runs).
         """
         while not stop.is_set():
             try:
                 self._stand(stop)
-            except UNAVAILABLE as exc:
+            except Exception as exc:
                 self.leading.clear()
-                log.error("engine %s lost Redis (%s); standing again in 1 s", self.holder, exc)
+                lost_redis = isinstance(exc, UNAVAILABLE)
+                log.error(
+                    "engine %s %s (%s); standing again in 1 s",
+                    self.holder,
+                    "lost Redis" if lost_redis else "failed",
+                    exc,
+                    exc_info=not lost_redis,
+                )
                 stop.wait(1.0)
 
     def _stand(self, stop: threading.Event) -> None:
