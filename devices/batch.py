@@ -5,6 +5,11 @@ device state (chain heads, last fixes) that makes that cheap, and settles what t
 refuses. Workers are stateless: several may share `$share/ingest/...`. The store refuses a
 chain link whose predecessor is not the stored head; the writer then re-reads the device and
 chains the fix again.
+
+No message stops the writer: one whose judging raises is tried once more, then kept in the
+dead letters with the error (`processing_error`), and a batch whose write raises is written
+again apart (`write_apart`), so the good messages of a batch are stored whatever one bad one
+does.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from dataclasses import dataclass
 import msgspec
 
 from devices import messages
-from devices.quality import Limits, Reason, Rejection, check_size, judge_location
+from devices.quality import Limits, Reason, Rejection, judge_location, sos_rejection
 from devices.registry import Binding, RegistrationBudget, UnknownDevicePolicy, resolve
 from devices.sink import (
     FIX_CONFLICT,
@@ -28,7 +33,7 @@ from devices.sink import (
     IngestSink,
     PendingWrite,
 )
-from devices.topics import DeviceTopic, TopicError, parse_topic
+from devices.topics import UPLINK, DeviceTopic, TopicError, parse_topic
 from dispatch.core.track import DeviceKey, Fix, LastFix, genesis, link
 
 log = logging.getLogger(__name__)
@@ -122,7 +127,7 @@ class BatchWriter:
         fixes: list[_PendingFix] = []
         auto_bound: dict[str, Binding] = {}
         for message in received:
-            self._sort(message, batch, fixes, auto_bound)
+            self._guarded(batch, message, lambda m=message: self._sort(m, batch, fixes, auto_bound))
         if auto_bound:
             self.sink.bind(list(auto_bound.values()))
         return PreparedBatch(batch, self._judge_and_chain(batch, fixes), now)
@@ -160,6 +165,47 @@ class BatchWriter:
             )
         self.sink.write_batch(batch, now)
 
+    def write_apart(self, received: list[Received]) -> None:
+        """Store a batch whose write raised: whole once more, then message by message, and a
+        message that fails alone twice goes to the dead letters with the error.
+
+        Raises only what `sink.unavailable` names: the worker then lets go of the broker."""
+        try:
+            self.forget()
+            self.write(received)
+            return
+        except self.sink.unavailable:
+            raise
+        except Exception:
+            log.exception("a batch of %d messages failed twice; writing them apart", len(received))
+        for message in received:
+            batch = IngestBatch(oldest_received_at=message.received_at)
+            self._guarded(batch, message, lambda m=message: self._write_alone(m))
+            if len(batch):
+                self.sink.write_batch(batch, self.clock())
+
+    def _write_alone(self, message: Received) -> None:
+        self.forget()  # a failed write may have left cached chain heads it never stored
+        self.write([message])
+
+    def _guarded(self, batch: IngestBatch, message: Received, work: Callable[[], None]) -> None:
+        """Do one message's `work`; if it raises twice, dead-letter the message in `batch`
+        with the error. Redelivered after a crash, such a message would stop every restart."""
+        for attempt in (1, 2):
+            try:
+                work()
+                return
+            except self.sink.unavailable:
+                raise
+            except Exception as exc:
+                error = exc
+                log.debug("message on %r raised (attempt %d)", message.topic, attempt)
+        log.error("dead-lettered a message on %r that raised twice", message.topic, exc_info=error)
+        known = self._topics.get(message.topic)
+        device = f"{known.user}/{known.device}" if known is not None else ""
+        detail = f"processing raised {type(error).__name__}: {error}"
+        self._reject(batch, message, device, Rejection(Reason.PROCESSING_ERROR, detail))
+
     def _sort(
         self,
         message: Received,
@@ -180,16 +226,21 @@ class BatchWriter:
             if len(self._topics) >= _STATE_CACHE_MAX:
                 self._topics.clear()
             self._topics[message.topic] = topic
+        if topic.channel not in UPLINK:
+            return  # the center's own orders (`/cmd`, `/dispatch`), heard back: not a device's
         device = DeviceKey(f"{topic.user}/{topic.device}")
-        rejection = check_size(message.payload, self.config.limits)
-        if rejection is not None:
-            self._reject(batch, message, device, rejection)
-            return
         try:
-            decoded = messages.decode(topic.channel, message.payload)
+            decoded = messages.decode(
+                topic.channel, message.payload, max_bytes=self.config.limits.max_payload_bytes
+            )
         except messages.PayloadError as exc:
             self._reject(batch, message, device, Rejection(Reason(exc.reason), str(exc)))
             return
+        if isinstance(decoded, messages.Sos):
+            rejection = sos_rejection(decoded, self.config.limits)
+            if rejection is not None:
+                self._reject(batch, message, device, rejection)
+                return
         resolved = resolve(self._bindings, topic.user, topic.device, self.config.unknown_devices)
         if (
             isinstance(resolved, Rejection)
@@ -231,19 +282,26 @@ class BatchWriter:
             self._states.update(self.sink.device_states(missing))
         chained: list[_PendingFix] = []
         for pending in fixes:
-            judged = judge_location(
-                pending.device,
-                pending.location,
-                last=self._states[pending.device].last,
-                now=pending.message.received_at,
-                limits=self.config.limits,
+            self._guarded(
+                batch, pending.message, lambda p=pending: self._judge_one(batch, p, chained)
             )
-            if isinstance(judged, Rejection):
-                self._reject(batch, pending.message, pending.device, judged)
-                continue
-            self._chain(batch, pending, judged)
-            chained.append(pending)
         return chained
+
+    def _judge_one(
+        self, batch: IngestBatch, pending: _PendingFix, chained: list[_PendingFix]
+    ) -> None:
+        judged = judge_location(
+            pending.device,
+            pending.location,
+            last=self._states[pending.device].last,
+            now=pending.message.received_at,
+            limits=self.config.limits,
+        )
+        if isinstance(judged, Rejection):
+            self._reject(batch, pending.message, pending.device, judged)
+            return
+        self._chain(batch, pending, judged)
+        chained.append(pending)
 
     def _sort_statuses(
         self, chained: list[_PendingFix], statuses: list[int]

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
-from devices.messages import Location
+from devices.messages import Location, Sos
 from dispatch.core.track import DeviceKey, Fix, LastFix
 from gis.coords import Datum, LonLat, haversine_m, to_wgs84
 
@@ -24,6 +24,7 @@ class Reason(StrEnum):
     """Why a message was not stored; the value is the code counted in the stats."""
 
     OVERSIZE = "oversize"
+    TOO_DEEP = "too_deep"
     MALFORMED_JSON = "malformed_json"
     MISSING_FIELD = "missing_field"
     BAD_FIELD = "bad_field"
@@ -43,6 +44,8 @@ class Reason(StrEnum):
     REGISTRATION_LIMIT = "registration_limit"
     WRONG_OFFICER = "wrong_officer"
     CHAIN_CONTENTION = "chain_contention"
+    # Judging or storing the message raised, twice: the error is kept with it.
+    PROCESSING_ERROR = "processing_error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,16 +64,6 @@ class Limits:
     max_speed_kmh: float = 250.0
     # Where our devices can be; the default is the box inside which China's datums apply.
     service_area: tuple[float, float, float, float] = (73.66, 3.86, 135.05, 53.55)
-
-
-def check_size(payload: bytes, limits: Limits) -> Rejection | None:
-    if len(payload) > limits.max_payload_bytes:
-        return Rejection(
-            Reason.OVERSIZE,
-            f"payload of {len(payload)} bytes exceeds {limits.max_payload_bytes}; "
-            "positions are a few hundred bytes, media never goes over MQTT",
-        )
-    return None
 
 
 def timestamp_rejection(tst: float, now: float, limits: Limits) -> Rejection | None:
@@ -124,6 +117,31 @@ _RANGES = (
 )
 
 
+def datum_of(crs: str | None) -> Datum | Rejection:
+    """The datum a message reports in (WGS-84 when it names none), or why it is unusable."""
+    if crs is None:
+        return Datum.WGS84
+    try:
+        return Datum(crs)
+    except ValueError:
+        return Rejection(
+            Reason.UNKNOWN_CRS, f"crs {crs!r} is not one of wgs84, cgcs2000, gcj02, bd09"
+        )
+
+
+def sos_rejection(msg: Sos, limits: Limits) -> Rejection | None:
+    """Why an alarm's position cannot be used. An alarm without one passes: the engine says
+    it cannot open an incident nowhere, and the alarm is on the record."""
+    if msg.lat is None and msg.lon is None:
+        return None
+    if msg.lat is None or msg.lon is None:
+        return Rejection(Reason.MISSING_FIELD, "an SOS position needs both lat and lon")
+    datum = datum_of(msg.crs)
+    if isinstance(datum, Rejection):
+        return datum
+    return position_rejection(msg.lon, msg.lat, limits)
+
+
 def _range_rejection(msg: Location) -> Rejection | None:
     for name, low, high in _RANGES:
         value = getattr(msg, name)
@@ -145,14 +163,9 @@ def judge_location(
     A fix not newer than the device's last live fix is kept as backfill: stored and chained, but
     flagged so it never moves the live position or fires live events.
     """
-    datum = Datum.WGS84
-    if msg.crs is not None:
-        try:
-            datum = Datum(msg.crs)
-        except ValueError:
-            return Rejection(
-                Reason.UNKNOWN_CRS, f"crs {msg.crs!r} is not one of wgs84, cgcs2000, gcj02, bd09"
-            )
+    datum = datum_of(msg.crs)
+    if isinstance(datum, Rejection):
+        return datum
     rejection = (
         position_rejection(msg.lon, msg.lat, limits)
         or timestamp_rejection(msg.tst, now, limits)

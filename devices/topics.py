@@ -97,13 +97,11 @@ def device_topic(root: str, user: str, device: str, channel: Channel) -> str:
 
 
 def uplink_filters(root: str, group: str = INGEST_GROUP) -> list[str]:
-    """One shared-subscription filter per uplink channel.
+    """The ingest's shared subscription: everything under the root.
 
-    Never `{root}/+/+/+`: that would also deliver the center's own `cmd` and `dispatch`
-    downlinks, and MQTT 5 No Local is not allowed on shared subscriptions.
+    Devices may publish one level below their topic, so a channel the center does not know
+    must still reach the ingest to be rejected with a reason. The center's own `cmd` and
+    `dispatch` downlinks arrive too (MQTT 5 No Local is not allowed on shared subscriptions);
+    the ingest passes over them.
     """
-    filters = []
-    for channel in UPLINK:
-        tail = f"/{channel}" if channel else ""
-        filters.append(f"$share/{group}/{root}/+/+{tail}")
-    return filters
+    return [f"$share/{group}/{root}/#"]

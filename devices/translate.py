@@ -5,21 +5,24 @@ The ingest workers put what devices say into the engine's inbox as it came (`ack
 what each means for the incidents: an `ack` with status `enroute` is a departure, an OwnTracks
 `enter` of the fence named `order:<id>` is an arrival, an SOS opens an incident, a device
 going offline leaves its officer's orders without an officer.
+
+Entries are read with the bounds devices' payloads get (`devices.messages.decode_json`): an
+entry written before those bounds, or by a faulty writer, is refused with a reason.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import msgspec
 
 from devices.downlink import ORDER_FENCE_PREFIX
+from devices.messages import PayloadError, decode_json
 from dispatch.core import events as ev
 from dispatch.core.model import IncidentId, OrderId, Source
 from dispatch.core.roster import OfficerId
-from gis.coords import Datum, LonLat, to_wgs84
+from gis.coords import CoordinateError, Datum, check_lonlat, to_wgs84
 
 COMMANDS: dict[str, type] = {
     cls.__name__: cls
@@ -58,9 +61,11 @@ def translate(
 ) -> list[ev.Event] | Untranslatable:
     kind = entry.get("kind", "")
     try:
-        body = json.loads(entry.get("body", "{}"))
-    except json.JSONDecodeError:
-        return Untranslatable(f"inbox entry {entry_id} has a body that is not JSON")
+        body = decode_json(entry.get("body", "{}"))
+    except PayloadError as exc:
+        return Untranslatable(f"inbox entry {entry_id} has a body that cannot be used: {exc}")
+    if not isinstance(body, dict):
+        return Untranslatable(f"inbox entry {entry_id} has a body that is not a JSON object")
     officer = OfficerId(entry.get("officer", ""))
     if kind == "command":
         return _command(body)
@@ -87,9 +92,15 @@ def _command(body: Mapping[str, object]) -> list[ev.Event] | Untranslatable:
         return Untranslatable(f"unknown command {name!r}; known: {', '.join(sorted(COMMANDS))}")
     fields = {k: v for k, v in body.items() if k != "type"}
     try:
-        return [msgspec.convert(fields, type=cls)]
+        event: ev.Event = msgspec.convert(fields, type=cls)
     except msgspec.ValidationError as exc:
         return Untranslatable(f"command {name}: {exc}")
+    if isinstance(event, ev.IncidentReported):
+        try:
+            check_lonlat(*event.location)
+        except CoordinateError as exc:
+            return Untranslatable(f"command {name}: {exc}")
+    return [event]
 
 
 def _ack(
@@ -141,13 +152,17 @@ def _sos(
         datum = Datum(str(body.get("crs") or "wgs84"))
     except ValueError:
         return Untranslatable(f"SOS from {officer} has unknown crs {body.get('crs')!r}")
+    try:
+        location = to_wgs84(float(lon), float(lat), datum)
+    except (CoordinateError, OverflowError) as exc:
+        return Untranslatable(f"SOS from {officer} has no usable position: {exc}")
     alarm = str(body.get("alarm") or "sos")
     return [
         ev.IncidentReported(
             IncidentId(f"SOS-{entry_id}"),
             category="sos",
             priority=1,
-            location=LonLat(*to_wgs84(float(lon), float(lat), datum)),
+            location=location,
             source=Source.DEVICE_SOS,
             title=f"{alarm} from officer {officer}",
             by=officer,

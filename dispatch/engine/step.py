@@ -8,12 +8,16 @@ orders of officers gone silent, fires the deadlines that came due and returns an
 once per step, and only when a decision needs to know where officers are: reading every
 device costs a round trip the shell should not pay on every step. The shell (leader.py) reads,
 calls `step`, writes the result in one transaction; nothing here reads a clock or Redis.
+
+An entry whose processing raises stops the step with `EntryError` naming it: the shell
+rebuilds the core from the saved state (the step may have changed half of it) and redoes the
+step; an entry that fails twice is passed back in `poisoned` and is dead-lettered, unread.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -61,6 +65,15 @@ ALERTS: dict[type[fx.Effect], _Alert] = {
 }
 
 
+class EntryError(Exception):
+    """Processing one inbox entry raised; the step is void and must be redone."""
+
+    def __init__(self, entry_id: str, error: Exception) -> None:
+        super().__init__(f"inbox entry {entry_id}: {type(error).__name__}: {error}")
+        self.entry_id = entry_id
+        self.error = error
+
+
 class EngineCore:
     """The command center with what the engine keeps between steps."""
 
@@ -95,14 +108,24 @@ class EngineCore:
         officers: Callable[[], OfficerPositions],
         now: float,
         released: Collection[str] = (),
+        poisoned: Mapping[str, str] | None = None,
     ) -> EngineStep:
         """Apply inbox entries, then positions, then silence and deadlines, then forget the
         `released` incidents (ended, and kept by the history); returns what to write. The
-        caller writes it in one transaction, or not at all (and redoes it)."""
+        caller writes it in one transaction, or not at all (and redoes it).
+
+        Entries in `poisoned` (id -> error) are dead-lettered without being read; an entry
+        that raises makes the step raise EntryError."""
         # Read on first need and kept for the rest of the step.
         run = _Step(self, functools.cache(officers), now)
         for entry_id, entry in entries:
-            run.entry(entry_id, entry)
+            if poisoned and entry_id in poisoned:
+                run.dead_letter(entry_id, entry, poisoned[entry_id])
+                continue
+            try:
+                run.entry(entry_id, entry)
+            except Exception as exc:
+                raise EntryError(entry_id, exc) from exc
         for row in positions:
             officer = OfficerId(row.device.split("/", 1)[0])
             point = LonLat(row.lon, row.lat)
@@ -151,6 +174,10 @@ class _Step:
             return
         for event in result:
             self.event(event, entry_id)
+
+    def dead_letter(self, entry_id: str, entry: Mapping[str, str], error: str) -> None:
+        self.out.inbox_done.append(entry_id)
+        self.out.deadletters.append({**entry, "entry_id": entry_id, "error": error})
 
     def silence(self) -> None:
         incidents = self.center.incidents.values()

@@ -109,6 +109,15 @@ class Keys:
         return f"{self.prefix}:released"
 
     @property
+    def engine_deadletter(self) -> str:
+        """Inbox entries whose processing raised twice, with the error."""
+        return f"{self.prefix}:engine_deadletter"
+
+    @property
+    def engine_stats(self) -> str:
+        return f"{self.prefix}:engine_stats"
+
+    @property
     def outbox(self) -> str:
         return f"{self.prefix}:outbox"
 

@@ -16,7 +16,7 @@ from dispatch.core.feed import PositionRow
 from dispatch.core.model import Incident, IncidentId, Phase, Source
 from dispatch.core.policy import PolicyBook, TimelinePolicy
 from dispatch.core.roster import OfficerId, Roster, Shift, Team, TeamId
-from dispatch.engine.step import SILENCE_CHECK_S, EngineCore, OfficerPositions
+from dispatch.engine.step import SILENCE_CHECK_S, EngineCore, EntryError, OfficerPositions
 from gis.areas import GRID, Area, AreaId, AreaIndex
 from gis.coords import LonLat
 from gis.routing import StraightLine
@@ -200,3 +200,29 @@ def test_refused_entries_are_audited_and_change_nothing() -> None:
     assert phase(engine) is Phase.DISPATCHED
     assert [a["kind"] for a in step.audit] == ["refused", "refused"]
     assert step.inbox_done == ["2-0", "3-0"] and not step.incidents
+
+
+class BrokenCategory(PolicyBook):
+    """A policy book with a bug for one category: what a fault deep in the core looks like."""
+
+    def for_incident(self, category: str, priority: int) -> TimelinePolicy:
+        if category == "broken":
+            raise KeyError(category)
+        return super().for_incident(category, priority)
+
+
+def test_an_entry_that_raises_names_itself_and_a_poisoned_one_is_dead_lettered_unread() -> None:
+    engine = EngineCore(BrokenCategory(), city=None)
+    broken = command(ev.IncidentReported(IncidentId("B"), "broken", 2, SCENE, Source.HOTLINE_12345))
+    entries = [("1-1", reported("INC-1")), ("1-2", broken)]
+    with pytest.raises(EntryError, match="inbox entry 1-2: KeyError") as failed:
+        engine.step(entries, [], Reads({}), T0)
+    assert failed.value.entry_id == "1-2"
+
+    fresh = EngineCore(BrokenCategory(), city=None)
+    out = fresh.step(entries, [], Reads({}), T0, poisoned={"1-2": str(failed.value)})
+    assert out.inbox_done == ["1-1", "1-2"]
+    assert list(out.incidents) == ["INC-1"]
+    assert [(d["entry_id"], d["kind"], d["error"]) for d in out.deadletters] == [
+        ("1-2", "command", "inbox entry 1-2: KeyError: 'broken'")
+    ]

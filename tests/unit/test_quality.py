@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from devices.messages import Location
-from devices.quality import Limits, Reason, Rejection, judge_location
+from devices.messages import Location, Sos
+from devices.quality import Limits, Reason, Rejection, judge_location, sos_rejection
 from dispatch.core.track import DeviceKey, Fix, LastFix
 from gis.coords import LonLat, haversine_m, wgs84_to_bd09, wgs84_to_gcj02
 
@@ -84,3 +84,19 @@ def test_a_teleport_is_an_implausible_jump() -> None:
 def test_a_car_at_city_speed_is_not_a_jump() -> None:
     last = LastFix(119.65, 29.08, int(NOW) - 65)
     assert isinstance(judge(last=last, lat=29.09), Fix)  # 1.1 km in 60 s = 67 km/h
+
+
+@pytest.mark.parametrize(
+    ("sos", "reason"),
+    [
+        (Sos(tst=1, crs="bd09", lat=1e308, lon=119.65), Reason.LAT_OUT_OF_RANGE),
+        (Sos(tst=1, lat=29.08, lon=float("inf")), Reason.NOT_FINITE),
+        (Sos(tst=1, lat=29.08), Reason.MISSING_FIELD),
+        (Sos(tst=1, crs="utm50", lat=29.08, lon=119.65), Reason.UNKNOWN_CRS),
+        (Sos(tst=1, lat=29.08, lon=119.65), None),
+        (Sos(tst=1), None),  # no position: on the record, though it opens no incident
+    ],
+)
+def test_an_alarm_s_position_is_judged_like_a_fix(sos: Sos, reason: Reason | None) -> None:
+    rejection = sos_rejection(sos, Limits())
+    assert (rejection.reason if rejection else None) is reason

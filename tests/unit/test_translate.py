@@ -50,10 +50,9 @@ def reason(result: list[ev.Event] | Untranslatable) -> str:
     return result.reason
 
 
-# Values that survive JSON (finite coordinates, 64-bit priorities): what a client can send.
-_FINITE = st.floats(allow_nan=False, allow_infinity=False)
+# Values a command may carry (coordinates in range, 64-bit priorities): what a client can send.
 _SENDABLE = {
-    "location": st.builds(LonLat, _FINITE, _FINITE),
+    "location": st.builds(LonLat, st.floats(-180, 180), st.floats(-90, 90)),
     "priority": st.integers(-(2**63), 2**63 - 1),
 }
 
@@ -95,7 +94,7 @@ def test_unknown_and_malformed_commands_say_what_is_wrong() -> None:
 def test_a_body_that_is_not_json_and_an_unknown_kind_name_the_entry() -> None:
     broken = {"kind": "command", "body": "{"}
     assert reason(translate("7-1", broken, NOTHING)) == (
-        "inbox entry 7-1 has a body that is not JSON"
+        "inbox entry 7-1 has a body that cannot be used: not valid JSON: Input data was truncated"
     )
     assert reason(translate("7-2", {"kind": "devstat", "body": "{}"}, NOTHING)) == (
         "inbox entry 7-2 has unknown kind 'devstat'"
@@ -218,3 +217,31 @@ def test_a_device_coming_online_changes_nothing() -> None:
     assert translate("1-0", from_device("conn", messages.Conn(online=True)), CURRENT) == []
     # A conn body without `online` is read as online: silence, not a missing key, is offline.
     assert translate("1-0", {"kind": "conn", "officer": OFFICER, "body": "{}"}, CURRENT) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        # The two SOS bodies that once stopped every engine in turn.
+        (
+            '{"_type":"sos","tst":1,"raw":{"a":' + "[" * 990 + "]" * 990 + "}}",
+            "levels deep; at most 16",
+        ),
+        ('{"_type":"sos","tst":1,"crs":"bd09","lat":1e308,"lon":119.65}', "lat 1e+308 is outside"),
+        ('{"_type":"sos","tst":1,"lat":Infinity,"lon":119.65}', "not valid JSON"),
+        ('{"_type":"sos","tst":1,"lat":1e999,"lon":119.65}', "not valid JSON"),
+        ('{"_type":"sos","tst":1,"crs":"gcj02","lat":29.0,"lon":-400}', "lon -400.0 is outside"),
+        ('{"_type":"sos","tst":1,"lat":29.0,"lon":' + "9" * 400 + "}", "no usable position"),
+        ("[1]", "not a JSON object"),
+    ],
+)
+def test_poisoned_sos_bodies_are_refused_with_a_reason(body: str, why: str) -> None:
+    entry = {"kind": "sos", "officer": OFFICER, "body": body}
+    assert why in reason(translate("9-1", entry, NOTHING))
+
+
+def test_a_command_placing_an_incident_nowhere_is_refused() -> None:
+    body = {"type": "IncidentReported", "incident": "I", "category": "x", "priority": 2}
+    body["source"] = "12345"
+    refused = translate("9-2", command({**body, "location": [119.6, 95.0]}), NOTHING)
+    assert reason(refused) == "command IncidentReported: lat 95.0 is outside -90..90"
