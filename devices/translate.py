@@ -6,6 +6,10 @@ what each means for the incidents: an `ack` with status `enroute` is a departure
 `enter` of the fence named `order:<id>` is an arrival, an SOS opens an incident, a device
 going offline leaves its officer's orders without an officer.
 
+An alarm is never lost for its position: an SOS without a usable one (none, no fix, refused
+by the ingest, not convertible) opens its incident at the officer's last known position,
+and says so in its title.
+
 Entries are read with the bounds devices' payloads get (`devices.messages.decode_json`): an
 entry written before those bounds, or by a faulty writer, is refused with a reason.
 """
@@ -22,7 +26,7 @@ from devices.messages import PayloadError, decode_json
 from dispatch.core import events as ev
 from dispatch.core.model import IncidentId, OrderId, Source
 from dispatch.core.roster import OfficerId
-from gis.coords import CoordinateError, Datum, check_lonlat, to_wgs84
+from gis.coords import CoordinateError, Datum, LonLat, check_lonlat, to_wgs84
 
 COMMANDS: dict[str, type] = {
     cls.__name__: cls
@@ -57,8 +61,13 @@ class Assignments:
 
 
 def translate(
-    entry_id: str, entry: Mapping[str, str], assignments: Assignments
+    entry_id: str,
+    entry: Mapping[str, str],
+    assignments: Assignments,
+    last_known: LonLat | None = None,
 ) -> list[ev.Event] | Untranslatable:
+    """What the entry means; `last_known` (the officer's last position) places an SOS that
+    carries no usable position of its own."""
     kind = entry.get("kind", "")
     try:
         body = decode_json(entry.get("body", "{}"))
@@ -74,7 +83,7 @@ def translate(
     if kind == "transition":
         return _transition(body, officer, assignments)
     if kind == "sos":
-        return _sos(entry_id, body, officer)
+        return _sos(entry_id, body, officer, last_known)
     if kind in ("conn", "lwt"):
         if kind == "conn" and body.get("online", True):
             return []
@@ -141,22 +150,20 @@ def _transition(
 
 
 def _sos(
-    entry_id: str, body: Mapping[str, object], officer: OfficerId
+    entry_id: str, body: Mapping[str, object], officer: OfficerId, last_known: LonLat | None
 ) -> list[ev.Event] | Untranslatable:
     if body.get("cancel"):
         return []
-    lon, lat = body.get("lon"), body.get("lat")
-    if not isinstance(lon, int | float) or not isinstance(lat, int | float):
-        return Untranslatable(f"SOS from {officer} has no position")
-    try:
-        datum = Datum(str(body.get("crs") or "wgs84"))
-    except ValueError:
-        return Untranslatable(f"SOS from {officer} has unknown crs {body.get('crs')!r}")
-    try:
-        location = to_wgs84(float(lon), float(lat), datum)
-    except (CoordinateError, OverflowError) as exc:
-        return Untranslatable(f"SOS from {officer} has no usable position: {exc}")
     alarm = str(body.get("alarm") or "sos")
+    title = f"{alarm} from officer {officer}"
+    own = _sos_position(body)
+    if isinstance(own, LonLat):
+        location = own
+    elif last_known is not None:
+        location = last_known
+        title += f" (at the last known position: {own})"
+    else:
+        return Untranslatable(f"SOS from {officer}: {own}, and no position of the officer is known")
     return [
         ev.IncidentReported(
             IncidentId(f"SOS-{entry_id}"),
@@ -164,7 +171,24 @@ def _sos(
             priority=1,
             location=location,
             source=Source.DEVICE_SOS,
-            title=f"{alarm} from officer {officer}",
+            title=title,
             by=officer,
         )
     ]
+
+
+def _sos_position(body: Mapping[str, object]) -> LonLat | str:
+    """The alarm's own position, or why it has none."""
+    if body.get("position_refused"):
+        return f"its position was refused ({body['position_refused']})"
+    lon, lat = body.get("lon"), body.get("lat")
+    if not isinstance(lon, int | float) or not isinstance(lat, int | float):
+        return "the alarm carries no position"
+    try:
+        datum = Datum(str(body.get("crs") or "wgs84"))
+    except ValueError:
+        return f"unknown crs {body.get('crs')!r}"
+    try:
+        return to_wgs84(float(lon), float(lat), datum)
+    except (CoordinateError, OverflowError) as exc:
+        return f"no usable position: {exc}"

@@ -168,12 +168,20 @@ class _Step:
             self.actors[entry_id] = entry["actor"]
         # Only device messages refer to current orders; building the index costs a scan.
         needs_orders = entry.get("kind") in _ORDER_KINDS
-        result = translate(entry_id, entry, self._assignments() if needs_orders else _NO_ORDERS)
+        assignments = self._assignments() if needs_orders else _NO_ORDERS
+        result = translate(entry_id, entry, assignments, self._last_known(entry))
         if isinstance(result, Untranslatable):
             self.audit("refused", entry_id=entry_id, reason=result.reason)
             return
         for event in result:
             self.event(event, entry_id)
+
+    def _last_known(self, entry: Mapping[str, str]) -> LonLat | None:
+        """Where the officer of an SOS was last seen (read only for alarms: they are rare)."""
+        if entry.get("kind") != "sos":
+            return None
+        known = self.officers().get(OfficerId(entry.get("officer", "")))
+        return None if known is None else known[1]
 
     def dead_letter(self, entry_id: str, entry: Mapping[str, str], error: str) -> None:
         self.out.inbox_done.append(entry_id)

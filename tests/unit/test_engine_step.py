@@ -226,3 +226,16 @@ def test_an_entry_that_raises_names_itself_and_a_poisoned_one_is_dead_lettered_u
     assert [(d["entry_id"], d["kind"], d["error"]) for d in out.deadletters] == [
         ("1-2", "command", "inbox entry 1-2: KeyError: 'broken'")
     ]
+
+
+def test_an_sos_without_a_position_opens_where_its_officer_was_last_seen() -> None:
+    sos = {"kind": "sos", "officer": "far", "body": json.dumps({"_type": "sos", "tst": T0})}
+    reads = Reads(online("near", "far"))
+    step = core(auto=False).step([("5-1", sos)], [], reads, T0)
+    incident = msgspec.json.decode(step.incidents["SOS-5-1"], type=Incident)
+    assert incident.location == WHERE[OfficerId("far")] and incident.priority == 1
+    assert "at the last known position: the alarm carries no position" in incident.title
+    # Other inbox entries never make the step read where officers are.
+    quiet = Reads(online("near"))
+    core(auto=False).step([("1-0", reported())], [], quiet, T0)
+    assert quiet.count == 0

@@ -191,16 +191,27 @@ def test_a_cancelled_sos_reports_nothing() -> None:
     assert translate("1-0", sos(lat=29.08, lon=119.65, cancel=True), NOTHING) == []
 
 
-def test_an_sos_without_a_usable_position_or_datum_is_refused() -> None:
-    assert reason(translate("1-0", sos(), NOTHING)) == f"SOS from {OFFICER} has no position"
-    assert (
-        reason(translate("1-0", sos(lat=29.08), NOTHING)) == f"SOS from {OFFICER} has no position"
-    )
+def test_an_sos_without_a_usable_position_opens_at_the_officer_s_last_known_one() -> None:
+    last = LonLat(119.64, 29.07)
+    refused = sos()
+    refused["body"] = refused["body"].replace("{", '{"position_refused":"lat 0 is no fix",', 1)
     as_text = {"kind": "sos", "officer": OFFICER, "body": '{"lat": "29.08", "lon": "119.65"}'}
-    assert reason(translate("1-0", as_text, NOTHING)) == f"SOS from {OFFICER} has no position"
-    assert reason(translate("1-0", sos(lat=29.08, lon=119.65, crs="utm"), NOTHING)) == (
-        f"SOS from {OFFICER} has unknown crs 'utm'"
-    )
+    cases = [
+        (sos(), "the alarm carries no position"),
+        (sos(lat=29.08), "the alarm carries no position"),
+        (as_text, "the alarm carries no position"),
+        (refused, "its position was refused (lat 0 is no fix)"),
+        (sos(lat=29.08, lon=119.65, crs="utm"), "unknown crs 'utm'"),
+    ]
+    for entry, why in cases:
+        (event,) = translate("4-2", entry, NOTHING, last)
+        assert isinstance(event, ev.IncidentReported)
+        assert event.location == last and event.priority == 1
+        assert event.title == f"sos from officer {OFFICER} (at the last known position: {why})"
+        # With no position of the officer either, nothing can be placed: refused with both.
+        assert reason(translate("4-2", entry, NOTHING)) == (
+            f"SOS from {OFFICER}: {why}, and no position of the officer is known"
+        )
 
 
 def test_a_device_going_offline_leaves_each_of_its_officer_s_orders() -> None:
