@@ -60,7 +60,7 @@ class Binding:
     @classmethod
     def from_json(cls, key: str, text: str) -> Binding:
         data = json.loads(text)
-        user, _, device = key.rpartition("/")
+        user, device = split_binding_key(key)
         return cls(
             device,
             user or data["officer"],

@@ -144,6 +144,12 @@ def test_a_quarantined_center_accepts_a_pair_imported_from_csv(
     assert yiwang(["devices", "import", str(roster)]) == 0
     assert yiwang(["devices", "list"]) == 0
     assert "wang5/phone\twang5\twucheng-02" in capsys.readouterr().out
+    # A pair's officer is its user; a serial needs its officer.
+    assert yiwang(["devices", "bind", "wang5/phone", "--officer", "zhao6"]) == 1
+    assert "a pair's officer is its user" in capsys.readouterr().err
+    assert yiwang(["devices", "bind", "BC-9"]) == 1
+    assert "either a user (a pair) or an officer" in capsys.readouterr().err
+    assert sorted(store.registry.bindings()) == ["wang5/phone"]
     start_ingest(replace(ingest_config(prefix), unknown_devices=UnknownDevicePolicy.QUARANTINE))
     now = time.time()
     client = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv311, logins.simulator)
