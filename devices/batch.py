@@ -260,8 +260,8 @@ class BatchWriter:
                     batch, message, device, self._registrations.refusal(topic.user, topic.device)
                 )
                 return
-            self._bindings[topic.device] = resolved
-            auto_bound[topic.device] = resolved
+            self._bindings[resolved.key] = resolved
+            auto_bound[resolved.key] = resolved
         if isinstance(decoded, messages.Location):
             fixes.append(_PendingFix(message, decoded, resolved, device))
             return
