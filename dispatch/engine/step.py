@@ -27,7 +27,13 @@ from devices.presence import Presence
 from devices.translate import Assignments, Untranslatable, translate
 from dispatch.city import City
 from dispatch.core import effects as fx
-from dispatch.core.assignment import OfficerState, choose_crew, order_id
+from dispatch.core.assignment import (
+    CrewRefused,
+    OfficerState,
+    check_crew,
+    choose_crew,
+    order_id,
+)
 from dispatch.core.center import CommandCenter
 from dispatch.core.events import Event, IncidentReported, OrderIssued
 from dispatch.core.feed import FeedType, PositionRow
@@ -198,8 +204,10 @@ class _Step:
     def event(self, event: Event, source: str) -> None:
         """Apply one event; a refused one is audited with its reason, nothing else changes."""
         try:
+            if isinstance(event, OrderIssued) and source != "auto":
+                self._check_crew(event)
             effects = self.center.handle(event, self.now)
-        except TimelineError as exc:
+        except (TimelineError, CrewRefused) as exc:
             self.audit("refused", entry_id=source, incident=event.incident, reason=str(exc))
             return
         self.audit(
@@ -213,6 +221,20 @@ class _Step:
         self.perform(effects)
         if isinstance(event, IncidentReported):
             self.auto_dispatch(event.incident, ())
+
+    def _check_crew(self, order: OrderIssued) -> None:
+        """A dispatcher's order, checked again as it is applied: the API checked it when it
+        was sent, but an officer may have gone offline while it waited in the inbox.
+        Automatic orders need no check: they are chosen from the recommendations."""
+        if self.core.city is None:
+            return
+        states = self._officer_states()
+        check_crew(
+            order.officers,
+            roster=self.core.city.roster,
+            availability={officer: state.availability for officer, state in states.items()},
+            now=self.now,
+        )
 
     def auto_dispatch(self, incident_id: IncidentId, exclude: tuple[OfficerId, ...]) -> None:
         """Order the best recommended officers, where the policy dispatches by itself."""

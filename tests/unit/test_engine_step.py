@@ -13,7 +13,7 @@ from devices.presence import Presence
 from dispatch.city import City
 from dispatch.core import events as ev
 from dispatch.core.feed import PositionRow
-from dispatch.core.model import Incident, IncidentId, Phase, Source
+from dispatch.core.model import Incident, IncidentId, OrderId, Phase, Source
 from dispatch.core.policy import PolicyBook, TimelinePolicy
 from dispatch.core.roster import OfficerId, Roster, Shift, Team, TeamId
 from dispatch.engine.step import SILENCE_CHECK_S, EngineCore, EntryError, OfficerPositions
@@ -239,3 +239,19 @@ def test_an_sos_without_a_position_opens_where_its_officer_was_last_seen() -> No
     quiet = Reads(online("near"))
     core(auto=False).step([("1-0", reported())], [], quiet, T0)
     assert quiet.count == 0
+
+
+def test_a_dispatcher_s_order_to_an_officer_gone_offline_meanwhile_is_refused() -> None:
+    engine = core(auto=False)
+    engine.step([("1-0", reported())], [], Reads(online("near")), T0)
+    order = ev.OrderIssued(IncidentId("INC-1"), OrderId("O-1"), (OfficerId("far"),), by="d1")
+    gone = {**online("near"), OfficerId("far"): (Presence.OFFLINE, WHERE[OfficerId("far")])}
+    step = engine.step([("2-0", command(order))], [], Reads(gone), T0 + 5)
+    (refusal,) = [a for a in step.audit if a["kind"] == "refused"]
+    assert refusal["reason"] == "no order issued: far is offline"
+    incident = engine.center.incidents[IncidentId("INC-1")]
+    assert incident.order is None and incident.milestones == ()
+    assert sent_orders(step) == []
+    # Back online, the same order goes out.
+    again = engine.step([("3-0", command(order))], [], Reads(online("near", "far")), T0 + 9)
+    assert sent_orders(again)[0]["officers"] == ["far"]
