@@ -9,6 +9,8 @@ entries again under the same name.
 
     archive/<user>/<device>/<first id>_<last id>.parquet
     archive/<user>/<device>/<first id>_<last id>.manifest.json   {"manifest": …, "signature": …}
+
+with `user` and `device` named as `dispatch.evidence.layout` says: never outside `archive/`.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 import geopandas
 
 from dispatch.core.track import DeviceKey, genesis
+from dispatch.evidence.layout import device_folder, legacy_folder
 from dispatch.evidence.records import ChainRecord, check_chain, frame, records_from_frame
 from dispatch.evidence.signing import Signer, canonical_json, signature_valid
 from dispatch.store import UNAVAILABLE, Store
@@ -69,15 +72,18 @@ class Archive:
         self.root = root
 
     def folder(self, dev: DeviceKey) -> Path:
-        user, device = dev.split("/", 1)
-        return self.root / user / device
+        """Where the device's segments are written (`dispatch.evidence.layout`)."""
+        return device_folder(self.root, dev)
 
     def manifests(self, dev: DeviceKey) -> list[tuple[Path, dict[str, Any]]]:
-        """The device's segment manifests in chain order."""
-        found = []
-        for path in self.folder(dev).glob(f"*{MANIFEST}"):
-            found.append((path, json.loads(path.read_text(encoding="utf-8"))["manifest"]))
-        return sorted(found, key=lambda item: _stream_key(item[1]["first_id"]))
+        """The device's segment manifests in chain order, from its folder and from the folder
+        an earlier layout kept it in, if that is another."""
+        found = {}
+        for folder in (self.folder(dev), legacy_folder(self.root, dev)):
+            for path in folder.glob(f"*{MANIFEST}") if folder else ():
+                # The same segment in both folders is one segment: the newer folder's copy.
+                found.setdefault(path.name, (path, _manifest(path)))
+        return sorted(found.values(), key=lambda item: _stream_key(item[1]["first_id"]))
 
     def seal(
         self, store: Store, signer: Signer, dev: DeviceKey, records: list[ChainRecord]
@@ -208,6 +214,10 @@ def _unsealed(
         return live
     sealed_to = _stream_key(manifests[-1][1]["last_id"])
     return [r for r in live if _stream_key(r.stream_id) > sealed_to]
+
+
+def _manifest(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))["manifest"]  # type: ignore[no-any-return]
 
 
 def _stream_key(stream_id: str) -> tuple[int, int]:

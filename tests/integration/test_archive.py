@@ -4,6 +4,7 @@ archiver goes on past a device it cannot seal."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ import pytest
 
 from devices.batch import BatchWriter, Received
 from dispatch.cli import main as yiwang
-from dispatch.core.track import DeviceKey
+from dispatch.core.track import DeviceKey, Fix, genesis, link
 from dispatch.evidence.archive import SealPolicy, full_track, seal_due, verify_archive
 from dispatch.evidence.archiver import Archiver
 from dispatch.settings import Settings
@@ -173,3 +174,62 @@ def test_a_pass_reports_the_device_it_could_not_seal(
     assert list(done.failed) == ["zhao7/BC-1"]
     assert "zhao7/BC-1" in caplog.text and "cannot seal" in caplog.text
     assert [p.parent.name for p in done.sealed] == ["BC-2"]
+
+
+def store_forged_track(store: Store, dev: DeviceKey, count: int, first: int = 0) -> None:
+    """Fixes `first` to `first + count` of a chained track stored under any key, as an
+    ingest that did not check topic levels stored them."""
+    head = genesis(dev)
+    for n in range(first + count):
+        canonical = Fix(dev, 119.65, 29.08 + n * 1e-5, _T0 + n, _T0 + n).canonical()
+        raw = hashlib.sha256(canonical).hexdigest()
+        head = link(head, canonical, raw)
+        if n >= first:
+            store.redis.xadd(store.keys.track(dev), {"f": canonical, "r": raw, "h": head})
+    store.redis.zadd(store.keys.seen_at, {dev: _T0 + first + count})
+
+
+@pytest.mark.parametrize("user", ["..", "../keys", "x" * 300, "a\0b", "li4"])
+def test_hostile_keys_are_sealed_inside_the_archive(
+    nodes_store: Store, prefix, tmp_path, user
+) -> None:
+    store = nodes_store
+    devs = [DeviceKey(f"{user}/BC-1"), DeviceKey(f"wang5/{user}"), DeviceKey(f"{user}/{user}")]
+    for dev in devs:
+        store_forged_track(store, dev, 30)
+    settings = Settings(data_dir=tmp_path / "var")
+    archive, signer = settings.archive(), settings.signer()
+    keys_before = sorted((tmp_path / "var" / "keys").iterdir())
+    done = seal_due(store, archive, signer, _T0, SealPolicy(max_fixes=12), force=True)
+    assert done.failed == {}
+    assert len(done.sealed) == 3 * len(devs)
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    inside = [p for p in written if p.resolve().is_relative_to(archive.root.resolve())]
+    assert sorted(set(written) - set(inside)) == keys_before, "nothing beside the key"
+    for dev in devs:
+        assert verify_archive(store, archive, dev, signer.public_hex) == (30, [])
+        assert fix_times(full_track(store, archive, dev)) == [_T0 + n for n in range(30)]
+
+
+def test_an_archive_in_the_earlier_raw_folders_still_reads(
+    nodes_store: Store, prefix, tmp_path
+) -> None:
+    store, dev = nodes_store, DeviceKey("li si/BC 1")
+    store_forged_track(store, dev, 40)
+    settings = Settings(data_dir=tmp_path)
+    archive, signer = settings.archive(), settings.signer()
+    seal_due(store, archive, signer, _T0, SealPolicy(max_fixes=25), force=True)
+    assert archive.folder(dev) == archive.root / "li%20si" / "BC%201"
+    # Where an earlier archive kept this device: the raw levels.
+    (archive.root / "li si").mkdir()
+    archive.folder(dev).rename(archive.root / "li si" / "BC 1")
+    assert verify_archive(store, archive, dev) == (40, [])
+    assert fix_times(full_track(store, archive, dev)) == [_T0 + n for n in range(40)]
+
+    # New segments go to the folder named now; the chain runs on across the two.
+    store_forged_track(store, dev, 10, first=40)
+    (path,) = seal_due(store, archive, signer, _T0, SealPolicy(), force=True).sealed
+    assert path.parent == archive.folder(dev)
+    assert len(archive.manifests(dev)) == 3
+    assert verify_archive(store, archive, dev, signer.public_hex) == (50, [])
+    assert fix_times(full_track(store, archive, dev)) == [_T0 + n for n in range(50)]
