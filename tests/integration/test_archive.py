@@ -9,10 +9,13 @@ import json
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
+from fastapi.testclient import TestClient
 
 from devices.batch import BatchWriter, Received
+from dispatch.api.app import create_app
 from dispatch.cli import main as yiwang
 from dispatch.core.track import DeviceKey, Fix, genesis, link
 from dispatch.evidence.archive import SealPolicy, full_track, seal_due, verify_archive
@@ -21,7 +24,7 @@ from dispatch.settings import Settings
 from dispatch.store import Store
 from harness.daemons import ManagedRedis
 from tests.conftest import ingest_config
-from tests.integration.helpers import wait_until
+from tests.integration.helpers import bearer, wait_until
 
 # Stream nodes of 7 entries: segments of any size end inside a node, where an approximate
 # trim leaves the node, sealed entries and all, in the live track.
@@ -233,3 +236,34 @@ def test_an_archive_in_the_earlier_raw_folders_still_reads(
     assert len(archive.manifests(dev)) == 3
     assert verify_archive(store, archive, dev, signer.public_hex) == (50, [])
     assert fix_times(full_track(store, archive, dev)) == [_T0 + n for n in range(50)]
+
+
+def test_replay_and_tracks_answer_for_hostile_keys(
+    redis_service, store: Store, prefix, database_url, tmp_path
+) -> None:
+    hostile = [DeviceKey(f"{'x' * 300}/BC-1"), DeviceKey(f"li4/{'y' * 300}"),
+               DeviceKey("../keys"), DeviceKey("li4/a\0b")]  # fmt: skip
+    settings = Settings(
+        redis_url=redis_service.url, key_prefix=prefix, database_url=database_url,
+        data_dir=tmp_path,
+    )  # fmt: skip
+    for dev in hostile:
+        store_forged_track(store, dev, 20)
+    seal_due(store, settings.archive(), settings.signer(), _T0, SealPolicy(max_fixes=15))
+    with TestClient(create_app(settings, workers=())) as client:
+        client.headers.update(bearer(database_url))
+        replay = client.get("/api/replay", params={"from": _T0 - 10, "to": _T0 + 60})
+        assert replay.status_code == 200
+        assert {dev: len(fixes) for dev, fixes in replay.json()["tracks"].items()} == {
+            dev: 20 for dev in hostile
+        }
+        # A `..` level cannot be named in a URL path: clients resolve it away.
+        for dev in (d for d in hostile if not d.startswith("../")):
+            user, _, device = dev.partition("/")
+            track = client.get(
+                f"/api/devices/{quote(user, safe='')}/{quote(device, safe='')}/track",
+                params={"from": _T0 - 10, "to": _T0 + 60},
+            )
+            assert track.status_code == 200, (dev, track.text)
+            assert track.json()["properties"]["points"] == 20
+        assert client.get(f"/api/devices/li4/{'z' * 300}/track").status_code == 200
