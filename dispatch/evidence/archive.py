@@ -122,7 +122,9 @@ class Archive:
         return folder / f"{name}{MANIFEST}"
 
     def read(self, manifest_path: Path) -> list[ChainRecord]:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))["manifest"]
+        manifest = _manifest(manifest_path)
+        if not _beside(manifest["file"]):
+            raise ArchiveError(f"{manifest_path}: names {manifest['file']!r}, not a file beside it")
         table = geopandas.read_parquet(manifest_path.parent / manifest["file"])
         records, _ = records_from_frame(table, manifest["file"])
         return records
@@ -216,6 +218,11 @@ def _unsealed(
     return [r for r in live if _stream_key(r.stream_id) > sealed_to]
 
 
+def _beside(name: object) -> bool:
+    """A segment file named in a manifest lies in the manifest's own folder."""
+    return isinstance(name, str) and name not in ("", ".", "..") and Path(name).name == name
+
+
 def _manifest(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))["manifest"]  # type: ignore[no-any-return]
 
@@ -258,6 +265,8 @@ def verify_segment(manifest_path: Path, trusted_key: str | None = None) -> list[
         return [f"{where}: unreadable manifest ({exc})"]
     if missing:
         return [f"{where}: the manifest lacks {', '.join(missing)}"]
+    if not _beside(manifest["file"]):
+        return [f"{where}: the manifest names {manifest['file']!r}, not a file beside it"]
     problems = []
     if not signature_valid(
         manifest["public_key"], canonical_json(manifest), signed.get("signature", "")

@@ -18,8 +18,16 @@ from devices.batch import BatchWriter, Received
 from dispatch.api.app import create_app
 from dispatch.cli import main as yiwang
 from dispatch.core.track import DeviceKey, Fix, genesis, link
-from dispatch.evidence.archive import SealPolicy, full_track, seal_due, verify_archive
+from dispatch.evidence.archive import (
+    ArchiveError,
+    SealPolicy,
+    full_track,
+    seal_due,
+    verify_archive,
+    verify_segment,
+)
 from dispatch.evidence.archiver import Archiver
+from dispatch.evidence.signing import canonical_json
 from dispatch.settings import Settings
 from dispatch.store import Store
 from harness.daemons import ManagedRedis
@@ -267,3 +275,23 @@ def test_replay_and_tracks_answer_for_hostile_keys(
             assert track.status_code == 200, (dev, track.text)
             assert track.json()["properties"]["points"] == 20
         assert client.get(f"/api/devices/li4/{'z' * 300}/track").status_code == 200
+
+
+def test_a_manifest_naming_a_file_outside_its_folder_is_refused(
+    nodes_store: Store, prefix, tmp_path
+) -> None:
+    store, dev = nodes_store, DeviceKey("li4/BC-9")
+    store_forged_track(store, dev, 10)
+    settings = Settings(data_dir=tmp_path)
+    archive, signer = settings.archive(), settings.signer()
+    (path,) = seal_due(store, archive, signer, _T0, SealPolicy(), force=True).sealed
+    manifest = json.loads(path.read_text())["manifest"]
+    manifest["file"] = "../../../keys/evidence.pem"
+    path.write_text(
+        json.dumps({"manifest": manifest, "signature": signer.sign(canonical_json(manifest))})
+    )
+    assert verify_segment(path, signer.public_hex) == [
+        f"{path.name}: the manifest names '../../../keys/evidence.pem', not a file beside it"
+    ]
+    with pytest.raises(ArchiveError, match="not a file beside it"):
+        full_track(store, archive, dev)
