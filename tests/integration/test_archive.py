@@ -200,6 +200,14 @@ def store_forged_track(store: Store, dev: DeviceKey, count: int, first: int = 0)
     store.redis.zadd(store.keys.seen_at, {dev: _T0 + first + count})
 
 
+def seal_forged_track(store: Store, dev: DeviceKey, count: int, data_dir: Path, policy: SealPolicy):
+    """A forged track of `count` fixes, sealed: (archive, signer, the pass)."""
+    store_forged_track(store, dev, count)
+    settings = Settings(data_dir=data_dir)
+    archive, signer = settings.archive(), settings.signer()
+    return archive, signer, seal_due(store, archive, signer, _T0, policy, force=True)
+
+
 @pytest.mark.parametrize("user", ["..", "../keys", "x" * 300, "a\0b", "li4"])
 def test_hostile_keys_are_sealed_inside_the_archive(
     nodes_store: Store, prefix, tmp_path, user
@@ -226,10 +234,7 @@ def test_an_archive_in_the_earlier_raw_folders_still_reads(
     nodes_store: Store, prefix, tmp_path
 ) -> None:
     store, dev = nodes_store, DeviceKey("li si/BC 1")
-    store_forged_track(store, dev, 40)
-    settings = Settings(data_dir=tmp_path)
-    archive, signer = settings.archive(), settings.signer()
-    seal_due(store, archive, signer, _T0, SealPolicy(max_fixes=25), force=True)
+    archive, signer, _ = seal_forged_track(store, dev, 40, tmp_path, SealPolicy(max_fixes=25))
     assert archive.folder(dev) == archive.root / "li%20si" / "BC%201"
     # Where an earlier archive kept this device: the raw levels.
     (archive.root / "li si").mkdir()
@@ -281,10 +286,8 @@ def test_a_manifest_naming_a_file_outside_its_folder_is_refused(
     nodes_store: Store, prefix, tmp_path
 ) -> None:
     store, dev = nodes_store, DeviceKey("li4/BC-9")
-    store_forged_track(store, dev, 10)
-    settings = Settings(data_dir=tmp_path)
-    archive, signer = settings.archive(), settings.signer()
-    (path,) = seal_due(store, archive, signer, _T0, SealPolicy(), force=True).sealed
+    archive, signer, done = seal_forged_track(store, dev, 10, tmp_path, SealPolicy())
+    (path,) = done.sealed
     manifest = json.loads(path.read_text())["manifest"]
     manifest["file"] = "../../../keys/evidence.pem"
     path.write_text(
