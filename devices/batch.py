@@ -236,11 +236,14 @@ class BatchWriter:
         except messages.PayloadError as exc:
             self._reject(batch, message, device, Rejection(Reason(exc.reason), str(exc)))
             return
+        refused: dict[str, str] = {}
         if isinstance(decoded, messages.Sos):
             rejection = sos_rejection(decoded, self.config.limits)
             if rejection is not None:
-                self._reject(batch, message, device, rejection)
-                return
+                # An alarm is never dropped for its position: without one, the engine opens
+                # the incident at the officer's last known position.
+                decoded = msgspec.structs.replace(decoded, lat=None, lon=None, crs=None)
+                refused["position_refused"] = f"{rejection.reason}: {rejection.detail}"
         resolved = resolve(self._bindings, topic.user, topic.device, self.config.unknown_devices)
         if (
             isinstance(resolved, Rejection)
@@ -260,14 +263,14 @@ class BatchWriter:
                     batch, message, device, self._registrations.refusal(topic.user, topic.device)
                 )
                 return
-            self._bindings[topic.device] = resolved
-            auto_bound[topic.device] = resolved
+            self._bindings[resolved.key] = resolved
+            auto_bound[resolved.key] = resolved
         if isinstance(decoded, messages.Location):
             fixes.append(_PendingFix(message, decoded, resolved, device))
             return
         fields = {k: v for k, v in msgspec.structs.asdict(decoded).items() if v is not None}
         body = msgspec.json.encode(
-            {"_type": decoded.__struct_config__.tag, **fields, "rx": message.received_at}
+            {"_type": decoded.__struct_config__.tag, **fields, **refused, "rx": message.received_at}
         )
         sha = hashlib.sha256(message.topic.encode() + b"\0" + message.payload).hexdigest()
         kind = _MESSAGE_KINDS[type(decoded)]

@@ -151,7 +151,7 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store.from_url(settings.redis_url, settings.key_prefix)
-        store.load_functions()
+        store.upgrade()
         clock = settings.clock()
         city = settings.city(datetime.fromtimestamp(clock(), ZoneInfo(settings.timezone)))
         db = Database(settings.database_url)

@@ -31,11 +31,13 @@ class Keys:
 
     @property
     def registry(self) -> str:
+        """Device bindings: `user/device` for a pair, the bare serial for a terminal."""
         return f"{self.prefix}:registry"
 
     @property
     def credentials(self) -> str:
-        """Devices' broker-account records: issued to whom, when, and revoked when."""
+        """Devices' broker-account records, keyed as the registry: issued to whom, when, and
+        revoked when."""
         return f"{self.prefix}:credentials"
 
     @property

@@ -89,26 +89,34 @@ def test_the_nested_location_is_rejected_and_the_next_fix_stored(
     client.loop_stop()
 
 
-def test_the_poisoned_sos_are_refused_at_the_ingest_and_in_the_inbox(
+def test_the_poisoned_sos_never_stop_the_engine_and_the_alarm_is_kept(
     broker, logins, store, prefix, start_ingest, engine
 ) -> None:
     leader, thread = engine
     start_ingest()
     now = time.time()
-    topic = f"{prefix}/zhang3/BC-1/sos"
+    base = f"{prefix}/zhang3/BC-1"
     client = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv311, logins.simulator)
-    publish_all(client, [(topic, NESTED_SOS % int(now)), (topic, BD09_SOS % int(now))])
-    wait_until(lambda: verdicts(store) == 2, 10, "two verdicts")
+    publish_all(client, [(base, location(now - 5, lat=29.07))])
+    wait_until(lambda: verdicts(store) == 1, 10, "the officer's fix")
+    sos_topic = f"{base}/sos"
+    publish_all(client, [(sos_topic, NESTED_SOS % int(now)), (sos_topic, BD09_SOS % int(now))])
+    wait_until(lambda: verdicts(store) == 3, 10, "two more verdicts")
     stats = store.ingest.stats()
-    assert (stats["rejected:too_deep"], stats["rejected:lat_out_of_range"]) == (1, 1)
+    # The nested body is no message; the BD-09 alarm is kept without its impossible position.
+    assert (stats["rejected:too_deep"], stats["msg:sos"]) == (1, 1)
+    wait_until(lambda: len(opened(store)) == 1, 10, "the alarm to open an incident")
+    (alarm,) = store.incidents.load_incidents().values()
+    assert (alarm.location.lon, alarm.location.lat) == pytest.approx((119.65, 29.07))
+    assert "its position was refused (lat_out_of_range" in alarm.title
     # As an ingest without those checks filed them: the engine refuses them with a reason.
     for body in (NESTED_SOS % int(now), BD09_SOS % int(now)):
         store.redis.xadd(
             store.keys.inbox,
-            {"kind": "sos", "device": "zhang3/BC-1", "officer": "zhang3", "body": body},
+            {"kind": "sos", "device": "zhang3/BC-9", "officer": "wang5", "body": body},
         )
-    publish_all(client, [(topic, sos(now + 1))])
-    wait_until(lambda: len(opened(store)) == 1, 10, "the valid SOS to open an incident")
+    publish_all(client, [(sos_topic, sos(now + 1))])
+    wait_until(lambda: len(opened(store)) == 2, 10, "the valid SOS to open an incident")
     refused = [r["reason"] for r in store.incidents.audit_records() if r["kind"] == "refused"]
     assert any("levels deep" in r for r in refused)
     assert any("lat 1e+308 is outside" in r for r in refused)
