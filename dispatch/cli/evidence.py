@@ -17,7 +17,8 @@ from devices.telemetry.srt import utc_times
 from devices.video import Probe, probe
 from dispatch.db import Database
 from dispatch.db.history import HistoryStore
-from dispatch.evidence.archive import MANIFEST, seal_due, verify_segment
+from dispatch.evidence.archive import MANIFEST, verify_segment
+from dispatch.evidence.archiver import Archiver
 from dispatch.evidence.build import build_package
 from dispatch.evidence.collect import UnknownIncidentError, collect
 from dispatch.evidence.verify import verify_package
@@ -139,16 +140,24 @@ def cmd_evidence(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_archive(args: argparse.Namespace, settings: Settings) -> int:
-    store = Store.from_url(settings.redis_url, settings.key_prefix)
-    archive, signer, policy = settings.archive(), settings.signer(), settings.seal_policy()
+    archiver = Archiver(
+        Store.from_url(settings.redis_url, settings.key_prefix),
+        settings.archive(),
+        settings.signer(),
+        settings.seal_policy(),
+        time.time,
+        force=args.force,
+        on_sealed=lambda path: print(f"sealed {path}", flush=True),
+    )
+    if args.once:
+        failed = archiver.run_once()
+        if failed:
+            print(f"FAIL {failed} devices could not be sealed (see the log)", file=sys.stderr)
+        return 1 if failed else 0
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    while True:
-        sealed = seal_due(store, archive, signer, time.time(), policy, force=args.force)
-        for path in sealed:
-            print(f"sealed {path}", flush=True)
-        if args.once or stop.wait(args.every):
-            return 0
+    archiver.run(stop, args.every)
+    return 0
 
 
 def add_evidence_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

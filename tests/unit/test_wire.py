@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import typing
 
 import pytest
@@ -43,6 +44,40 @@ def test_topic_round_trip_for_every_channel() -> None:
 def test_foreign_topics_are_refused_with_a_reason(topic: str) -> None:
     with pytest.raises(TopicError, match="topic"):
         parse_topic("owntracks", topic)
+
+
+@pytest.mark.parametrize(
+    ("level", "reason"),
+    [
+        ("..", "path step"),
+        (".", "path step"),
+        ("a\x00b", "U+0000"),
+        ("a\nb", "U+000A"),
+        ("\x7f", "U+007F"),
+        ("a\u202eb", "U+202E"),
+        ("a\u2028b", "U+2028"),
+        ("a\\b", "backslash"),
+        ("..\\keys", "backslash"),
+        ("   ", "whitespace"),
+        ("\t", "whitespace"),
+        ("a+b", "wildcard"),
+        ("x" * 300, "300 characters"),
+        ("", "empty"),
+    ],
+)
+@pytest.mark.parametrize("where", ["user", "device"])
+def test_hostile_levels_are_refused_with_the_reason(level: str, reason: str, where: str) -> None:
+    topic = f"owntracks/{level}/BC-1" if where == "user" else f"owntracks/zhang3/{level}"
+    with pytest.raises(TopicError, match=f"invalid {where} level: .*{re.escape(reason)}"):
+        parse_topic("owntracks", topic)
+
+
+@pytest.mark.parametrize(
+    "level", ["张三", "李四-02", "zhang.san", "z@team_7", "...x", "a..b", "Ünal", "Li Si", "x" * 64]
+)
+def test_names_of_any_script_with_inner_dots_and_signs_are_kept(level: str) -> None:
+    parsed = parse_topic("owntracks", f"owntracks/{level}/{level}/sos")
+    assert (parsed.user, parsed.device, parsed.channel) == (level, level, Channel.SOS)
 
 
 def test_the_ingest_hears_the_whole_root_through_its_shared_group() -> None:
