@@ -34,6 +34,7 @@ from pathlib import Path
 
 import yaml
 
+from devices import topics
 from devices.quality import Reason, Rejection
 from dispatch.core.track import device_key
 
@@ -78,11 +79,10 @@ def split_binding_key(text: str) -> tuple[str, str]:
 
 def level_problem(name: str, value: str) -> str | None:
     """Why `value` cannot be one topic level (and so one name in the registry), if it cannot."""
-    if not value or any(c in value for c in "/+#\0") or value.startswith("$"):
-        return (
-            f"{name} {value!r} cannot be an MQTT topic level: use no '/', '+', '#' or leading '$'"
-        )
-    return None
+    problem = (
+        "it holds a '/'" if "/" in value else "a leading '$'" if value.startswith("$") else None
+    ) or topics.level_problem(value)
+    return None if problem is None else f"{name} {value!r} cannot be a topic level: {problem}"
 
 
 @dataclass(frozen=True, slots=True)

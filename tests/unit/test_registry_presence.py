@@ -104,8 +104,8 @@ def test_bindings_load_from_csv_and_yaml_as_pairs_and_serials(tmp_path: Path) ->
     [
         ("device,officer\nBC-1,\n", "entry 1: a binding needs a device and either a user"),
         ("user,device,officer\nwang5,phone,li4\n", "entry 1: .* a pair's officer is its user"),
-        ("device,officer\nBC-1,zhang3\na/b,li4\n", "entry 2: device 'a/b' cannot be an MQTT"),
-        ("user,device\nwang+5,phone\n", "entry 1: officer 'wang\\+5' cannot be an MQTT"),
+        ("device,officer\nBC-1,zhang3\na/b,li4\n", "entry 2: device 'a/b' cannot be a topic level"),
+        ("user,device\nwang+5,phone\n", "entry 1: officer 'wang\\+5' cannot be a topic level"),
     ],
 )
 def test_a_bad_bindings_file_names_the_entry(tmp_path: Path, rows: str, reason: str) -> None:
