@@ -136,7 +136,9 @@ class EngineCore:
             officer = OfficerId(row.device.split("/", 1)[0])
             point = LonLat(row.lon, row.lat)
             for event in self.watcher.observe(officer, point, float(row.fix_at), row.acc_m):
-                run.event(event, f"fix:{row.device}:{row.fix_at}")
+                run.event(
+                    event, f"fix:{row.device}:{row.fix_at}", at=run.seen_at(event, row.fix_at)
+                )
         if now >= self._silence_check_at:
             self._silence_check_at = now + SILENCE_CHECK_S
             run.silence()
@@ -201,12 +203,21 @@ class _Step:
         for event in silent_officers(incidents, offline):
             self.event(event, "presence")
 
-    def event(self, event: Event, source: str) -> None:
-        """Apply one event; a refused one is audited with its reason, nothing else changes."""
+    def seen_at(self, event: Event, fix_at: float) -> float:
+        """When a fix shows a departure or an arrival: the fix's own time, so one read late
+        (after a fail-over, or a backlog) is not recorded late; never before the order was
+        issued nor after now, whatever the device's clock says."""
+        incident = self.center.incidents.get(event.incident)
+        issued_at = incident.order.issued_at if incident and incident.order else fix_at
+        return min(self.now, max(issued_at, fix_at))
+
+    def event(self, event: Event, source: str, *, at: float | None = None) -> None:
+        """Apply one event (at `at`, by default now); a refused one is audited with its
+        reason, nothing else changes."""
         try:
             if isinstance(event, OrderIssued) and source != "auto":
                 self._check_crew(event)
-            effects = self.center.handle(event, self.now)
+            effects = self.center.handle(event, self.now if at is None else at)
         except (TimelineError, CrewRefused) as exc:
             self.audit("refused", entry_id=source, incident=event.incident, reason=str(exc))
             return

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import yaml
 
@@ -19,7 +21,7 @@ from dispatch.core.policy import PolicyBook
 from dispatch.engine import Engine
 from dispatch.store import IncidentStore
 from tests.conftest import ingest_config
-from tests.integration.helpers import wait_until
+from tests.integration.helpers import store_fix, wait_until
 
 SHORT = {
     "respond_s": 2,
@@ -40,6 +42,18 @@ def report(engine_store: IncidentStore, incident: str) -> None:
             "priority": 2,
             "location": [119.65, 29.08],
             "source": "12345",
+        }
+    )
+
+
+def order(engine_store: IncidentStore, incident: str, officer: str) -> None:
+    engine_store.command(
+        {
+            "type": "OrderIssued",
+            "incident": incident,
+            "order": "O1",
+            "officers": [officer],
+            "by": "d7",
         }
     )
 
@@ -78,15 +92,7 @@ def test_an_incident_runs_on_the_clock_through_device_acks(store) -> None:
             ),
             10,
         )
-        engine_store.command(
-            {
-                "type": "OrderIssued",
-                "incident": "INC-1",
-                "order": "O1",
-                "officers": ["zhang3"],
-                "by": "d7",
-            }
-        )
+        order(engine_store, "INC-1", "zhang3")
         # The terminal answers on /ack; ingest files it in the inbox like this.
         ack = {"_type": "ack", "order_id": "O1", "tst": int(time.time())}
         for status in ("accepted", "enroute"):
@@ -131,16 +137,17 @@ def test_an_incident_runs_on_the_clock_through_device_acks(store) -> None:
         thread.join(10)
 
 
-def test_standby_takes_over_a_killed_leader_and_every_deadline_fires_once(
-    store, redis_service, prefix, tmp_path
-) -> None:
+def engine_processes(
+    redis_url: str, prefix: str, tmp_path: Path, policy: dict, lease_ms: int = 3000
+) -> Callable[[str], subprocess.Popen]:
+    """How to start an engine process named by its argument."""
     policy_file = tmp_path / "policy.yaml"
-    policy_file.write_text(yaml.safe_dump({"default": SHORT}))
+    policy_file.write_text(yaml.safe_dump({"default": policy}))
     env = {
         **os.environ,
-        "YIWANG_REDIS_URL": redis_service.url,
+        "YIWANG_REDIS_URL": redis_url,
         "YIWANG_KEY_PREFIX": prefix,
-        "YIWANG_ENGINE_LEASE_MS": "3000",
+        "YIWANG_ENGINE_LEASE_MS": str(lease_ms),
         "YIWANG_POLICY_FILE": str(policy_file),
     }
 
@@ -151,6 +158,13 @@ def test_standby_takes_over_a_killed_leader_and_every_deadline_fires_once(
             stderr=subprocess.DEVNULL,
         )
 
+    return start
+
+
+def test_standby_takes_over_a_killed_leader_and_every_deadline_fires_once(
+    store, redis_service, prefix, tmp_path
+) -> None:
+    start = engine_processes(redis_service.url, prefix, tmp_path, SHORT)
     engine_store = store.incidents
     engines = {"A": start("A")}
     wait_until(lambda: store.redis.get(store.keys.engine_lease) == "A", 15, "engine A to lead")
@@ -189,6 +203,63 @@ def test_standby_takes_over_a_killed_leader_and_every_deadline_fires_once(
             process.wait()
 
 
+def test_a_standby_sees_the_fixes_stored_while_no_engine_led(
+    store, redis_service, prefix, tmp_path
+) -> None:
+    """The leader dies with an officer on the way, who drives into the fence before the
+    standby takes over. The standby reads those fixes too: departure and arrival are seen by
+    GPS, at the fixes' own times, and every position entry is settled."""
+    store.registry.bind([Binding("BC-1", "zhang3", "")])
+    # A 12 s lease: the standby takes over no sooner than 8 s after the kill.
+    policy = {**SHORT, "respond_s": 60, "turn_out_s": 120, "handle_s": 600, "arrive_radius_m": 40}
+    start = engine_processes(redis_service.url, prefix, tmp_path, policy, lease_ms=12_000)
+    engine_store = store.incidents
+
+    def drive(metres_south: float, at: float) -> None:
+        point = (119.65, 29.08 - metres_south / 111_320.0)
+        store_fix(store, "zhang3", "BC-1", point, received_at=at)
+
+    engines = {"A": start("A")}
+    try:
+        wait_until(lambda: store.redis.get(store.keys.engine_lease) == "A", 15, "engine A to lead")
+        engines["B"] = start("B")
+        drive(320, time.time())
+        report(engine_store, "INC-1")
+        order(engine_store, "INC-1", "zhang3")
+        wait_until(
+            lambda: getattr(engine_store.load_incidents().get("INC-1"), "order", None),
+            10,
+            "the order",
+        )
+        engines["A"].kill()  # kill -9: nothing is resigned or settled
+        issued_at = saved(engine_store, "INC-1").order.issued_at
+        # North at 50 m a second, from the second after the order; inside the fence at 30 m.
+        track = [280, 230, 180, 130, 80, 30, 10]
+        for n, metres in enumerate(track, start=1):
+            drive(metres, int(issued_at) + n)
+        assert store.redis.get(store.keys.engine_lease) == "A"  # all stored in the gap
+        wait_until(lambda: store.redis.get(store.keys.engine_lease) == "B", 20, "B to lead")
+        wait_until(lambda: saved(engine_store, "INC-1").phase is Phase.ON_SCENE, 10, "arrival")
+        incident = saved(engine_store, "INC-1")
+        turn_out, arrive = incident.reached(Milestone.TURN_OUT), incident.reached(Milestone.ARRIVE)
+        assert (turn_out.via, turn_out.by) == ("gps", "zhang3")
+        assert (arrive.via, arrive.by) == ("gps", "zhang3")
+        # The fixes' times, not the takeover's (and not the newest fix's).
+        assert arrive.reached_at == int(issued_at) + 1 + track.index(30)
+        assert issued_at < turn_out.reached_at < arrive.reached_at
+        wait_until(
+            lambda: store.redis.xpending(store.keys.positions, "engine")["pending"] == 0,
+            5,
+            "every position settled",
+        )
+        (group,) = store.redis.xinfo_groups(store.keys.positions)
+        assert group["lag"] == 0
+    finally:
+        for process in engines.values():
+            process.kill()
+            process.wait()
+
+
 def test_an_officer_silent_past_the_offline_limit_loses_the_order(store) -> None:
     store.registry.bind([Binding("BC-9", "zhao6", "")])
     writer = BatchWriter(store.ingest, ingest_config("owntracks"))
@@ -208,15 +279,7 @@ def test_an_officer_silent_past_the_offline_limit_loses_the_order(store) -> None
     thread.start()
     try:
         report(engine_store, "INC-S")
-        engine_store.command(
-            {
-                "type": "OrderIssued",
-                "incident": "INC-S",
-                "order": "O1",
-                "officers": ["zhao6"],
-                "by": "d7",
-            }
-        )
+        order(engine_store, "INC-S", "zhao6")
         wait_until(lambda: any(r["kind"] == "redispatch" for r in engine_store.audit_records()), 15)
         redispatch = next(r for r in engine_store.audit_records() if r["kind"] == "redispatch")
         assert "officer went offline" in json.loads(redispatch["detail"])["reason"]

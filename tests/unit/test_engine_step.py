@@ -13,7 +13,7 @@ from devices.presence import Presence
 from dispatch.city import City
 from dispatch.core import events as ev
 from dispatch.core.feed import PositionRow
-from dispatch.core.model import Incident, IncidentId, OrderId, Phase, Source
+from dispatch.core.model import Incident, IncidentId, Milestone, OrderId, Phase, Source
 from dispatch.core.policy import PolicyBook, TimelinePolicy
 from dispatch.core.roster import OfficerId, Roster, Shift, Team, TeamId
 from dispatch.engine.step import SILENCE_CHECK_S, EngineCore, EntryError, OfficerPositions
@@ -181,6 +181,26 @@ def test_positions_show_departure_then_arrival() -> None:
     engine.step([], [row(SCENE.lon, SCENE.lat, T0 + 40)], reads, T0 + 40)
     assert phase(engine) is Phase.ON_SCENE
     assert not engine.watching
+
+
+@pytest.mark.parametrize(
+    ("fix_at", "now", "recorded_at"),
+    [
+        # Read long after the order went unaccepted for too long (a fail-over, a backlog):
+        # the fix came first, so the officer arrived and the order stands.
+        (T0 + 40, T0 + 300, T0 + 40),
+        (T0 - 30, T0 + 20, T0),  # a device clock behind: no arrival before the order
+        (T0 + 900, T0 + 20, T0 + 20),  # a device clock ahead: no arrival after now
+    ],
+)
+def test_an_arrival_is_recorded_at_its_fix_s_time_within_the_order_and_now(
+    fix_at: float, now: float, recorded_at: float
+) -> None:
+    engine = core(incidents=(dispatched("near"),))
+    engine.step([], [row(SCENE.lon, SCENE.lat, fix_at)], Reads(online("near")), now)
+    assert phase(engine) is Phase.ON_SCENE
+    arrive = engine.center.incidents[IncidentId("INC-1")].reached(Milestone.ARRIVE)
+    assert arrive is not None and arrive.reached_at == int(recorded_at)
 
 
 @pytest.mark.parametrize("device", ["far/BC-2", "nearby/BC-3"])
