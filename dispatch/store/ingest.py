@@ -19,6 +19,9 @@ from dispatch.store.keys import Keys
 from dispatch.store.registry import RegistryStore
 
 UNAVAILABLE: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
+# Entries (one per ingest batch with live fixes) the engine's positions stream holds at most:
+# what a fail-over or a restart catches up on.
+POSITIONS_BOUND = 100_000
 
 
 class RedisPendingWrite:
@@ -45,10 +48,18 @@ class RedisPendingWrite:
 class IngestStore:
     unavailable = UNAVAILABLE
 
-    def __init__(self, client: redis.Redis, keys: Keys, registry: RegistryStore) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        registry: RegistryStore,
+        *,
+        positions_bound: int = POSITIONS_BOUND,
+    ) -> None:
         self.redis = client
         self.keys = keys
         self.registry = registry
+        self.positions_bound = positions_bound
 
     def write_batch(self, batch: IngestBatch, received_at: float) -> list[int]:
         return self.send_batch(batch, received_at).result()
@@ -69,6 +80,7 @@ class IngestStore:
                 encode(batch.fixes),
                 encode(batch.rejects),
                 encode(batch.messages),
+                self.positions_bound,
             )
         except BaseException:
             self.redis.connection_pool.release(connection)

@@ -4,7 +4,6 @@
 -- Keys (dispatch/store/keys.py); ingest.py is the only caller. Sections arrive as MessagePack.
 
 local EVENTS_MAXLEN = 100000
-local POSITIONS_MAXLEN = 100000
 -- Dead letters are bounded three ways: the stream's length, a quota per source and hour
 -- (beyond it a rejection is only counted), and one shared source for every message that names
 -- no bound device (bad topics, unknown or unregistered devices), so a flood of junk or of
@@ -132,7 +131,49 @@ local function store_messages(p, messages, heard)
   end
 end
 
--- ARGV: prefix, received_at, oldest_received_at, fixes, rejects, messages (MessagePack).
+-- Stream ids compare as (ms, seq).
+local function id_before(a, b)
+  local a_ms, a_seq = string.match(a, '^(%d+)-(%d+)$')
+  local b_ms, b_seq = string.match(b, '^(%d+)-(%d+)$')
+  a_ms, b_ms = tonumber(a_ms), tonumber(b_ms)
+  return a_ms < b_ms or (a_ms == b_ms and tonumber(a_seq) < tonumber(b_seq))
+end
+
+-- The engine's positions stream holds at most `bound` entries. An entry the bound drops before
+-- the engine settled it (never read, or read by a leader that died before writing its step) is
+-- counted in engine_stats with its fixes, never lost silently. Without the engine's group
+-- (POSITIONS_GROUP in feed.py) nobody reads the stream yet, and nothing is counted.
+local function trim_positions(p, bound)
+  local key = p .. ':positions'
+  local excess = redis.call('XLEN', key) + 1 - bound
+  if excess <= 0 then return end
+  local delivered
+  for _, group in ipairs(redis.call('XINFO', 'GROUPS', key)) do
+    local fields = {}
+    for i = 1, #group, 2 do fields[group[i]] = group[i + 1] end
+    if fields['name'] == 'engine' then delivered = fields['last-delivered-id'] end
+  end
+  if delivered then
+    local entries, fixes = 0, 0
+    for _, entry in ipairs(redis.call('XRANGE', key, '-', '+', 'COUNT', excess)) do
+      local id = entry[1]
+      if id_before(delivered, id)
+          or #redis.call('XPENDING', key, 'engine', id, id, 1) > 0 then
+        entries = entries + 1
+        fixes = fixes + #cjson.decode(entry[2][2])
+      end
+    end
+    if entries > 0 then
+      local stats = p .. ':engine_stats'
+      redis.call('HINCRBY', stats, 'positions_dropped_entries', entries)
+      redis.call('HINCRBY', stats, 'positions_dropped', fixes)
+    end
+  end
+  redis.call('XTRIM', key, 'MAXLEN', bound - 1)
+end
+
+-- ARGV: prefix, received_at, oldest_received_at, fixes, rejects, messages (MessagePack),
+-- and the positions stream's bound.
 local function ingest(keys, args)
   local p, rx, oldest = args[1], args[2], tonumber(args[3])
   local statuses, positions, heard = {}, {}, {}
@@ -159,7 +200,8 @@ local function ingest(keys, args)
     local body = cjson.encode(positions)
     redis.call('XADD', p .. ':events', 'MAXLEN', '~', EVENTS_MAXLEN, '*',
       'type', 'positions', 'body', body)
-    redis.call('XADD', p .. ':positions', 'MAXLEN', '~', POSITIONS_MAXLEN, '*', 'body', body)
+    trim_positions(p, tonumber(args[7]))
+    redis.call('XADD', p .. ':positions', '*', 'body', body)
   end
   return statuses
 end
