@@ -23,6 +23,17 @@ _POSITIONS_CONSUMER = "leader"
 _INCIDENT = msgspec.json.Decoder(Incident)
 
 
+class _LiveFix(msgspec.Struct):
+    """What a position row takes from a device's stored fix beside where it is."""
+
+    acc_m: float | None = None
+    cog_deg: float | None = None
+    received_at: float | None = None
+
+
+_LIVE_FIX = msgspec.json.Decoder(_LiveFix)
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """Everything a screen starts from, and the sequence the deltas follow."""
@@ -60,10 +71,10 @@ class ScreenFeed:
         last, raw_incidents, devices = await pipe.execute()
         pipe = self.redis.pipeline(transaction=False)
         for device in devices:
-            pipe.hmget(self.keys.device(device), "lon", "lat", "fix_at")
+            pipe.hmget(self.keys.device(device), "lon", "lat", "fix_at", "fix")
         rows = [
-            PositionRow(device, float(lon), float(lat), int(fix_at))
-            for device, (lon, lat, fix_at) in zip(devices, await pipe.execute(), strict=True)
+            _row(device, float(lon), float(lat), int(fix_at), fix)
+            for device, (lon, lat, fix_at, fix) in zip(devices, await pipe.execute(), strict=True)
             if fix_at is not None
         ]
         incidents = [_INCIDENT.decode(raw) for raw in raw_incidents]
@@ -75,6 +86,13 @@ class ScreenFeed:
         """Entries after `cursor`, waiting up to `block_ms` for the first."""
         reply = await self.redis.xread({self.keys.events: cursor}, count=count, block=block_ms)
         return [entry for _stream, entries in reply for entry in entries]
+
+
+def _row(device: str, lon: float, lat: float, fix_at: int, fix: str | None) -> PositionRow:
+    """A device's live position as the positions entries carry it: with its accuracy, course
+    and the server's time of receipt, as stored with the fix."""
+    live = _LIVE_FIX.decode(fix) if fix else _LiveFix()
+    return PositionRow(device, lon, lat, fix_at, live.acc_m, live.cog_deg, live.received_at)
 
 
 class PositionFeed:
