@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from devices.quality import JumpMemory, Neighbours
 from devices.registry import Binding
 from dispatch.core.track import LastFix
 
@@ -25,6 +26,26 @@ class DeviceState:
 
     head: str  # "" while the chain is empty
     last: LastFix | None
+    # Kept by the writer between batches; a state read from the store starts without it.
+    memory: JumpMemory = field(default_factory=JumpMemory)
+
+
+@dataclass(frozen=True, slots=True)
+class LateFix:
+    """A fix not newer than its device's last live fix, whose stored neighbours are asked for."""
+
+    device: str
+    fix_at: int
+    lon: float
+    lat: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAround:
+    """The sink's answer for a `LateFix`: its neighbours in fix time, or that it is stored."""
+
+    neighbours: Neighbours
+    stored: bool  # the very fix is held already: the store will answer it as a duplicate
 
 
 @dataclass(slots=True)
@@ -115,6 +136,9 @@ class IngestSink(Protocol):
 
     def device_states(self, devices: Sequence[str]) -> dict[str, DeviceState]:
         """Chain head and newest live fix of each device."""
+
+    def stored_around(self, late: Sequence[LateFix]) -> list[StoredAround]:
+        """For each late fix, the device's stored fixes just before and after it in time."""
 
     def record_broker_counter(self, name: str, value: str) -> None:
         """Keep a counter the broker reports about itself (e.g. dropped messages)."""

@@ -12,8 +12,9 @@ from typing import Any
 import msgspec
 import redis
 
+from devices.quality import Neighbours
 from devices.registry import Binding
-from devices.sink import DeviceState, IngestBatch
+from devices.sink import DeviceState, IngestBatch, LateFix, StoredAround
 from dispatch.core.track import LastFix
 from dispatch.store.keys import Keys
 from dispatch.store.registry import RegistryStore
@@ -85,6 +86,23 @@ class IngestStore:
             states[device] = DeviceState(head or "", last)
         return states
 
+    def stored_around(self, late: Sequence[LateFix]) -> list[StoredAround]:
+        # The seen index (store.lua) holds every stored fix as "fix_at|lon|lat" scored by fix_at.
+        pipe = self.redis.pipeline(transaction=False)
+        for fix in late:
+            key = self.keys.seen(fix.device)
+            pipe.zscore(key, f"{fix.fix_at}|{fix.lon:.7f}|{fix.lat:.7f}")
+            pipe.zrevrangebyscore(key, fix.fix_at, "-inf", start=0, num=1)
+            pipe.zrangebyscore(key, f"({fix.fix_at}", "+inf", start=0, num=1)
+        replies = pipe.execute()
+        return [
+            StoredAround(
+                Neighbours(_seen_fix(replies[3 * n + 1]), _seen_fix(replies[3 * n + 2])),
+                stored=replies[3 * n] is not None,
+            )
+            for n in range(len(late))
+        ]
+
     def bindings(self) -> dict[str, Binding]:
         return self.registry.bindings()
 
@@ -113,3 +131,10 @@ class IngestStore:
             {"id": entry_id, **fields}
             for entry_id, fields in self.redis.xrevrange(self.keys.deadletter, count=count)
         ]
+
+
+def _seen_fix(members: list[str]) -> LastFix | None:
+    if not members:
+        return None
+    fix_at, lon, lat = members[0].split("|")
+    return LastFix(float(lon), float(lat), int(fix_at))
