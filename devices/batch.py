@@ -244,6 +244,7 @@ class BatchWriter:
         # This call's accepted fixes per device: neighbours of late fixes the store lacks yet.
         accepted: dict[str, list[LastFix]] = {}
         chained: list[_PendingFix] = []
+        remembered = {f.device: self._states[f.device].memory for f in fixes}
         for n, pending in enumerate(fixes):
             state = self._states[pending.device]
             judged = judge_location(
@@ -267,6 +268,9 @@ class BatchWriter:
             self._chain(batch, pending, fix, judged)
             accepted.setdefault(pending.device, []).append(LastFix(fix.lon, fix.lat, fix.fix_at))
             chained.append(pending)
+        for device, memory in remembered.items():
+            if self._states[device].memory != memory:
+                batch.add_memory(device, self._states[device].memory)
         return chained
 
     def _stored_around(self, fixes: list[_PendingFix]) -> dict[int, tuple[LateFix, StoredAround]]:

@@ -95,8 +95,8 @@ _TST_RESOLUTION_S = 1
 class JumpMemory:
     """What the jump filter remembers of a device besides its anchor (the newest live fix).
 
-    A device read back from the store starts with an empty memory: the old rule of judging
-    against the last live fix alone, until its next fixes say more.
+    The store keeps it beside the anchor, so a restarted worker judges as the stopped one
+    would have; an empty memory is the old rule of judging against the anchor alone.
     """
 
     before: LastFix | None = None  # the live fix the anchor agreed with

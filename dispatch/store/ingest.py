@@ -14,7 +14,7 @@ import redis
 
 from devices.quality import Neighbours
 from devices.registry import Binding
-from devices.sink import DeviceState, IngestBatch, LateFix, StoredAround
+from devices.sink import DeviceState, IngestBatch, LateFix, StoredAround, memory_from_text
 from dispatch.core.track import LastFix
 from dispatch.store.keys import Keys
 from dispatch.store.registry import RegistryStore
@@ -70,6 +70,7 @@ class IngestStore:
                 encode(batch.fixes),
                 encode(batch.rejects),
                 encode(batch.messages),
+                encode(batch.memories),
             )
         except BaseException:
             self.redis.connection_pool.release(connection)
@@ -79,11 +80,11 @@ class IngestStore:
     def device_states(self, devices: Sequence[str]) -> dict[str, DeviceState]:
         pipe = self.redis.pipeline(transaction=False)
         for device in devices:
-            pipe.hmget(self.keys.device(device), "head", "lon", "lat", "fix_at")
+            pipe.hmget(self.keys.device(device), "head", "lon", "lat", "fix_at", "jumps")
         states = {}
-        for device, (head, lon, lat, fix_at) in zip(devices, pipe.execute(), strict=True):
+        for device, (head, lon, lat, fix_at, jumps) in zip(devices, pipe.execute(), strict=True):
             last = LastFix(float(lon), float(lat), int(fix_at)) if fix_at is not None else None
-            states[device] = DeviceState(head or "", last)
+            states[device] = DeviceState(head or "", last, memory_from_text(jumps))
         return states
 
     def stored_around(self, late: Sequence[LateFix]) -> list[StoredAround]:

@@ -124,3 +124,19 @@ def test_a_fix_1000_km_outside_the_city_is_rejected(store, prefix) -> None:
     assert store.ingest.stats()["rejected:outside_service_area"] == 1
     (letter,) = store.ingest.deadletters()
     assert letter["detail"].endswith("outside the service area: Jinhua and 50 km around it")
+
+
+def test_a_restarted_writer_remembers_the_rival_the_stopped_one_kept(store, prefix) -> None:
+    now = int(time.time())
+    topic, dev = f"{prefix}/sun7/BC-0046", "sun7/BC-0046"
+
+    def send(writer: BatchWriter, tst: int, lon: float) -> None:
+        writer.write([Received(tst, 1, topic, location(tst, lon), time.time())])
+
+    stopped = BatchWriter(store.ingest, ingest_config(prefix))
+    send(stopped, now - 30, east(104_000))  # a cold start 104 km off
+    send(stopped, now - 20, east(0))  # the truth, rejected against it: a rival
+    send(BatchWriter(store.ingest, ingest_config(prefix)), now - 10, east(100))
+    assert store.ingest.stats()["rejected:implausible_jump"] == 1
+    assert [f.get("reanchored_from") for f in stored(store, dev)] == [None, now - 30]
+    assert int(store.tracks.device_record(dev)["fix_at"]) == now - 10

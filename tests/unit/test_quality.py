@@ -17,6 +17,7 @@ from devices.quality import (
     Rejection,
     judge_location,
 )
+from devices.sink import memory_from_text, memory_text
 from dispatch.core.track import DeviceKey, Fix, LastFix
 from gis.coords import METRES_PER_DEG_LAT, LonLat, haversine_m, wgs84_to_bd09, wgs84_to_gcj02
 from gis.service_area import area_around
@@ -259,3 +260,16 @@ def test_a_fix_1000_km_outside_the_city_is_outside_the_service_area() -> None:
 def test_the_service_area_reaches_the_margin_beyond_the_outline(outside_m, inside) -> None:
     fix = judge(limits=CITY, lon=east_of(119.9, 29.1, outside_m), lat=29.1)
     assert isinstance(fix, Fix) is inside, fix
+
+
+def test_the_memory_survives_the_store_exactly_and_junk_reads_as_empty() -> None:
+    memory = JumpMemory(
+        LastFix(119.65000000000001, 29.08, int(NOW) - 20),
+        (LastFix(120.1, 29.3, int(NOW) - 10), LastFix(120.1 + 1e-13, 29.3, int(NOW) - 5)),
+    )
+    assert memory_from_text(memory_text(memory)) == memory
+    assert memory_from_text(memory_text(JumpMemory())) == JumpMemory()
+    rivals_only = JumpMemory(rivals=(LastFix(120.1, 29.3, int(NOW)),))
+    assert memory_from_text(memory_text(rivals_only)) == rivals_only
+    for junk in (None, "", "x", "1|2", ";;", "1|a|3", "1|2|3;"):
+        assert memory_from_text(junk) == JumpMemory(), junk
