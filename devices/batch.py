@@ -286,9 +286,10 @@ class BatchWriter:
             last = self._states[pending.device].last
             fix_at = int(pending.location.tst)
             bound = newest.get(pending.device, last.fix_at if last is not None else None)
-            point = wgs84_point(pending.location)
-            if bound is not None and fix_at <= bound and point is not None:
-                late[n] = LateFix(pending.device, fix_at, point.lon, point.lat)
+            if bound is not None and fix_at <= bound:
+                point = wgs84_point(pending.location)
+                if point is not None:
+                    late[n] = LateFix(pending.device, fix_at, point.lon, point.lat)
             newest[pending.device] = max(fix_at, bound if bound is not None else fix_at)
         if not late:
             return {}

@@ -27,7 +27,7 @@ plausible again. Now a spike costs only itself, and an outlier with nothing arou
 device's first fix, or one after a long silence) costs itself and the one true fix that
 becomes its rival: one fix against another cannot say which is wrong, and letting the newer
 win put a taxi in Hainan for a fix in the T-Drive hour. The memory per device is one earlier
-fix and at most `MAX_RIVALS` rivals.
+fix and at most `MAX_RIVALS` rivals; the store keeps it beside the anchor.
 
 A late fix (not newer than the anchor) is backfill and never moves the anchor; it must agree
 with the stored fixes just before and after it in time, and when those two contradict each

@@ -8,7 +8,7 @@ plain box) and prepared, so testing a fix is one point-in-polygon query.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import shapely
 from shapely.geometry.base import BaseGeometry
@@ -29,12 +29,20 @@ class ServiceArea:
 
     shape: BaseGeometry
     description: str
+    # Every fix is tested: comparisons decide the points outside the bounds, and all of a box.
+    _bounds: tuple[float, float, float, float] = field(init=False)
+    _is_box: bool = field(init=False)
 
     def __post_init__(self) -> None:
         shapely.prepare(self.shape)
+        object.__setattr__(self, "_bounds", tuple(self.shape.bounds))
+        object.__setattr__(self, "_is_box", bool(self.shape.equals(self.shape.envelope)))
 
     def covers(self, point: LonLat) -> bool:
-        return bool(shapely.intersects_xy(self.shape, point.lon, point.lat))
+        west, south, east, north = self._bounds
+        if not (west <= point.lon <= east and south <= point.lat <= north):
+            return False
+        return self._is_box or bool(shapely.intersects_xy(self.shape, point.lon, point.lat))
 
 
 def box_area(west: float, south: float, east: float, north: float) -> ServiceArea:
