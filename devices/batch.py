@@ -5,6 +5,11 @@ device state (chain heads, last fixes) that makes that cheap, and settles what t
 refuses. Workers are stateless: several may share `$share/ingest/...`. The store refuses a
 chain link whose predecessor is not the stored head; the writer then re-reads the device and
 chains the fix again.
+
+No message stops the writer: one whose judging raises is tried once more, then kept in the
+dead letters with the error (`processing_error`), and a batch whose write raises is written
+again apart (`write_apart`), so the good messages of a batch are stored whatever one bad one
+does.
 """
 
 from __future__ import annotations
@@ -24,8 +29,8 @@ from devices.quality import (
     Neighbours,
     Reason,
     Rejection,
-    check_size,
     judge_location,
+    sos_rejection,
     wgs84_point,
 )
 from devices.registry import Binding, RegistrationBudget, UnknownDevicePolicy, resolve
@@ -39,7 +44,7 @@ from devices.sink import (
     PendingWrite,
     StoredAround,
 )
-from devices.topics import DeviceTopic, TopicError, parse_topic
+from devices.topics import UPLINK, DeviceTopic, TopicError, parse_topic
 from dispatch.core.track import DeviceKey, Fix, LastFix, genesis, link
 
 log = logging.getLogger(__name__)
@@ -133,7 +138,7 @@ class BatchWriter:
         fixes: list[_PendingFix] = []
         auto_bound: dict[str, Binding] = {}
         for message in received:
-            self._sort(message, batch, fixes, auto_bound)
+            self._guarded(batch, message, lambda m=message: self._sort(m, batch, fixes, auto_bound))
         if auto_bound:
             self.sink.bind(list(auto_bound.values()))
         return PreparedBatch(batch, self._judge_and_chain(batch, fixes), now)
@@ -171,6 +176,47 @@ class BatchWriter:
             )
         self.sink.write_batch(batch, now)
 
+    def write_apart(self, received: list[Received]) -> None:
+        """Store a batch whose write raised: whole once more, then message by message, and a
+        message that fails alone twice goes to the dead letters with the error.
+
+        Raises only what `sink.unavailable` names: the worker then lets go of the broker."""
+        try:
+            self.forget()
+            self.write(received)
+            return
+        except self.sink.unavailable:
+            raise
+        except Exception:
+            log.exception("a batch of %d messages failed twice; writing them apart", len(received))
+        for message in received:
+            batch = IngestBatch(oldest_received_at=message.received_at)
+            self._guarded(batch, message, lambda m=message: self._write_alone(m))
+            if len(batch):
+                self.sink.write_batch(batch, self.clock())
+
+    def _write_alone(self, message: Received) -> None:
+        self.forget()  # a failed write may have left cached chain heads it never stored
+        self.write([message])
+
+    def _guarded(self, batch: IngestBatch, message: Received, work: Callable[[], None]) -> None:
+        """Do one message's `work`; if it raises twice, dead-letter the message in `batch`
+        with the error. Redelivered after a crash, such a message would stop every restart."""
+        for attempt in (1, 2):
+            try:
+                work()
+                return
+            except self.sink.unavailable:
+                raise
+            except Exception as exc:
+                error = exc
+                log.debug("message on %r raised (attempt %d)", message.topic, attempt)
+        log.error("dead-lettered a message on %r that raised twice", message.topic, exc_info=error)
+        known = self._topics.get(message.topic)
+        device = f"{known.user}/{known.device}" if known is not None else ""
+        detail = f"processing raised {type(error).__name__}: {error}"
+        self._reject(batch, message, device, Rejection(Reason.PROCESSING_ERROR, detail))
+
     def _sort(
         self,
         message: Received,
@@ -191,16 +237,24 @@ class BatchWriter:
             if len(self._topics) >= _STATE_CACHE_MAX:
                 self._topics.clear()
             self._topics[message.topic] = topic
+        if topic.channel not in UPLINK:
+            return  # the center's own orders (`/cmd`, `/dispatch`), heard back: not a device's
         device = DeviceKey(f"{topic.user}/{topic.device}")
-        rejection = check_size(message.payload, self.config.limits)
-        if rejection is not None:
-            self._reject(batch, message, device, rejection)
-            return
         try:
-            decoded = messages.decode(topic.channel, message.payload)
+            decoded = messages.decode(
+                topic.channel, message.payload, max_bytes=self.config.limits.max_payload_bytes
+            )
         except messages.PayloadError as exc:
             self._reject(batch, message, device, Rejection(Reason(exc.reason), str(exc)))
             return
+        refused: dict[str, str] = {}
+        if isinstance(decoded, messages.Sos):
+            rejection = sos_rejection(decoded, self.config.limits)
+            if rejection is not None:
+                # An alarm is never dropped for its position: without one, the engine opens
+                # the incident at the officer's last known position.
+                decoded = msgspec.structs.replace(decoded, lat=None, lon=None, crs=None)
+                refused["position_refused"] = f"{rejection.reason}: {rejection.detail}"
         resolved = resolve(self._bindings, topic.user, topic.device, self.config.unknown_devices)
         if (
             isinstance(resolved, Rejection)
@@ -220,14 +274,14 @@ class BatchWriter:
                     batch, message, device, self._registrations.refusal(topic.user, topic.device)
                 )
                 return
-            self._bindings[topic.device] = resolved
-            auto_bound[topic.device] = resolved
+            self._bindings[resolved.key] = resolved
+            auto_bound[resolved.key] = resolved
         if isinstance(decoded, messages.Location):
             fixes.append(_PendingFix(message, decoded, resolved, device))
             return
         fields = {k: v for k, v in msgspec.structs.asdict(decoded).items() if v is not None}
         body = msgspec.json.encode(
-            {"_type": decoded.__struct_config__.tag, **fields, "rx": message.received_at}
+            {"_type": decoded.__struct_config__.tag, **fields, **refused, "rx": message.received_at}
         )
         sha = hashlib.sha256(message.topic.encode() + b"\0" + message.payload).hexdigest()
         kind = _MESSAGE_KINDS[type(decoded)]
@@ -246,32 +300,47 @@ class BatchWriter:
         chained: list[_PendingFix] = []
         remembered = {f.device: self._states[f.device].memory for f in fixes}
         for n, pending in enumerate(fixes):
-            state = self._states[pending.device]
-            judged = judge_location(
-                pending.device,
-                pending.location,
-                last=state.last,
-                memory=state.memory,
-                neighbours=(
-                    _neighbours(*around[n], accepted.get(pending.device, []))
-                    if n in around
-                    else Neighbours()
-                ),
-                now=pending.message.received_at,
-                limits=self.config.limits,
+            late = around.get(n)
+            self._guarded(
+                batch,
+                pending.message,
+                lambda p=pending, a=late: self._judge_one(batch, p, a, accepted, chained),
             )
-            if isinstance(judged.verdict, Rejection):
-                self._states[pending.device] = DeviceState(state.head, judged.last, judged.memory)
-                self._reject(batch, pending.message, pending.device, judged.verdict)
-                continue
-            fix = judged.verdict
-            self._chain(batch, pending, fix, judged)
-            accepted.setdefault(pending.device, []).append(LastFix(fix.lon, fix.lat, fix.fix_at))
-            chained.append(pending)
         for device, memory in remembered.items():
             if self._states[device].memory != memory:
                 batch.add_memory(device, self._states[device].memory)
         return chained
+
+    def _judge_one(
+        self,
+        batch: IngestBatch,
+        pending: _PendingFix,
+        around: tuple[LateFix, StoredAround] | None,
+        accepted: dict[str, list[LastFix]],
+        chained: list[_PendingFix],
+    ) -> None:
+        state = self._states[pending.device]
+        judged = judge_location(
+            pending.device,
+            pending.location,
+            last=state.last,
+            memory=state.memory,
+            neighbours=(
+                Neighbours()
+                if around is None
+                else _neighbours(*around, accepted.get(pending.device, []))
+            ),
+            now=pending.message.received_at,
+            limits=self.config.limits,
+        )
+        if isinstance(judged.verdict, Rejection):
+            self._states[pending.device] = DeviceState(state.head, judged.last, judged.memory)
+            self._reject(batch, pending.message, pending.device, judged.verdict)
+            return
+        fix = judged.verdict
+        self._chain(batch, pending, fix, judged)
+        accepted.setdefault(pending.device, []).append(LastFix(fix.lon, fix.lat, fix.fix_at))
+        chained.append(pending)
 
     def _stored_around(self, fixes: list[_PendingFix]) -> dict[int, tuple[LateFix, StoredAround]]:
         """The store's neighbours of every fix that may be judged late, by index in `fixes`.

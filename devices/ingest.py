@@ -4,13 +4,16 @@ paho-mqtt runs with manual acknowledgements. Messages collect in a batch until i
 the oldest has waited `batch_wait_ms`; the batch is judged, chained and written with one Redis
 function call (devices.batch); only then are its QoS 1 messages acknowledged, in the order they
 arrived. A crash before the acknowledgement makes the broker redeliver, and the store
-recognises what it already holds.
+recognises what it already holds. A batch whose write raises is written again apart
+(`BatchWriter.write_apart`): what breaks is dead-lettered and acknowledged, never redelivered
+to break the next start.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -59,6 +62,8 @@ class IngestWorker:
         self._in_redis: tuple[list[Received], PreparedBatch, PendingWrite] | None = None
         self._stop = threading.Event()
         self.connected = threading.Event()  # set once the subscriptions are in place
+        # When the worker last kept up: nothing waiting, or a batch just stored (writer clock).
+        self.progress_at = writer.clock()
         v5 = protocol == mqtt.MQTTv5
         self.client = mqtt.Client(
             mqtt.CallbackAPIVersion.VERSION2,
@@ -91,6 +96,9 @@ class IngestWorker:
                 log.warning(
                     "broker %s:%d unreachable (%s)", self.broker.host, self.broker.port, exc
                 )
+            except Exception:
+                # Not a message's fault (those are dead-lettered): start a new session.
+                log.exception("ingest session failed; reconnecting")
             self.client.disconnect()
             # Received but unacknowledged messages will be redelivered by the broker.
             self._pending.clear()
@@ -126,8 +134,9 @@ class IngestWorker:
                 or self.writer.clock() - self._pending[0].received_at >= wait_s
             ):
                 received, self._pending = self._pending, []
-                prepared = self.writer.prepare(received)
-                self._in_redis = (received, prepared, self.writer.send(prepared))
+                self._written(received, lambda r=received: self._send(r))
+            elif not self._pending:
+                self.progress_at = self.writer.clock()
             timeout = wait_s if self._in_redis is None else 0.001
             if self.client.loop(timeout=timeout) != mqtt.MQTT_ERR_SUCCESS:
                 return
@@ -139,17 +148,37 @@ class IngestWorker:
         if self._in_redis is not None:
             self._settle()
         if self._pending:
-            self.writer.write(self._pending)
-            self._acknowledge(self._pending)
-            self._pending = []
+            received, self._pending = self._pending, []
+            if self._written(received, lambda: self.writer.write(received)):
+                self._acknowledge(received)
+
+    def _send(self, received: list[Received]) -> None:
+        prepared = self.writer.prepare(received)
+        self._in_redis = (received, prepared, self.writer.send(prepared))
 
     def _settle(self) -> None:
         """Wait for the batch in Redis, finish it, and acknowledge it to the broker."""
         assert self._in_redis is not None
         received, prepared, pending_write = self._in_redis
         self._in_redis = None
-        self.writer.finish(prepared, pending_write.result())
+        if self._written(received, lambda: self.writer.finish(prepared, pending_write.result())):
+            self._acknowledge(received)
+            self.progress_at = self.writer.clock()
+
+    def _written(self, received: list[Received], step: Callable[[], None]) -> bool:
+        """Do one step of writing `received`; False if it raised and the batch was written
+        apart instead (then acknowledged here). Redis being away still raises."""
+        try:
+            step()
+            return True
+        except self.writer.sink.unavailable:
+            raise
+        except Exception:
+            log.exception("writing %d messages raised; writing them apart", len(received))
+        self.writer.write_apart(received)
         self._acknowledge(received)
+        self.progress_at = self.writer.clock()
+        return False
 
     def _acknowledge(self, received: list[Received]) -> None:
         for message in received:

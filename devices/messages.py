@@ -3,12 +3,15 @@
 Field names and units are OwnTracks' wherever one exists (reference: the OwnTracks booklet and
 json-schema); our terminals add optional keys that OwnTracks apps and the Recorder ignore.
 Unknown keys are accepted and dropped, so a newer app version never breaks ingest.
-Decoding checks types only; ranges and plausibility are judged in `devices.quality`.
+Decoding checks size, nesting depth and types only; ranges and plausibility are judged in
+`devices.quality`. Every payload is bounded before it reaches a parser: the parsers recurse per
+level of nesting, and a couple of kilobytes of brackets would exhaust the interpreter's stack.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Any, Literal
 
 import msgspec
 
@@ -141,27 +144,81 @@ _DECODERS: dict[Channel, msgspec.json.Decoder[Message]] = {
 }
 
 
+# The codes a PayloadError carries; each is also a `devices.quality.Reason` (a test checks).
+PayloadReason = Literal[
+    "oversize", "too_deep", "malformed_json", "missing_field", "bad_field", "bad_topic"
+]
+
+# A device payload is a few hundred bytes; the broker may carry far more, so a caller that
+# knows better passes its own limit.
+MAX_PAYLOAD_BYTES = 64 * 1024
+# Our objects hold at most a list or an object of scalars (`inregions`, an SOS's `raw`); a
+# little room is left for what newer apps add under keys we drop.
+MAX_DEPTH = 16
+# A JSON string, escapes included, so brackets inside strings are not counted as nesting.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_OPENING = frozenset(b"[{")
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+
+
 class PayloadError(ValueError):
     """A payload that cannot be used; `reason` is a short code, the message says why."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: PayloadReason, detail: str) -> None:
         super().__init__(detail)
-        self.reason = reason
+        self.reason: PayloadReason = reason
 
 
-def decode(channel: Channel, payload: bytes) -> Message:
+def check_bounds(payload: bytes, max_bytes: int, max_depth: int = MAX_DEPTH) -> None:
+    """Raise PayloadError unless `payload` is at most `max_bytes` long and nested at most
+    `max_depth` levels deep. Cheap enough for every message: the depth is only measured when
+    the payload holds more brackets than the limit."""
+    if len(payload) > max_bytes:
+        raise PayloadError(
+            "oversize",
+            f"payload of {len(payload)} bytes exceeds {max_bytes}; "
+            "positions are a few hundred bytes, media never goes over MQTT",
+        )
+    if payload.count(b"[") + payload.count(b"{") <= max_depth:
+        return
+    depth = deepest = 0
+    for byte in _JSON_STRING.sub(b'""', payload).translate(None, _NOT_BRACKETS):
+        depth += 1 if byte in _OPENING else -1
+        deepest = max(deepest, depth)
+    if deepest > max_depth:
+        raise PayloadError(
+            "too_deep", f"payload nests {deepest} levels deep; at most {max_depth} are allowed"
+        )
+
+
+def decode(channel: Channel, payload: bytes, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> Message:
     """Decode the payload published on `channel`, or raise PayloadError."""
     decoder = _DECODERS.get(channel)
     if decoder is None:
-        raise PayloadError("not_uplink", f"the center does not accept messages on /{channel}")
+        raise PayloadError("bad_topic", f"the center does not accept messages on /{channel}")
+    check_bounds(payload, max_bytes)
     try:
         return decoder.decode(payload)
     except msgspec.ValidationError as exc:
         text = str(exc)
-        reason = (
+        reason: PayloadReason = (
             "missing_field" if text.startswith("Object missing required field") else "bad_field"
         )
         raise PayloadError(reason, text) from None
+    except msgspec.DecodeError as exc:
+        raise PayloadError("malformed_json", f"not valid JSON: {exc}") from None
+
+
+_any_json = msgspec.json.Decoder()
+
+
+def decode_json(text: str | bytes, *, max_bytes: int = MAX_PAYLOAD_BYTES) -> Any:
+    """Any JSON value within the same bounds, or PayloadError; never NaN or an infinity,
+    which JSON cannot spell (Python's own `json` would make them of `NaN` or `1e999`)."""
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    check_bounds(raw, max_bytes)
+    try:
+        return _any_json.decode(raw)
     except msgspec.DecodeError as exc:
         raise PayloadError("malformed_json", f"not valid JSON: {exc}") from None
 

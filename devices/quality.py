@@ -40,7 +40,7 @@ import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from devices.messages import Location
+from devices.messages import Location, Sos
 from dispatch.core.track import DeviceKey, Fix, LastFix
 from gis.coords import Datum, LonLat, haversine_m, to_wgs84
 from gis.service_area import CHINA, ServiceArea, box_area
@@ -54,6 +54,7 @@ class Reason(StrEnum):
     """Why a message was not stored; the value is the code counted in the stats."""
 
     OVERSIZE = "oversize"
+    TOO_DEEP = "too_deep"
     MALFORMED_JSON = "malformed_json"
     MISSING_FIELD = "missing_field"
     BAD_FIELD = "bad_field"
@@ -73,6 +74,8 @@ class Reason(StrEnum):
     REGISTRATION_LIMIT = "registration_limit"
     WRONG_OFFICER = "wrong_officer"
     CHAIN_CONTENTION = "chain_contention"
+    # Judging or storing the message raised, twice: the error is kept with it.
+    PROCESSING_ERROR = "processing_error"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,16 +135,6 @@ class Limits:
     service_area: ServiceArea = field(default_factory=lambda: box_area(*CHINA))
 
 
-def check_size(payload: bytes, limits: Limits) -> Rejection | None:
-    if len(payload) > limits.max_payload_bytes:
-        return Rejection(
-            Reason.OVERSIZE,
-            f"payload of {len(payload)} bytes exceeds {limits.max_payload_bytes}; "
-            "positions are a few hundred bytes, media never goes over MQTT",
-        )
-    return None
-
-
 def timestamp_rejection(tst: float, now: float, limits: Limits) -> Rejection | None:
     """Reject device times that are in the future or beyond the horizon."""
     if tst > now + limits.max_future_s:
@@ -161,7 +154,7 @@ def timestamp_rejection(tst: float, now: float, limits: Limits) -> Rejection | N
     return None
 
 
-def position_rejection(lon: float, lat: float, limits: Limits) -> Rejection | None:
+def position_rejection(lon: float, lat: float) -> Rejection | None:
     """Reject coordinates no officer can be at (checked in WGS-84)."""
     if not (math.isfinite(lon) and math.isfinite(lat)):
         return Rejection(Reason.NOT_FINITE, f"coordinates ({lon}, {lat}) are not finite numbers")
@@ -198,6 +191,33 @@ _RANGES = (
 )
 
 
+def datum_of(crs: str | None) -> Datum | Rejection:
+    """The datum a message reports in (WGS-84 when it names none), or why it is unusable."""
+    if crs is None:
+        return Datum.WGS84
+    try:
+        return Datum(crs)
+    except ValueError:
+        return Rejection(
+            Reason.UNKNOWN_CRS, f"crs {crs!r} is not one of wgs84, cgcs2000, gcj02, bd09"
+        )
+
+
+def sos_rejection(msg: Sos, limits: Limits) -> Rejection | None:
+    """Why an alarm's position cannot be used. An alarm without one passes: the engine says
+    it cannot open an incident nowhere, and the alarm is on the record."""
+    if msg.lat is None and msg.lon is None:
+        return None
+    if msg.lat is None or msg.lon is None:
+        return Rejection(Reason.MISSING_FIELD, "an SOS position needs both lat and lon")
+    datum = datum_of(msg.crs)
+    if isinstance(datum, Rejection):
+        return datum
+    return position_rejection(msg.lon, msg.lat) or _area_rejection(
+        _wgs84(msg.lon, msg.lat, datum), limits
+    )
+
+
 def _range_rejection(msg: Location) -> Rejection | None:
     for name, low, high in _RANGES:
         value = getattr(msg, name)
@@ -224,23 +244,17 @@ def judge_location(
     judged against `neighbours`, which the caller reads for it (left empty for a fix the store
     already holds, which it will answer as a duplicate).
     """
-    datum = _datum(msg)
-    if datum is None:
-        return Judged(
-            Rejection(
-                Reason.UNKNOWN_CRS, f"crs {msg.crs!r} is not one of wgs84, cgcs2000, gcj02, bd09"
-            ),
-            last,
-            memory,
-        )
+    datum = datum_of(msg.crs)
+    if isinstance(datum, Rejection):
+        return Judged(datum, last, memory)
     rejection = (
-        position_rejection(msg.lon, msg.lat, limits)
+        position_rejection(msg.lon, msg.lat)
         or timestamp_rejection(msg.tst, now, limits)
         or _range_rejection(msg)
     )
     if rejection is not None:
         return Judged(rejection, last, memory)
-    point = _wgs84(msg, datum)
+    point = _wgs84(msg.lon, msg.lat, datum)
     rejection = _area_rejection(point, limits)
     if rejection is not None:
         return Judged(rejection, last, memory)
@@ -277,22 +291,16 @@ def judge_location(
 
 
 def wgs84_point(msg: Location) -> LonLat | None:
-    """Where a location is in WGS-84, as it would be stored; None for an unknown crs."""
-    datum = _datum(msg)
-    return None if datum is None else _wgs84(msg, datum)
-
-
-def _datum(msg: Location) -> Datum | None:
-    try:
-        return Datum.WGS84 if msg.crs is None else Datum(msg.crs)
-    except ValueError:
+    """Where a location is in WGS-84, as it would be stored; None for an unknown crs or
+    coordinates no officer can be at."""
+    datum = datum_of(msg.crs)
+    if isinstance(datum, Rejection) or position_rejection(msg.lon, msg.lat) is not None:
         return None
+    return _wgs84(msg.lon, msg.lat, datum)
 
 
-def _wgs84(msg: Location, datum: Datum) -> LonLat:
-    if datum is Datum.WGS84:
-        return LonLat(msg.lon, msg.lat)
-    return to_wgs84(msg.lon, msg.lat, datum)
+def _wgs84(lon: float, lat: float, datum: Datum) -> LonLat:
+    return LonLat(lon, lat) if datum is Datum.WGS84 else to_wgs84(lon, lat, datum)
 
 
 def _follow(

@@ -1,12 +1,27 @@
 """The device registry: which officer carries which device, in which team.
 
-Bindings come from a CSV or YAML file (`yiwang devices import FILE`) or the CLI. A message from
-a device the registry does not know is either registered on the spot to the officer its topic
-names, or quarantined (rejected with a reason), as the deployment chooses; registration on the
-spot is rationed (`RegistrationBudget`) so invented serials cannot grow the registry without
-bound. A known device that
-publishes under another officer's name is always rejected: that is a misconfigured or borrowed
-device, and silently merging it would put one officer's track under another's name.
+A device is known by its identity, the two topic levels `user/device`: OwnTracks phones report
+as `owntracks/{user}/{deviceId}`, and many officers' phones share a device id (`phone`, a model
+name), so a device name alone names no one. The registry holds two kinds of binding:
+
+- a **pair** binds the device `device` of user `user` (its officer) and no other: ten officers
+  may each have a `phone`;
+- a **serial** binds one of our own terminals (a body camera `BC-0042`) to its officer
+  whatever user level it publishes under: under another officer's name it is refused
+  (`wrong_officer`), since that is a misconfigured or borrowed device, and silently accepting
+  it would put one officer's track under another's name.
+
+A message from `user/device` is judged by the pair `(user, device)` first, then by the serial
+`device`. An operator's binding outranks an automatic one: a pair registered on first sight
+gives way to a serial bound to another officer later. Both kinds live in one mapping keyed by
+`Binding.key`, the serial or `user/device` (a topic level holds no `/`, so the two never meet).
+
+Bindings come from a CSV or YAML file (`yiwang devices import FILE`: a row with `user` and
+`device` binds that pair, a row with `device` and `officer` a serial) or the CLI. A message
+from a device the registry does not know is either registered on the spot as the pair its
+topic names, or quarantined (rejected with a reason), as the deployment chooses; registration
+on the spot never claims a serial, and is rationed (`RegistrationBudget`) so invented names
+cannot grow the registry without bound.
 """
 
 from __future__ import annotations
@@ -20,31 +35,64 @@ from pathlib import Path
 import yaml
 
 from devices.quality import Reason, Rejection
+from dispatch.core.track import device_key
 
 
 @dataclass(frozen=True, slots=True)
 class Binding:
-    """A device serial bound to an officer and the officer's team."""
+    """A device bound to an officer and the officer's team: as a pair (the officer's own user
+    level and the device name) or as a terminal serial (any user level; see the module)."""
 
     device: str
     officer: str
     team: str = ""
     auto: bool = False
+    pair: bool = False
+
+    @property
+    def key(self) -> str:
+        """Where the registry keeps it: `officer/device` for a pair, the serial otherwise."""
+        return device_key(self.officer, self.device) if self.pair else self.device
 
     def to_json(self) -> str:
         return json.dumps({"officer": self.officer, "team": self.team, "auto": self.auto})
 
     @classmethod
-    def from_json(cls, device: str, text: str) -> Binding:
+    def from_json(cls, key: str, text: str) -> Binding:
         data = json.loads(text)
-        return cls(device, data["officer"], data.get("team", ""), data.get("auto", False))
+        user, device = split_binding_key(key)
+        return cls(
+            device,
+            user or data["officer"],
+            data.get("team", ""),
+            data.get("auto", False),
+            pair=bool(user),
+        )
+
+
+def split_binding_key(text: str) -> tuple[str, str]:
+    """`USER/DEVICE` as (user, device), a bare serial as ("", serial)."""
+    user, _, device = text.rpartition("/")
+    return user, device
+
+
+def level_problem(name: str, value: str) -> str | None:
+    """Why `value` cannot be one topic level (and so one name in the registry), if it cannot."""
+    if not value or any(c in value for c in "/+#\0") or value.startswith("$"):
+        return (
+            f"{name} {value!r} cannot be an MQTT topic level: use no '/', '+', '#' or leading '$'"
+        )
+    return None
 
 
 @dataclass(frozen=True, slots=True)
 class CredentialRecord:
-    """Who holds a device's broker account and since when; the broker keeps the password hash."""
+    """Who holds a device's broker account and since when; the broker keeps the password hash.
 
-    device: str
+    `key` is the binding's (`Binding.key`); `username` is the account's name at the broker.
+    """
+
+    key: str
     username: str
     officer: str
     issued_at: float
@@ -61,10 +109,10 @@ class CredentialRecord:
         )
 
     @classmethod
-    def from_json(cls, device: str, text: str) -> CredentialRecord:
+    def from_json(cls, key: str, text: str) -> CredentialRecord:
         data = json.loads(text)
         return cls(
-            device, data["username"], data["officer"], data["issued_at"], data.get("revoked_at")
+            key, data["username"], data["officer"], data["issued_at"], data.get("revoked_at")
         )
 
 
@@ -73,29 +121,61 @@ class UnknownDevicePolicy(StrEnum):
     QUARANTINE = "quarantine"
 
 
-class RegistryFileError(ValueError):
+class BindingError(ValueError):
+    """A binding that cannot be made; the message says why."""
+
+
+class RegistryFileError(BindingError):
     """A bindings file that cannot be read; the message names the file and the row."""
+
+
+def make_binding(*, device: str, user: str = "", officer: str = "", team: str = "") -> Binding:
+    """A pair when `user` is given (`officer`, if given, must be that user), else a terminal
+    serial bound to `officer`."""
+    if user and officer and officer != user:
+        raise BindingError(
+            f"user {user!r}'s device {device!r} cannot be bound to officer {officer!r}: a "
+            "pair's officer is its user (give no officer, or bind the bare serial to bind a "
+            "terminal)"
+        )
+    officer = user or officer
+    if not device or not officer:
+        raise BindingError(
+            "a binding needs a device and either a user (a pair) or an officer (a terminal serial)"
+        )
+    for name, value in (("device", device), ("officer", officer)):
+        problem = level_problem(name, value)
+        if problem:
+            raise BindingError(problem)
+    return Binding(device, officer, team, pair=bool(user))
 
 
 def resolve(
     bindings: dict[str, Binding], user: str, device: str, policy: UnknownDevicePolicy
 ) -> Binding | Rejection:
-    """The binding a message from `user/device` belongs to, or why it is refused."""
-    binding = bindings.get(device)
-    if binding is None:
-        if policy is UnknownDevicePolicy.QUARANTINE:
+    """The binding a message from `user/device` belongs to, or why it is refused.
+
+    `bindings` is keyed by `Binding.key`. The pair first, then the serial (see the module).
+    """
+    pair = bindings.get(device_key(user, device))
+    serial = bindings.get(device)
+    if pair is not None and (serial is None or not pair.auto):
+        return pair
+    if serial is not None:
+        if serial.officer != user:
             return Rejection(
-                Reason.UNKNOWN_DEVICE,
-                f"device {device!r} is not registered; bind it with "
-                f"`yiwang devices bind {device} --officer {user} --team TEAM`",
+                Reason.WRONG_OFFICER,
+                f"device {device!r} is bound to officer {serial.officer!r} "
+                f"but published as {user!r}",
             )
-        return Binding(device, officer=user, auto=True)
-    if binding.officer != user:
+        return serial
+    if policy is UnknownDevicePolicy.QUARANTINE:
         return Rejection(
-            Reason.WRONG_OFFICER,
-            f"device {device!r} is bound to officer {binding.officer!r} but published as {user!r}",
+            Reason.UNKNOWN_DEVICE,
+            f"device {device_key(user, device)!r} is not registered; bind it with "
+            f"`yiwang devices bind {device_key(user, device)} --team TEAM`",
         )
-    return binding
+    return Binding(device, officer=user, auto=True, pair=True)
 
 
 class RegistrationBudget:
@@ -122,31 +202,40 @@ class RegistrationBudget:
     def refusal(self, user: str, device: str) -> Rejection:
         return Rejection(
             Reason.REGISTRATION_LIMIT,
-            f"device {device!r} not registered: more than {self.per_min} new devices a minute; "
-            f"bind it ahead with `yiwang devices bind {device} --officer {user} --team TEAM`",
+            f"device {device_key(user, device)!r} not registered: more than {self.per_min} new "
+            f"devices a minute; bind it ahead with "
+            f"`yiwang devices bind {device_key(user, device)} --team TEAM`",
         )
 
 
 def load_bindings(path: Path) -> list[Binding]:
-    """Read `device, officer, team` rows from a .csv, or a list of mappings from .yaml/.yml."""
+    """Read bindings from a .csv, or a list of mappings from .yaml/.yml.
+
+    An entry with `user` and `device` binds that pair (`officer`, if given, must be the user);
+    an entry with `device` and `officer` alone binds a terminal serial; `team` is optional.
+    """
     if path.suffix.lower() == ".csv":
         with path.open(newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
     elif path.suffix.lower() in (".yaml", ".yml"):
         rows = yaml.safe_load(path.read_text(encoding="utf-8")) or []
         if not isinstance(rows, list):
-            raise RegistryFileError(f"{path}: expected a list of {{device, officer, team}} entries")
+            raise RegistryFileError(
+                f"{path}: expected a list of {{user, device, team}} or {{device, officer, team}} "
+                "entries"
+            )
     else:
         raise RegistryFileError(f"{path}: use a .csv or .yaml file")
-    bindings = []
-    for number, row in enumerate(rows, start=1):
-        try:
-            device, officer = str(row["device"]).strip(), str(row["officer"]).strip()
-        except (KeyError, TypeError):
-            raise RegistryFileError(
-                f"{path}: entry {number} needs 'device' and 'officer'"
-            ) from None
-        if not device or not officer:
-            raise RegistryFileError(f"{path}: entry {number} has an empty device or officer")
-        bindings.append(Binding(device, officer, str(row.get("team") or "").strip()))
-    return bindings
+    return [_binding_row(path, number, row) for number, row in enumerate(rows, start=1)]
+
+
+def _binding_row(path: Path, number: int, row: object) -> Binding:
+    if not isinstance(row, dict):
+        raise RegistryFileError(f"{path}: entry {number} is not a mapping of columns")
+    device, user, officer, team = (
+        str(row.get(name) or "").strip() for name in ("device", "user", "officer", "team")
+    )
+    try:
+        return make_binding(device=device, user=user, officer=officer, team=team)
+    except BindingError as exc:
+        raise RegistryFileError(f"{path}: entry {number}: {exc}") from None

@@ -176,7 +176,7 @@ class IngestSink(Protocol):
         """Keep a counter the broker reports about itself (e.g. dropped messages)."""
 
     def bindings(self) -> dict[str, Binding]:
-        """The registry: device serial → its officer and team."""
+        """The registry by `Binding.key` (`user/device` for a pair, else the serial)."""
 
     def bind(self, bindings: Sequence[Binding]) -> None:
         """Add or replace bindings (devices registered on first sight)."""

@@ -16,6 +16,7 @@ so unmodified OwnTracks apps publish where we listen.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -23,6 +24,8 @@ DEFAULT_ROOT = "owntracks"
 INGEST_GROUP = "ingest"
 # Officer logins and serials are short; a longer level is junk, and would become a key name.
 LEVEL_MAX = 64
+# Control, format (bidirectional overrides, zero-width marks), line and paragraph separators.
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 
 class Channel(StrEnum):
@@ -75,13 +78,9 @@ def parse_topic(root: str, topic: str) -> DeviceTopic:
         raise TopicError(f"topic {topic!r} must be {root}/<user>/<device>[/<channel>]")
     user, device = levels[1], levels[2]
     for name, value in (("user", user), ("device", device)):
-        if not value or "+" in value or "#" in value:
-            raise TopicError(f"topic {topic!r} has an invalid {name} level {value!r}")
-        if len(value) > LEVEL_MAX:
-            raise TopicError(
-                f"topic {topic!r} has a {name} level of {len(value)} characters; "
-                f"at most {LEVEL_MAX} are allowed"
-            )
+        problem = level_problem(value)
+        if problem:
+            raise TopicError(f"topic {topic!r} has an invalid {name} level: {problem}")
     suffix = levels[3] if len(levels) == 4 else ""
     try:
         channel = Channel(suffix)
@@ -92,18 +91,42 @@ def parse_topic(root: str, topic: str) -> DeviceTopic:
     return DeviceTopic(root, user, device, channel)
 
 
+def level_problem(value: str) -> str | None:
+    """Why a user or device level cannot name a device, or None.
+
+    The levels become Redis keys and archive folders: a level that reads as a path step
+    (`.`, `..`), or holds characters that end, hide or split names (NUL and other control
+    or format characters, backslash), is refused, as are wildcards and blank levels. Letters
+    of any script, digits, `-_.@` and inner spaces are names.
+    """
+    if not value:
+        return "it is empty"
+    if len(value) > LEVEL_MAX:
+        return f"{len(value)} characters; at most {LEVEL_MAX} are allowed"
+    if value.isspace():
+        return "it is only whitespace"
+    if value in (".", ".."):
+        return f"{value!r} is a path step, not a name"
+    for char in value:
+        if char in "+#":
+            return f"the wildcard {char!r}"
+        if char == "\\":
+            return "a backslash"
+        if unicodedata.category(char) in _UNPRINTABLE:
+            return f"the control character U+{ord(char):04X}"
+    return None
+
+
 def device_topic(root: str, user: str, device: str, channel: Channel) -> str:
     return str(DeviceTopic(root, user, device, channel))
 
 
 def uplink_filters(root: str, group: str = INGEST_GROUP) -> list[str]:
-    """One shared-subscription filter per uplink channel.
+    """The ingest's shared subscription: everything under the root.
 
-    Never `{root}/+/+/+`: that would also deliver the center's own `cmd` and `dispatch`
-    downlinks, and MQTT 5 No Local is not allowed on shared subscriptions.
+    Devices may publish one level below their topic, so a channel the center does not know
+    must still reach the ingest to be rejected with a reason. The center's own `cmd` and
+    `dispatch` downlinks arrive too (MQTT 5 No Local is not allowed on shared subscriptions);
+    the ingest passes over them.
     """
-    filters = []
-    for channel in UPLINK:
-        tail = f"/{channel}" if channel else ""
-        filters.append(f"$share/{group}/{root}/+/+{tail}")
-    return filters
+    return [f"$share/{group}/{root}/#"]

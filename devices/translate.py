@@ -5,21 +5,28 @@ The ingest workers put what devices say into the engine's inbox as it came (`ack
 what each means for the incidents: an `ack` with status `enroute` is a departure, an OwnTracks
 `enter` of the fence named `order:<id>` is an arrival, an SOS opens an incident, a device
 going offline leaves its officer's orders without an officer.
+
+An alarm is never lost for its position: an SOS without a usable one (none, no fix, refused
+by the ingest, not convertible) opens its incident at the officer's last known position,
+and says so in its title.
+
+Entries are read with the bounds devices' payloads get (`devices.messages.decode_json`): an
+entry written before those bounds, or by a faulty writer, is refused with a reason.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import msgspec
 
 from devices.downlink import ORDER_FENCE_PREFIX
+from devices.messages import PayloadError, decode_json
 from dispatch.core import events as ev
 from dispatch.core.model import IncidentId, OrderId, Source
 from dispatch.core.roster import OfficerId
-from gis.coords import Datum, LonLat, to_wgs84
+from gis.coords import CoordinateError, Datum, LonLat, check_lonlat, to_wgs84
 
 COMMANDS: dict[str, type] = {
     cls.__name__: cls
@@ -54,13 +61,20 @@ class Assignments:
 
 
 def translate(
-    entry_id: str, entry: Mapping[str, str], assignments: Assignments
+    entry_id: str,
+    entry: Mapping[str, str],
+    assignments: Assignments,
+    last_known: LonLat | None = None,
 ) -> list[ev.Event] | Untranslatable:
+    """What the entry means; `last_known` (the officer's last position) places an SOS that
+    carries no usable position of its own."""
     kind = entry.get("kind", "")
     try:
-        body = json.loads(entry.get("body", "{}"))
-    except json.JSONDecodeError:
-        return Untranslatable(f"inbox entry {entry_id} has a body that is not JSON")
+        body = decode_json(entry.get("body", "{}"))
+    except PayloadError as exc:
+        return Untranslatable(f"inbox entry {entry_id} has a body that cannot be used: {exc}")
+    if not isinstance(body, dict):
+        return Untranslatable(f"inbox entry {entry_id} has a body that is not a JSON object")
     officer = OfficerId(entry.get("officer", ""))
     if kind == "command":
         return _command(body)
@@ -69,7 +83,7 @@ def translate(
     if kind == "transition":
         return _transition(body, officer, assignments)
     if kind == "sos":
-        return _sos(entry_id, body, officer)
+        return _sos(entry_id, body, officer, last_known)
     if kind in ("conn", "lwt"):
         if kind == "conn" and body.get("online", True):
             return []
@@ -87,9 +101,15 @@ def _command(body: Mapping[str, object]) -> list[ev.Event] | Untranslatable:
         return Untranslatable(f"unknown command {name!r}; known: {', '.join(sorted(COMMANDS))}")
     fields = {k: v for k, v in body.items() if k != "type"}
     try:
-        return [msgspec.convert(fields, type=cls)]
+        event: ev.Event = msgspec.convert(fields, type=cls)
     except msgspec.ValidationError as exc:
         return Untranslatable(f"command {name}: {exc}")
+    if isinstance(event, ev.IncidentReported):
+        try:
+            check_lonlat(*event.location)
+        except CoordinateError as exc:
+            return Untranslatable(f"command {name}: {exc}")
+    return [event]
 
 
 def _ack(
@@ -130,26 +150,45 @@ def _transition(
 
 
 def _sos(
-    entry_id: str, body: Mapping[str, object], officer: OfficerId
+    entry_id: str, body: Mapping[str, object], officer: OfficerId, last_known: LonLat | None
 ) -> list[ev.Event] | Untranslatable:
     if body.get("cancel"):
         return []
-    lon, lat = body.get("lon"), body.get("lat")
-    if not isinstance(lon, int | float) or not isinstance(lat, int | float):
-        return Untranslatable(f"SOS from {officer} has no position")
-    try:
-        datum = Datum(str(body.get("crs") or "wgs84"))
-    except ValueError:
-        return Untranslatable(f"SOS from {officer} has unknown crs {body.get('crs')!r}")
     alarm = str(body.get("alarm") or "sos")
+    title = f"{alarm} from officer {officer}"
+    own = _sos_position(body)
+    if isinstance(own, LonLat):
+        location = own
+    elif last_known is not None:
+        location = last_known
+        title += f" (at the last known position: {own})"
+    else:
+        return Untranslatable(f"SOS from {officer}: {own}, and no position of the officer is known")
     return [
         ev.IncidentReported(
             IncidentId(f"SOS-{entry_id}"),
             category="sos",
             priority=1,
-            location=LonLat(*to_wgs84(float(lon), float(lat), datum)),
+            location=location,
             source=Source.DEVICE_SOS,
-            title=f"{alarm} from officer {officer}",
+            title=title,
             by=officer,
         )
     ]
+
+
+def _sos_position(body: Mapping[str, object]) -> LonLat | str:
+    """The alarm's own position, or why it has none."""
+    if body.get("position_refused"):
+        return f"its position was refused ({body['position_refused']})"
+    lon, lat = body.get("lon"), body.get("lat")
+    if not isinstance(lon, int | float) or not isinstance(lat, int | float):
+        return "the alarm carries no position"
+    try:
+        datum = Datum(str(body.get("crs") or "wgs84"))
+    except ValueError:
+        return f"unknown crs {body.get('crs')!r}"
+    try:
+        return to_wgs84(float(lon), float(lat), datum)
+    except (CoordinateError, OverflowError) as exc:
+        return f"no usable position: {exc}"

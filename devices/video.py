@@ -1,5 +1,6 @@
 """Clip files as the center sees them, read with PyAV: container and streams, duration,
-codecs, creation time, the ISO 6709 location tag, and GPS telemetry tracks (GoPro GPMF)."""
+codecs, creation time, the ISO 6709 location tag, and GPS telemetry: GoPro GPMF tracks inside
+the file, or a DJI SRT file (given itself, or lying beside the video under the same name)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import av
 from devices.telemetry.gpmf import gps_points
 from devices.telemetry.iso6709 import parse_iso6709
 from devices.telemetry.points import TelemetryError, TelemetryPoint
+from devices.telemetry.srt import SrtTrack, parse_srt
 
 _GPMF_HANDLER = "GoPro MET"
 
@@ -35,12 +37,41 @@ class Probe:
     created_at: float | None  # UTC epoch seconds, from the container's creation_time
     location: tuple[float, float, float | None] | None  # ISO 6709: lat, lon, height
     streams: list[StreamInfo] = field(default_factory=list)
-    telemetry: str = "none"  # "gpmf": with positions; "gpmf, no position"; "none"
+    # "gpmf": with positions; "gpmf, no position"; "srt"; "srt sidecar NAME"; "none"
+    telemetry: str = "none"
     gps: list[TelemetryPoint] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    srt: SrtTrack | None = None  # local times, satellites: what `gps` alone does not say
 
 
-def probe(path: Path) -> Probe:
+def probe(path: Path, *, strict: bool = False) -> Probe:
+    """Read a clip file, or an SRT file alone; `strict` refuses an SRT with a bad cue."""
+    if path.suffix.lower() == ".srt":
+        result = Probe(str(path), "srt", path.stat().st_size, None, None, None)
+        _attach_srt(result, path, "srt", strict)
+        result.duration_s = result.gps[-1].offset_s
+        return result
+    result = _probe_media(path)
+    sidecar = next(
+        (p for p in (path.with_suffix(".SRT"), path.with_suffix(".srt")) if p.is_file()), None
+    )
+    if sidecar is not None and not result.gps:
+        _attach_srt(result, sidecar, f"srt sidecar {sidecar.name}", strict)
+    return result
+
+
+def _attach_srt(result: Probe, path: Path, telemetry: str, strict: bool) -> None:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise TelemetryError(f"{path}: not a UTF-8 SRT text file") from None
+    track = parse_srt(text, path.name, strict=strict)
+    result.srt, result.telemetry = track, telemetry
+    result.gps = [p.point for p in track.points]
+    result.problems.extend(track.bad)
+
+
+def _probe_media(path: Path) -> Probe:
     try:
         container = av.open(str(path))
     except av.FFmpegError as exc:

@@ -6,9 +6,11 @@ This module is the only one that speaks its control API (`$CONTROL/dynamic-secur
 the ACLs are built by the pure functions at the top, so tests can read what each role allows.
 
 Each device has its own account and its own role naming its topics explicitly, rather than a
-shared role with `%u`: a device's topics carry its officer *and* its serial, a username can
+shared role with `%u`: a device's topics carry its officer *and* its name, a username can
 stand for only one of them, and two devices of one officer must not share an account (revoking
-a lost phone must leave the officer's body camera connected). An explicit role says exactly
+a lost phone must leave the officer's body camera connected). The account is named as the
+registry keys the device's binding: the serial of a terminal, `user/device` for a pair (ten
+officers' phones named `phone` are ten accounts). An explicit role says exactly
 `{root}/{officer}/{device}`, is rewritten when the device is bound to another officer, and
 goes with the account.
 """
@@ -29,6 +31,7 @@ import paho.mqtt.client as mqtt
 
 from devices.batch import BROKER_DROPPED_TOPIC
 from devices.broker import BrokerLogin
+from devices.registry import level_problem
 from devices.topics import INGEST_GROUP, Channel, device_topic
 
 log = logging.getLogger(__name__)
@@ -70,8 +73,8 @@ class CredentialsExistError(BrokerAccountError):
     """The device already has an account."""
 
 
-def device_role(device: str) -> str:
-    return f"device:{device}"
+def device_role(username: str) -> str:
+    return f"device:{username}"
 
 
 def worker_role(worker: Worker, root: str) -> str:
@@ -79,11 +82,10 @@ def worker_role(worker: Worker, root: str) -> str:
 
 
 def check_topic_level(name: str, value: str) -> None:
-    """Refuse an officer login or serial that cannot be one topic level (and so one ACL)."""
-    if not value or any(c in value for c in "/+#\0") or value.startswith("$"):
-        raise BrokerAccountError(
-            f"{name} {value!r} cannot be an MQTT topic level: use no '/', '+', '#' or leading '$'"
-        )
+    """Refuse an officer login or device name that cannot be one topic level (so one ACL)."""
+    problem = level_problem(name, value)
+    if problem:
+        raise BrokerAccountError(problem)
 
 
 def device_acls(root: str, officer: str, device: str) -> list[Acl]:
@@ -164,40 +166,42 @@ class BrokerAccounts:
         self.client.disconnect()
         self.client.loop_stop()
 
-    def issue_device(self, device: str, officer: str, password: str) -> None:
-        """Create the device's account, confined to its officer's topics."""
+    def issue_device(self, username: str, officer: str, device: str, password: str) -> None:
+        """Create the account `username` for `officer`'s device, confined to its topics."""
         check_topic_level("device", device)
         check_topic_level("officer", officer)
-        answer = self._run([{"command": "createClient", "username": device, "password": password}])
+        command = {"command": "createClient", "username": username, "password": password}
+        answer = self._run([command])
         if answer[0].get("error") == "Client already exists":
             raise CredentialsExistError(
-                f"device {device!r} already has broker credentials; revoke them first with "
-                f"`yiwang devices revoke-credentials {device}`"
+                f"device {username!r} already has broker credentials; revoke them first with "
+                f"`yiwang devices revoke-credentials {username}`"
             )
         self._raise_errors(answer)
-        self.confine_device(device, officer)
+        self.confine_device(username, officer, device)
 
-    def confine_device(self, device: str, officer: str) -> None:
-        """(Re)write the device's role for its current officer; its sessions obey at once."""
-        role = device_role(device)
+    def confine_device(self, username: str, officer: str, device: str) -> None:
+        """(Re)write the account's role for the device's current officer; its sessions obey
+        at once."""
+        role = device_role(username)
         answer = self._run(
             [
                 {"command": "deleteRole", "rolename": role},
                 _create_role(role, device_acls(self.root, officer, device)),
-                {"command": "addClientRole", "username": device, "rolename": role},
+                {"command": "addClientRole", "username": username, "rolename": role},
             ]
         )
         self._raise_errors(answer, tolerated={"Role not found"})
 
-    def revoke_device(self, device: str) -> bool:
+    def revoke_device(self, username: str) -> bool:
         """Delete the device's account and role: its session is closed, its login refused.
 
-        False when the broker had no account for it.
+        False when the broker had no account by that name.
         """
         answer = self._run(
             [
-                {"command": "deleteClient", "username": device},
-                {"command": "deleteRole", "rolename": device_role(device)},
+                {"command": "deleteClient", "username": username},
+                {"command": "deleteRole", "rolename": device_role(username)},
             ]
         )
         self._raise_errors(answer, tolerated={"Client not found", "Role not found"})

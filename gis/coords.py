@@ -141,8 +141,26 @@ def bd09_to_wgs84(lon: float, lat: float) -> LonLat:
     return gcj02_to_wgs84(*bd09_to_gcj02(lon, lat))
 
 
+class CoordinateError(ValueError):
+    """A point no datum can hold: a coordinate that is not finite or out of its range."""
+
+
+def check_lonlat(lon: float, lat: float) -> None:
+    """Raise CoordinateError unless (lon, lat) are finite degrees within their ranges."""
+    if not (math.isfinite(lon) and math.isfinite(lat)):
+        raise CoordinateError(f"coordinates ({lon}, {lat}) are not finite numbers")
+    if not -90.0 <= lat <= 90.0:
+        raise CoordinateError(f"lat {lat} is outside -90..90")
+    if not -180.0 <= lon <= 180.0:
+        raise CoordinateError(f"lon {lon} is outside -180..180")
+
+
 def to_wgs84(lon: float, lat: float, datum: Datum) -> LonLat:
-    """Bring a point reported in `datum` into WGS-84."""
+    """Bring a point reported in `datum` into WGS-84; CoordinateError if it is no point.
+
+    The transforms' trigonometry fails (or returns NaN) far outside the ranges, so the
+    input is checked before any arithmetic."""
+    check_lonlat(lon, lat)
     if datum is Datum.GCJ02:
         return gcj02_to_wgs84(lon, lat)
     if datum is Datum.BD09:

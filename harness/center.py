@@ -155,7 +155,7 @@ def local_center(settings: Settings, city_dir: Path, workdir: Path) -> Iterator[
             }
         )
         store = Store.from_url(settings.redis_url, settings.key_prefix)
-        store.load_functions()
+        store.upgrade()
         bindings = load_bindings(city_dir / cityfiles.DEVICES)
         store.registry.bind(bindings)
         logins, token = demo_accounts(settings, bindings[0].officer)

@@ -174,7 +174,10 @@ def load_sim_city(folder: Path) -> SimCity:
     with (folder / DEVICES).open(newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     officers = tuple(
-        SimOfficer(row["officer"], row["device"], row["team"], team_areas[row["team"]])
+        # A pair's row names its officer as the user.
+        SimOfficer(
+            row.get("officer") or row["user"], row["device"], row["team"], team_areas[row["team"]]
+        )
         for row in rows
         if row["team"] in team_areas
     )

@@ -165,14 +165,20 @@ def location_message(row: FeedRow, at: float) -> dict[str, object]:
 def shifted(rows: Iterable[FeedRow], ends_at: float, *, align: bool) -> list[FeedRow]:
     """The rows moved in time so the feed (each device's, with `align`) ends at `ends_at`."""
     rows = list(rows)
-    last: dict[str, float] = {}
+    last: dict[tuple[str, str], float] = {}
     for row in rows:
-        key = row.device if align else ""
+        key = _recording(row, align)
         last[key] = max(last.get(key, row.at), row.at)
     return [
-        FeedRow(r.user, r.device, r.at + ends_at - last[r.device if align else ""], r.lon, r.lat)
+        FeedRow(r.user, r.device, r.at + ends_at - last[_recording(r, align)], r.lon, r.lat)
         for r in rows
     ]
+
+
+def _recording(row: FeedRow, align: bool) -> tuple[str, str]:
+    """Whose recording a row belongs to: its device (user and name: many phones are called
+    `phone`), or the whole feed."""
+    return (row.user, row.device) if align else ("", "")
 
 
 class PerDevicePublishers:
@@ -186,13 +192,14 @@ class PerDevicePublishers:
         self._publishers: dict[str, Publisher] = {}
 
     def publish(self, topic: str, payload: dict[str, object]) -> None:
-        device = topic.rsplit("/", 1)[-1]
-        publisher = self._publishers.get(device)
+        # A device is its user and its name (`{root}/{user}/{device}`): many share a name.
+        device = topic.split("/", 1)[1]
+        publisher = self._publishers.get(topic)
         if publisher is None:
             publisher = Publisher(
                 self.host, self.port, client_id=f"{self.client_prefix}-{device}", login=self.login
             )
-            self._publishers[device] = publisher.start()
+            self._publishers[topic] = publisher.start()
         publisher.publish(topic, payload)
 
     def wait_acknowledged(self) -> None:

@@ -116,7 +116,7 @@ class Logins:
         password = secrets.token_urlsafe(12)
         with BrokerAccounts(self.broker.admin(), self.root) as accounts:
             accounts.revoke_device(device)
-            accounts.issue_device(device, officer, password)
+            accounts.issue_device(device, officer, device, password)
         return device, password
 
 

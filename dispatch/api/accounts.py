@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from dispatch.api.auth import (
     SESSION_COOKIE,
@@ -15,47 +15,52 @@ from dispatch.api.auth import (
     require,
     same_origin,
 )
+from dispatch.api.bodies import RequestBody
 from dispatch.api.state import app_state
-from dispatch.api.times import local_iso
+from dispatch.api.times import LATEST_EPOCH_S, local_iso
 from dispatch.core.access import Permission, Principal, Role, validate_scope
 from dispatch.db.accounts import AccountError
 from dispatch.identity import LoginRefusedError
 
 router = APIRouter(tags=["accounts"])
 
-_LATEST_EPOCH_S = 32503680000  # 3000-01-01: beyond it PostgreSQL's timestamps overflow
-
 Caller = Annotated[Principal, Depends(authenticated)]
 Admin = Annotated[Principal, Depends(require(Permission.MANAGE_ACCOUNTS))]
 Auditor = Annotated[Principal, Depends(require(Permission.READ_AUDIT))]
 
 
-class Credentials(BaseModel):
+class Credentials(RequestBody):
     name: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=256)
 
 
-class NewAccount(BaseModel):
+class NewAccount(RequestBody):
     name: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
     role: Role
     password: str = Field(min_length=10, max_length=256)
-    scope: str | None = Field(None, description="an area id; empty for the whole center")
-    officer: str | None = Field(None, description="officer accounts: the roster officer id")
+    scope: str | None = Field(
+        None, max_length=64, description="an area id; empty for the whole center"
+    )
+    officer: str | None = Field(
+        None, max_length=64, description="officer accounts: the roster officer id"
+    )
     display_name: str = Field("", max_length=100)
 
 
-class AccountChange(BaseModel):
+class AccountChange(RequestBody):
     role: Role | None = None
-    scope: str | None = Field(None, description="an area id, or * for the whole center")
+    scope: str | None = Field(
+        None, max_length=64, description="an area id, or * for the whole center"
+    )
     display_name: str | None = Field(None, max_length=100)
     disabled: bool | None = None
 
 
-class NewPassword(BaseModel):
+class NewPassword(RequestBody):
     password: str = Field(min_length=10, max_length=256)
 
 
-class NewToken(BaseModel):
+class NewToken(RequestBody):
     account: str = Field(min_length=1, max_length=64)
     label: str = Field("", max_length=100)
 
@@ -210,10 +215,10 @@ def revoke_token(token_id: str, request: Request, admin: Admin) -> None:
 def access_audit(
     request: Request,
     _: Auditor,
-    actor: str | None = None,
-    target: str | None = None,
-    since: float | None = Query(None, ge=0, le=_LATEST_EPOCH_S),
-    until: float | None = Query(None, ge=0, le=_LATEST_EPOCH_S),
+    actor: str | None = Query(None, max_length=200),
+    target: str | None = Query(None, max_length=200),
+    since: float | None = Query(None, ge=0, le=LATEST_EPOCH_S, allow_inf_nan=False),
+    until: float | None = Query(None, ge=0, le=LATEST_EPOCH_S, allow_inf_nan=False),
     limit: int = Query(500, ge=1, le=5000),
 ) -> list[dict[str, Any]]:
     """Logins, failures, logouts, refusals and account changes: newest first, filtered by

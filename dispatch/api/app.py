@@ -21,6 +21,7 @@ from devices.batch import BatchWriter, IngestConfig
 from devices.ingest import IngestWorker
 from dispatch.api import (
     accounts,
+    bodies,
     devices,
     errors,
     health,
@@ -150,7 +151,7 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store.from_url(settings.redis_url, settings.key_prefix)
-        store.load_functions()
+        store.upgrade()
         clock = settings.clock()
         city = settings.city(datetime.fromtimestamp(clock(), ZoneInfo(settings.timezone)))
         db = Database(settings.database_url)
@@ -195,6 +196,7 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
         redoc_url=None,
     )
     errors.install(app)
+    app.add_middleware(bodies.BodyGuard)  # inside security: its refusals carry the headers too
     security.install(app)
     app.include_router(health.router)
     app.include_router(accounts.router)

@@ -23,6 +23,8 @@ TrackReader = Annotated[Principal, Depends(require(Permission.READ_TRACKS))]
 DeviceAdmin = Annotated[Principal, Depends(require(Permission.MANAGE_DEVICES))]
 
 _DEFAULT_TRACK_WINDOW_S = 6 * 3600
+_MAX_TRACK_WINDOW_S = 7 * 86400
+_MAX_TRACK_POINTS = 50_000
 _MOST_REJECTED = 20
 
 
@@ -93,11 +95,16 @@ def get_track(
     caller: TrackReader,
     from_: str | None = Query(None, alias="from", description="epoch s or ISO 8601"),
     to: str | None = Query(None, description="epoch s or ISO 8601"),
+    limit: int = Query(
+        10_000, ge=1, le=_MAX_TRACK_POINTS, description="at most this many fixes, the earliest"
+    ),
 ) -> dict[str, Any]:
     """The stored fixes with fix time in [from, to] as GeoJSON, ordered by fix time.
 
     Backfilled fixes are included and flagged; each point carries its chain hash.
-    Default window: the last six hours.
+    Default window: the last six hours; at most seven days. A window holding more than
+    `limit` fixes answers the earliest `limit`, with `truncated` and the fix time to ask
+    `from` next (`next_from`).
     """
     state = app_state(request)
     _check_device_scope(state, caller, user, f"track of {user}/{device}")
@@ -106,6 +113,10 @@ def get_track(
     start = parse_time(from_, zone) if from_ else end - _DEFAULT_TRACK_WINDOW_S
     if start > end:
         raise HTTPException(422, f"from ({start:.0f}) is after to ({end:.0f})")
+    if end - start > _MAX_TRACK_WINDOW_S:
+        raise HTTPException(
+            422, f"choose a window of up to {_MAX_TRACK_WINDOW_S // 86400} days (from, to)"
+        )
     dev = DeviceKey(device_key(user, device))
     points = []
     # Sealed segments first, then the live stream: one chain, wherever it is kept.
@@ -114,6 +125,8 @@ def get_track(
         if start <= fix["fix_at"] <= end:
             points.append((fix, record.chain_hash, record.backfill))
     points.sort(key=lambda p: p[0]["fix_at"])
+    rest = points[limit:]
+    points = points[:limit]
     features: list[dict[str, Any]] = [
         {
             "type": "Feature",
@@ -139,7 +152,14 @@ def get_track(
         )
     return {
         "type": "FeatureCollection",
-        "properties": {"device": dev, "from": start, "to": end, "points": len(points)},
+        "properties": {
+            "device": dev,
+            "from": start,
+            "to": end,
+            "points": len(points),
+            "truncated": bool(rest),
+            "next_from": rest[0][0]["fix_at"] if rest else None,
+        },
         "features": features,
     }
 

@@ -1,8 +1,11 @@
 """Domain errors as HTTP answers: one handler, and the table from error to status.
 
 Routes raise what the core and the stores raise (an unknown incident, an event the timeline
-refuses, Redis or PostgreSQL out of reach, a value the database cannot store); the answer is
-`{"detail": "<why>"}`, the body FastAPI gives an HTTPException.
+refuses, an order to an officer who cannot take it, a category the catalogue lacks, Redis or
+PostgreSQL out of reach, a value the database cannot store); the answer is
+`{"detail": "<why>"}`, the body FastAPI gives an HTTPException. A request that fails its
+model's validation gets the same form, one sentence per field, and never its input echoed
+back (an input JSON cannot carry, such as NaN, used to turn the refusal into a 500).
 """
 
 from __future__ import annotations
@@ -10,9 +13,12 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from dispatch.core.assignment import CrewRefused
 from dispatch.core.center import UnknownIncident
+from dispatch.core.policy import UnknownCategory
 from dispatch.core.timeline import TimelineError
 from dispatch.db import DatabaseUnavailable, ValueNotStorable
 from dispatch.evidence.collect import UnknownIncidentError
@@ -25,6 +31,8 @@ STATUS: tuple[tuple[type[Exception], int], ...] = (
     (UnknownIncident, 404),
     (UnknownIncidentError, 404),
     (TimelineError, 409),
+    (CrewRefused, 409),
+    (UnknownCategory, 422),
     *((error, 422) for error in ValueNotStorable),
     *((error, 503) for error in (*UNAVAILABLE, *DatabaseUnavailable)),
 )
@@ -38,11 +46,37 @@ async def domain_error(request: Request, exc: Exception) -> JSONResponse:
         # The client learns to retry; the log keeps which store failed and what it said.
         log.warning("store unavailable path=%s error=%r", request.url.path, exc)
         return JSONResponse({"detail": "the store is unavailable; try again shortly"}, 503)
+    if isinstance(exc, UnknownCategory):
+        return JSONResponse({"detail": str(exc), "categories": exc.known}, 422)
     if status == 422:
         return JSONResponse({"detail": f"a value cannot be stored: {exc}"}, 422)
     return JSONResponse({"detail": str(exc)}, status)
 
 
+_MAX_REASONS = 5
+
+
+async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    reasons = [f"{_where(e['loc'])}: {e['msg']}" for e in errors[:_MAX_REASONS]]
+    if len(errors) > _MAX_REASONS:
+        reasons.append(f"and {len(errors) - _MAX_REASONS} more")
+    return JSONResponse({"detail": "; ".join(reasons)}, 422)
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    """`lon`, `officers.0`, `query k`: a body's fields by name, others by where they are."""
+    if not loc:
+        return "request"
+    kind, *path = loc
+    name = ".".join(str(part) for part in path)
+    if kind == "body":
+        return name or "body"
+    return f"{kind} {name}".strip()
+
+
 def install(app: FastAPI) -> None:
     for error, _status in STATUS:
         app.add_exception_handler(error, domain_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)

@@ -1,4 +1,9 @@
-"""Liveness of the API, its Redis and PostgreSQL, its ingest, engine and order delivery."""
+"""Liveness of the API, its Redis and PostgreSQL, its ingest, engine and order delivery.
+
+Connected is not enough: a worker that holds its session but stops getting through its
+messages is reported too (the ingest by its last progress, the engine by how long the oldest
+inbox entry has waited, whichever engine leads).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,9 @@ from dispatch.api.state import app_state
 
 router = APIRouter(tags=["health"])
 
+# A worker that has not got through its messages for this long is not consuming.
+STALLED_AFTER_S = 30.0
+
 
 @router.get("/api/health")
 def health(request: Request) -> dict[str, Any]:
@@ -18,16 +26,32 @@ def health(request: Request) -> dict[str, Any]:
     # Without PostgreSQL nobody can log in and no token is honoured.
     database_ok = state.db.ping()
     ingest = None if state.ingest is None else state.ingest.connected.is_set()
+    ingest_consuming = (
+        None
+        if state.ingest is None
+        else ingest is True
+        and state.ingest.writer.clock() - state.ingest.progress_at < STALLED_AFTER_S
+    )
+    inbox_waiting_s = round(state.store.incidents.inbox_waiting_s(), 3) if redis_ok else None
+    engine_consuming = inbox_waiting_s is not None and inbox_waiting_s < STALLED_AFTER_S
     # A standby engine is healthy too: only one engine leads at a time.
     leading = None if state.engine is None else state.engine.leading.is_set()
     # Without the broker no order reaches a device: that is not ok, whatever else runs.
     delivery = None if state.delivery is None else state.delivery.connected.is_set()
-    healthy = redis_ok and database_ok and ingest is not False and delivery is not False
+    healthy = (
+        redis_ok
+        and database_ok
+        and ingest_consuming is not False
+        and engine_consuming
+        and delivery is not False
+    )
     return {
         "status": "ok" if healthy else "degraded",
         "redis": redis_ok,
         "database": database_ok,
         "ingest_connected": ingest,
+        "ingest_consuming": ingest_consuming,
         "engine_leading": leading,
+        "engine_inbox_waiting_s": inbox_waiting_s,
         "delivery_connected": delivery,
     }

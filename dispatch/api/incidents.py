@@ -2,8 +2,10 @@
 
 Actions become commands in the engine's inbox; the engine applies them in order and is the
 only writer of incidents. The API asks the timeline first (`timeline.check`) so that a
-dispatcher clicking a button that no longer applies gets a 409 with the reason at once; each
-action is a row of `ACTIONS`. Errors become HTTP answers in `dispatch.api.errors`.
+dispatcher clicking a button that no longer applies gets a 409 with the reason at once, and
+the roster before an order (`assignment.check_crew`: on duty and online, or 409, and the
+respond milestone stays unmet); each action is a row of `ACTIONS`. Errors become HTTP answers
+in `dispatch.api.errors`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from dispatch.api.auth import refuse, requested_scope, require, scope_of
+from dispatch.api.bodies import RequestBody
 from dispatch.api.state import AppState, app_state
 from dispatch.api.times import local_iso, parse_time
 from dispatch.core import assignment as orders
@@ -27,6 +30,7 @@ from dispatch.core import timeline
 from dispatch.core.access import Permission, Principal
 from dispatch.core.center import UnknownIncident
 from dispatch.core.model import Incident, IncidentId, Milestone, Phase, Source
+from dispatch.core.roster import OfficerId
 from dispatch.core.timeline import TimelineError
 from dispatch.db.history import IncidentFilter
 from dispatch.evidence.build import build_package
@@ -44,27 +48,34 @@ Exporter = Annotated[Principal, Depends(require(Permission.EXPORT_EVIDENCE))]
 Officer = Annotated[Principal, Depends(require(Permission.ANSWER_OWN_ORDERS))]
 
 
-class NewIncident(BaseModel):
-    category: str = Field(examples=["street_vending"])
+_ID = 64  # the longest id (officer, team, incident, area) a request may name
+
+
+class NewIncident(RequestBody):
+    category: str = Field(
+        max_length=_ID, examples=["street_vending"], description="a key of GET /api/policies"
+    )
     priority: int = Field(3, ge=1, le=4, description="1 most urgent")
     lon: float = Field(ge=-180, le=180)
     lat: float = Field(ge=-90, le=90)
     crs: Datum = Datum.WGS84
     source: Source = Source.HOTLINE_12345
-    title: str = ""
-    team: str | None = None
+    title: str = Field("", max_length=200)
+    team: str | None = Field(None, max_length=_ID)
 
 
-class Reason(BaseModel):
+class Reason(RequestBody):
     reason: str = Field("", max_length=2000)
 
 
-class Assignment(BaseModel):
-    officers: list[str] = Field(min_length=1, max_length=2, description="two for 双人执法")
+class Assignment(RequestBody):
+    officers: list[Annotated[str, Field(min_length=1, max_length=_ID)]] = Field(
+        min_length=1, max_length=2, description="two for 双人执法"
+    )
 
 
-class Merge(BaseModel):
-    into: str = Field(description="the incident this one duplicates")
+class Merge(RequestBody):
+    into: str = Field(max_length=_ID, description="the incident this one duplicates")
 
 
 def _engine(request: Request) -> IncidentStore:
@@ -110,8 +121,10 @@ def _submit(request: Request, event: ev.Event, caller: Principal) -> dict[str, s
 
 @router.post("/api/incidents", status_code=202)
 def report_incident(new: NewIncident, request: Request, caller: Reporter) -> dict[str, str]:
-    """Open an incident; its clock starts when the engine takes it (milliseconds later)."""
+    """Open an incident; its clock starts when the engine takes it (milliseconds later).
+    The category is one of the catalogue's (GET /api/policies); 422 lists them otherwise."""
     state = app_state(request)
+    state.policies.category_or_raise(new.category)
     stamp = time.strftime("%Y%m%d", time.gmtime())
     incident_id = f"INC-{stamp}-{uuid.uuid4().hex[:6].upper()}"
     point = to_wgs84(new.lon, new.lat, new.crs)
@@ -136,16 +149,18 @@ def list_incidents(
     caller: Reader,
     open_only: bool = True,
     phase: Annotated[list[Phase] | None, Query()] = None,
-    area: str | None = Query(None, description="an area inside your scope, and all it holds"),
-    team: str | None = None,
-    officer: str | None = Query(None, description="ever ordered to it"),
-    category: str | None = None,
+    area: str | None = Query(
+        None, max_length=_ID, description="an area inside your scope, and all it holds"
+    ),
+    team: str | None = Query(None, max_length=_ID),
+    officer: str | None = Query(None, max_length=_ID, description="ever ordered to it"),
+    category: str | None = Query(None, max_length=_ID),
     source: Source | None = None,
     since: str | None = Query(None, description="reported at or after: epoch s or ISO 8601"),
     until: str | None = Query(None, description="reported before: epoch s or ISO 8601"),
     breached: Annotated[Milestone | None, Query(description="a milestone reached late")] = None,
     limit: int = Query(100, ge=1, le=1000),
-    offset: int = Query(0, ge=0),
+    offset: int = Query(0, ge=0, le=1_000_000),
 ) -> list[dict[str, Any]]:
     """Incidents in the caller's scope, most recent report first, a page at a time; by default
     only those not closed, cancelled or merged. Closed ones come from the history."""
@@ -212,9 +227,22 @@ def _assign(
             f"incident {incident.id}",
             f"{', '.join(outside)}: outside your area scope",
         )
-    order = orders.order_id(incident.id, state.clock())
-    officers = tuple(assignment.officers)
-    return ev.OrderIssued(incident.id, order, officers, by=caller.account)  # type: ignore[arg-type]
+    if state.city is None:
+        raise HTTPException(
+            503, "no roster is configured, so no officer can be ordered: set YIWANG_ROSTER_FILE"
+        )
+    now = state.clock()
+    positions = state.store.officer_positions(
+        now=now,
+        stale_after_s=state.settings.stale_after_s,
+        offline_after_s=state.settings.offline_after_s,
+    )
+    # Presence alone (no incidents): an officer busy elsewhere is still reachable.
+    presence = {o: s.availability for o, s in officer_states(positions, ()).items()}
+    officers = tuple(OfficerId(o) for o in assignment.officers)
+    orders.check_crew(officers, roster=state.city.roster, availability=presence, now=now)
+    order = orders.order_id(incident.id, now)
+    return ev.OrderIssued(incident.id, order, officers, by=caller.account)
 
 
 def _merge(request: Request, incident: Incident, merge: Merge, caller: Principal) -> ev.Event:
@@ -278,7 +306,7 @@ for _action in ACTIONS:
     _route(_action)
 
 
-class OrderAck(BaseModel):
+class OrderAck(RequestBody):
     status: Literal["accepted", "rejected", "enroute", "arrived", "done"]
     reason: str = Field("", max_length=2000)
 
@@ -332,9 +360,17 @@ def acknowledge_order(
     return {"order": order_id, "command": entry}
 
 
+_MAX_MARGIN_S = 86400.0
+
+
 @router.get("/api/incidents/{incident_id}/evidence", response_class=Response)
 def evidence(
-    incident_id: str, request: Request, caller: Exporter, margin_s: float = 300.0
+    incident_id: str,
+    request: Request,
+    caller: Exporter,
+    margin_s: float = Query(
+        300.0, ge=0, le=_MAX_MARGIN_S, allow_inf_nan=False, description="tracks before and after"
+    ),
 ) -> Response:
     """The incident's signed evidence package (zip): tracks, chains, clips, timeline, report.
     Every export is recorded in the access audit."""
@@ -362,7 +398,7 @@ def evidence(
 
 @router.get("/api/incidents/{incident_id}/recommendations")
 def recommendations(
-    incident_id: str, request: Request, caller: Dispatcher, k: int = 5
+    incident_id: str, request: Request, caller: Dispatcher, k: int = Query(5, ge=1, le=50)
 ) -> list[dict[str, Any]]:
     """The best officers for the incident, best first, each with the reason for its rank."""
     state = app_state(request)

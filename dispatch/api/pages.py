@@ -7,6 +7,7 @@ it the pages answer 503 with that instruction.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -127,9 +128,11 @@ def _policy(policy: TimelinePolicy) -> dict[str, Any]:
 
 @router.get("/api/policies")
 def policies(request: Request, _: Caller) -> dict[str, Any]:
-    """The deadlines screens count down to, by category and `category/priority`."""
+    """The deadlines screens count down to, by category and `category/priority`, and the
+    catalogue of categories a report may name (key → label)."""
     book: PolicyBook = app_state(request).policies
     return {
+        "categories": dict(book.categories),
         "default": _policy(book.default),
         "by_category": {c: _policy(p) for c, p in book.by_category.items()},
         "by_category_priority": {
@@ -155,14 +158,22 @@ def route(
         raise HTTPException(
             503, "no city is configured: set YIWANG_AREAS_FILE and YIWANG_ROSTER_FILE"
         )
-    try:
-        origin, target = (LonLat(*map(float, p.split(","))) for p in (from_, to))
-    except (TypeError, ValueError):
-        raise HTTPException(422, "from and to are lon,lat pairs, e.g. 119.65,29.08") from None
+    origin, target = _lon_lat(from_), _lon_lat(to)
     travel = state.city.travel
     path = travel.route(origin, target) if isinstance(travel, StreetGraph) else []
     seconds = float(travel.travel_times_to(target, [origin])[0])
     return {"path": [[p.lon, p.lat] for p in [origin, *path, target]], "eta_s": round(seconds, 1)}
+
+
+def _lon_lat(text: str) -> LonLat:
+    """A `lon,lat` point of WGS-84 degrees, or 422 saying what one looks like."""
+    try:
+        lon, lat = (float(part) for part in text.split(","))
+    except ValueError:
+        lon = lat = math.nan
+    if not (-180 <= lon <= 180 and -90 <= lat <= 90):  # NaN fails both
+        raise HTTPException(422, f"{text[:60]!r} is no lon,lat point (degrees, e.g. 119.65,29.08)")
+    return LonLat(lon, lat)
 
 
 _REPLAY_MAX_S = 24 * 3600

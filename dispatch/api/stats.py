@@ -59,9 +59,11 @@ def statistics_filter(
     caller: Supervisor,
     since: str | None = Query(None, description="reported at or after: epoch s or ISO 8601"),
     until: str | None = Query(None, description="reported before: epoch s or ISO 8601"),
-    area: str | None = Query(None, description="an area inside your scope, and all it holds"),
-    team: str | None = None,
-    category: str | None = None,
+    area: str | None = Query(
+        None, max_length=64, description="an area inside your scope, and all it holds"
+    ),
+    team: str | None = Query(None, max_length=64),
+    category: str | None = Query(None, max_length=64),
     source: Source | None = None,
 ) -> StatsFilter:
     """A dependency: the incidents the caller asks for, never beyond the caller's scope."""

@@ -27,20 +27,22 @@ def _accounts(settings: Settings) -> BrokerAccounts:
     return BrokerAccounts(settings.broker_login("admin"), settings.topic_root)
 
 
-def issue_credentials(settings: Settings, store: Store, device: str, broker_host: str) -> int:
-    binding = store.registry.bindings().get(device)
+def issue_credentials(settings: Settings, store: Store, key: str, broker_host: str) -> int:
+    """Issue the account of the device bound as `key` (`USER/DEVICE` or a terminal serial)."""
+    binding = store.registry.bindings().get(key)
     if binding is None:
+        officer = "" if "/" in key else " --officer LOGIN"
         print(
-            f"device {device!r} is not bound; bind it first with "
-            f"`yiwang devices bind {device} --officer LOGIN --team TEAM --issue-credentials`",
+            f"device {key!r} is not bound; bind it first with "
+            f"`yiwang devices bind {key}{officer} --team TEAM --issue-credentials`",
             file=sys.stderr,
         )
         return 1
     password = secrets.token_urlsafe(18)
     with _accounts(settings) as accounts:
-        accounts.issue_device(device, binding.officer, password)
+        accounts.issue_device(binding.key, binding.officer, binding.device, password)
     store.registry.record_credentials(
-        CredentialRecord(device, device, binding.officer, issued_at=time.time())
+        CredentialRecord(binding.key, binding.key, binding.officer, issued_at=time.time())
     )
     print(owntracks_instructions(settings.topic_root, binding, password, broker_host))
     return 0
@@ -49,13 +51,14 @@ def issue_credentials(settings: Settings, store: Store, device: str, broker_host
 def owntracks_instructions(root: str, binding: Binding, password: str, broker_host: str) -> str:
     """The credentials once, and the OwnTracks settings that publish where the ACL allows."""
     base = f"{root}/{binding.officer}/{binding.device}"
+    username = binding.key
     otrc = {
         "_type": "configuration",
         "mode": 0,  # MQTT
         "host": broker_host,
         "port": DEVICE_PORT,
         "tls": True,
-        "username": binding.device,
+        "username": username,
         "password": password,
         "deviceId": binding.device,
         "tid": binding.device[-2:],
@@ -67,12 +70,12 @@ def owntracks_instructions(root: str, binding: Binding, password: str, broker_ho
     return (
         f"Broker credentials of device {binding.device} (officer {binding.officer}). "
         "They are shown once: hand them over now.\n"
-        f"  username  {binding.device}\n"
+        f"  username  {username}\n"
         f"  password  {password}\n"
         "OwnTracks app, Preferences → Connection:\n"
         "  Mode MQTT; Host "
         f"{broker_host}; Port {DEVICE_PORT}; TLS on (install the broker's CA certificate);\n"
-        f"  Username {binding.device}; Password as above; Device ID {binding.device}; "
+        f"  Username {username}; Password as above; Device ID {binding.device}; "
         f"Tracker ID {binding.device[-2:]}\n"
         "and in Preferences → Configuration management (the broker refuses any other topic):\n"
         f"  pubTopicBase {base}\n"
@@ -82,32 +85,32 @@ def owntracks_instructions(root: str, binding: Binding, password: str, broker_ho
     )
 
 
-def revoke_credentials(settings: Settings, store: Store, device: str) -> int:
-    record = store.registry.credentials(device)
+def revoke_credentials(settings: Settings, store: Store, key: str) -> int:
+    record = store.registry.credentials(key)
     if record is None or record.revoked_at is not None:
-        print(f"device {device!r} holds no broker credentials", file=sys.stderr)
+        print(f"device {key!r} holds no broker credentials", file=sys.stderr)
         return 1
     with _accounts(settings) as accounts:
         if not accounts.revoke_device(record.username):
             print(f"the broker had no account {record.username!r}; recorded as revoked")
     store.registry.record_credentials(
         CredentialRecord(
-            device, record.username, record.officer, record.issued_at, revoked_at=time.time()
+            key, record.username, record.officer, record.issued_at, revoked_at=time.time()
         )
     )
-    print(f"{device}: credentials revoked; its session is closed and its login refused")
+    print(f"{key}: credentials revoked; its session is closed and its login refused")
     return 0
 
 
 def follow_binding(settings: Settings, store: Store, binding: Binding) -> None:
     """A device with credentials bound to another officer may publish only under the new one."""
-    record = store.registry.credentials(binding.device)
+    record = store.registry.credentials(binding.key)
     if record is None or record.revoked_at is not None or record.officer == binding.officer:
         return
     with _accounts(settings) as accounts:
-        accounts.confine_device(record.username, binding.officer)
+        accounts.confine_device(record.username, binding.officer, binding.device)
     store.registry.record_credentials(
-        CredentialRecord(binding.device, record.username, binding.officer, record.issued_at)
+        CredentialRecord(binding.key, record.username, binding.officer, record.issued_at)
     )
 
 

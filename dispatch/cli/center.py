@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 import uvicorn
 
-from devices.registry import Binding, load_bindings
+from devices.registry import BindingError, load_bindings, make_binding, split_binding_key
 from dispatch.api.app import WORKERS, build_ingest, create_app
 from dispatch.broker_accounts import BrokerAccountError
 from dispatch.cli.broker import follow_binding, issue_credentials, revoke_credentials
@@ -51,7 +51,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
     store = Store.from_url(settings.redis_url, settings.key_prefix)
-    store.load_functions()
+    store.upgrade()
     worker = build_ingest(settings, store, settings.city(datetime.now(ZoneInfo(settings.timezone))))
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     log.info(
@@ -115,7 +115,7 @@ def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_devices(args: argparse.Namespace, settings: Settings) -> int:
     try:
         return _devices(args, settings)
-    except BrokerAccountError as exc:
+    except (BrokerAccountError, BindingError) as exc:
         print(exc, file=sys.stderr)
         return 1
 
@@ -128,13 +128,17 @@ def _devices(args: argparse.Namespace, settings: Settings) -> int:
         store.registry.bind(bindings)
         print(f"bound {len(bindings)} devices from {args.file}")
     elif args.action == "bind":
-        binding = Binding(args.device, args.officer, args.team or "")
+        user, device = split_binding_key(args.device)
+        binding = make_binding(
+            device=device, user=user, officer=args.officer or "", team=args.team or ""
+        )
         follow_binding(settings, store, binding)
         store.registry.bind([binding])
-        print(f"{args.device} → officer {args.officer}, team {args.team or '-'}")
+        kind = "pair" if binding.pair else "terminal serial"
+        print(f"{binding.key} ({kind}) → officer {binding.officer}, team {binding.team or '-'}")
         if args.issue_credentials:
             return issue_credentials(
-                settings, store, args.device, args.broker_host or settings.mqtt_host
+                settings, store, binding.key, args.broker_host or settings.mqtt_host
             )
     elif args.action == "issue-credentials":
         return issue_credentials(
@@ -147,9 +151,9 @@ def _devices(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{args.device} was not bound", file=sys.stderr)
             return 1
     elif args.action == "list":
-        for binding in sorted(store.registry.bindings().values(), key=lambda b: b.device):
+        for key, binding in sorted(store.registry.bindings().items()):
             origin = " (auto)" if binding.auto else ""
-            print(f"{binding.device}\t{binding.officer}\t{binding.team or '-'}{origin}")
+            print(f"{key}\t{binding.officer}\t{binding.team or '-'}{origin}")
     elif args.action == "verify":
         device = DeviceKey(args.key)
         count, problems = verify_archive(store, settings.archive(), device)
@@ -185,10 +189,20 @@ def add_center_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     devices = commands.add_parser("devices", help="device ↔ officer ↔ team bindings and chains")
     actions = devices.add_subparsers(dest="action", required=True, metavar="ACTION")
     imp = actions.add_parser("import", help="bind devices from a CSV or YAML file")
-    imp.add_argument("file", help="columns/keys: device, officer, team")
+    imp.add_argument(
+        "file",
+        help="columns/keys: user, device, team (a pair) or device, officer, team (a terminal)",
+    )
     bind = actions.add_parser("bind", help="bind one device to an officer")
-    bind.add_argument("device", help="device serial (the last topic level)")
-    bind.add_argument("--officer", required=True, help="officer login (the user topic level)")
+    bind.add_argument(
+        "device",
+        metavar="USER/DEVICE|SERIAL",
+        help="a pair (the user and device topic levels: an OwnTracks phone) or the serial of "
+        "a terminal of ours, bound to its officer under any user level",
+    )
+    bind.add_argument(
+        "--officer", help="officer login a terminal serial belongs to (a pair's is its user)"
+    )
     bind.add_argument("--team", help="team id")
     bind.add_argument(
         "--issue-credentials", action="store_true", help="also issue its broker credentials"
@@ -197,18 +211,18 @@ def add_center_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         "issue-credentials",
         help="create a bound device's broker account; prints its password once",
     )
-    issue.add_argument("device")
+    issue.add_argument("device", metavar="USER/DEVICE|SERIAL")
     revoke = actions.add_parser(
         "revoke-credentials", help="delete a device's broker account: disconnected at once"
     )
-    revoke.add_argument("device")
+    revoke.add_argument("device", metavar="USER/DEVICE|SERIAL")
     for parser in (bind, issue):
         parser.add_argument(
             "--broker-host",
             help="the broker's name as devices reach it (default: YIWANG_MQTT_HOST)",
         )
     unbind = actions.add_parser("unbind", help="remove a device's binding")
-    unbind.add_argument("device")
+    unbind.add_argument("device", metavar="USER/DEVICE|SERIAL")
     actions.add_parser("list", help="print every binding")
     verify = actions.add_parser("verify", help="recompute a device's hash chain")
     verify.add_argument("key", metavar="USER/DEVICE")

@@ -13,10 +13,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from devices.telemetry.points import TelemetryError
+from devices.telemetry.srt import utc_times
 from devices.video import Probe, probe
 from dispatch.db import Database
 from dispatch.db.history import HistoryStore
-from dispatch.evidence.archive import MANIFEST, seal_due, verify_segment
+from dispatch.evidence.archive import MANIFEST, verify_segment
+from dispatch.evidence.archiver import Archiver
 from dispatch.evidence.build import build_package
 from dispatch.evidence.collect import UnknownIncidentError, collect
 from dispatch.evidence.verify import verify_package
@@ -28,12 +30,12 @@ from dispatch.store import Store
 def cmd_video(args: argparse.Namespace, settings: Settings) -> int:
     zone = ZoneInfo(settings.timezone)
     try:
-        clip = probe(Path(args.file))
+        clip = probe(Path(args.file), strict=args.strict)
+        if args.action == "import":
+            return _import_file_track(clip, args.clip, args.srt_zone, settings)
     except TelemetryError as exc:
         print(f"FAIL {exc}", file=sys.stderr)
         return 1
-    if args.action == "import":
-        return _import_file_track(clip, args.clip, settings)
     created = datetime.fromtimestamp(clip.created_at, zone).isoformat() if clip.created_at else "-"
     print(f"{clip.path}: {clip.container}, {clip.size:,} bytes, {clip.duration_s or 0:.2f} s")
     print(f"  created {created}")
@@ -46,26 +48,39 @@ def cmd_video(args: argparse.Namespace, settings: Settings) -> int:
         print(
             f"  #{stream.index} {stream.kind} {stream.codec or '-'} {stream.detail} {stream.handler or ''}".rstrip()
         )
+    print(f"  telemetry: {clip.telemetry}")
     if clip.gps:
         lats, lons = [p.lat for p in clip.gps], [p.lon for p in clip.gps]
         print(
             f"  GPS: {len(clip.gps)} points, lat {min(lats):.6f}…{max(lats):.6f}, "
             f"lon {min(lons):.6f}…{max(lons):.6f}"
         )
-    else:
-        print(f"  telemetry: {clip.telemetry}")
+    if clip.srt is not None:
+        first, last = clip.srt.points[0], clip.srt.points[-1]
+        print(f"  aircraft clock {first.local_time or '-'} … {last.local_time or '-'} (no zone)")
     for problem in clip.problems:
         print(f"  problem: {problem}")
     return 0
 
 
-def _import_file_track(clip: Probe, clip_id: str | None, settings: Settings) -> int:
+def _import_file_track(
+    clip: Probe, clip_id: str | None, srt_zone: str | None, settings: Settings
+) -> int:
     if not clip_id:
         print("FAIL name the clip record the file belongs to: --clip CLIP_ID", file=sys.stderr)
         return 1
     if not clip.gps:
         print(f"FAIL {clip.path} has no GPS telemetry ({clip.telemetry})", file=sys.stderr)
         return 1
+    if clip.srt is not None:
+        if srt_zone is None:
+            print(
+                f"FAIL {clip.path}: SRT times are the aircraft's clock with no zone; "
+                "name it, e.g. --srt-zone Asia/Shanghai",
+                file=sys.stderr,
+            )
+            return 1
+        clip.gps = utc_times(clip.srt, srt_zone)
     if any(p.at is None for p in clip.gps):
         print(f"FAIL {clip.path}: its GPS points carry no UTC time to compare", file=sys.stderr)
         return 1
@@ -125,16 +140,24 @@ def cmd_evidence(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_archive(args: argparse.Namespace, settings: Settings) -> int:
-    store = Store.from_url(settings.redis_url, settings.key_prefix)
-    archive, signer, policy = settings.archive(), settings.signer(), settings.seal_policy()
+    archiver = Archiver(
+        Store.from_url(settings.redis_url, settings.key_prefix),
+        settings.archive(),
+        settings.signer(),
+        settings.seal_policy(),
+        time.time,
+        force=args.force,
+        on_sealed=lambda path: print(f"sealed {path}", flush=True),
+    )
+    if args.once:
+        failed = archiver.run_once()
+        if failed:
+            print(f"FAIL {failed} devices could not be sealed (see the log)", file=sys.stderr)
+        return 1 if failed else 0
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    while True:
-        sealed = seal_due(store, archive, signer, time.time(), policy, force=args.force)
-        for path in sealed:
-            print(f"sealed {path}", flush=True)
-        if args.once or stop.wait(args.every):
-            return 0
+    archiver.run(stop, args.every)
+    return 0
 
 
 def add_evidence_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -159,4 +182,12 @@ def add_evidence_commands(commands: argparse._SubParsersAction[argparse.Argument
     video.add_argument("action", choices=["probe", "import"], help="import: keep the GPS track")
     video.add_argument("file")
     video.add_argument("--clip", help="import: the clip record the file belongs to")
+    video.add_argument(
+        "--strict", action="store_true", help="refuse an SRT file with any cue that has no position"
+    )
+    video.add_argument(
+        "--srt-zone",
+        metavar="ZONE",
+        help="import: the time zone of the aircraft's clock in an SRT (e.g. Asia/Shanghai)",
+    )
     video.set_defaults(func=cmd_video)

@@ -146,7 +146,7 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> int:
         )
     finally:
         publisher.close()
-    devices = len({row.device for row in rows})
+    devices = len({(row.user, row.device) for row in rows})
     print(
         f"published {count} fixes of {devices} devices; the broker acknowledged {len(publisher.ledger)}"
     )

@@ -5,6 +5,10 @@ areas. Only officers on duty, online and free are candidates, and never one alre
 this incident. Within a tier, officers rank by travel time plus a penalty per open order, so a
 slightly farther free officer beats a nearer busy one. Travel time comes from whatever
 `TravelTimes` the center runs with (street graph, or straight line).
+
+A dispatcher may choose someone else, but an order only goes to officers who can answer it:
+`check_crew` refuses an officer the roster does not know, one off duty, or one whose devices
+are not online, before the order counts as the center's response.
 """
 
 from __future__ import annotations
@@ -112,6 +116,45 @@ def recommend_officers(
             if len(ranked) == k:
                 return ranked
     return ranked
+
+
+class CrewRefused(ValueError):  # noqa: N818 - reads as what happened
+    """An order that names an officer who cannot take it now; the message says who and why."""
+
+
+def check_crew(
+    officers: Sequence[OfficerId],
+    *,
+    roster: Roster,
+    availability: Mapping[OfficerId, Availability],
+    now: float,
+) -> None:
+    """Raise CrewRefused unless every officer of an order is on the roster, on duty at `now`
+    and online (`availability` by their devices' presence; an officer with no device heard
+    from is missing). A busy officer is online: the dispatcher may add to their load."""
+    reasons = [f"{o} is named twice" for o in dict.fromkeys(officers) if officers.count(o) > 1]
+    for officer in dict.fromkeys(officers):
+        why = _why_unavailable(officer, roster, availability.get(officer), now)
+        if why is not None:
+            reasons.append(f"{officer} {why}")
+    if reasons:
+        raise CrewRefused(f"no order issued: {'; '.join(reasons)}")
+
+
+def _why_unavailable(
+    officer: OfficerId, roster: Roster, availability: Availability | None, now: float
+) -> str | None:
+    if officer not in roster.officers:
+        return "is not an officer of the roster"
+    if not roster.duty_teams(officer, now):
+        return "is off duty"
+    if availability is None:
+        return "has no device that has reported"
+    if availability is Availability.OFFLINE:
+        return "is offline"
+    if availability is Availability.STALE:
+        return "has not been heard from lately (position stale)"
+    return None
 
 
 def choose_crew(

@@ -1,7 +1,9 @@
 """Timeline policy as data: deadlines, pre-breach warnings and the escalation ladder.
 
 Defaults are the 1/3/15 rule counted from the report time. A policy book picks the policy for
-an incident's category and priority, falling back to the category, then to the default.
+an incident's category and priority, falling back to the category, then to the default. It is
+also the catalogue of categories the center takes reports of: the common 综合行政执法 cases,
+and every category the policy file names.
 """
 
 from __future__ import annotations
@@ -69,16 +71,47 @@ class PolicyError(ValueError):
     """A policy file entry that cannot be used; the message names the entry and the key."""
 
 
+# Category key → the label screens and reports show. `sos` is what a device's alarm opens.
+CATEGORIES: Mapping[str, str] = {
+    "street_vending": "占道经营",
+    "illegal_parking": "违章停车",
+    "construction_noise": "夜间施工噪音",
+    "exposed_garbage": "暴露垃圾",
+    "illegal_advertising": "违规设置广告",
+    "market_price": "价格欺诈举报",
+    "sewage_discharge": "违法排污",
+    "illegal_construction": "违法建设",
+    "sos": "执法人员求救",
+}
+
+
+class UnknownCategory(ValueError):  # noqa: N818 - reads as what was asked for
+    """A report of a category the catalogue does not hold; the message lists those it does."""
+
+    def __init__(self, category: str, known: Mapping[str, str]) -> None:
+        listed = ", ".join(f"{key} ({label})" for key, label in sorted(known.items()))
+        super().__init__(f"unknown category {category!r}; known categories: {listed}")
+        self.known = dict(known)
+
+
 @dataclass(frozen=True, slots=True)
 class PolicyBook:
     default: TimelinePolicy = TimelinePolicy()
     by_category: Mapping[str, TimelinePolicy] = field(default_factory=dict)
     by_category_priority: Mapping[tuple[str, int], TimelinePolicy] = field(default_factory=dict)
+    categories: Mapping[str, str] = field(default_factory=lambda: dict(CATEGORIES))
 
     def for_incident(self, category: str, priority: int) -> TimelinePolicy:
         return self.by_category_priority.get(
             (category, priority), self.by_category.get(category, self.default)
         )
+
+    def category_or_raise(self, category: str) -> str:
+        """`category` if the catalogue holds it; UnknownCategory (listing them all) if not.
+        An unknown category would silently run on the default policy."""
+        if category not in self.categories:
+            raise UnknownCategory(category, self.categories)
+        return category
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PolicyBook:
@@ -88,22 +121,27 @@ class PolicyBook:
                       warn_at: 0.8, accept_within_s: 45, auto_dispatch: false,
                       ladder: [[0, notify_squad_leader], [60, notify_duty_commander]]}
             categories:
-              fire_hazard: {respond_s: 30}
+              fire_hazard: {label: 消防隐患, respond_s: 30}
               fire_hazard/1: {turn_out_s: 120}
 
-        Entries override the default key by key.
+        Entries override the default key by key. A category named here joins the catalogue,
+        with its `label` (or its key, if it has none and is not in the catalogue already).
         """
         default = _policy(TimelinePolicy(), data.get("default") or {}, "default")
         by_category: dict[str, TimelinePolicy] = {}
         by_priority: dict[tuple[str, int], TimelinePolicy] = {}
-        for key, entry in (data.get("categories") or {}).items():
+        categories = dict(CATEGORIES)
+        for key, given in (data.get("categories") or {}).items():
             category, _, priority = str(key).partition("/")
+            entry = dict(given or {})
+            label = entry.pop("label", None)
+            categories[category] = str(label) if label else categories.get(category, category)
             if priority:
                 base = by_category.get(category, default)
                 by_priority[(category, int(priority))] = _policy(base, entry, str(key))
             else:
                 by_category[category] = _policy(default, entry, str(key))
-        return cls(default, by_category, by_priority)
+        return cls(default, by_category, by_priority, categories)
 
 
 _DEADLINE_KEYS = {f"{m.value}_s": m for m in Milestone}

@@ -45,6 +45,7 @@ class Roster:
         self.teams = {t.id: t for t in teams}
         self.shifts = tuple(shifts)
         self.areas = areas
+        self.officers = frozenset(o for s in self.shifts for o in s.officers)
         self._owner: dict[AreaId, TeamId] = {}
         for team in self.teams.values():
             for area_id in team.areas:

@@ -18,6 +18,8 @@ class EngineStep:
     audit: list[dict[str, str]] = field(default_factory=list)
     outbox: list[dict[str, str]] = field(default_factory=list)  # orders for device delivery
     inbox_done: list[str] = field(default_factory=list)
+    # Inbox entries whose processing raised twice: the entry, its id and the error.
+    deadletters: list[dict[str, str]] = field(default_factory=list)
     positions_done: list[str] = field(default_factory=list)
     # Ended incidents the history holds, dropped from Redis with this step.
     forgotten: list[str] = field(default_factory=list)

@@ -9,6 +9,10 @@ incidents, deadlines, screen events, audit records, orders for delivery, the inb
 positions it settled — in one Redis transaction guarded by the lease. A crash before that
 transaction redoes the step from the same entries and the same saved state, so no alert is
 lost or raised twice; overdue deadlines fire as soon as a new leader starts.
+
+No entry stops the engine, nor, left pending, every engine that takes over after it: a step
+that raises is dropped, the command center rebuilt from the saved incidents and the step redone;
+an entry whose processing raised twice is dead-lettered with the error and acknowledged.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from dispatch.city import City
 from dispatch.clock import Clock
 from dispatch.core.feed import PositionRow
 from dispatch.core.policy import PolicyBook
-from dispatch.engine.step import EngineCore, OfficerPositions
+from dispatch.engine.step import EngineCore, EntryError, OfficerPositions
 from dispatch.store import UNAVAILABLE, Store
 
 log = logging.getLogger(__name__)
@@ -33,6 +37,8 @@ _WATCHING_BLOCK_S = 0.2
 _POSITION_READS = 10
 # How often the leader asks which ended incidents the history has released.
 _RELEASE_CHECK_S = 5.0
+# Pause after a step that raised for no entry's sake, before it is redone.
+_FAILED_STEP_PAUSE_S = 1.0
 
 
 class Engine:
@@ -61,14 +67,22 @@ class Engine:
     def run(self, stop: threading.Event) -> None:
         """Stand by until the lease is free, lead until it is lost or `stop` is set.
 
-        Losing Redis costs the lead, never the process: the engine waits and stands again.
+        Losing Redis costs the lead, never the process: the engine waits and stands again; so
+        does any other failure outside a step (a step's own are handled where it runs).
         """
         while not stop.is_set():
             try:
                 self._stand(stop)
-            except UNAVAILABLE as exc:
+            except Exception as exc:
                 self.leading.clear()
-                log.error("engine %s lost Redis (%s); standing again in 1 s", self.holder, exc)
+                lost_redis = isinstance(exc, UNAVAILABLE)
+                log.error(
+                    "engine %s %s (%s); standing again in 1 s",
+                    self.holder,
+                    "lost Redis" if lost_redis else "failed",
+                    exc,
+                    exc_info=not lost_redis,
+                )
                 stop.wait(1.0)
 
     def _stand(self, stop: threading.Event) -> None:
@@ -84,9 +98,15 @@ class Engine:
         self.incidents.resign(self.holder)
         log.info("engine %s stands down", self.holder)
 
-    def _lead(self, stop: threading.Event) -> None:
+    def _core(self) -> EngineCore:
         saved = list(self.incidents.load_incidents().values())
-        core = EngineCore(self.policies, city=self.city, incidents=saved)
+        return EngineCore(self.policies, city=self.city, incidents=saved)
+
+    def _lead(self, stop: threading.Event) -> None:
+        core = self._core()
+        # Entries whose step raised: how often, then (at the second time) the error.
+        failures: dict[str, int] = {}
+        poisoned: dict[str, str] = {}
         self.incidents.ensure_inbox_group()
         self.positions.ensure_group()
         unsettled = True  # first, what the last leader read and never wrote a step for
@@ -112,9 +132,30 @@ class Engine:
                 release_check_at = time.monotonic() + _RELEASE_CHECK_S
                 released = self.incidents.released()
             now = self.clock()
-            step = core.step(
-                entries, rows, lambda now=now: self._officer_positions(now), now, released
-            )
+            try:
+                step = core.step(
+                    entries,
+                    rows,
+                    lambda now=now: self._officer_positions(now),
+                    now,
+                    released,
+                    poisoned,
+                )
+            except UNAVAILABLE:
+                raise
+            except Exception as exc:
+                # The step is void, and the core may hold half of it: start again from Redis.
+                # Its entries and positions stay pending and are read again first.
+                core, unsettled = self._core(), True
+                if not isinstance(exc, EntryError):
+                    log.exception("engine %s step raised; redoing it", self.holder)
+                    stop.wait(_FAILED_STEP_PAUSE_S)
+                    continue
+                failures[exc.entry_id] = failures.get(exc.entry_id, 0) + 1
+                if failures[exc.entry_id] >= 2:
+                    poisoned[exc.entry_id] = str(exc)
+                log.error("engine %s: %s (attempt %d)", self.holder, exc, failures[exc.entry_id])
+                continue
             step.positions_done = settled
             for record in step.audit:
                 record["engine"] = self.holder
@@ -124,6 +165,9 @@ class Engine:
                     self.holder,
                 )
                 return
+            # Settled: what failed before went through on a retry, or is dead-lettered now.
+            failures.clear()
+            poisoned.clear()
 
     def _read_positions(self, unsettled: bool) -> tuple[list[str], list[PositionRow], bool]:
         """Positions to apply, the stream entries they came in, and whether entries the last

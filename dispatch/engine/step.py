@@ -8,12 +8,16 @@ orders of officers gone silent, fires the deadlines that came due and returns an
 once per step, and only when a decision needs to know where officers are: reading every
 device costs a round trip the shell should not pay on every step. The shell (leader.py) reads,
 calls `step`, writes the result in one transaction; nothing here reads a clock or Redis.
+
+An entry whose processing raises stops the step with `EntryError` naming it: the shell
+rebuilds the core from the saved state (the step may have changed half of it) and redoes the
+step; an entry that fails twice is passed back in `poisoned` and is dead-lettered, unread.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import msgspec
@@ -23,7 +27,13 @@ from devices.presence import Presence
 from devices.translate import Assignments, Untranslatable, translate
 from dispatch.city import City
 from dispatch.core import effects as fx
-from dispatch.core.assignment import OfficerState, choose_crew, order_id
+from dispatch.core.assignment import (
+    CrewRefused,
+    OfficerState,
+    check_crew,
+    choose_crew,
+    order_id,
+)
 from dispatch.core.center import CommandCenter
 from dispatch.core.events import Event, IncidentReported, OrderIssued
 from dispatch.core.feed import FeedType, PositionRow
@@ -61,6 +71,15 @@ ALERTS: dict[type[fx.Effect], _Alert] = {
 }
 
 
+class EntryError(Exception):
+    """Processing one inbox entry raised; the step is void and must be redone."""
+
+    def __init__(self, entry_id: str, error: Exception) -> None:
+        super().__init__(f"inbox entry {entry_id}: {type(error).__name__}: {error}")
+        self.entry_id = entry_id
+        self.error = error
+
+
 class EngineCore:
     """The command center with what the engine keeps between steps."""
 
@@ -95,14 +114,24 @@ class EngineCore:
         officers: Callable[[], OfficerPositions],
         now: float,
         released: Collection[str] = (),
+        poisoned: Mapping[str, str] | None = None,
     ) -> EngineStep:
         """Apply inbox entries, then positions, then silence and deadlines, then forget the
         `released` incidents (ended, and kept by the history); returns what to write. The
-        caller writes it in one transaction, or not at all (and redoes it)."""
+        caller writes it in one transaction, or not at all (and redoes it).
+
+        Entries in `poisoned` (id -> error) are dead-lettered without being read; an entry
+        that raises makes the step raise EntryError."""
         # Read on first need and kept for the rest of the step.
         run = _Step(self, functools.cache(officers), now)
         for entry_id, entry in entries:
-            run.entry(entry_id, entry)
+            if poisoned and entry_id in poisoned:
+                run.dead_letter(entry_id, entry, poisoned[entry_id])
+                continue
+            try:
+                run.entry(entry_id, entry)
+            except Exception as exc:
+                raise EntryError(entry_id, exc) from exc
         for row in positions:
             officer = OfficerId(row.device.split("/", 1)[0])
             point = LonLat(row.lon, row.lat)
@@ -145,12 +174,24 @@ class _Step:
             self.actors[entry_id] = entry["actor"]
         # Only device messages refer to current orders; building the index costs a scan.
         needs_orders = entry.get("kind") in _ORDER_KINDS
-        result = translate(entry_id, entry, self._assignments() if needs_orders else _NO_ORDERS)
+        assignments = self._assignments() if needs_orders else _NO_ORDERS
+        result = translate(entry_id, entry, assignments, self._last_known(entry))
         if isinstance(result, Untranslatable):
             self.audit("refused", entry_id=entry_id, reason=result.reason)
             return
         for event in result:
             self.event(event, entry_id)
+
+    def _last_known(self, entry: Mapping[str, str]) -> LonLat | None:
+        """Where the officer of an SOS was last seen (read only for alarms: they are rare)."""
+        if entry.get("kind") != "sos":
+            return None
+        known = self.officers().get(OfficerId(entry.get("officer", "")))
+        return None if known is None else known[1]
+
+    def dead_letter(self, entry_id: str, entry: Mapping[str, str], error: str) -> None:
+        self.out.inbox_done.append(entry_id)
+        self.out.deadletters.append({**entry, "entry_id": entry_id, "error": error})
 
     def silence(self) -> None:
         incidents = self.center.incidents.values()
@@ -163,8 +204,10 @@ class _Step:
     def event(self, event: Event, source: str) -> None:
         """Apply one event; a refused one is audited with its reason, nothing else changes."""
         try:
+            if isinstance(event, OrderIssued) and source != "auto":
+                self._check_crew(event)
             effects = self.center.handle(event, self.now)
-        except TimelineError as exc:
+        except (TimelineError, CrewRefused) as exc:
             self.audit("refused", entry_id=source, incident=event.incident, reason=str(exc))
             return
         self.audit(
@@ -178,6 +221,20 @@ class _Step:
         self.perform(effects)
         if isinstance(event, IncidentReported):
             self.auto_dispatch(event.incident, ())
+
+    def _check_crew(self, order: OrderIssued) -> None:
+        """A dispatcher's order, checked again as it is applied: the API checked it when it
+        was sent, but an officer may have gone offline while it waited in the inbox.
+        Automatic orders need no check: they are chosen from the recommendations."""
+        if self.core.city is None:
+            return
+        states = self._officer_states()
+        check_crew(
+            order.officers,
+            roster=self.core.city.roster,
+            availability={officer: state.availability for officer, state in states.items()},
+            now=self.now,
+        )
 
     def auto_dispatch(self, incident_id: IncidentId, exclude: tuple[OfficerId, ...]) -> None:
         """Order the best recommended officers, where the policy dispatches by itself."""

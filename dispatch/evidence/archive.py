@@ -9,6 +9,8 @@ entries again under the same name.
 
     archive/<user>/<device>/<first id>_<last id>.parquet
     archive/<user>/<device>/<first id>_<last id>.manifest.json   {"manifest": …, "signature": …}
+
+with `user` and `device` named as `dispatch.evidence.layout` says: never outside `archive/`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -25,13 +28,16 @@ from typing import Any
 import geopandas
 
 from dispatch.core.track import DeviceKey, genesis
+from dispatch.evidence.layout import device_folder, legacy_folder
 from dispatch.evidence.records import ChainRecord, check_chain, frame, records_from_frame
 from dispatch.evidence.signing import Signer, canonical_json, signature_valid
-from dispatch.store import Store
+from dispatch.store import UNAVAILABLE, Store
 
 MANIFEST = ".manifest.json"
 _MANIFEST_FIELDS = ("device", "file", "sha256", "count", "chain_start", "chain_end", "public_key")
 KIND = "yiwang-segment/1"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -66,15 +72,18 @@ class Archive:
         self.root = root
 
     def folder(self, dev: DeviceKey) -> Path:
-        user, device = dev.split("/", 1)
-        return self.root / user / device
+        """Where the device's segments are written (`dispatch.evidence.layout`)."""
+        return device_folder(self.root, dev)
 
     def manifests(self, dev: DeviceKey) -> list[tuple[Path, dict[str, Any]]]:
-        """The device's segment manifests in chain order."""
-        found = []
-        for path in self.folder(dev).glob(f"*{MANIFEST}"):
-            found.append((path, json.loads(path.read_text(encoding="utf-8"))["manifest"]))
-        return sorted(found, key=lambda item: _stream_key(item[1]["first_id"]))
+        """The device's segment manifests in chain order, from its folder and from the folder
+        an earlier layout kept it in, if that is another."""
+        found = {}
+        for folder in (self.folder(dev), legacy_folder(self.root, dev)):
+            for path in folder.glob(f"*{MANIFEST}") if folder else ():
+                # The same segment in both folders is one segment: the newer folder's copy.
+                found.setdefault(path.name, (path, _manifest(path)))
+        return sorted(found.values(), key=lambda item: _stream_key(item[1]["first_id"]))
 
     def seal(
         self, store: Store, signer: Signer, dev: DeviceKey, records: list[ChainRecord]
@@ -113,10 +122,21 @@ class Archive:
         return folder / f"{name}{MANIFEST}"
 
     def read(self, manifest_path: Path) -> list[ChainRecord]:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))["manifest"]
+        manifest = _manifest(manifest_path)
+        if not _beside(manifest["file"]):
+            raise ArchiveError(f"{manifest_path}: names {manifest['file']!r}, not a file beside it")
         table = geopandas.read_parquet(manifest_path.parent / manifest["file"])
         records, _ = records_from_frame(table, manifest["file"])
         return records
+
+
+@dataclass(frozen=True)
+class SealPass:
+    """What one pass of the archiver did: the segments it wrote, and each device it could not
+    seal with the reason (the pass went on with the others)."""
+
+    sealed: list[Path]
+    failed: dict[DeviceKey, str]
 
 
 def seal_due(
@@ -127,27 +147,51 @@ def seal_due(
     policy: SealPolicy,
     *,
     force: bool = False,
-) -> list[Path]:
+) -> SealPass:
     """Seal every device whose live track is due (all of them with `force`)."""
-    sealed = []
+    sealed: list[Path] = []
+    failed: dict[DeviceKey, str] = {}
     for dev in store.tracks.device_keys():
         device = DeviceKey(dev)
-        while True:
-            records = _live(store, device, policy.max_fixes)
-            if not records:
-                break
-            oldest = int(records[0].stream_id.split("-")[0]) / 1000
-            if not force and len(records) < policy.max_fixes and now - oldest < policy.max_age_s:
-                break
-            sealed.append(archive.seal(store, signer, device, records))
-            if len(records) < policy.max_fixes:
-                break
-    return sealed
+        try:
+            sealed += _seal_device(store, archive, signer, device, now, policy, force)
+        except UNAVAILABLE:
+            raise  # Redis itself is away: no other device would fare better
+        # One device's track or folder (a broken chain, a full disk, a name the file system
+        # refuses, a record pyarrow cannot write) must not keep the others from being sealed.
+        except Exception as exc:
+            failed[device] = f"{type(exc).__name__}: {exc}"
+            log.error("archive: cannot seal device=%r error=%s", dev, failed[device])
+    return SealPass(sealed, failed)
+
+
+def _seal_device(
+    store: Store,
+    archive: Archive,
+    signer: Signer,
+    device: DeviceKey,
+    now: float,
+    policy: SealPolicy,
+    force: bool,
+) -> list[Path]:
+    sealed = []
+    while True:
+        records = _live(store, device, policy.max_fixes)
+        if not records:
+            return sealed
+        oldest = int(records[0].stream_id.split("-")[0]) / 1000
+        if not force and len(records) < policy.max_fixes and now - oldest < policy.max_age_s:
+            return sealed
+        sealed.append(archive.seal(store, signer, device, records))
+        if len(records) < policy.max_fixes:
+            return sealed
 
 
 def _live(store: Store, dev: DeviceKey, limit: int) -> list[ChainRecord]:
+    """The live track past the archive's end, as Redis records it."""
+    end = store.tracks.archive_end(dev)
     records = []
-    for stream_id, chain_link, backfill in store.tracks.chain_links(dev):
+    for stream_id, chain_link, backfill in store.tracks.chain_links(dev, end[1] if end else None):
         records.append(
             ChainRecord(
                 stream_id,
@@ -160,6 +204,27 @@ def _live(store: Store, dev: DeviceKey, limit: int) -> list[ChainRecord]:
         if len(records) >= limit:
             break
     return records
+
+
+def _unsealed(
+    live: list[ChainRecord], manifests: list[tuple[Path, dict[str, Any]]]
+) -> list[ChainRecord]:
+    """The live records past the last segment on disk. The live track is read before the
+    manifests: a seal in between leaves on disk what it trims, and this drops it from `live`
+    (as it does entries a crash left in Redis after their segment was written)."""
+    if not manifests:
+        return live
+    sealed_to = _stream_key(manifests[-1][1]["last_id"])
+    return [r for r in live if _stream_key(r.stream_id) > sealed_to]
+
+
+def _beside(name: object) -> bool:
+    """A segment file named in a manifest lies in the manifest's own folder."""
+    return isinstance(name, str) and name not in ("", ".", "..") and Path(name).name == name
+
+
+def _manifest(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))["manifest"]  # type: ignore[no-any-return]
 
 
 def _stream_key(stream_id: str) -> tuple[int, int]:
@@ -177,14 +242,16 @@ def full_track(
     """The device's chain: the sealed segments, then the live stream. With `since`/`until`,
     segments whose fix times all lie outside the window are not read (callers still filter
     the records: a segment can straddle the window's edge)."""
+    live = _live(store, dev, 10**9)
+    manifests = archive.manifests(dev)
     records = []
-    for path, manifest in archive.manifests(dev):
+    for path, manifest in manifests:
         if since is not None and manifest["fix_to"] < since:
             continue
         if until is not None and manifest["fix_from"] > until:
             continue
         records += archive.read(path)
-    return records + _live(store, dev, 10**9)
+    return records + _unsealed(live, manifests)
 
 
 def verify_segment(manifest_path: Path, trusted_key: str | None = None) -> list[str]:
@@ -198,6 +265,8 @@ def verify_segment(manifest_path: Path, trusted_key: str | None = None) -> list[
         return [f"{where}: unreadable manifest ({exc})"]
     if missing:
         return [f"{where}: the manifest lacks {', '.join(missing)}"]
+    if not _beside(manifest["file"]):
+        return [f"{where}: the manifest names {manifest['file']!r}, not a file beside it"]
     problems = []
     if not signature_valid(
         manifest["public_key"], canonical_json(manifest), signed.get("signature", "")
@@ -243,13 +312,15 @@ def verify_archive(
 ) -> tuple[int, list[str]]:
     """Every segment sound and continuous, and the live stream continuing the last one."""
     problems, expected_start, count = [], genesis(dev), 0
-    for path, manifest in archive.manifests(dev):
+    live = _live(store, dev, 10**9)
+    manifests = archive.manifests(dev)
+    for path, manifest in manifests:
         problems += verify_segment(path, trusted_key)
         if manifest["chain_start"] != expected_start:
             problems.append(
                 f"{path.name}: starts from {manifest['chain_start'][:16]}…, the previous segment ended on {expected_start[:16]}…"
             )
         expected_start, count = manifest["chain_end"], count + manifest["count"]
-    live = _live(store, dev, 10**9)
+    live = _unsealed(live, manifests)
     _head, live_problems = check_chain(live, expected_start, f"live track of {dev}", dev)
     return count + len(live), problems + live_problems

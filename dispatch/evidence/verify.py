@@ -49,7 +49,10 @@ def verify_package(data: bytes, trusted_key: str | None = None) -> Verdict:
     for name in names:
         try:
             contents[name] = archive.read(name)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error) as exc:
+        # NotImplementedError: a flipped byte can name a compression method zipfile lacks.
+        except (
+            zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error, NotImplementedError
+        ) as exc:  # fmt: skip
             problems.append(f"{name}: cannot be read from the zip ({exc})")
     try:
         manifest = json.loads(contents[MANIFEST])

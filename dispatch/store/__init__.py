@@ -8,6 +8,7 @@ and the position feed — each returning typed values.
 
 from __future__ import annotations
 
+import logging
 from importlib import resources
 
 import redis
@@ -24,6 +25,8 @@ from dispatch.store.registry import RegistryStore
 from dispatch.store.sessions import SessionStore
 from dispatch.store.tracks import DeviceSnapshot, TrackStore
 from gis.coords import LonLat
+
+log = logging.getLogger(__name__)
 
 
 class Store:
@@ -48,6 +51,14 @@ class Store:
         """Install (or replace) the Redis function library; call once at start."""
         source = resources.files("dispatch.store").joinpath("store.lua").read_text()
         self.redis.function_load(source, replace=True)
+
+    def upgrade(self) -> None:
+        """Install the function library and bring stored data up to this version (devices
+        registered by serial alone become pairs); idempotent, call once at start."""
+        self.load_functions()
+        moved = self.registry.upgrade()
+        if moved:
+            log.info("registry upgraded: serial_registrations_made_pairs=%d", moved)
 
     def officer_positions(
         self, *, now: float, stale_after_s: float, offline_after_s: float

@@ -16,6 +16,7 @@ from dispatch.store.feed import POSITIONS_GROUP, ensure_group
 from dispatch.store.keys import Keys
 
 ENGINE_GROUP = "engine"
+ENGINE_DEADLETTER_MAXLEN = 10_000
 DELIVERY_GROUP = "delivery"
 _INCIDENT = msgspec.json.Decoder(Incident)
 
@@ -138,6 +139,15 @@ class IncidentStore:
                 pipe.xadd(self.keys.audit, record)
             for order in step.outbox:
                 pipe.xadd(self.keys.outbox, order)
+            for entry in step.deadletters:
+                pipe.xadd(
+                    self.keys.engine_deadletter,
+                    entry,
+                    maxlen=ENGINE_DEADLETTER_MAXLEN,
+                    approximate=True,
+                )
+            if step.deadletters:
+                pipe.hincrby(self.keys.engine_stats, "deadlettered", len(step.deadletters))
             if step.inbox_done:
                 pipe.xack(self.keys.inbox, ENGINE_GROUP, *step.inbox_done)
             if step.positions_done:
@@ -201,6 +211,35 @@ class IncidentStore:
 
     def released(self) -> set[str]:
         return set(self.redis.smembers(self.keys.released))
+
+    def engine_deadletters(self, count: int = 100) -> list[dict[str, str]]:
+        """The newest inbox entries the engine gave up on, with the error."""
+        return [
+            {"id": i, **f}
+            for i, f in self.redis.xrevrange(self.keys.engine_deadletter, count=count)
+        ]
+
+    def engine_stats(self) -> dict[str, int]:
+        return {k: int(v) for k, v in self.redis.hgetall(self.keys.engine_stats).items()}
+
+    def inbox_waiting_s(self) -> float:
+        """How long the oldest inbox entry the engine has not settled has waited (0 if none),
+        by the Redis clock: read and never acknowledged, or not read at all."""
+        try:
+            groups = self.redis.xinfo_groups(self.keys.inbox)
+        except redis.ResponseError:  # no inbox yet
+            return 0.0
+        group = next((g for g in groups if g["name"] == ENGINE_GROUP), None)
+        if group is not None and group["pending"]:
+            oldest = self.redis.xpending(self.keys.inbox, ENGINE_GROUP)["min"]
+        else:
+            after = "0-0" if group is None else group["last-delivered-id"]
+            unread = self.redis.xrange(self.keys.inbox, min=f"({after}", count=1)
+            if not unread:
+                return 0.0
+            oldest = unread[0][0]
+        seconds, micros = self.redis.time()
+        return max(0.0, seconds + micros / 1e6 - int(oldest.split("-")[0]) / 1000)
 
     def inbox_entries(self, count: int = 100) -> list[dict[str, str]]:
         return [{"id": i, **f} for i, f in self.redis.xrange(self.keys.inbox, count=count)]

@@ -31,11 +31,13 @@ class Keys:
 
     @property
     def registry(self) -> str:
+        """Device bindings: `user/device` for a pair, the bare serial for a terminal."""
         return f"{self.prefix}:registry"
 
     @property
     def credentials(self) -> str:
-        """Devices' broker-account records: issued to whom, when, and revoked when."""
+        """Devices' broker-account records, keyed as the registry: issued to whom, when, and
+        revoked when."""
         return f"{self.prefix}:credentials"
 
     @property
@@ -107,6 +109,15 @@ class Keys:
     def released(self) -> str:
         """Ended incidents the history holds: the engine may forget them."""
         return f"{self.prefix}:released"
+
+    @property
+    def engine_deadletter(self) -> str:
+        """Inbox entries whose processing raised twice, with the error."""
+        return f"{self.prefix}:engine_deadletter"
+
+    @property
+    def engine_stats(self) -> str:
+        return f"{self.prefix}:engine_stats"
 
     @property
     def outbox(self) -> str:

@@ -21,8 +21,7 @@ def officer_positions(
     offline_after_s: float,
 ) -> dict[OfficerId, tuple[Presence, LonLat]]:
     """Each officer's best presence across their devices, and that device's last position."""
-    bindings = registry.bindings()
-    keys = [f"{b.officer}/{b.device}" for b in bindings.values()]
+    keys = registry.device_keys()
     best: dict[OfficerId, tuple[int, int, LonLat]] = {}
     for snapshot in tracks.device_snapshots(keys):
         record = snapshot.record

@@ -62,9 +62,12 @@ class TrackStore:
             for n, device in enumerate(devices)
         ]
 
-    def chain_links(self, device: DeviceKey) -> Iterator[tuple[str, ChainLink, bool]]:
-        """The stored track in storage order: (stream id, link, backfill flag)."""
-        key, start = self.keys.track(device), "-"
+    def chain_links(
+        self, device: DeviceKey, after: str | None = None
+    ) -> Iterator[tuple[str, ChainLink, bool]]:
+        """The stored track in storage order, from the entry after stream id `after` (from the
+        first without): (stream id, link, backfill flag)."""
+        key, start = self.keys.track(device), "-" if after is None else f"({after}"
         while True:
             page = self.redis.xrange(key, min=start, max="+", count=_TRACK_PAGE)
             for entry_id, fields in page:
@@ -80,11 +83,14 @@ class TrackStore:
         return None if end[0] is None else (str(end[0]), str(end[1]))
 
     def mark_sealed(self, device: DeviceKey, head: str, last_id: str) -> None:
-        """Record a sealed segment and drop its entries from the live track, atomically."""
+        """Record a sealed segment and drop exactly its entries from the live track, atomically.
+
+        The trim is exact: an approximate one drops whole stream nodes only, leaving sealed
+        entries in the live track, where they would be read twice and break its chain."""
         ms, _, seq = last_id.partition("-")
         with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(self.keys.archive(device), mapping={"head": head, "last_id": last_id})
-            pipe.xtrim(self.keys.track(device), minid=f"{ms}-{int(seq) + 1}")
+            pipe.xtrim(self.keys.track(device), minid=f"{ms}-{int(seq) + 1}", approximate=False)
             pipe.execute()
 
     def officers_near(self, team: str, lon: float, lat: float, radius_m: float) -> list[str]:

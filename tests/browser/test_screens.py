@@ -257,7 +257,7 @@ def test_markup_in_a_report_shows_as_text_and_never_runs(center, browser) -> Non
     incident = post(
         center,
         "/api/incidents",
-        {"category": title, "lon": lon, "lat": lat, "title": title},
+        {"category": "street_vending", "lon": lon, "lat": lat, "title": title},
     )["incident"]
     # Read in the page in one go: the queue is redrawn while the clocks run.
     page.wait_for_function(
@@ -284,6 +284,9 @@ def test_markup_in_a_report_shows_as_text_and_never_runs(center, browser) -> Non
             post(center, f"/api/incidents/{other['id']}/cancel", {"reason": "next test"})
     phone = open_page(browser, center, "/officer", requests, Role.OFFICER,
                       viewport={"width": 390, "height": 844}, is_mobile=True)  # fmt: skip
+    online = Device(center.broker)  # an order goes only to an officer heard from lately
+    online.tst = int(time.time()) - 300
+    online.at(lon, lat)
     post(center, f"/api/incidents/{incident}/assign", {"officers": [OFFICER]})
     phone.wait_for_function(
         "([id, title]) => { const h = document.querySelector('#order-title');"
@@ -302,7 +305,9 @@ def test_the_supervision_page_shows_the_months_figures_and_drills_down_to_an_aud
 ) -> None:
     lon, lat = center.centre
     incident = post(
-        center, "/api/incidents", {"category": "noise", "lon": lon, "lat": lat, "title": "噪音"}
+        center,
+        "/api/incidents",
+        {"category": "construction_noise", "lon": lon, "lat": lat, "title": "噪音"},
     )["incident"]
     wait_for(lambda: call(center, "GET", f"/api/incidents/{incident}")["phase"] == "reported")
     post(center, f"/api/incidents/{incident}/cancel", {"reason": "duplicate call"})

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
+from devices.batch import BatchWriter, Received
 from dispatch.core.access import Role
 from dispatch.db import AccountStore, Database
 from dispatch.identity import hash_password
 from dispatch.store import Store
+from tests.conftest import ingest_config
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float = 20.0, what: str = "") -> None:
@@ -69,3 +72,14 @@ def bearer(
     finally:
         db.close()
     return {"authorization": f"Bearer {secret}"}
+
+
+def store_fix(
+    store: Store, officer: str, device: str, point: tuple[float, float], *, received_at: float
+) -> None:
+    """One fix of `officer`'s `device`, stored as the ingest stores it when received at
+    `received_at` (long ago: the device is offline now)."""
+    writer = BatchWriter(store.ingest, ingest_config("owntracks"), clock=lambda: received_at)
+    fix = {"_type": "location", "lon": point[0], "lat": point[1], "tst": int(received_at)}
+    topic = f"owntracks/{officer}/{device}"
+    writer.write([Received(1, 1, topic, json.dumps({**fix, "acc": 5}).encode(), received_at)])

@@ -23,7 +23,7 @@ from dispatch.api.app import create_app
 from dispatch.core.access import Role
 from dispatch.db import AccountStore, Database
 from dispatch.settings import Settings
-from tests.integration.helpers import bearer, mqtt_client, publish_all, wait_until
+from tests.integration.helpers import bearer, mqtt_client, publish_all, store_fix, wait_until
 from tests.integration.test_terminal_flow import city_files
 
 # A test that waits on a socket fails here instead of hanging the run.
@@ -549,6 +549,7 @@ def test_an_officer_cannot_answer_an_order_addressed_to_someone_else(
     zhang3 = bearer(database_url, Role.OFFICER, name="zhang3")
     with running_center(tmp_path, redis_service, prefix, database_url) as client:
         theirs = report(client, admin, WEST, "wang5's")
+        store_fix(client.app.state.yiwang.store, "wang5", "BC-3", WEST, received_at=time.time())
         order = assign(client, admin, theirs, "wang5")
         refused = client.post(
             f"/api/orders/{order}/ack", json={"status": "accepted"}, headers=zhang3
@@ -795,6 +796,7 @@ def test_the_incident_audit_names_the_account_not_what_the_body_claims(
         wait_until(
             lambda: client.get(f"/api/incidents/{incident}", headers=reporter).status_code == 200
         )
+        store_fix(client.app.state.yiwang.store, "zhang3", "BC-1", EAST, received_at=time.time())
         acknowledged = client.post(
             f"/api/incidents/{incident}/acknowledge",
             json={"by": "me", "reason": "on it"},

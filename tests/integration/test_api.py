@@ -14,11 +14,8 @@ from dispatch.settings import Settings
 from tests.integration.helpers import bearer, mqtt_client, publish_all, wait_until
 
 
-def test_devices_tracks_and_stats(
-    broker, logins, redis_service, store, prefix, database_url
-) -> None:
-    store.registry.bind([Binding("BC-0042", "zhang3")])
-    settings = Settings(
+def api_settings(broker, logins, redis_service, prefix, database_url) -> Settings:
+    return Settings(
         redis_url=redis_service.url,
         key_prefix=prefix,
         mqtt_port=broker.port,
@@ -27,6 +24,13 @@ def test_devices_tracks_and_stats(
         ingest_client_id=f"api-{prefix}",
         database_url=database_url,
     )
+
+
+def test_devices_tracks_and_stats(
+    broker, logins, redis_service, store, prefix, database_url
+) -> None:
+    store.registry.bind([Binding("BC-0042", "zhang3")])
+    settings = api_settings(broker, logins, redis_service, prefix, database_url)
     now = int(time.time())
     topic = f"{prefix}/zhang3/BC-0042"
     fixes = [
@@ -57,7 +61,9 @@ def test_devices_tracks_and_stats(
             "redis": True,
             "database": True,
             "ingest_connected": True,
+            "ingest_consuming": True,
             "engine_leading": None,
+            "engine_inbox_waiting_s": 0.0,
             "delivery_connected": None,
         }
 
@@ -102,3 +108,18 @@ def test_devices_tracks_and_stats(
         assert bad.status_code == 422 and "ISO 8601" in bad.json()["detail"]
         assert client.get("/openapi.json").status_code == 200
         publisher.loop_stop()
+
+
+def test_health_reports_an_inbox_nobody_consumes(
+    broker, logins, redis_service, store, prefix, database_url
+) -> None:
+    settings = api_settings(broker, logins, redis_service, prefix, database_url)
+    with TestClient(create_app(settings, workers=("ingest",))) as client:
+        wait_until(lambda: client.get("/api/health").json()["ingest_consuming"], what="ingest")
+        assert client.get("/api/health").json()["status"] == "ok"
+        # An entry a minute old that no engine has taken: the engine is not consuming.
+        written_ms = int(time.time() * 1000) - 60_000
+        store.redis.xadd(store.keys.inbox, {"kind": "conn", "body": "{}"}, id=f"{written_ms}-0")
+        health = client.get("/api/health").json()
+    assert health["status"] == "degraded" and health["ingest_consuming"] is True
+    assert 60 <= health["engine_inbox_waiting_s"] < 70

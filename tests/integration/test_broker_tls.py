@@ -121,7 +121,7 @@ def test_device_connects_over_tls_with_the_ca_and_refuses_another(tls_broker, pr
     )
     device = f"BC-{prefix}"
     with BrokerAccounts(admin, prefix) as accounts:
-        accounts.issue_device(device, "zhang3", "s3cret-for-tls")
+        accounts.issue_device(device, "zhang3", device, "s3cret-for-tls")
     login = (device, "s3cret-for-tls")
 
     client = device_client(f"{prefix}-tls", login, ca)

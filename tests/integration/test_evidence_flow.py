@@ -72,6 +72,9 @@ def test_incident_package_holds_track_and_clip_and_detects_tampering(
             },
         ).json()["incident"]
         wait_until(lambda: client.get(f"/api/incidents/{incident}").status_code == 200, 10)
+        wait_until(
+            lambda: client.get("/api/devices/zhang3/BC-1").status_code == 200, 10, "zhang3 heard"
+        )
         order = client.post(
             f"/api/incidents/{incident}/assign", json={"officers": ["zhang3"]}
         ).json()["order"]
@@ -87,7 +90,7 @@ def test_incident_package_holds_track_and_clip_and_detects_tampering(
             settings.seal_policy(),
             force=True,
         )
-        assert len(sealed) == 1
+        assert len(sealed.sealed) == 1 and not sealed.failed
         clip = record_clip(tmp_path / "clips", badge="330702012", start=time.time(), seconds=2)
         terminal.publish(
             f"{base}/clip", json.dumps(clip_message(clip, device="BC-1", badge="330702012")), qos=1
@@ -182,7 +185,7 @@ def sealed_segment(store: Store, broker, logins, prefix: str, tmp_path, count: i
     policy = settings.seal_policy()
     (manifest_path,) = seal_due(
         store, settings.archive(), settings.signer(), time.time(), policy, force=True
-    )
+    ).sealed
     return settings, manifest_path
 
 

@@ -210,7 +210,8 @@ def test_kill_9_of_postgresql_loses_and_repeats_nothing(
         postgres.kill()
         # The engine runs on Redis alone meanwhile; the worker waits for the database.
         during = client.post(
-            "/api/incidents", json={"category": "noise", "lon": EAST[0], "lat": EAST[1]}
+            "/api/incidents",
+            json={"category": "construction_noise", "lon": EAST[0], "lat": EAST[1]},
         )
         assert during.status_code == 503  # who reports is checked in PostgreSQL
         engine_store = client.app.state.yiwang.store

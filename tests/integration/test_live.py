@@ -13,7 +13,9 @@ from starlette.websockets import WebSocketDisconnect
 from dispatch.api.app import create_app
 from dispatch.core.access import Role
 from dispatch.settings import Settings
-from tests.integration.helpers import bearer, wait_until
+from dispatch.store import Store
+from tests.integration.helpers import bearer, store_fix, wait_until
+from tests.integration.test_terminal_flow import city_files
 
 
 def make_client(redis_service, prefix, tmp_path, database_url) -> TestClient:
@@ -21,14 +23,23 @@ def make_client(redis_service, prefix, tmp_path, database_url) -> TestClient:
     policy.write_text(
         yaml.safe_dump({"default": {"respond_s": 3, "turn_out_s": 6, "warn_at": 0.5}})
     )
+    areas, roster = city_files(tmp_path)
     settings = Settings(
         redis_url=redis_service.url,
         key_prefix=prefix,
         policy_file=policy,
+        areas_file=areas,
+        roster_file=roster,
         engine_id=f"engine-{prefix}",
         engine_lease_ms=3000,
         database_url=database_url,
     )
+    # Team east's officers heard from: orders go only to officers online.
+    store = Store.from_url(redis_service.url, prefix)
+    store.load_functions()
+    for officer, device in (("zhang3", "BC-1"), ("li4", "BC-2")):
+        store_fix(store, officer, device, (119.651, 29.081), received_at=time.time())
+    store.close()
     client = TestClient(create_app(settings, workers=("engine",)))
     client.headers.update(bearer(database_url, Role.DISPATCHER, name="d7"))
     return client
@@ -160,10 +171,10 @@ def test_the_officer_page_sees_only_its_officers_work(
             client.post(f"/api/incidents/{theirs}/reassign", json={"reason": "closer unit"})
             update = ws.receive_json()
             assert theirs in (update["body"].get("id"), update["body"].get("incident"))
-        with client.websocket_connect("/ws/live?area=east") as ws:
+        with client.websocket_connect("/ws/live?area=nowhere") as ws:
             with pytest.raises(WebSocketDisconnect) as closed:
                 ws.receive_json()
-            assert "configured city" in closed.value.reason
+            assert "unknown area 'nowhere'" in closed.value.reason
         # Without credentials the upgrade itself is refused.
         anonymous = TestClient(client.app)
         with pytest.raises(WebSocketDisconnect) as closed, anonymous.websocket_connect("/ws/live"):

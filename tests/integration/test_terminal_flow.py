@@ -19,7 +19,7 @@ from dispatch.core.access import Role
 from dispatch.core.model import Incident, Milestone
 from dispatch.settings import Settings
 from dispatch.store import Store
-from tests.integration.helpers import bearer, mqtt_client, wait_until
+from tests.integration.helpers import bearer, mqtt_client, store_fix, wait_until
 
 INCIDENT = (119.6500, 29.0800)
 M_LAT = 1 / 111_320.0
@@ -222,11 +222,18 @@ def test_unacknowledged_order_is_redispatched_and_escalated_on_time(
         wait_until(lambda: client.get("/api/health").json()["engine_leading"], 15, "engine")
         reply = client.post(
             "/api/incidents",
-            json={"category": "noise", "priority": 3, "lon": INCIDENT[0], "lat": INCIDENT[1]},
+            json={
+                "category": "construction_noise",
+                "priority": 3,
+                "lon": INCIDENT[0],
+                "lat": INCIDENT[1],
+            },
         )
         incident = reply.json()["incident"]
         wait_until(lambda: client.get(f"/api/incidents/{incident}").status_code == 200, 10)
-        client.post(f"/api/incidents/{incident}/assign", json={"officers": ["li4"]})
+        store_fix(store, "li4", "BC-2", INCIDENT, received_at=time.time())  # online, never answers
+        assigned = client.post(f"/api/incidents/{incident}/assign", json={"officers": ["li4"]})
+        assert assigned.status_code == 202, assigned.text
         wait_until(
             lambda: client.get(f"/api/incidents/{incident}").json()["phase"] == "dispatched", 10
         )

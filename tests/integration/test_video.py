@@ -67,3 +67,59 @@ def test_video_import_keeps_the_gps_track_of_a_clip(
     assert track["source"] == "file" and len(track["points"]) == 191
     refused = run("gopro_karma_imu_no_gps.mp4")
     assert refused.returncode == 1 and "has no GPS telemetry (gpmf, no position)" in refused.stderr
+
+
+def test_an_srt_file_alone_and_as_a_sidecar(shared_data, tmp_path) -> None:
+    srt = shared_data / "video-telemetry" / "dji_srt" / "mavic_pro.SRT"
+    result = subprocess.run(
+        [sys.executable, "-m", "dispatch.cli", "video", "probe", str(srt)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "telemetry: srt\n" in result.stdout
+    assert "GPS: 468 points" in result.stdout
+    assert "aircraft clock 2017.08.05 14:11:51 …" in result.stdout
+    # A video without GPS of its own takes the SRT lying beside it under the same name.
+    video = tmp_path / "DJI_0001.mp4"
+    video.symlink_to(shared_data / "video-telemetry" / "gopro_karma_imu_no_gps.mp4")
+    (tmp_path / "DJI_0001.SRT").symlink_to(srt)
+    clip = probe(video)
+    assert clip.telemetry == "srt sidecar DJI_0001.SRT" and len(clip.gps) == 468
+    assert clip.streams[0].kind == "video"
+
+
+def test_importing_an_srt_needs_the_aircraft_clock_zone(
+    shared_data, redis_service, store, prefix, tmp_path
+) -> None:
+    env = {**os.environ, "YIWANG_REDIS_URL": redis_service.url, "YIWANG_KEY_PREFIX": prefix}
+    srt = shared_data / "video-telemetry" / "dji_srt" / "mavic_pro.SRT"
+
+    def run(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "dispatch.cli", "video", "import", str(srt), "--clip", "CLIP-8", *extra],
+            capture_output=True, text=True, timeout=60, check=False, env=env,
+        )  # fmt: skip
+
+    refused = run()
+    assert refused.returncode == 1 and "--srt-zone Asia/Shanghai" in refused.stderr
+    assert store.clips.file_track("CLIP-8") is None
+    done = run("--srt-zone", "Australia/Brisbane")
+    assert done.returncode == 0, done.stderr
+    points = store.clips.file_track("CLIP-8")["points"]
+    assert len(points) == 468
+    # 2017-08-05 14:11:51 in Brisbane (UTC+10) is 04:11:51 UTC.
+    assert points[0][0] == 1501906311.0
+    assert points[0][1:] == [149.0251, -20.2533, 1.9]
+    truncated = tmp_path / "cut.SRT"
+    truncated.symlink_to(shared_data / "video-telemetry" / "dji_srt" / "broken_incomplete.SRT")
+    strict = subprocess.run(
+        [sys.executable, "-m", "dispatch.cli", "video", "probe", str(truncated), "--strict"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert strict.returncode == 1 and "cue 20" in strict.stderr
+    lenient = subprocess.run(
+        [sys.executable, "-m", "dispatch.cli", "video", "probe", str(truncated)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert lenient.returncode == 0 and "GPS: 19 points" in lenient.stdout
+    assert "problem: cut.SRT: cue 20" in lenient.stdout

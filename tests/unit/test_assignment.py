@@ -1,10 +1,19 @@
-"""Recommendation: owning team first, then neighbours; free, online, on duty; by ETA + load."""
+"""Recommendation: owning team first, then neighbours; free, online, on duty; by ETA + load.
+An order goes only to officers of the roster, on duty and online; the automatic one too."""
 
 from __future__ import annotations
 
+import pytest
 import shapely
 
-from dispatch.core.assignment import Availability, OfficerState, recommend_officers
+from dispatch.core.assignment import (
+    Availability,
+    CrewRefused,
+    OfficerState,
+    check_crew,
+    choose_crew,
+    recommend_officers,
+)
 from dispatch.core.roster import OfficerId, Roster, Shift, Team, TeamId
 from gis.areas import GRID, Area, AreaId, AreaIndex
 from gis.coords import LonLat
@@ -108,3 +117,62 @@ def test_load_penalty_and_exclusions_and_skills() -> None:
     assert [r.officer for r in recommend(roster, officers, exclude=["m2"])] == ["m1"]
     assert [r.officer for r in recommend(roster, officers, skills=frozenset({"food"}))] == ["m2"]
     assert len(recommend(roster, officers, k=1)) == 1
+
+
+def crew_check(officers, availability, now=NOW, shifts=None):
+    roster, _ = setup([], shifts)
+    check_crew(
+        tuple(OfficerId(o) for o in officers),
+        roster=roster,
+        availability={OfficerId(o): a for o, a in availability.items()},
+        now=now,
+    )
+
+
+ONLINE = {"m1": Availability.AVAILABLE, "m2": Availability.BUSY, "w1": Availability.AVAILABLE}
+
+
+def test_an_order_to_officers_on_the_roster_on_duty_and_online_passes() -> None:
+    crew_check(["m1"], ONLINE)
+    crew_check(["m1", "w1"], ONLINE)
+    crew_check(["m2"], ONLINE)  # busy elsewhere is reachable: the dispatcher adds to the load
+
+
+@pytest.mark.parametrize(
+    ("officers", "availability", "now", "reason"),
+    [
+        (["ghost"], ONLINE, NOW, "ghost is not an officer of the roster"),
+        (["m1"], ONLINE, 2000.0, "m1 is off duty"),  # the shift ends at 2000
+        (["m1"], {"m1": Availability.OFFLINE}, NOW, "m1 is offline"),
+        (["m1"], {"m1": Availability.STALE}, NOW, "m1 has not been heard from lately"),
+        (["m3"], ONLINE, NOW, "m3 has no device that has reported"),
+        (["m1", "m1"], ONLINE, NOW, "m1 is named twice"),
+    ],
+)
+def test_an_order_naming_an_officer_who_cannot_answer_is_refused_with_the_reason(
+    officers, availability, now, reason
+) -> None:
+    with pytest.raises(CrewRefused, match=reason):
+        crew_check(officers, availability, now)
+
+
+def test_every_officer_of_a_refused_crew_is_named() -> None:
+    with pytest.raises(CrewRefused) as refused:
+        crew_check(["ghost", "m3"], ONLINE)
+    assert str(refused.value) == (
+        "no order issued: ghost is not an officer of the roster; m3 has no device that has reported"
+    )
+
+
+@pytest.mark.parametrize("two_officers", [False, True])
+def test_the_automatic_crew_always_passes_the_check(two_officers) -> None:
+    # Everyone in every state: the engine's auto-dispatch orders only whom check_crew allows.
+    states = [Availability.AVAILABLE, Availability.BUSY, Availability.STALE, Availability.OFFLINE]
+    people = ["m1", "m2", "m3", "m4", "w1", "e1", "f1", "ghost"]
+    roster, officers = setup(
+        [officer(o, 119.61 + n * 0.001, states[n % 4]) for n, o in enumerate(people)]
+    )
+    crew = choose_crew(recommend(roster, officers), two_officers=two_officers)
+    assert crew is not None and len(crew) == (2 if two_officers else 1)
+    availability = {o: s.availability for o, s in officers.items()}
+    check_crew(crew, roster=roster, availability=availability, now=NOW)

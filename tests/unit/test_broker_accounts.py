@@ -59,7 +59,7 @@ def test_registrations_are_rationed_and_refill() -> None:
     assert budget.take(120.0)
     refusal = budget.refusal("li4", "X-9")
     assert refusal.reason is Reason.REGISTRATION_LIMIT
-    assert "yiwang devices bind X-9 --officer li4" in refusal.detail
+    assert "yiwang devices bind li4/X-9 --team TEAM" in refusal.detail
 
 
 def test_a_topic_that_does_not_match_the_binding_is_refused_whatever_the_policy() -> None:

@@ -3,12 +3,14 @@ arrivals and the simulated dispatcher, all stepped by hand with `now`."""
 
 from __future__ import annotations
 
+import csv
 import itertools
 from pathlib import Path
 
 import pytest
 import shapely
 
+from devices.registry import load_bindings
 from gis.areas import DISTRICT, Area, AreaId, voronoi_cells
 from gis.coords import LonLat, haversine_m
 from simulators.city import Behaviour, CityModel, Duty
@@ -154,3 +156,21 @@ def test_demo_city_folder_is_complete(tmp_path: Path) -> None:
     folder = build_demo_city(tmp_path / "city", officers_per_team=1)
     names = {p.name for p in folder.iterdir()}
     assert names == {"areas.geojson", "streets.graphml", "roster.yaml", "devices.csv"}
+
+
+def test_a_city_whose_officers_carry_phones_of_one_name_binds_them_as_pairs(
+    tmp_path: Path,
+) -> None:
+    folder = build_demo_city(tmp_path / "city", officers_per_team=1)
+    bodycams = list(csv.DictReader((folder / "devices.csv").open(encoding="utf-8")))
+    with (folder / "devices.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["user", "device", "team"])
+        writer.writeheader()
+        writer.writerows(
+            {"user": r["officer"], "device": "phone", "team": r["team"]} for r in bodycams
+        )
+    officers = load_sim_city(folder).officers
+    assert [(o.officer, o.team) for o in officers] == [(r["officer"], r["team"]) for r in bodycams]
+    assert {o.device for o in officers} == {"phone"}
+    bindings = load_bindings(folder / "devices.csv")
+    assert sorted(b.key for b in bindings) == sorted(f"{o.officer}/phone" for o in officers)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from gis.coords import (
+    CoordinateError,
     Datum,
     LonLat,
     bd09_to_gcj02,
@@ -102,3 +106,28 @@ def test_bd_round_trip_is_within_half_a_metre(point) -> None:
 def test_gcj_offset_has_the_known_magnitude(point) -> None:
     shift = haversine_m(LonLat(*point), wgs84_to_gcj02(*point))
     assert 0.0 < shift < 1000.0
+
+
+@pytest.mark.parametrize("datum", list(Datum))
+@pytest.mark.parametrize(
+    ("lon", "lat", "why"),
+    [
+        (119.65, 1e308, "lat 1e+308 is outside -90..90"),
+        (-180.5, 29.0, "lon -180.5 is outside -180..180"),
+        (float("inf"), 29.0, "not finite"),
+        (119.65, float("nan"), "not finite"),
+    ],
+)
+def test_a_point_no_datum_can_hold_is_refused_before_any_arithmetic(lon, lat, why, datum) -> None:
+    with pytest.raises(CoordinateError, match=re.escape(why)):
+        to_wgs84(lon, lat, datum)
+
+
+@given(
+    lon=st.floats(-180, 180),
+    lat=st.floats(-90, 90),
+    datum=st.sampled_from(list(Datum)),
+)
+def test_every_point_in_range_converts_to_finite_degrees(lon, lat, datum) -> None:
+    point = to_wgs84(lon, lat, datum)
+    assert all(math.isfinite(v) for v in point)

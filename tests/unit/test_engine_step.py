@@ -13,10 +13,10 @@ from devices.presence import Presence
 from dispatch.city import City
 from dispatch.core import events as ev
 from dispatch.core.feed import PositionRow
-from dispatch.core.model import Incident, IncidentId, Phase, Source
+from dispatch.core.model import Incident, IncidentId, OrderId, Phase, Source
 from dispatch.core.policy import PolicyBook, TimelinePolicy
 from dispatch.core.roster import OfficerId, Roster, Shift, Team, TeamId
-from dispatch.engine.step import SILENCE_CHECK_S, EngineCore, OfficerPositions
+from dispatch.engine.step import SILENCE_CHECK_S, EngineCore, EntryError, OfficerPositions
 from gis.areas import GRID, Area, AreaId, AreaIndex
 from gis.coords import LonLat
 from gis.routing import StraightLine
@@ -200,3 +200,58 @@ def test_refused_entries_are_audited_and_change_nothing() -> None:
     assert phase(engine) is Phase.DISPATCHED
     assert [a["kind"] for a in step.audit] == ["refused", "refused"]
     assert step.inbox_done == ["2-0", "3-0"] and not step.incidents
+
+
+class BrokenCategory(PolicyBook):
+    """A policy book with a bug for one category: what a fault deep in the core looks like."""
+
+    def for_incident(self, category: str, priority: int) -> TimelinePolicy:
+        if category == "broken":
+            raise KeyError(category)
+        return super().for_incident(category, priority)
+
+
+def test_an_entry_that_raises_names_itself_and_a_poisoned_one_is_dead_lettered_unread() -> None:
+    engine = EngineCore(BrokenCategory(), city=None)
+    broken = command(ev.IncidentReported(IncidentId("B"), "broken", 2, SCENE, Source.HOTLINE_12345))
+    entries = [("1-1", reported("INC-1")), ("1-2", broken)]
+    with pytest.raises(EntryError, match="inbox entry 1-2: KeyError") as failed:
+        engine.step(entries, [], Reads({}), T0)
+    assert failed.value.entry_id == "1-2"
+
+    fresh = EngineCore(BrokenCategory(), city=None)
+    out = fresh.step(entries, [], Reads({}), T0, poisoned={"1-2": str(failed.value)})
+    assert out.inbox_done == ["1-1", "1-2"]
+    assert list(out.incidents) == ["INC-1"]
+    assert [(d["entry_id"], d["kind"], d["error"]) for d in out.deadletters] == [
+        ("1-2", "command", "inbox entry 1-2: KeyError: 'broken'")
+    ]
+
+
+def test_an_sos_without_a_position_opens_where_its_officer_was_last_seen() -> None:
+    sos = {"kind": "sos", "officer": "far", "body": json.dumps({"_type": "sos", "tst": T0})}
+    reads = Reads(online("near", "far"))
+    step = core(auto=False).step([("5-1", sos)], [], reads, T0)
+    incident = msgspec.json.decode(step.incidents["SOS-5-1"], type=Incident)
+    assert incident.location == WHERE[OfficerId("far")] and incident.priority == 1
+    assert "at the last known position: the alarm carries no position" in incident.title
+    # Other inbox entries never make the step read where officers are.
+    quiet = Reads(online("near"))
+    core(auto=False).step([("1-0", reported())], [], quiet, T0)
+    assert quiet.count == 0
+
+
+def test_a_dispatcher_s_order_to_an_officer_gone_offline_meanwhile_is_refused() -> None:
+    engine = core(auto=False)
+    engine.step([("1-0", reported())], [], Reads(online("near")), T0)
+    order = ev.OrderIssued(IncidentId("INC-1"), OrderId("O-1"), (OfficerId("far"),), by="d1")
+    gone = {**online("near"), OfficerId("far"): (Presence.OFFLINE, WHERE[OfficerId("far")])}
+    step = engine.step([("2-0", command(order))], [], Reads(gone), T0 + 5)
+    (refusal,) = [a for a in step.audit if a["kind"] == "refused"]
+    assert refusal["reason"] == "no order issued: far is offline"
+    incident = engine.center.incidents[IncidentId("INC-1")]
+    assert incident.order is None and incident.milestones == ()
+    assert sent_orders(step) == []
+    # Back online, the same order goes out.
+    again = engine.step([("3-0", command(order))], [], Reads(online("near", "far")), T0 + 9)
+    assert sent_orders(again)[0]["officers"] == ["far"]

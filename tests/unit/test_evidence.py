@@ -126,6 +126,15 @@ def test_any_byte_of_the_zip_itself(package, data) -> None:
     assert not verify_package(bytes(body)).ok
 
 
+def test_a_member_naming_an_unknown_compression_method_is_a_problem_not_a_crash(package) -> None:
+    body = bytearray(package)
+    central = body.index(b"PK\x01\x02")  # the first member's central directory entry
+    body[central + 10 : central + 12] = (1).to_bytes(2, "little")  # "shrunk": never supported
+    verdict = verify_package(bytes(body))
+    assert not verdict.ok
+    assert any("cannot be read from the zip" in p for p in verdict.problems)
+
+
 def rewrite_lines(text: bytes, how: str, index: int, donor: bytes) -> bytes:
     lines = text.splitlines(keepends=True)
     if how == "delete":

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from dispatch.core.policy import CATEGORIES, PolicyBook
 from gis.coords import LonLat, haversine_m
 from simulators.city import Message
 from simulators.faults import Fault, FaultInjector, FaultKind
+from simulators.incidents import CATEGORIES as CITY_CATEGORIES
 from simulators.scenario import Outcome, ScenarioError, check, load_scenario
 
 REPO = Path(__file__).resolve().parents[2]
@@ -120,6 +122,18 @@ def test_every_shipped_scenario_loads_and_at_least_five_exercise_faults_or_failu
     assert len(scenarios) >= 5
     assert sum(bool(s.faults) for s in scenarios) >= 3
     assert all(s.expect for s in scenarios)
+
+
+def test_the_city_and_every_scenario_report_only_catalogued_categories() -> None:
+    # The center refuses any other (422): a scenario naming one would test nothing.
+    assert {c: title for c, (title, *_) in CITY_CATEGORIES.items()} == {
+        c: label for c, label in CATEGORIES.items() if c != "sos"
+    }
+    for path in sorted((REPO / "scenarios").glob("*.yaml")):
+        scenario = load_scenario(path)
+        book = PolicyBook.from_dict(scenario.policy)
+        for incident in scenario.incidents:
+            book.category_or_raise(incident.category)
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -7,7 +7,7 @@ import math
 import pytest
 import shapely
 
-from devices.messages import Location
+from devices.messages import Location, Sos
 from devices.quality import (
     MAX_RIVALS,
     JumpMemory,
@@ -16,6 +16,7 @@ from devices.quality import (
     Reason,
     Rejection,
     judge_location,
+    sos_rejection,
 )
 from devices.sink import memory_from_text, memory_text
 from dispatch.core.track import DeviceKey, Fix, LastFix
@@ -273,3 +274,26 @@ def test_the_memory_survives_the_store_exactly_and_junk_reads_as_empty() -> None
     assert memory_from_text(memory_text(rivals_only)) == rivals_only
     for junk in (None, "", "x", "1|2", ";;", "1|a|3", "1|2|3;"):
         assert memory_from_text(junk) == JumpMemory(), junk
+
+
+@pytest.mark.parametrize(
+    ("sos", "reason"),
+    [
+        (Sos(tst=1, crs="bd09", lat=1e308, lon=119.65), Reason.LAT_OUT_OF_RANGE),
+        (Sos(tst=1, lat=29.08, lon=float("inf")), Reason.NOT_FINITE),
+        (Sos(tst=1, lat=29.08), Reason.MISSING_FIELD),
+        (Sos(tst=1, crs="utm50", lat=29.08, lon=119.65), Reason.UNKNOWN_CRS),
+        (Sos(tst=1, lat=29.08, lon=119.65), None),
+        (Sos(tst=1), None),  # no position: on the record, though it opens no incident
+    ],
+)
+def test_an_alarm_s_position_is_judged_like_a_fix(sos: Sos, reason: Reason | None) -> None:
+    rejection = sos_rejection(sos, Limits())
+    assert (rejection.reason if rejection else None) is reason
+
+
+def test_an_alarm_outside_the_city_s_service_area_is_refused_its_position() -> None:
+    far = Sos(tst=1, lat=29.1, lon=east_of(119.9, 29.1, 1_000_000))
+    assert sos_rejection(far, Limits()) is None
+    rejection = sos_rejection(far, CITY)
+    assert rejection is not None and rejection.reason is Reason.OUTSIDE_SERVICE_AREA

@@ -3,6 +3,7 @@ samples (and the broken ones rejected with the place), GPMF structures and ISO 6
 
 from __future__ import annotations
 
+import re
 import struct
 from datetime import UTC, datetime
 
@@ -12,7 +13,7 @@ from devices.telemetry.gpmf import entries, gps_points
 from devices.telemetry.iso6709 import parse_iso6709
 from devices.telemetry.klv import UAS_LOCAL_SET, decode_item, parse_packet
 from devices.telemetry.points import TelemetryError
-from devices.telemetry.srt import parse_srt
+from devices.telemetry.srt import parse_srt, utc_times
 
 
 @pytest.mark.parametrize(
@@ -53,28 +54,35 @@ def test_misb_packets_from_the_shared_samples(shared_data) -> None:
         parse_packet(UAS_LOCAL_SET + b"\x20\x02\x08")
 
 
-# file: (cues, first (lat, lon, alt), local time of the first cue)
+# file: (cues, first (lat, lon, alt), satellites, local time of the first cue)
 SRT_EXPECTED = {
-    "air2s.srt": (None, (41.424724, 2.234156, 117.0), "2022-08-07 13:40:40,774"),
-    "mavic_air2.srt": (None, (41.420684, 2.162162, 27.3), "2022-05-01 15:01:58,531"),
-    "matrice_300.srt": (None, (36.6146, -6.1120, 0.0), "2022.06.21 16:06:17"),
-    "mavic_pro.SRT": (None, (-20.2533, 149.0251, 16.0), "2017.08.05 14:11:51"),
-    "old_format.SRT": (None, (-20.2533, 149.0251, 16.0), "2017.8.5 14:11:51"),
-    "mavic_mini.SRT": (None, (48.0771, -121.7458, 17.0), None),
-    "p4p_sample.SRT": (5, (47.4692, 8.2090, 18.0), None),
+    "air2s.srt": (None, (41.424724, 2.234156, 117.0), None, "2022-08-07 13:40:40,774"),
+    "mavic_air2.srt": (None, (41.420684, 2.162162, 27.3), None, "2022-05-01 15:01:58,531"),
+    "matrice_300.srt": (None, (36.6146, -6.1120, 0.0), None, "2022.06.21 16:06:17"),
+    # `GPS(lon, lat, 16) BAROMETER:1.9`: 16 satellites, 1.9 m up.
+    "mavic_pro.SRT": (None, (-20.2533, 149.0251, 1.9), 16, "2017.08.05 14:11:51"),
+    "old_format.SRT": (None, (-20.2533, 149.0251, 1.9), 16, "2017.8.5 14:11:51"),
+    "mavic_mini.SRT": (None, (48.0771, -121.7458, 200.70), 17, None),
+    "p4p_sample.SRT": (5, (47.4692, 8.2090, 45.60), 18, None),
 }
+
+
+def cue(number: int, body: str) -> str:
+    return f"{number}\n00:00:{number - 1:02d},000 --> 00:00:{number:02d},000\n{body}\n\n"
 
 
 @pytest.mark.parametrize("name", sorted(SRT_EXPECTED))
 def test_every_dji_srt_layout(shared_data, name: str) -> None:
     text = (shared_data / "video-telemetry" / "dji_srt" / name).read_text(encoding="utf-8")
-    points = parse_srt(text, name)
-    cues, (lat, lon, alt), local = SRT_EXPECTED[name]
-    assert len(points) == (cues or text.count("-->"))
-    first = points[0]
+    track = parse_srt(text, name)
+    cues, (lat, lon, alt), satellites, local = SRT_EXPECTED[name]
+    assert len(track.points) == (cues or text.count("-->"))
+    assert track.bad == []
+    first = track.points[0]
     assert (first.point.lat, first.point.lon, first.point.alt_m) == pytest.approx((lat, lon, alt))
+    assert first.satellites == satellites
     assert first.local_time == local
-    offsets = [p.point.offset_s for p in points]
+    offsets = [p.point.offset_s for p in track.points]
     assert offsets == sorted(offsets)
 
 
@@ -82,18 +90,67 @@ def test_broken_srt_files_are_rejected_with_the_place(shared_data) -> None:
     folder = shared_data / "video-telemetry" / "dji_srt"
     with pytest.raises(TelemetryError, match="is empty"):
         parse_srt((folder / "broken_empty.SRT").read_text(), "broken_empty.SRT")
-    with pytest.raises(
-        TelemetryError, match=r"cue 20 \(line \d+\) has no position, the file ends inside it"
-    ):
-        parse_srt((folder / "broken_incomplete.SRT").read_text(), "broken_incomplete.SRT")
+    truncated = (folder / "broken_incomplete.SRT").read_text()
+    where = r"cue 20 \(line \d+\) has no position, the file ends inside it"
+    with pytest.raises(TelemetryError, match=where):
+        parse_srt(truncated, "broken_incomplete.SRT", strict=True)
+    track = parse_srt(truncated, "broken_incomplete.SRT")
+    assert [p.cue for p in track.points] == list(range(1, 20))
+    assert len(track.bad) == 1 and re.search(where, track.bad[0])
 
 
-def test_srt_longtitude_spelling_and_out_of_range() -> None:
-    cue = "1\n00:00:00,000 --> 00:00:00,033\n[latitude: 30.25] [longtitude: 120.16] [rel_alt: 5.2 abs_alt: 30.1]\n"
-    (point,) = parse_srt(cue)
-    assert (point.point.lat, point.point.lon, point.point.alt_m) == (30.25, 120.16, 5.2)
-    with pytest.raises(TelemetryError, match="out of range"):
-        parse_srt("1\n00:00:01,000 --> 00:00:02,000\nGPS(10.0,95.0,3)\n")
+def test_srt_bracketed_layouts_with_spaces_before_the_colons() -> None:
+    text = cue(
+        1,
+        '<font size="28">FrameCnt: 1, DiffTime: 33ms\n2017.08.05 14:11:51,452,120\n'
+        "[iso : 110] [focal_len : 240] [latitude : 22.543096] [longtitude : 114.057865] "
+        "[altitude : 30.5] </font>",
+    ) + cue(2, "[latitude: 30.25] [longtitude: 120.16] [rel_alt: 5.2 abs_alt: 30.1]")
+    first, second = parse_srt(text).points
+    assert (first.point.lat, first.point.lon, first.point.alt_m) == (22.543096, 114.057865, 30.5)
+    assert first.local_time == "2017.08.05 14:11:51,452"
+    assert (second.point.lat, second.point.lon, second.point.alt_m) == (30.25, 120.16, 5.2)
+
+
+def test_srt_third_gps_value_is_satellites_only_beside_a_height_of_its_own() -> None:
+    with_height = parse_srt(cue(1, "GPS(114.0578,22.5430,9) BAROMETER:31.4")).points[0]
+    assert (with_height.point.alt_m, with_height.satellites) == (31.4, 9)
+    one_line = parse_srt(cue(1, "F/2.8, GPS (114.0578, 22.5430, 12), D 10.0m, H 88.20m")).points[0]
+    assert (one_line.point.alt_m, one_line.satellites) == (88.2, 12)
+    # No height beside it, or a decimal: the third value is the height.
+    assert parse_srt(cue(1, "GPS(114.0578,22.5430,16)")).points[0].point.alt_m == 16.0
+    decimal = parse_srt(cue(1, "GPS(114.0578,22.5430,16.5) BAROMETER:2.0")).points[0]
+    assert (decimal.point.alt_m, decimal.satellites) == (16.5, None)
+
+
+def test_srt_with_n_a_cues_keeps_the_good_ones_and_names_the_bad() -> None:
+    good = "HOME(114.05,22.54) 2021.03.04 09:00:0{}\nGPS(114.0578,22.543{},10) BAROMETER:5.0"
+    text = (
+        cue(1, good.format(1, 1))
+        + cue(2, "HOME(114.05,22.54) 2021.03.04 09:00:02\nGPS(N/A,N/A,0) BAROMETER:N/A")
+        + cue(3, "[latitude: N/A] [longitude: N/A]")
+        + cue(4, good.format(4, 4))
+    )
+    track = parse_srt(text, "flight.SRT")
+    assert [p.cue for p in track.points] == [1, 4]
+    assert track.bad == [
+        "flight.SRT: cue 2 (line 7) says N/A where its position should be",
+        "flight.SRT: cue 3 (line 12) says N/A where its position should be",
+    ]
+    with pytest.raises(TelemetryError, match=r"cue 2 \(line 7\) says N/A"):
+        parse_srt(text, "flight.SRT", strict=True)
+    with pytest.raises(TelemetryError, match="none of its 2 cues has a position"):
+        parse_srt(cue(1, "GPS(N/A,N/A,0)") + cue(2, "GPS(1.0, 95.0, 3)"), "flight.SRT")
+
+
+def test_srt_local_times_become_utc_only_in_a_named_zone() -> None:
+    track = parse_srt(cue(1, "2021.03.04 09:00:01,250\nGPS(114.0578,22.5430,10) BAROMETER:5.0"))
+    (point,) = utc_times(track, "Asia/Shanghai")
+    assert point.at == 1614819601.25  # 2021-03-04 01:00:01.25 UTC
+    with pytest.raises(TelemetryError, match="not a time zone"):
+        utc_times(track, "Mars/Olympus")
+    with pytest.raises(TelemetryError, match="no date and time"):
+        utc_times(parse_srt(cue(1, "GPS(114.0578,22.5430,10)")), "Asia/Shanghai")
 
 
 def gpmf(key: str, kind: str, size: int, values: bytes, repeat: int) -> bytes:

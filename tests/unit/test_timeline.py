@@ -19,11 +19,13 @@ from dispatch.core.effects import (
 )
 from dispatch.core.model import IncidentId, Milestone, OrderId, Phase, Source, TimerKind
 from dispatch.core.policy import (
+    CATEGORIES,
     EscalationAction,
     EscalationStep,
     PolicyBook,
     PolicyError,
     TimelinePolicy,
+    UnknownCategory,
 )
 from dispatch.core.roster import OfficerId
 from dispatch.core.timeline import TIMER_TRANSITIONS, IllegalTransition, StaleOrder, TimelineError
@@ -203,6 +205,29 @@ def test_policy_book_from_a_file() -> None:
     assert book.for_incident("noise", 3).due_at(Milestone.HANDLE, 0) == 900
     with pytest.raises(PolicyError, match="unknown keys"):
         PolicyBook.from_dict({"categories": {"x": {"respond": 1}}})
+
+
+def test_the_catalogue_holds_the_common_categories_and_those_the_file_names() -> None:
+    book = PolicyBook.from_dict(
+        {
+            "categories": {
+                "fire_hazard": {"label": "消防隐患", "respond_s": 30},
+                "dog_walking/2": {"handle_s": 600},
+                "street_vending": {"respond_s": 45},
+            }
+        }
+    )
+    assert book.categories["fire_hazard"] == "消防隐患"
+    assert book.categories["dog_walking"] == "dog_walking"  # named without a label
+    assert book.categories["street_vending"] == "占道经营"  # the catalogue's label stays
+    assert book.for_incident("fire_hazard", 3).due_at(Milestone.RESPOND, 0) == 30
+    assert book.category_or_raise("sos") == "sos"  # what a device's alarm opens
+    with pytest.raises(UnknownCategory) as unknown:
+        book.category_or_raise("noise")
+    assert unknown.value.known == book.categories
+    assert "unknown category 'noise'" in str(unknown.value)
+    assert "street_vending (占道经营)" in str(unknown.value)
+    assert set(PolicyBook().categories) == set(CATEGORIES)
 
 
 def test_two_officer_rule_needs_a_pair_and_alerts_when_one_stands_alone() -> None:

@@ -50,10 +50,9 @@ def reason(result: list[ev.Event] | Untranslatable) -> str:
     return result.reason
 
 
-# Values that survive JSON (finite coordinates, 64-bit priorities): what a client can send.
-_FINITE = st.floats(allow_nan=False, allow_infinity=False)
+# Values a command may carry (coordinates in range, 64-bit priorities): what a client can send.
 _SENDABLE = {
-    "location": st.builds(LonLat, _FINITE, _FINITE),
+    "location": st.builds(LonLat, st.floats(-180, 180), st.floats(-90, 90)),
     "priority": st.integers(-(2**63), 2**63 - 1),
 }
 
@@ -95,7 +94,7 @@ def test_unknown_and_malformed_commands_say_what_is_wrong() -> None:
 def test_a_body_that_is_not_json_and_an_unknown_kind_name_the_entry() -> None:
     broken = {"kind": "command", "body": "{"}
     assert reason(translate("7-1", broken, NOTHING)) == (
-        "inbox entry 7-1 has a body that is not JSON"
+        "inbox entry 7-1 has a body that cannot be used: not valid JSON: Input data was truncated"
     )
     assert reason(translate("7-2", {"kind": "devstat", "body": "{}"}, NOTHING)) == (
         "inbox entry 7-2 has unknown kind 'devstat'"
@@ -192,16 +191,27 @@ def test_a_cancelled_sos_reports_nothing() -> None:
     assert translate("1-0", sos(lat=29.08, lon=119.65, cancel=True), NOTHING) == []
 
 
-def test_an_sos_without_a_usable_position_or_datum_is_refused() -> None:
-    assert reason(translate("1-0", sos(), NOTHING)) == f"SOS from {OFFICER} has no position"
-    assert (
-        reason(translate("1-0", sos(lat=29.08), NOTHING)) == f"SOS from {OFFICER} has no position"
-    )
+def test_an_sos_without_a_usable_position_opens_at_the_officer_s_last_known_one() -> None:
+    last = LonLat(119.64, 29.07)
+    refused = sos()
+    refused["body"] = refused["body"].replace("{", '{"position_refused":"lat 0 is no fix",', 1)
     as_text = {"kind": "sos", "officer": OFFICER, "body": '{"lat": "29.08", "lon": "119.65"}'}
-    assert reason(translate("1-0", as_text, NOTHING)) == f"SOS from {OFFICER} has no position"
-    assert reason(translate("1-0", sos(lat=29.08, lon=119.65, crs="utm"), NOTHING)) == (
-        f"SOS from {OFFICER} has unknown crs 'utm'"
-    )
+    cases = [
+        (sos(), "the alarm carries no position"),
+        (sos(lat=29.08), "the alarm carries no position"),
+        (as_text, "the alarm carries no position"),
+        (refused, "its position was refused (lat 0 is no fix)"),
+        (sos(lat=29.08, lon=119.65, crs="utm"), "unknown crs 'utm'"),
+    ]
+    for entry, why in cases:
+        (event,) = translate("4-2", entry, NOTHING, last)
+        assert isinstance(event, ev.IncidentReported)
+        assert event.location == last and event.priority == 1
+        assert event.title == f"sos from officer {OFFICER} (at the last known position: {why})"
+        # With no position of the officer either, nothing can be placed: refused with both.
+        assert reason(translate("4-2", entry, NOTHING)) == (
+            f"SOS from {OFFICER}: {why}, and no position of the officer is known"
+        )
 
 
 def test_a_device_going_offline_leaves_each_of_its_officer_s_orders() -> None:
@@ -218,3 +228,31 @@ def test_a_device_coming_online_changes_nothing() -> None:
     assert translate("1-0", from_device("conn", messages.Conn(online=True)), CURRENT) == []
     # A conn body without `online` is read as online: silence, not a missing key, is offline.
     assert translate("1-0", {"kind": "conn", "officer": OFFICER, "body": "{}"}, CURRENT) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        # The two SOS bodies that once stopped every engine in turn.
+        (
+            '{"_type":"sos","tst":1,"raw":{"a":' + "[" * 990 + "]" * 990 + "}}",
+            "levels deep; at most 16",
+        ),
+        ('{"_type":"sos","tst":1,"crs":"bd09","lat":1e308,"lon":119.65}', "lat 1e+308 is outside"),
+        ('{"_type":"sos","tst":1,"lat":Infinity,"lon":119.65}', "not valid JSON"),
+        ('{"_type":"sos","tst":1,"lat":1e999,"lon":119.65}', "not valid JSON"),
+        ('{"_type":"sos","tst":1,"crs":"gcj02","lat":29.0,"lon":-400}', "lon -400.0 is outside"),
+        ('{"_type":"sos","tst":1,"lat":29.0,"lon":' + "9" * 400 + "}", "no usable position"),
+        ("[1]", "not a JSON object"),
+    ],
+)
+def test_poisoned_sos_bodies_are_refused_with_a_reason(body: str, why: str) -> None:
+    entry = {"kind": "sos", "officer": OFFICER, "body": body}
+    assert why in reason(translate("9-1", entry, NOTHING))
+
+
+def test_a_command_placing_an_incident_nowhere_is_refused() -> None:
+    body = {"type": "IncidentReported", "incident": "I", "category": "x", "priority": 2}
+    body["source"] = "12345"
+    refused = translate("9-2", command({**body, "location": [119.6, 95.0]}), NOTHING)
+    assert reason(refused) == "command IncidentReported: lat 95.0 is outside -90..90"

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
+import re
+import typing
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from devices import messages
-from devices.topics import Channel, TopicError, device_topic, parse_topic, uplink_filters
+from devices.quality import Reason
+from devices.topics import (
+    UPLINK,
+    Channel,
+    TopicError,
+    device_topic,
+    parse_topic,
+    uplink_filters,
+)
 from tests.owntracks_fixtures import ACCEPTED, REJECTED, TRANSITION
 
 
@@ -34,12 +46,43 @@ def test_foreign_topics_are_refused_with_a_reason(topic: str) -> None:
         parse_topic("owntracks", topic)
 
 
-def test_one_shared_filter_per_uplink_and_never_the_downlinks() -> None:
-    filters = uplink_filters("owntracks")
-    assert "$share/ingest/owntracks/+/+" in filters
-    assert "$share/ingest/owntracks/+/+/ack" in filters
-    assert not any(f.endswith(("/cmd", "/dispatch", "+/+/+")) for f in filters)
-    assert len(filters) == len(set(filters)) == 7
+@pytest.mark.parametrize(
+    ("level", "reason"),
+    [
+        ("..", "path step"),
+        (".", "path step"),
+        ("a\x00b", "U+0000"),
+        ("a\nb", "U+000A"),
+        ("\x7f", "U+007F"),
+        ("a\u202eb", "U+202E"),
+        ("a\u2028b", "U+2028"),
+        ("a\\b", "backslash"),
+        ("..\\keys", "backslash"),
+        ("   ", "whitespace"),
+        ("\t", "whitespace"),
+        ("a+b", "wildcard"),
+        ("x" * 300, "300 characters"),
+        ("", "empty"),
+    ],
+)
+@pytest.mark.parametrize("where", ["user", "device"])
+def test_hostile_levels_are_refused_with_the_reason(level: str, reason: str, where: str) -> None:
+    topic = f"owntracks/{level}/BC-1" if where == "user" else f"owntracks/zhang3/{level}"
+    with pytest.raises(TopicError, match=f"invalid {where} level: .*{re.escape(reason)}"):
+        parse_topic("owntracks", topic)
+
+
+@pytest.mark.parametrize(
+    "level", ["张三", "李四-02", "zhang.san", "z@team_7", "...x", "a..b", "Ünal", "Li Si", "x" * 64]
+)
+def test_names_of_any_script_with_inner_dots_and_signs_are_kept(level: str) -> None:
+    parsed = parse_topic("owntracks", f"owntracks/{level}/{level}/sos")
+    assert (parsed.user, parsed.device, parsed.channel) == (level, level, Channel.SOS)
+
+
+def test_the_ingest_hears_the_whole_root_through_its_shared_group() -> None:
+    # Unknown channels too: each must reach the ingest to be rejected with a reason.
+    assert uplink_filters("owntracks") == ["$share/ingest/owntracks/#"]
 
 
 @pytest.mark.parametrize("name", sorted(ACCEPTED))
@@ -109,3 +152,52 @@ def test_every_uplink_kind_round_trips() -> None:
     }
     for channel, message in samples.items():
         assert messages.decode(channel, messages.encode(message)) == message
+
+
+def test_every_payload_reason_is_a_counted_reason() -> None:
+    assert set(typing.get_args(messages.PayloadReason)) <= {r.value for r in Reason}
+
+
+@pytest.mark.parametrize(
+    ("payload", "reason"),
+    [
+        (b"[" * 17 + b"]" * 17, "too_deep"),
+        (b'{"_type":"location","x":' + b"[" * 1000 + b"]" * 1000 + b"}", "too_deep"),
+        (b'{"a":' * 17 + b"1" + b"}" * 17, "too_deep"),
+        (b"[" * 3000, "too_deep"),  # never closed: still measured, never parsed
+        (b" " * (messages.MAX_PAYLOAD_BYTES + 1), "oversize"),
+    ],
+)
+def test_payloads_beyond_the_bounds_are_refused_before_parsing(payload, reason) -> None:
+    with pytest.raises(messages.PayloadError) as err:
+        messages.check_bounds(payload, messages.MAX_PAYLOAD_BYTES)
+    assert err.value.reason == reason
+
+
+def test_brackets_inside_strings_and_the_limit_itself_pass() -> None:
+    messages.check_bounds(b"[" * 16 + b"]" * 16, 100)
+    messages.check_bounds(b'{"t":"' + b"[{" * 500 + b'\\"[[["}', 2000)
+    location = b'{"_type":"location","lat":29.1,"lon":119.6,"tst":1,"tid":"' + b"[" * 40 + b'"}'
+    assert messages.decode(Channel.LOCATION, location).tid == "[" * 40
+
+
+def test_the_size_bound_is_the_caller_s() -> None:
+    with pytest.raises(messages.PayloadError, match="exceeds 10") as err:
+        messages.decode(Channel.LOCATION, b'{"_type":"location"}', max_bytes=10)
+    assert err.value.reason == "oversize"
+
+
+@pytest.mark.parametrize(
+    "text", ['{"a":NaN}', '{"a":Infinity}', '{"a":-1e999}', '{"a":"\\ud800"', "\ud800"]
+)
+def test_any_json_is_finite_and_well_formed(text: str) -> None:
+    with pytest.raises(messages.PayloadError) as err:
+        messages.decode_json(text)
+    assert err.value.reason == "malformed_json"
+
+
+@given(st.binary(max_size=300))
+def test_no_bytes_make_decoding_raise_anything_but_a_payload_error(payload: bytes) -> None:
+    for channel in UPLINK:
+        with contextlib.suppress(messages.PayloadError):
+            messages.decode(channel, payload)
