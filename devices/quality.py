@@ -204,8 +204,9 @@ def datum_of(crs: str | None) -> Datum | Rejection:
 
 
 def sos_rejection(msg: Sos, limits: Limits) -> Rejection | None:
-    """Why an alarm's position cannot be used. An alarm without one passes: the engine says
-    it cannot open an incident nowhere, and the alarm is on the record."""
+    """Why an alarm's position cannot be used, or None. The alarm itself is never refused
+    for it: the ingest leaves the position out with this reason, and the engine opens the
+    incident at the officer's last known position."""
     if msg.lat is None and msg.lon is None:
         return None
     if msg.lat is None or msg.lon is None:
