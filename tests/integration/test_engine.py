@@ -224,3 +224,85 @@ def test_an_officer_silent_past_the_offline_limit_loses_the_order(store) -> None
     finally:
         stop.set()
         thread.join(10)
+
+
+def test_an_arrival_driven_while_no_engine_leads_is_seen_by_the_standby(
+    store, redis_service, prefix, tmp_path
+) -> None:
+    policy_file = tmp_path / "policy.yaml"
+    long_clock = {**SHORT, "respond_s": 600, "turn_out_s": 900, "handle_s": 1800}
+    policy_file.write_text(yaml.safe_dump({"default": long_clock}))
+    env = {
+        **os.environ,
+        "YIWANG_REDIS_URL": redis_service.url,
+        "YIWANG_KEY_PREFIX": prefix,
+        "YIWANG_ENGINE_LEASE_MS": "3000",
+        "YIWANG_POLICY_FILE": str(policy_file),
+    }
+
+    def start(name: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "dispatch.cli", "engine"],
+            env={**env, "YIWANG_ENGINE_ID": name},
+            stderr=subprocess.DEVNULL,
+        )
+
+    store.registry.bind([Binding("BC-9", "zhao6", "")])
+    writer = BatchWriter(store.ingest, ingest_config(prefix))
+
+    def drive(lon: float, lat: float, tst: int) -> None:
+        fix = json.dumps({"_type": "location", "lat": lat, "lon": lon, "tst": tst}).encode()
+        writer.write([Received(tst, 1, f"{prefix}/zhao6/BC-9", fix, time.time())])
+
+    engine_store = store.incidents
+    engines = {"A": start("A")}
+    try:
+        wait_until(lambda: store.redis.get(store.keys.engine_lease) == "A", 15, "A to lead")
+        now = int(time.time())
+        drive(119.62, 29.08, now - 300)  # ~3 km west of the scene
+        report(engine_store, "INC-G")
+        engine_store.command(
+            {"type": "OrderIssued", "incident": "INC-G", "order": "O1", "officers": ["zhao6"],
+             "by": "d7"}
+        )  # fmt: skip
+        for status in ("accepted", "enroute"):
+            ack = {"_type": "ack", "order_id": "O1", "tst": now, "status": status}
+            store.redis.xadd(
+                store.keys.inbox,
+                {"kind": "ack", "device": "zhao6/BC-9", "officer": "zhao6",
+                 "body": json.dumps(ack)},
+            )  # fmt: skip
+        wait_until(
+            lambda: (
+                getattr(engine_store.load_incidents().get("INC-G"), "phase", None) is Phase.EN_ROUTE
+            ),
+            15,
+            "the officer en route",
+        )
+        engines["B"] = start("B")
+        engines["A"].kill()  # kill -9: no step of A's settles what comes next
+        # While nobody leads, the officer drives into the scene's fence and stays.
+        inside = [now - 30 + n for n in range(5)]
+        drive(119.635, 29.08, now - 100)
+        for tst in inside:
+            drive(119.65, 29.08, tst)
+        assert store.redis.get(store.keys.engine_lease) == "A"  # A's lease is still running
+        wait_until(
+            lambda: saved(engine_store, "INC-G").reached(Milestone.ARRIVE) is not None,
+            20,
+            "the standby to see the arrival",
+        )
+        arrived = saved(engine_store, "INC-G").reached(Milestone.ARRIVE)
+        assert (arrived.by, arrived.via) == ("zhao6", "gps")
+        assert store.redis.get(store.keys.engine_lease) == "B"
+        arrival = next(
+            r for r in engine_store.audit_records() if r.get("event") == "OfficerArrived"
+        )
+        assert arrival["engine"] == "B" and arrival["entry_id"].startswith("fix:zhao6/BC-9:")
+        assert int(arrival["entry_id"].rsplit(":", 1)[1]) in inside
+        pending = store.redis.xpending(store.keys.positions, "engine")
+        assert pending["pending"] == 0
+    finally:
+        for process in engines.values():
+            process.kill()
+            process.wait()
