@@ -9,6 +9,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import yaml
 
@@ -131,14 +133,15 @@ def test_an_incident_runs_on_the_clock_through_device_acks(store) -> None:
         thread.join(10)
 
 
-def test_standby_takes_over_a_killed_leader_and_every_deadline_fires_once(
-    store, redis_service, prefix, tmp_path
-) -> None:
-    policy_file = tmp_path / "policy.yaml"
-    policy_file.write_text(yaml.safe_dump({"default": SHORT}))
+def engine_processes(
+    redis_url: str, prefix: str, folder: Path, policy: dict
+) -> Callable[[str], subprocess.Popen]:
+    """Starts `yiwang engine` processes by name, on a 3 s lease and `policy` for everything."""
+    policy_file = folder / "policy.yaml"
+    policy_file.write_text(yaml.safe_dump({"default": policy}))
     env = {
         **os.environ,
-        "YIWANG_REDIS_URL": redis_service.url,
+        "YIWANG_REDIS_URL": redis_url,
         "YIWANG_KEY_PREFIX": prefix,
         "YIWANG_ENGINE_LEASE_MS": "3000",
         "YIWANG_POLICY_FILE": str(policy_file),
@@ -150,6 +153,14 @@ def test_standby_takes_over_a_killed_leader_and_every_deadline_fires_once(
             env={**env, "YIWANG_ENGINE_ID": name},
             stderr=subprocess.DEVNULL,
         )
+
+    return start
+
+
+def test_standby_takes_over_a_killed_leader_and_every_deadline_fires_once(
+    store, redis_service, prefix, tmp_path
+) -> None:
+    start = engine_processes(redis_service.url, prefix, tmp_path, SHORT)
 
     engine_store = store.incidents
     engines = {"A": start("A")}
@@ -229,23 +240,8 @@ def test_an_officer_silent_past_the_offline_limit_loses_the_order(store) -> None
 def test_an_arrival_driven_while_no_engine_leads_is_seen_by_the_standby(
     store, redis_service, prefix, tmp_path
 ) -> None:
-    policy_file = tmp_path / "policy.yaml"
     long_clock = {**SHORT, "respond_s": 600, "turn_out_s": 900, "handle_s": 1800}
-    policy_file.write_text(yaml.safe_dump({"default": long_clock}))
-    env = {
-        **os.environ,
-        "YIWANG_REDIS_URL": redis_service.url,
-        "YIWANG_KEY_PREFIX": prefix,
-        "YIWANG_ENGINE_LEASE_MS": "3000",
-        "YIWANG_POLICY_FILE": str(policy_file),
-    }
-
-    def start(name: str) -> subprocess.Popen:
-        return subprocess.Popen(
-            [sys.executable, "-m", "dispatch.cli", "engine"],
-            env={**env, "YIWANG_ENGINE_ID": name},
-            stderr=subprocess.DEVNULL,
-        )
+    start = engine_processes(redis_service.url, prefix, tmp_path, long_clock)
 
     store.registry.bind([Binding("BC-9", "zhao6", "")])
     writer = BatchWriter(store.ingest, ingest_config(prefix))
