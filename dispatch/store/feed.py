@@ -56,14 +56,18 @@ class ScreenFeed:
         pipe = self.redis.pipeline(transaction=False)
         pipe.xrevrange(self.keys.events, count=1)
         pipe.hvals(self.keys.incidents)
-        pipe.zrevrange(self.keys.seen_at, 0, -1)
-        last, raw_incidents, devices = await pipe.execute()
+        pipe.zrevrange(self.keys.seen_at, 0, -1, withscores=True)
+        last, raw_incidents, heard = await pipe.execute()
         pipe = self.redis.pipeline(transaction=False)
-        for device in devices:
+        for device, _ in heard:
             pipe.hmget(self.keys.device(device), "lon", "lat", "fix_at")
+        # `received_at` is when the center last heard the device, by its own clock: screens
+        # judge presence by it, never by the device's clock.
         rows = [
-            PositionRow(device, float(lon), float(lat), int(fix_at))
-            for device, (lon, lat, fix_at) in zip(devices, await pipe.execute(), strict=True)
+            PositionRow(device, float(lon), float(lat), int(fix_at), received_at=heard_at)
+            for (device, heard_at), (lon, lat, fix_at) in zip(
+                heard, await pipe.execute(), strict=True
+            )
             if fix_at is not None
         ]
         incidents = [_INCIDENT.decode(raw) for raw in raw_incidents]
