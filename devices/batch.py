@@ -23,7 +23,16 @@ from dataclasses import dataclass
 import msgspec
 
 from devices import messages
-from devices.quality import Limits, Reason, Rejection, judge_location, sos_rejection
+from devices.quality import (
+    Judged,
+    Limits,
+    Neighbours,
+    Reason,
+    Rejection,
+    judge_location,
+    sos_rejection,
+    wgs84_point,
+)
 from devices.registry import Binding, RegistrationBudget, UnknownDevicePolicy, resolve
 from devices.sink import (
     FIX_CONFLICT,
@@ -31,7 +40,9 @@ from devices.sink import (
     DeviceState,
     IngestBatch,
     IngestSink,
+    LateFix,
     PendingWrite,
+    StoredAround,
 )
 from devices.topics import UPLINK, DeviceTopic, TopicError, parse_topic
 from dispatch.core.track import DeviceKey, Fix, LastFix, genesis, link
@@ -283,28 +294,76 @@ class BatchWriter:
             if len(self._states) + len(missing) > _STATE_CACHE_MAX:
                 self._states.clear()
             self._states.update(self.sink.device_states(missing))
+        around = self._stored_around(fixes)
+        # This call's accepted fixes per device: neighbours of late fixes the store lacks yet.
+        accepted: dict[str, list[LastFix]] = {}
         chained: list[_PendingFix] = []
-        for pending in fixes:
+        remembered = {f.device: self._states[f.device].memory for f in fixes}
+        for n, pending in enumerate(fixes):
+            late = around.get(n)
             self._guarded(
-                batch, pending.message, lambda p=pending: self._judge_one(batch, p, chained)
+                batch,
+                pending.message,
+                lambda p=pending, a=late: self._judge_one(batch, p, a, accepted, chained),
             )
+        for device, memory in remembered.items():
+            if self._states[device].memory != memory:
+                batch.add_memory(device, self._states[device].memory)
         return chained
 
     def _judge_one(
-        self, batch: IngestBatch, pending: _PendingFix, chained: list[_PendingFix]
+        self,
+        batch: IngestBatch,
+        pending: _PendingFix,
+        around: tuple[LateFix, StoredAround] | None,
+        accepted: dict[str, list[LastFix]],
+        chained: list[_PendingFix],
     ) -> None:
+        state = self._states[pending.device]
         judged = judge_location(
             pending.device,
             pending.location,
-            last=self._states[pending.device].last,
+            last=state.last,
+            memory=state.memory,
+            neighbours=(
+                Neighbours()
+                if around is None
+                else _neighbours(*around, accepted.get(pending.device, []))
+            ),
             now=pending.message.received_at,
             limits=self.config.limits,
         )
-        if isinstance(judged, Rejection):
-            self._reject(batch, pending.message, pending.device, judged)
+        if isinstance(judged.verdict, Rejection):
+            self._states[pending.device] = DeviceState(state.head, judged.last, judged.memory)
+            self._reject(batch, pending.message, pending.device, judged.verdict)
             return
-        self._chain(batch, pending, judged)
+        fix = judged.verdict
+        self._chain(batch, pending, fix, judged)
+        accepted.setdefault(pending.device, []).append(LastFix(fix.lon, fix.lat, fix.fix_at))
         chained.append(pending)
+
+    def _stored_around(self, fixes: list[_PendingFix]) -> dict[int, tuple[LateFix, StoredAround]]:
+        """The store's neighbours of every fix that may be judged late, by index in `fixes`.
+
+        A fix is late when not newer than its device's anchor, which only ever moves to a fix
+        earlier in the batch: so every fix not newer than the device's newest so far is asked
+        about, in one round trip, and none when nothing arrives out of order.
+        """
+        newest: dict[str, int] = {}
+        late: dict[int, LateFix] = {}
+        for n, pending in enumerate(fixes):
+            last = self._states[pending.device].last
+            fix_at = int(pending.location.tst)
+            bound = newest.get(pending.device, last.fix_at if last is not None else None)
+            if bound is not None and fix_at <= bound:
+                point = wgs84_point(pending.location)
+                if point is not None:
+                    late[n] = LateFix(pending.device, fix_at, point.lon, point.lat)
+            newest[pending.device] = max(fix_at, bound if bound is not None else fix_at)
+        if not late:
+            return {}
+        answers = self.sink.stored_around(list(late.values()))
+        return {n: (fix, answer) for (n, fix), answer in zip(late.items(), answers, strict=True)}
 
     def _sort_statuses(
         self, chained: list[_PendingFix], statuses: list[int]
@@ -324,7 +383,7 @@ class BatchWriter:
             self._states.pop(pending.device, None)
         return conflicted, duplicates
 
-    def _chain(self, batch: IngestBatch, pending: _PendingFix, fix: Fix) -> None:
+    def _chain(self, batch: IngestBatch, pending: _PendingFix, fix: Fix, judged: Judged) -> None:
         state = self._states[pending.device]
         canonical = fix.canonical()
         raw_sha = hashlib.sha256(pending.message.payload).hexdigest()
@@ -346,8 +405,7 @@ class BatchWriter:
             fix.acc_m,
             fix.cog_deg,
         )
-        last = state.last if fix.backfill else LastFix(fix.lon, fix.lat, fix.fix_at)
-        self._states[pending.device] = DeviceState(chain_hash, last)
+        self._states[pending.device] = DeviceState(chain_hash, judged.last, judged.memory)
 
     def _reject(
         self, batch: IngestBatch, message: Received, device: str, rejection: Rejection
@@ -378,6 +436,29 @@ class BatchWriter:
 
 def _shortened(text: str, limit: int) -> str:
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
+def _neighbours(late: LateFix, answer: StoredAround, accepted: list[LastFix]) -> Neighbours:
+    """A late fix's neighbours in time among the stored fixes and those accepted before it in
+    this batch; none for a fix already held, which the store answers as a duplicate."""
+    if answer.stored:
+        return Neighbours()
+    before, after = answer.neighbours.before, answer.neighbours.after
+    for fix in accepted:
+        if _stored_order(fix) == _stored_order(late):
+            return Neighbours()
+        if fix.fix_at <= late.fix_at:
+            if before is None or _stored_order(fix) > _stored_order(before):
+                before = fix
+        elif after is None or _stored_order(fix) < _stored_order(after):
+            after = fix
+    return Neighbours(before, after)
+
+
+def _stored_order(fix: LastFix | LateFix) -> tuple[int, str]:
+    """How the store orders and tells apart a device's fixes: by time, then by the position
+    to the 7 decimals it keeps (the seen index's members)."""
+    return fix.fix_at, f"{fix.lon:.7f}|{fix.lat:.7f}"
 
 
 def _duplicate(fix: _PendingFix) -> Rejection:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from devices.quality import JumpMemory, Neighbours
 from devices.registry import Binding
 from dispatch.core.track import LastFix
 
@@ -25,6 +26,25 @@ class DeviceState:
 
     head: str  # "" while the chain is empty
     last: LastFix | None
+    memory: JumpMemory = field(default_factory=JumpMemory)
+
+
+@dataclass(frozen=True, slots=True)
+class LateFix:
+    """A fix not newer than its device's last live fix, whose stored neighbours are asked for."""
+
+    device: str
+    fix_at: int
+    lon: float
+    lat: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAround:
+    """The sink's answer for a `LateFix`: its neighbours in fix time, or that it is stored."""
+
+    neighbours: Neighbours
+    stored: bool  # the very fix is held already: the store will answer it as a duplicate
 
 
 @dataclass(slots=True)
@@ -39,6 +59,7 @@ class IngestBatch:
     fixes: list[tuple[str | int | float | None, ...]] = field(default_factory=list)
     rejects: list[tuple[str, ...]] = field(default_factory=list)
     messages: list[tuple[str, ...]] = field(default_factory=list)
+    memories: list[tuple[str, str]] = field(default_factory=list)
 
     def add_fix(
         self,
@@ -87,8 +108,40 @@ class IngestBatch:
     ) -> None:
         self.messages.append((kind, dev, officer, topic, body.decode(), body_sha256))
 
+    def add_memory(self, dev: str, memory: JumpMemory) -> None:
+        """Keep the device's jump memory as it stands after this batch."""
+        self.memories.append((dev, memory_text(memory)))
+
     def __len__(self) -> int:
         return len(self.fixes) + len(self.rejects) + len(self.messages)
+
+
+def memory_text(memory: JumpMemory) -> str:
+    """A jump memory as the store keeps it: the fix before the anchor (empty if none), then
+    the rivals, each `fix_at|lon|lat` with exact floats, joined by `;`."""
+    fixes = (memory.before, *memory.rivals)
+    return ";".join("" if f is None else f"{f.fix_at}|{f.lon!r}|{f.lat!r}" for f in fixes)
+
+
+def memory_from_text(text: str | None) -> JumpMemory:
+    """The memory `memory_text` wrote; an empty one for nothing or for anything unreadable,
+    which only costs the device the old rule until its next fixes."""
+    if not text:
+        return JumpMemory()
+    try:
+        before, *rivals = (_fix_from_text(part) for part in text.split(";"))
+        if any(r is None for r in rivals):
+            return JumpMemory()
+        return JumpMemory(before, tuple(r for r in rivals if r is not None))
+    except ValueError:
+        return JumpMemory()
+
+
+def _fix_from_text(text: str) -> LastFix | None:
+    if not text:
+        return None
+    fix_at, lon, lat = text.split("|")
+    return LastFix(float(lon), float(lat), int(fix_at))
 
 
 class PendingWrite(Protocol):
@@ -114,7 +167,10 @@ class IngestSink(Protocol):
         """Store a batch and wait for the answer."""
 
     def device_states(self, devices: Sequence[str]) -> dict[str, DeviceState]:
-        """Chain head and newest live fix of each device."""
+        """Chain head, newest live fix and jump memory of each device."""
+
+    def stored_around(self, late: Sequence[LateFix]) -> list[StoredAround]:
+        """For each late fix, the device's stored fixes just before and after it in time."""
 
     def record_broker_counter(self, name: str, value: str) -> None:
         """Keep a counter the broker reports about itself (e.g. dropped messages)."""

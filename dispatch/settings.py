@@ -22,6 +22,7 @@ from dispatch.clock import Clock
 from dispatch.core.policy import PolicyBook
 from dispatch.evidence.archive import Archive, SealPolicy
 from dispatch.evidence.signing import Signer, load_or_create
+from gis.service_area import CHINA, ServiceArea, area_around, box_area
 
 
 class Settings(BaseSettings):
@@ -73,6 +74,12 @@ class Settings(BaseSettings):
     max_future_s: float = 300.0
     max_age_s: float = 7 * 24 * 3600.0
     max_speed_kmh: float = 250.0
+    # Fixes are accepted within the city's outline and this margin; without a city, within
+    # `service_area_bbox` (west, south, east, north; JSON, e.g. "[119.2, 28.8, 120.1, 29.4]"),
+    # which replaces the outline when set; with neither, within the box where China's datums
+    # apply.
+    service_area_margin_km: float = Field(50.0, ge=0)
+    service_area_bbox: tuple[float, float, float, float] | None = None
 
     engine_id: str = Field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     # A standby takes over within lease + lease/10 of a leader's death: under 10 s.
@@ -119,6 +126,15 @@ class Settings(BaseSettings):
     def _known_protocol(cls, value: int) -> int:
         if value not in (5, 311):
             raise ValueError("YIWANG_MQTT_PROTOCOL is 5 (MQTT 5) or 311 (MQTT 3.1.1)")
+        return value
+
+    @field_validator("service_area_bbox")
+    @classmethod
+    def _valid_box(
+        cls, value: tuple[float, float, float, float] | None
+    ) -> tuple[float, float, float, float] | None:
+        if value is not None:
+            box_area(*value)  # raises naming what is wrong with it
         return value
 
     def broker_login(
@@ -177,10 +193,23 @@ class Settings(BaseSettings):
     def seal_policy(self) -> SealPolicy:
         return SealPolicy(self.archive_max_fixes, self.archive_max_age_s)
 
-    def limits(self) -> Limits:
+    def limits(self, city: City | None) -> Limits:
         return Limits(
             max_payload_bytes=self.max_payload_bytes,
             max_future_s=self.max_future_s,
             max_age_s=self.max_age_s,
             max_speed_kmh=self.max_speed_kmh,
+            service_area=self.service_area(city),
+        )
+
+    def service_area(self, city: City | None) -> ServiceArea:
+        """Where devices can be: the box if one is set, else the city's outline and margin."""
+        if self.service_area_bbox is not None:
+            return box_area(*self.service_area_bbox)
+        if city is None or self.areas_file is None:
+            return box_area(*CHINA)
+        return area_around(
+            (area.geometry for area in city.areas.areas),
+            self.service_area_margin_km * 1000.0,
+            f"the outline of {self.areas_file.name}",
         )

@@ -130,11 +130,10 @@ class LocalPlane:
 
     def __init__(self, origin: LonLat) -> None:
         self.origin = origin
-        self._forward = Transformer.from_crs(
-            "+proj=longlat +datum=WGS84 +no_defs",
-            f"+proj=aeqd +lat_0={origin.lat} +lon_0={origin.lon} +datum=WGS84 +units=m +no_defs",
-            always_xy=True,
-        )
+        plane = f"+proj=aeqd +lat_0={origin.lat} +lon_0={origin.lon} +datum=WGS84 +units=m +no_defs"
+        degrees = "+proj=longlat +datum=WGS84 +no_defs"
+        self._forward = Transformer.from_crs(degrees, plane, always_xy=True)
+        self._inverse = Transformer.from_crs(plane, degrees, always_xy=True)
 
     def xy(self, lon: Floats, lat: Floats) -> tuple[Floats, Floats]:
         x, y = self._forward.transform(np.asarray(lon, dtype=float), np.asarray(lat, dtype=float))
@@ -151,6 +150,16 @@ class LocalPlane:
             np.asarray(geometries, dtype=object), project
         )
         return projected
+
+    def to_degrees(self, geometry: BaseGeometry) -> BaseGeometry:
+        """A geometry drawn in this plane's metres, back in WGS-84 degrees."""
+
+        def unproject(coords: Floats) -> Floats:
+            lon, lat = self._inverse.transform(coords[:, 0], coords[:, 1])
+            return np.column_stack((lon, lat))
+
+        degrees: BaseGeometry = shapely.transform(geometry, unproject)
+        return degrees
 
 
 def street_lines(graph: StreetGraph) -> NDArray[np.object_]:

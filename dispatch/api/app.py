@@ -49,10 +49,10 @@ from dispatch.store import ScreenFeed, Store
 log = logging.getLogger(__name__)
 
 
-def build_ingest(settings: Settings, store: Store) -> IngestWorker:
+def build_ingest(settings: Settings, store: Store, city: City | None) -> IngestWorker:
     config = IngestConfig(
         root=settings.topic_root,
-        limits=settings.limits(),
+        limits=settings.limits(city),
         unknown_devices=settings.unknown_devices,
         registrations_per_min=settings.registrations_per_min,
         batch_max=settings.ingest_batch_max,
@@ -93,7 +93,7 @@ def start_workers(
 
     running = Workers()
     if "ingest" in names:
-        running.ingest = build_ingest(settings, own_store())
+        running.ingest = build_ingest(settings, own_store(), city)
         running.threads.append(threading.Thread(target=running.ingest.run, name="ingest"))
     if "engine" in names:
         running.engine = Engine(

@@ -52,7 +52,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
     store = Store.from_url(settings.redis_url, settings.key_prefix)
     store.upgrade()
-    worker = build_ingest(settings, store)
+    worker = build_ingest(settings, store, settings.city(datetime.now(ZoneInfo(settings.timezone))))
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     log.info(
         "ingesting %s/# from %s:%d into %s",

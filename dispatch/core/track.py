@@ -49,6 +49,8 @@ class Fix:
     datum: str | None = None
     badge: str | None = None
     backfill: bool = False
+    # The tst of the live fix this one displaced as an outlier (devices.quality's jump filter).
+    reanchored_from: int | None = None
 
     def canonical(self) -> bytes:
         """The bytes the chain commits to: sorted-key compact JSON, absent fields left out."""

@@ -28,7 +28,6 @@ class _LiveFix(msgspec.Struct):
 
     acc_m: float | None = None
     cog_deg: float | None = None
-    received_at: float | None = None
 
 
 _LIVE_FIX = msgspec.json.Decoder(_LiveFix)
@@ -67,14 +66,18 @@ class ScreenFeed:
         pipe = self.redis.pipeline(transaction=False)
         pipe.xrevrange(self.keys.events, count=1)
         pipe.hvals(self.keys.incidents)
-        pipe.zrevrange(self.keys.seen_at, 0, -1)
-        last, raw_incidents, devices = await pipe.execute()
+        pipe.zrevrange(self.keys.seen_at, 0, -1, withscores=True)
+        last, raw_incidents, heard = await pipe.execute()
         pipe = self.redis.pipeline(transaction=False)
-        for device in devices:
+        for device, _ in heard:
             pipe.hmget(self.keys.device(device), "lon", "lat", "fix_at", "fix")
+        # `received_at` is when the center last heard the device, by its own clock: screens
+        # judge presence by it, never by the device's clock.
         rows = [
-            _row(device, float(lon), float(lat), int(fix_at), fix)
-            for device, (lon, lat, fix_at, fix) in zip(devices, await pipe.execute(), strict=True)
+            _row(device, float(lon), float(lat), int(fix_at), fix, heard_at)
+            for (device, heard_at), (lon, lat, fix_at, fix) in zip(
+                heard, await pipe.execute(), strict=True
+            )
             if fix_at is not None
         ]
         incidents = [_INCIDENT.decode(raw) for raw in raw_incidents]
@@ -88,11 +91,13 @@ class ScreenFeed:
         return [entry for _stream, entries in reply for entry in entries]
 
 
-def _row(device: str, lon: float, lat: float, fix_at: int, fix: str | None) -> PositionRow:
-    """A device's live position as the positions entries carry it: with its accuracy, course
-    and the server's time of receipt, as stored with the fix."""
+def _row(
+    device: str, lon: float, lat: float, fix_at: int, fix: str | None, heard_at: float
+) -> PositionRow:
+    """A device's live position as the positions entries carry it: with the accuracy and
+    course stored with its fix."""
     live = _LIVE_FIX.decode(fix) if fix else _LiveFix()
-    return PositionRow(device, lon, lat, fix_at, live.acc_m, live.cog_deg, live.received_at)
+    return PositionRow(device, lon, lat, fix_at, live.acc_m, live.cog_deg, heard_at)
 
 
 class PositionFeed:

@@ -12,8 +12,9 @@ from typing import Any
 import msgspec
 import redis
 
+from devices.quality import Neighbours
 from devices.registry import Binding
-from devices.sink import DeviceState, IngestBatch
+from devices.sink import DeviceState, IngestBatch, LateFix, StoredAround, memory_from_text
 from dispatch.core.track import LastFix
 from dispatch.store.keys import Keys
 from dispatch.store.registry import RegistryStore
@@ -80,6 +81,7 @@ class IngestStore:
                 encode(batch.fixes),
                 encode(batch.rejects),
                 encode(batch.messages),
+                encode(batch.memories),
                 self.positions_bound,
             )
         except BaseException:
@@ -90,12 +92,29 @@ class IngestStore:
     def device_states(self, devices: Sequence[str]) -> dict[str, DeviceState]:
         pipe = self.redis.pipeline(transaction=False)
         for device in devices:
-            pipe.hmget(self.keys.device(device), "head", "lon", "lat", "fix_at")
+            pipe.hmget(self.keys.device(device), "head", "lon", "lat", "fix_at", "jumps")
         states = {}
-        for device, (head, lon, lat, fix_at) in zip(devices, pipe.execute(), strict=True):
+        for device, (head, lon, lat, fix_at, jumps) in zip(devices, pipe.execute(), strict=True):
             last = LastFix(float(lon), float(lat), int(fix_at)) if fix_at is not None else None
-            states[device] = DeviceState(head or "", last)
+            states[device] = DeviceState(head or "", last, memory_from_text(jumps))
         return states
+
+    def stored_around(self, late: Sequence[LateFix]) -> list[StoredAround]:
+        # The seen index (store.lua) holds every stored fix as "fix_at|lon|lat" scored by fix_at.
+        pipe = self.redis.pipeline(transaction=False)
+        for fix in late:
+            key = self.keys.seen(fix.device)
+            pipe.zscore(key, f"{fix.fix_at}|{fix.lon:.7f}|{fix.lat:.7f}")
+            pipe.zrevrangebyscore(key, fix.fix_at, "-inf", start=0, num=1)
+            pipe.zrangebyscore(key, f"({fix.fix_at}", "+inf", start=0, num=1)
+        replies = pipe.execute()
+        return [
+            StoredAround(
+                Neighbours(_seen_fix(replies[3 * n + 1]), _seen_fix(replies[3 * n + 2])),
+                stored=replies[3 * n] is not None,
+            )
+            for n in range(len(late))
+        ]
 
     def bindings(self) -> dict[str, Binding]:
         return self.registry.bindings()
@@ -125,3 +144,10 @@ class IngestStore:
             {"id": entry_id, **fields}
             for entry_id, fields in self.redis.xrevrange(self.keys.deadletter, count=count)
         ]
+
+
+def _seen_fix(members: list[str]) -> LastFix | None:
+    if not members:
+        return None
+    fix_at, lon, lat = members[0].split("|")
+    return LastFix(float(lon), float(lat), int(fix_at))

@@ -172,14 +172,25 @@ local function trim_positions(p, bound)
   redis.call('XTRIM', key, 'MAXLEN', bound - 1)
 end
 
--- ARGV: prefix, received_at, oldest_received_at, fixes, rejects, messages (MessagePack),
--- and the positions stream's bound.
+
+-- memory = {dev, text}: the jump filter's memory of the device after this batch
+-- (devices.sink.memory_text), kept so a restarted worker judges as the stopped one would have.
+local function store_memories(p, memories)
+  for n = 1, #memories do
+    local dev, text = unpack(memories[n])
+    redis.call('HSET', p .. ':dev:' .. dev, 'jumps', text)
+  end
+end
+
+-- ARGV: prefix, received_at, oldest_received_at, fixes, rejects, messages, memories
+-- (those four MessagePack), and the positions stream's bound.
 local function ingest(keys, args)
   local p, rx, oldest = args[1], args[2], tonumber(args[3])
   local statuses, positions, heard = {}, {}, {}
   store_fixes(p, cmsgpack.unpack(args[4]), statuses, positions, heard)
   store_rejects(p, rx, cmsgpack.unpack(args[5]))
   store_messages(p, cmsgpack.unpack(args[6]), heard)
+  store_memories(p, cmsgpack.unpack(args[7]))
   -- Receive-to-stored delay of this batch, by the Redis clock.
   local now = redis.call('TIME')
   local stored_at = tonumber(now[1]) + tonumber(now[2]) / 1e6
@@ -200,7 +211,7 @@ local function ingest(keys, args)
     local body = cjson.encode(positions)
     redis.call('XADD', p .. ':events', 'MAXLEN', '~', EVENTS_MAXLEN, '*',
       'type', 'positions', 'body', body)
-    trim_positions(p, tonumber(args[7]))
+    trim_positions(p, tonumber(args[8]))
     redis.call('XADD', p .. ':positions', '*', 'body', body)
   end
   return statuses

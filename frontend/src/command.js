@@ -21,7 +21,8 @@ const OFFICER_LIST_MAX = 300;
 const TRAILS_FOR_ALL_MAX = 1000;
 
 const state = {
-  officers: new Map(), // dev -> {dev, officer, lon, lat, fix_at, trail: [[lon, lat, t]]}
+  // dev -> {dev, officer, lon, lat, fix_at, heard_at, heading, trail: [[lon, lat, t]]}
+  officers: new Map(),
   incidents: new Map(),
   selected: null,
   alerts: [],
@@ -58,7 +59,8 @@ function currentOfficers() {
       [lon, lat] = [lon0 + (lon1 - lon0) * share, lat0 + (lat1 - lat0) * share];
     }
     const trail = fixes.filter((f) => f[0] <= t && f[0] >= t - TRAIL_S).map((f) => [f[1], f[2], f[0]]);
-    shown.push({ dev, officer: dev.split("/")[0], lon, lat, fix_at: t0, trail: [...trail, [lon, lat, t]] });
+    const officer = dev.split("/")[0];
+    shown.push({ dev, officer, lon, lat, fix_at: t0, heard_at: t0, trail: [...trail, [lon, lat, t]] });
   }
   return shown;
 }
@@ -77,7 +79,8 @@ function currentIncidents() {
 }
 
 function officerStatus(officer) {
-  if (now() - officer.fix_at > OFFLINE_AFTER_S) return "offline";
+  // By when the center last heard the device (its own clock), not the device's clock.
+  if (now() - officer.heard_at > OFFLINE_AFTER_S) return "offline";
   for (const incident of currentIncidents()) {
     const order = incident.order;
     if (!order || !order.officers.includes(officer.officer)) continue;
@@ -88,13 +91,16 @@ function officerStatus(officer) {
   return "available";
 }
 
-function moveOfficer(dev, lon, lat, fixAt) {
+// A row is a PositionRow: [device, lon, lat, fix_at, acc_m, cog_deg, received_at].
+function moveOfficer([dev, lon, lat, fixAt, , cog, receivedAt]) {
   const officer = state.officers.get(dev) || { dev, officer: dev.split("/")[0], trail: [], heading: null };
-  if (officer.lon != null && (officer.lon !== lon || officer.lat !== lat)) {
+  if (cog != null) {
+    officer.heading = cog; // the device's own course, where it reports one
+  } else if (officer.lon != null && (officer.lon !== lon || officer.lat !== lat)) {
     const east = (lon - officer.lon) * Math.cos((lat * Math.PI) / 180);
     officer.heading = ((Math.atan2(east, lat - officer.lat) * 180) / Math.PI + 360) % 360;
   }
-  Object.assign(officer, { lon, lat, fix_at: fixAt });
+  Object.assign(officer, { lon, lat, fix_at: fixAt, heard_at: receivedAt ?? fixAt });
   officer.trail.push([lon, lat, fixAt]);
   while (officer.trail.length && officer.trail[0][2] < fixAt - TRAIL_S) officer.trail.shift();
   state.officers.set(dev, officer);
@@ -104,9 +110,9 @@ function onMessage(message, arrived = performance.now()) {
   if (message.type === "snapshot") {
     state.incidents.clear();
     for (const incident of message.incidents) state.incidents.set(incident.id, incident);
-    for (const [dev, lon, lat, fixAt] of message.devices) moveOfficer(dev, lon, lat, fixAt);
+    for (const row of message.devices) moveOfficer(row);
   } else if (message.type === "positions") {
-    for (const [dev, lon, lat, fixAt] of message.body) moveOfficer(dev, lon, lat, fixAt);
+    for (const row of message.body) moveOfficer(row);
     state.lastPositionsSeq = message.seq;
     state.positionsMs = performance.now() - arrived;
     state.received.push([message.seq, Date.now()]);
@@ -410,6 +416,11 @@ function wireReplay() {
 window.__officerPixel = (dev) => {
   const officer = currentOfficers().find((o) => o.dev === dev);
   return officer && state.map.project([officer.lon, officer.lat]);
+};
+// How the map shows an officer (colour by status, arrow by heading), for tests.
+window.__officerLook = (dev) => {
+  const officer = currentOfficers().find((o) => o.dev === dev);
+  return officer && { status: officerStatus(officer), heading: officer.heading };
 };
 window.__pick = (x, y) => {
   const info = state.overlay.pickObject({ x, y, radius: 3, layerIds: ["officers"] });

@@ -85,9 +85,11 @@ class Device:
         self.client.loop_start()
         self.tst = int(time.time()) - 1500
 
-    def at(self, lon: float, lat: float) -> None:
+    def at(self, lon: float, lat: float, cog: float | None = None) -> None:
         self.tst += 300
         payload = {"_type": "location", "lon": lon, "lat": lat, "tst": self.tst, "acc": 5}
+        if cog is not None:
+            payload["cog"] = cog
         self.client.publish(self.topic, json.dumps(payload), qos=1).wait_for_publish(5)
 
 
@@ -144,10 +146,15 @@ def test_live_map_draws_an_officer_where_its_fixes_put_it(center, browser) -> No
     page = open_page(browser, center, "/", requests, viewport={"width": 1400, "height": 850})
     before = officer_on_screen(page, lon, lat)
     assert before["picked"] == f"{OFFICER}/{DEVICE}"
+    look = f"window.__officerLook('{OFFICER}/{DEVICE}')"
+    # The device's clock says 20 minutes ago; the center heard it just now: it is online.
+    assert page.evaluate(look)["status"] == "available"
     east = lon + 2000 / (111_320 * math.cos(math.radians(lat)))
-    device.at(east, lat)
+    device.at(east, lat, cog=45)
     after = officer_on_screen(page, east, lat)
     assert after["picked"] == f"{OFFICER}/{DEVICE}"
+    # The arrow follows the device's own course, not the bearing of the move (due east).
+    assert page.evaluate(look)["heading"] == 45
     assert after["pixel"]["x"] > before["pixel"]["x"] + 5
     assert page.evaluate(f"window.__pick({before['pixel']['x']}, {before['pixel']['y']})") is None
     SHOTS.mkdir(parents=True, exist_ok=True)

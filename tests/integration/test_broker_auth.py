@@ -17,11 +17,12 @@ from devices.registry import Binding, UnknownDevicePolicy
 from dispatch.api.app import create_app
 from dispatch.cli import main as yiwang
 from dispatch.settings import Settings
+from gis.service_area import box_area
 from tests.conftest import ingest_config
 from tests.integration.helpers import mqtt_client, publish_all, verdicts, wait_until
 from tests.owntracks_fixtures import ACCEPTED
 
-WORLD = (-180.0, -90.0, 180.0, 90.0)
+WORLD = box_area(-180.0, -90.0, 180.0, 90.0)
 NOT_AUTHORIZED = 135  # MQTT 5 reason code in PUBACK, SUBACK and CONNACK
 
 

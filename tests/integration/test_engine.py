@@ -138,10 +138,11 @@ def test_an_incident_runs_on_the_clock_through_device_acks(store) -> None:
 
 
 def engine_processes(
-    redis_url: str, prefix: str, tmp_path: Path, policy: dict, lease_ms: int = 3000
+    redis_url: str, prefix: str, folder: Path, policy: dict, lease_ms: int = 3000
 ) -> Callable[[str], subprocess.Popen]:
-    """How to start an engine process named by its argument."""
-    policy_file = tmp_path / "policy.yaml"
+    """Starts `yiwang engine` processes by name, on a `lease_ms` lease and `policy` for
+    everything."""
+    policy_file = folder / "policy.yaml"
     policy_file.write_text(yaml.safe_dump({"default": policy}))
     env = {
         **os.environ,
@@ -203,7 +204,7 @@ def test_standby_takes_over_a_killed_leader_and_every_deadline_fires_once(
             process.wait()
 
 
-def test_a_standby_sees_the_fixes_stored_while_no_engine_led(
+def test_a_standby_records_departure_and_arrival_at_the_times_of_fixes_stored_in_the_gap(
     store, redis_service, prefix, tmp_path
 ) -> None:
     """The leader dies with an officer on the way, who drives into the fence before the
@@ -287,3 +288,70 @@ def test_an_officer_silent_past_the_offline_limit_loses_the_order(store) -> None
     finally:
         stop.set()
         thread.join(10)
+
+
+def test_an_arrival_driven_while_no_engine_leads_is_seen_by_the_standby(
+    store, redis_service, prefix, tmp_path
+) -> None:
+    long_clock = {**SHORT, "respond_s": 600, "turn_out_s": 900, "handle_s": 1800}
+    start = engine_processes(redis_service.url, prefix, tmp_path, long_clock)
+
+    store.registry.bind([Binding("BC-9", "zhao6", "")])
+    writer = BatchWriter(store.ingest, ingest_config(prefix))
+
+    def drive(lon: float, lat: float, tst: int) -> None:
+        fix = json.dumps({"_type": "location", "lat": lat, "lon": lon, "tst": tst}).encode()
+        writer.write([Received(tst, 1, f"{prefix}/zhao6/BC-9", fix, time.time())])
+
+    engine_store = store.incidents
+    engines = {"A": start("A")}
+    try:
+        wait_until(lambda: store.redis.get(store.keys.engine_lease) == "A", 15, "A to lead")
+        now = int(time.time())
+        drive(119.62, 29.08, now - 300)  # ~3 km west of the scene
+        report(engine_store, "INC-G")
+        engine_store.command(
+            {"type": "OrderIssued", "incident": "INC-G", "order": "O1", "officers": ["zhao6"],
+             "by": "d7"}
+        )  # fmt: skip
+        for status in ("accepted", "enroute"):
+            ack = {"_type": "ack", "order_id": "O1", "tst": now, "status": status}
+            store.redis.xadd(
+                store.keys.inbox,
+                {"kind": "ack", "device": "zhao6/BC-9", "officer": "zhao6",
+                 "body": json.dumps(ack)},
+            )  # fmt: skip
+        wait_until(
+            lambda: (
+                getattr(engine_store.load_incidents().get("INC-G"), "phase", None) is Phase.EN_ROUTE
+            ),
+            15,
+            "the officer en route",
+        )
+        engines["B"] = start("B")
+        engines["A"].kill()  # kill -9: no step of A's settles what comes next
+        # While nobody leads, the officer drives into the scene's fence and stays.
+        inside = [now - 30 + n for n in range(5)]
+        drive(119.635, 29.08, now - 100)
+        for tst in inside:
+            drive(119.65, 29.08, tst)
+        assert store.redis.get(store.keys.engine_lease) == "A"  # A's lease is still running
+        wait_until(
+            lambda: saved(engine_store, "INC-G").reached(Milestone.ARRIVE) is not None,
+            20,
+            "the standby to see the arrival",
+        )
+        arrived = saved(engine_store, "INC-G").reached(Milestone.ARRIVE)
+        assert (arrived.by, arrived.via) == ("zhao6", "gps")
+        assert store.redis.get(store.keys.engine_lease) == "B"
+        arrival = next(
+            r for r in engine_store.audit_records() if r.get("event") == "OfficerArrived"
+        )
+        assert arrival["engine"] == "B" and arrival["entry_id"].startswith("fix:zhao6/BC-9:")
+        assert int(arrival["entry_id"].rsplit(":", 1)[1]) in inside
+        pending = store.redis.xpending(store.keys.positions, "engine")
+        assert pending["pending"] == 0
+    finally:
+        for process in engines.values():
+            process.kill()
+            process.wait()

@@ -12,12 +12,13 @@ import pytest
 
 from devices.registry import Binding, UnknownDevicePolicy
 from dispatch.core.track import DeviceKey, verify_chain
+from gis.service_area import box_area
 from simulators.load import RawPublisher, payload
 from tests.conftest import ingest_config
 from tests.integration.helpers import mqtt_client, publish_all, verdicts, wait_until
 from tests.owntracks_fixtures import ACCEPTED, REJECTED, TRANSITION
 
-WORLD = (-180.0, -90.0, 180.0, 90.0)
+WORLD = box_area(-180.0, -90.0, 180.0, 90.0)
 
 
 def location(tst: float, lat: float = 29.08, lon: float = 119.65, **extra) -> bytes:

@@ -64,7 +64,7 @@ def test_the_bound_counts_every_entry_it_drops_unsettled(store: Store) -> None:
 
 
 def test_a_snapshot_shows_a_device_as_the_live_entries_do(store: Store, redis_service) -> None:
-    writer = BatchWriter(store.ingest, ingest_config("owntracks"), clock=lambda: T0 + 2.5)
+    writer = BatchWriter(store.ingest, ingest_config("owntracks"), clock=lambda: T0 + 2)
     fixes = [
         ("owntracks/zhang3/BC-1", {"lon": 119.65, "lat": 29.08, "acc": 5, "cog": 90}),
         ("owntracks/li4/phone", {"lon": 119.66, "lat": 29.09}),  # no accuracy, no course
