@@ -37,11 +37,11 @@ from enum import StrEnum
 import numpy as np
 import shapely
 from numpy.typing import NDArray
-from pyproj import Transformer
 from shapely.geometry.base import BaseGeometry
 
 from gis.areas import Area, AreaId
 from gis.coords import LonLat
+from gis.plane import LocalPlane
 from gis.routing import StreetGraph
 
 DEFAULT_RADIUS_M = 30.0
@@ -123,43 +123,6 @@ class Coverage:
     @property
     def visited(self) -> bool:
         return self.visits > 0
-
-
-class LocalPlane:
-    """Metres east/north on an azimuthal equidistant projection centred on `origin`."""
-
-    def __init__(self, origin: LonLat) -> None:
-        self.origin = origin
-        plane = f"+proj=aeqd +lat_0={origin.lat} +lon_0={origin.lon} +datum=WGS84 +units=m +no_defs"
-        degrees = "+proj=longlat +datum=WGS84 +no_defs"
-        self._forward = Transformer.from_crs(degrees, plane, always_xy=True)
-        self._inverse = Transformer.from_crs(plane, degrees, always_xy=True)
-
-    def xy(self, lon: Floats, lat: Floats) -> tuple[Floats, Floats]:
-        x, y = self._forward.transform(np.asarray(lon, dtype=float), np.asarray(lat, dtype=float))
-        return np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-
-    def geometries(
-        self, geometries: Sequence[BaseGeometry] | NDArray[np.object_]
-    ) -> NDArray[np.object_]:
-        def project(coords: Floats) -> Floats:
-            x, y = self.xy(coords[:, 0], coords[:, 1])
-            return np.column_stack((x, y))
-
-        projected: NDArray[np.object_] = shapely.transform(
-            np.asarray(geometries, dtype=object), project
-        )
-        return projected
-
-    def to_degrees(self, geometry: BaseGeometry) -> BaseGeometry:
-        """A geometry drawn in this plane's metres, back in WGS-84 degrees."""
-
-        def unproject(coords: Floats) -> Floats:
-            lon, lat = self._inverse.transform(coords[:, 0], coords[:, 1])
-            return np.column_stack((lon, lat))
-
-        degrees: BaseGeometry = shapely.transform(geometry, unproject)
-        return degrees
 
 
 def street_lines(graph: StreetGraph) -> NDArray[np.object_]:

@@ -14,7 +14,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from gis.coords import LonLat
-from gis.coverage import LocalPlane
+from gis.plane import LocalPlane
 
 # The grown outline is simplified to this share of the margin: a 50 km margin moves by at most
 # 500 m, and a district outline of thousands of vertices shrinks to a few hundred.
