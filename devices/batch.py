@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import msgspec
 
 from devices import messages
+from devices.backfill import late_fixes, neighbours
 from devices.quality import (
     Judged,
     Limits,
@@ -31,7 +32,6 @@ from devices.quality import (
     Rejection,
     judge_location,
     sos_rejection,
-    wgs84_point,
 )
 from devices.registry import Binding, RegistrationBudget, UnknownDevicePolicy, resolve
 from devices.sink import (
@@ -328,7 +328,7 @@ class BatchWriter:
             neighbours=(
                 Neighbours()
                 if around is None
-                else _neighbours(*around, accepted.get(pending.device, []))
+                else neighbours(*around, accepted.get(pending.device, []))
             ),
             now=pending.message.received_at,
             limits=self.config.limits,
@@ -343,23 +343,12 @@ class BatchWriter:
         chained.append(pending)
 
     def _stored_around(self, fixes: list[_PendingFix]) -> dict[int, tuple[LateFix, StoredAround]]:
-        """The store's neighbours of every fix that may be judged late, by index in `fixes`.
-
-        A fix is late when not newer than its device's anchor, which only ever moves to a fix
-        earlier in the batch: so every fix not newer than the device's newest so far is asked
-        about, in one round trip, and none when nothing arrives out of order.
-        """
-        newest: dict[str, int] = {}
-        late: dict[int, LateFix] = {}
-        for n, pending in enumerate(fixes):
-            last = self._states[pending.device].last
-            fix_at = int(pending.location.tst)
-            bound = newest.get(pending.device, last.fix_at if last is not None else None)
-            if bound is not None and fix_at <= bound:
-                point = wgs84_point(pending.location)
-                if point is not None:
-                    late[n] = LateFix(pending.device, fix_at, point.lon, point.lat)
-            newest[pending.device] = max(fix_at, bound if bound is not None else fix_at)
+        """The store's neighbours of every fix that may be judged late, by index in `fixes`,
+        in one round trip (none when nothing arrives out of order)."""
+        late = late_fixes(
+            [(f.device, f.location) for f in fixes],
+            {f.device: self._states[f.device].last for f in fixes},
+        )
         if not late:
             return {}
         answers = self.sink.stored_around(list(late.values()))
@@ -436,29 +425,6 @@ class BatchWriter:
 
 def _shortened(text: str, limit: int) -> str:
     return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
-
-
-def _neighbours(late: LateFix, answer: StoredAround, accepted: list[LastFix]) -> Neighbours:
-    """A late fix's neighbours in time among the stored fixes and those accepted before it in
-    this batch; none for a fix already held, which the store answers as a duplicate."""
-    if answer.stored:
-        return Neighbours()
-    before, after = answer.neighbours.before, answer.neighbours.after
-    for fix in accepted:
-        if _stored_order(fix) == _stored_order(late):
-            return Neighbours()
-        if fix.fix_at <= late.fix_at:
-            if before is None or _stored_order(fix) > _stored_order(before):
-                before = fix
-        elif after is None or _stored_order(fix) < _stored_order(after):
-            after = fix
-    return Neighbours(before, after)
-
-
-def _stored_order(fix: LastFix | LateFix) -> tuple[int, str]:
-    """How the store orders and tells apart a device's fixes: by time, then by the position
-    to the 7 decimals it keeps (the seen index's members)."""
-    return fix.fix_at, f"{fix.lon:.7f}|{fix.lat:.7f}"
 
 
 def _duplicate(fix: _PendingFix) -> Rejection:
