@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from devices.batch import BatchWriter, IngestConfig
 from devices.ingest import IngestWorker
+from devices.intake import FixIntake
 from dispatch.api import (
     accounts,
     bodies,
@@ -27,6 +28,7 @@ from dispatch.api import (
     health,
     incidents,
     live,
+    osmand,
     pages,
     patrol,
     security,
@@ -49,8 +51,8 @@ from dispatch.store import ScreenFeed, Store
 log = logging.getLogger(__name__)
 
 
-def build_ingest(settings: Settings, store: Store, city: City | None) -> IngestWorker:
-    config = IngestConfig(
+def ingest_config(settings: Settings, city: City | None) -> IngestConfig:
+    return IngestConfig(
         root=settings.topic_root,
         limits=settings.limits(city),
         unknown_devices=settings.unknown_devices,
@@ -58,8 +60,11 @@ def build_ingest(settings: Settings, store: Store, city: City | None) -> IngestW
         batch_max=settings.ingest_batch_max,
         batch_wait_s=settings.ingest_batch_wait_ms / 1000.0,
     )
+
+
+def build_ingest(settings: Settings, store: Store, city: City | None) -> IngestWorker:
     return IngestWorker(
-        BatchWriter(store.ingest, config, clock=settings.clock()),
+        BatchWriter(store.ingest, ingest_config(settings, city), clock=settings.clock()),
         broker=settings.broker_login("ingest"),
         client_id=settings.ingest_client_id,
         session_expiry_s=settings.ingest_session_expiry_s,
@@ -160,6 +165,11 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
         stop = threading.Event()
         running = start_workers(settings, workers, city, history, stop)
         feed = ScreenFeed.from_url(settings.redis_url, store.keys)
+        # Positions sent over HTTP: a writer of their own, over a connection pool of its own.
+        intake_store = Store.from_url(settings.redis_url, settings.key_prefix)
+        fixes = FixIntake(
+            BatchWriter(intake_store.ingest, ingest_config(settings, city), clock=clock)
+        )
         app.state.yiwang = AppState(
             settings,
             store,
@@ -173,6 +183,7 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
             db,
             Identity(AccountStore(db), store.sessions),
             IncidentRecords(store.incidents, history),
+            fixes,
         )
         try:
             yield
@@ -184,6 +195,7 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
                 thread.join(timeout=10)
             await feed.close()
             db.close()
+            intake_store.close()
             store.close()
 
     app = FastAPI(
@@ -196,11 +208,13 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
         redoc_url=None,
     )
     errors.install(app)
-    app.add_middleware(bodies.BodyGuard)  # inside security: its refusals carry the headers too
+    # Inside security: its refusals carry the headers too.
+    app.add_middleware(bodies.BodyGuard, form_paths=frozenset({osmand.PATH}))
     security.install(app)
     app.include_router(health.router)
     app.include_router(accounts.router)
     app.include_router(devices.router)
+    app.include_router(osmand.router)
     app.include_router(incidents.router)
     app.include_router(live.router)
     app.include_router(stats.router)

@@ -41,8 +41,19 @@ class Keys:
         return f"{self.prefix}:credentials"
 
     @property
+    def http_keys(self) -> str:
+        """Devices' keys for the HTTP channels (OsmAnd), keyed as the registry: their sha256
+        and when they were issued."""
+        return f"{self.prefix}:http_keys"
+
+    @property
     def stats(self) -> str:
         return f"{self.prefix}:stats"
+
+    @property
+    def channel_stats(self) -> str:
+        """Outcomes per intake channel other than MQTT (`channel|outcome`)."""
+        return f"{self.prefix}:channel_stats"
 
     @property
     def rejected_by_device(self) -> str:

@@ -187,6 +187,8 @@ ACTORS = gate("admin", "commander", "dispatcher")  # report and act on incidents
 READERS = gate("admin", "commander", "dispatcher", "auditor")  # incidents and tracks
 AUDITORS = gate("admin", "commander", "auditor")  # the access audit and evidence
 OFFICERS = gate("officer")
+# Devices' own channel: accounts have no say, only a device's key opens it.
+DEVICE_KEY = dict.fromkeys(CALLERS, 401)
 INCIDENT_ACTIONS = ("acknowledge", "assign", "reassign", "cancel", "resolve", "close", "merge")
 
 EXPECTED: dict[tuple[str, str], dict[str, int | str]] = {
@@ -207,6 +209,8 @@ EXPECTED: dict[tuple[str, str], dict[str, int | str]] = {
     ("GET", "/api/devices/{user}/{device}/track"): READERS,
     ("GET", "/api/ingest/stats"): ADMIN,
     ("GET", "/api/ingest/deadletters"): ADMIN,
+    ("GET", "/api/osmand"): DEVICE_KEY,
+    ("POST", "/api/osmand"): DEVICE_KEY,
     ("POST", "/api/incidents"): ACTORS,
     ("GET", "/api/incidents"): READERS,
     ("GET", "/api/incidents/{incident_id}"): READERS,
