@@ -26,6 +26,7 @@ from dispatch.api import (
     devices,
     errors,
     health,
+    hotline,
     incidents,
     live,
     osmand,
@@ -41,6 +42,7 @@ from dispatch.db.history import HistoryStore
 from dispatch.delivery import OrderDelivery
 from dispatch.engine import Engine
 from dispatch.history import HistoryWorker
+from dispatch.hotline import HotlineNotifier
 from dispatch.identity import Identity
 from dispatch.patrol_report import patrol_setup
 from dispatch.patrol_watch import PatrolWatch
@@ -72,7 +74,8 @@ def build_ingest(settings: Settings, store: Store, city: City | None) -> IngestW
     )
 
 
-WORKERS = ("ingest", "engine", "delivery", "history")
+# The hotline notifier runs where a callback is configured (YIWANG_HOTLINE_CALLBACK_URL).
+WORKERS = ("ingest", "engine", "delivery", "history", "hotline")
 
 
 @dataclass
@@ -141,6 +144,19 @@ def start_workers(
                 settings.clock(),
             )
             running.threads.append(threading.Thread(target=watch.run, args=(stop,), name="patrol"))
+    if "hotline" in names and settings.hotline_callback_url is not None:
+        notifier_store = own_store()
+        notifier = HotlineNotifier(
+            notifier_store,
+            IncidentRecords(notifier_store.incidents, history),
+            url=settings.hotline_callback_url,
+            token=settings.hotline_callback_token,
+            attempts=settings.hotline_callback_attempts,
+            retry_s=settings.hotline_callback_retry_s,
+            zone=settings.timezone,
+            clock=settings.clock(),
+        )
+        running.threads.append(threading.Thread(target=notifier.run, args=(stop,), name="hotline"))
     for thread in running.threads:
         thread.daemon = True
         thread.start()
@@ -216,6 +232,7 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
     app.include_router(devices.router)
     app.include_router(osmand.router)
     app.include_router(incidents.router)
+    app.include_router(hotline.router)
     app.include_router(live.router)
     app.include_router(stats.router)
     app.include_router(pages.router)
