@@ -97,6 +97,14 @@ class Settings(BaseSettings):
     # Patrol targets per grid (YAML: `default: {visits: 2}` and `grids: {ID: {...}}`).
     patrol_targets_file: Path | None = None
 
+    # Hotline work orders (12345/8890): where the result of each is pushed once its incident
+    # ends (none: not pushed; tickets wait, and are pushed once a URL is set), the bearer
+    # token sent with it, and how often a result the hotline does not take is tried again.
+    hotline_callback_url: str | None = None
+    hotline_callback_token: str | None = None
+    hotline_callback_attempts: int = Field(30, ge=1)  # about 4 hours of tries
+    hotline_callback_retry_s: float = Field(5.0, gt=0)  # first delay; doubles up to 10 min
+
     stale_after_s: float = 60.0
     offline_after_s: float = 300.0
 
@@ -126,6 +134,13 @@ class Settings(BaseSettings):
     def _known_protocol(cls, value: int) -> int:
         if value not in (5, 311):
             raise ValueError("YIWANG_MQTT_PROTOCOL is 5 (MQTT 5) or 311 (MQTT 3.1.1)")
+        return value
+
+    @field_validator("hotline_callback_url")
+    @classmethod
+    def _web_address(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("YIWANG_HOTLINE_CALLBACK_URL is an http:// or https:// address")
         return value
 
     @field_validator("service_area_bbox")

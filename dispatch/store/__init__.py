@@ -2,8 +2,8 @@
 
 Nothing outside this package names a key or imports redis: keys share a prefix (one
 deployment, or one test) and are built by `Keys`. `Store` holds one connection pool and a
-store per concern over it — ingest, registry, tracks, clips, incidents (the engine's keys)
-and the position feed — each returning typed values.
+store per concern over it — ingest, registry, tracks, clips, incidents (the engine's keys),
+the position feed and the hotline's work orders — each returning typed values.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from devices.presence import Presence
 from dispatch.core.roster import OfficerId
 from dispatch.store.clips import ClipStore
 from dispatch.store.feed import PositionFeed, ScreenFeed, Snapshot
+from dispatch.store.hotline import HotlineStore
 from dispatch.store.incidents import IncidentStore, decode_incident
 from dispatch.store.ingest import UNAVAILABLE, IngestStore
 from dispatch.store.keys import Keys
@@ -42,6 +43,7 @@ class Store:
         self.incidents = IncidentStore(client, self.keys)
         self.positions = PositionFeed(client, self.keys)
         self.sessions = SessionStore(client, self.keys)
+        self.hotline = HotlineStore(client, self.keys)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "yiwang") -> Store:
@@ -94,6 +96,7 @@ __all__ = [
     "UNAVAILABLE",
     "ClipStore",
     "DeviceSnapshot",
+    "HotlineStore",
     "IncidentStore",
     "IngestStore",
     "Keys",

@@ -37,6 +37,20 @@ return 0
 """
 
 
+def inbox_fields(
+    kind: str,
+    body: dict[str, Any],
+    officer: str = "",
+    device: str = "",
+    actor: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """An entry of the engine's inbox (see `IncidentStore.post`)."""
+    fields = {"kind": kind, "device": device, "officer": officer, "body": json.dumps(body)}
+    if actor is not None:
+        fields["actor"] = json.dumps(actor, ensure_ascii=False)
+    return fields
+
+
 class IncidentStore:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self.redis = client
@@ -108,10 +122,9 @@ class IncidentStore:
     ) -> str:
         """Put an entry in the engine's inbox, as ingest does for device messages. `actor` is
         the authenticated account behind it (account, role, address), kept in the audit."""
-        fields = {"kind": kind, "device": device, "officer": officer, "body": json.dumps(body)}
-        if actor is not None:
-            fields["actor"] = json.dumps(actor, ensure_ascii=False)
-        return str(self.redis.xadd(self.keys.inbox, fields))
+        return str(
+            self.redis.xadd(self.keys.inbox, inbox_fields(kind, body, officer, device, actor))
+        )
 
     def incident(self, incident_id: str) -> Incident | None:
         raw = self.redis.hget(self.keys.incidents, incident_id)
