@@ -57,8 +57,13 @@ def decode_header(content: bytes) -> tuple[Header, bytes]:
         _PACKET_BYTES if props & _PACKETS_BIT else 0
     )
     body_length = props & _LENGTH_MASK
+    layout = "2019" if is_2019 else "2011/2013"
+    if len(content) < size:
+        raise Jt808Error(
+            Reason.TRUNCATED,
+            f"message 0x{msg_id:04x}: {len(content)} bytes, short of its {layout} header's {size}",
+        )
     if len(content) != size + body_length:
-        layout = "2019" if is_2019 else "2011/2013"
         reason = Reason.TRUNCATED if len(content) < size + body_length else Reason.BAD_LENGTH
         raise Jt808Error(
             reason,

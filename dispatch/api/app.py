@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import paho.mqtt.client as mqtt
 from fastapi import FastAPI
 
-from devices.batch import BatchWriter, IngestConfig
+from devices.batch import BatchWriter
 from devices.ingest import IngestWorker
 from dispatch.api import (
     accounts,
@@ -50,16 +50,8 @@ log = logging.getLogger(__name__)
 
 
 def build_ingest(settings: Settings, store: Store, city: City | None) -> IngestWorker:
-    config = IngestConfig(
-        root=settings.topic_root,
-        limits=settings.limits(city),
-        unknown_devices=settings.unknown_devices,
-        registrations_per_min=settings.registrations_per_min,
-        batch_max=settings.ingest_batch_max,
-        batch_wait_s=settings.ingest_batch_wait_ms / 1000.0,
-    )
     return IngestWorker(
-        BatchWriter(store.ingest, config, clock=settings.clock()),
+        BatchWriter(store.ingest, settings.ingest_config(city), clock=settings.clock()),
         broker=settings.broker_login("ingest"),
         client_id=settings.ingest_client_id,
         session_expiry_s=settings.ingest_session_expiry_s,
