@@ -44,6 +44,7 @@ from devices.jt808.messages import (
     TerminalResponse,
     TextMessage,
     encode_message,
+    urgent_text,
 )
 from devices.jt808.report import wire_location, wire_sos
 from devices.jt808.stream import Decoded, Malformed, StreamDecoder
@@ -238,6 +239,24 @@ class Jt808Gateway:
             return None
         finally:
             session.awaiting.pop(serial, None)
+
+    async def deliver(self, phone: str, text: str, *, order_id: str | None = None) -> bool:
+        """Send `text` to `phone` as an urgent text if it is connected here; True once the
+        terminal confirmed it. The confirmation of an order is stored as the `received` ack
+        an MQTT terminal would send."""
+        session = self._sessions.get(phone)
+        if session is None:
+            return False
+        answer = await self.send_text(phone, urgent_text(text, is_2019=session.version is not None))
+        if answer is None or answer.result != Result.SUCCESS:
+            log.warning("jt808 %s did not confirm a text (%s)", phone, answer or "no answer")
+            return False
+        if order_id is not None:
+            now = self.writer.clock()
+            topic = device_topic(self.config.root, session.officer, phone, Channel.ACK)
+            ack = wire.encode(wire.Ack(order_id=order_id, status="received", tst=int(now)))
+            await self.lane.store([Received(0, 0, topic, ack, now)])
+        return True
 
     async def _serve(self, reader: asyncio.StreamReader, stream: asyncio.StreamWriter) -> None:
         peername = stream.get_extra_info("peername")

@@ -69,6 +69,8 @@ class Settings(BaseSettings):
     # Terminals dial in over 4G: listen on 0.0.0.0 (or the public address) where they reach it.
     jt808_host: str = "127.0.0.1"
     jt808_port: int = 6207
+    # Names the gateway's own reading of the order outbox: unique per gateway process.
+    jt808_gateway_id: str = "jt808-1"
     # Outside the demo a device must be bound before its messages count.
     unknown_devices: UnknownDevicePolicy = UnknownDevicePolicy.QUARANTINE
     # Under `register`: at most this many new devices a minute per ingest worker, so a flood

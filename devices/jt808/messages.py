@@ -21,7 +21,7 @@ from typing import TypeAlias, TypeVar
 from devices.jt808.bcd import decode_bcd, encode_bcd
 from devices.jt808.errors import Jt808Error, Reason
 from devices.jt808.frame import pack_frame
-from devices.jt808.header import Header, encode_header
+from devices.jt808.header import MAX_BODY_BYTES, Header, encode_header
 
 # The standard's default: terminals keep Beijing time (GMT+8).
 BEIJING_UTC_OFFSET_S = 8 * 3600
@@ -181,6 +181,16 @@ class TextMessage:
     text: str
     flags: int
     text_type: int = TEXT_TYPE_NOTICE  # 2019 only
+
+
+def urgent_text(text: str, *, is_2019: bool) -> TextMessage:
+    """An emergency text, shown and read aloud, cut to what one frame's body carries."""
+    room = MAX_BODY_BYTES - (2 if is_2019 else 1)
+    # GBK has no emoji and few rare names' characters: those become "?", not a refusal. A
+    # character cut in two at the end of the room is dropped whole.
+    spelled = text.encode("gbk", "replace")[:room].decode("gbk", "ignore")
+    emergency = TEXT_EMERGENCY_2019 if is_2019 else TEXT_EMERGENCY_2013
+    return TextMessage(spelled, emergency | TEXT_DISPLAY | TEXT_TTS)
 
 
 Message: TypeAlias = (

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from devices.batch import BatchWriter
 from devices.jt808.terminals import Terminal
 from devices.jt808_gateway import GatewayConfig, Jt808Gateway
+from dispatch.jt808_delivery import TerminalOrders
 from dispatch.settings import Settings
 from dispatch.store import Store
 from gis.coords import Datum
@@ -39,13 +40,18 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
             root=config.root, batch_max=config.batch_max, batch_wait_s=config.batch_wait_s
         ),
     )
+    orders = TerminalOrders(
+        store, gateway, group=settings.jt808_gateway_id, zone=ZoneInfo(settings.timezone)
+    )
     server = await gateway.start(args.host or settings.jt808_host, args.port or settings.jt808_port)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
+    delivering = asyncio.create_task(orders.run(stopping))
     log.info("jt808 gateway storing into %s", settings.redis_url)
     await stopping.wait()
+    await delivering
     await gateway.stop(server)
     return 0
 
@@ -81,7 +87,9 @@ def add_jt808_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
     )
     jt808.add_argument("--host", help="listen address (default: YIWANG_JT808_HOST)")
     jt808.add_argument("--port", type=int, help="listen port (default: YIWANG_JT808_PORT)")
-    actions = jt808.add_subparsers(dest="action", metavar="ACTION")
+    actions = jt808.add_subparsers(
+        dest="action", metavar="ACTION", help="none: serve terminals and deliver their orders"
+    )
     terminal = actions.add_parser(
         "terminal", help="set a terminal's datum or clock offset, or make it register anew"
     )

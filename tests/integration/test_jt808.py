@@ -13,10 +13,13 @@ from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
+import msgspec
 import pytest
 
 from devices.batch import BatchWriter
+from devices.downlink import OrderNotice
 from devices.jt808.errors import Reason
 from devices.jt808.frame import pack_frame
 from devices.jt808.header import Header, encode_header
@@ -34,6 +37,8 @@ from devices.jt808.messages import (
     RegistrationResponse,
     RegistrationResult,
     Result,
+    TerminalResponse,
+    TextMessage,
     encode_message,
 )
 from devices.jt808.stream import Decoded, StreamDecoder
@@ -41,6 +46,7 @@ from devices.jt808.terminals import Terminal
 from devices.jt808_gateway import GatewayConfig, Jt808Gateway
 from devices.registry import make_binding
 from dispatch.core.track import DeviceKey, verify_chain
+from dispatch.jt808_delivery import TerminalOrders
 from dispatch.store import Store
 from gis.coords import Datum, to_wgs84
 from tests.conftest import ingest_config
@@ -343,4 +349,90 @@ def test_a_resent_report_is_stored_once(gateway: RunningGateway, store: Store) -
     assert terminal.result(report(at)) is Result.SUCCESS
     stats = store.ingest.stats()
     assert (stats["accepted"], stats["rejected:duplicate"]) == (1, 1)
+    terminal.close()
+
+
+def test_an_order_reaches_the_officers_terminal_as_text_and_its_confirmation_is_the_ack(
+    gateway: RunningGateway, store: Store
+) -> None:
+    phone = "013800138030"
+    bind(store, phone, "zheng1")
+    store.registry.bind([make_binding(device="phone", user="zheng1")])  # not here: MQTT's
+    terminal = TestTerminal(gateway.port, phone)
+    terminal.sign_in()
+    stop = asyncio.Event()
+    orders = TerminalOrders(
+        store, gateway.gateway, group="jt808-test", zone=ZoneInfo("Asia/Shanghai")
+    )
+    running = asyncio.run_coroutine_threadsafe(orders.run(stop), gateway.loop)
+    issued = time.time()
+    notice = OrderNotice(
+        order_id="O-7",
+        incident_id="INC-7",
+        issued=issued,
+        respond_by=issued + 60,
+        dispatch_by=issued + 180,
+        handle_by=None,
+        priority=2,
+        category="street_vending",
+        title="东门占道经营",
+        lon=119.65,
+        lat=29.08,
+        radius_m=50,
+        team="wucheng",
+        dispatcher="d1",
+        officers=("zheng1",),
+    )
+    store.redis.xadd(
+        store.keys.outbox, {"action": "send", "notice": msgspec.json.encode(notice).decode()}
+    )
+    text = terminal.receive()
+    assert isinstance(text.message, TextMessage)
+    assert text.message.flags == 0x0D  # emergency, display, read aloud (2013)
+    assert "占道经营：东门占道经营" in text.message.text and "指令号：O-7" in text.message.text
+    due = datetime.fromtimestamp(issued + 60, ZoneInfo("Asia/Shanghai"))
+    assert f"响应时限：{due:%H:%M:%S}" in text.message.text
+    terminal.sock.sendall(
+        encode_message(
+            TerminalResponse(text.header.serial, MessageId.TEXT, Result.SUCCESS),
+            phone=phone,
+            serial=99,
+        )
+    )
+
+    def acks() -> list[dict[str, object]]:
+        return [
+            {"officer": e["officer"], **json.loads(e["body"])}
+            for e in store.incidents.inbox_entries()
+            if e["kind"] == "ack"
+        ]
+
+    wait_until(lambda: bool(acks()), what="the terminal's confirmation as an ack")
+    (ack,) = acks()
+    assert (ack["officer"], ack["order_id"], ack["status"]) == ("zheng1", "O-7", "received")
+    wait_until(
+        lambda: store.redis.xpending(store.keys.outbox, "jt808-test")["pending"] == 0,
+        what="the order settled",
+    )
+    # The withdrawal follows the same way, without an ack of its own.
+    withdrawal = {"incident": "INC-7", "order": "O-7", "officers": ["zheng1"], "reason": "已撤销"}
+    store.redis.xadd(
+        store.keys.outbox, {"action": "withdraw", "withdrawal": json.dumps(withdrawal)}
+    )
+    text = terminal.receive()
+    assert isinstance(text.message, TextMessage) and "撤销" in text.message.text
+    terminal.sock.sendall(
+        encode_message(
+            TerminalResponse(text.header.serial, MessageId.TEXT, Result.SUCCESS),
+            phone=phone,
+            serial=100,
+        )
+    )
+    wait_until(
+        lambda: store.redis.xpending(store.keys.outbox, "jt808-test")["pending"] == 0,
+        what="the withdrawal settled",
+    )
+    assert len(acks()) == 1
+    gateway.loop.call_soon_threadsafe(stop.set)
+    running.result(10)
     terminal.close()

@@ -29,6 +29,7 @@ from devices.jt808.messages import (
     TerminalResponse,
     TextMessage,
     encode_message,
+    urgent_text,
 )
 from devices.jt808.report import wire_location, wire_sos
 from devices.jt808.stream import MAX_FRAME_BYTES, Decoded, Malformed, StreamDecoder
@@ -414,3 +415,19 @@ def test_a_terminal_record_round_trips_and_checks_its_code() -> None:
     assert Terminal.from_json(terminal.phone, terminal.to_json()) == terminal
     assert terminal.accepts("c0de") and not terminal.accepts("c0dE")
     assert not Terminal("013800138000").accepts("")
+
+
+def test_an_urgent_text_is_flagged_per_version_and_fits_one_frame() -> None:
+    assert urgent_text("出发", is_2019=False).flags == 0x0D
+    assert urgent_text("出发", is_2019=True).flags == 0x0E
+    long = urgent_text("占" * 600 + "😀", is_2019=False)
+    assert len(long.text.encode("gbk")) == 1022 and set(long.text) == {"占"}
+    for version in (None, 1):
+        frame = encode_message(
+            urgent_text("事件" * 400, is_2019=version is not None),
+            phone="1" * (20 if version else 12),
+            serial=1,
+            protocol_version=version,
+        )
+        assert isinstance(only(frame), Decoded)
+    assert urgent_text("火警😀", is_2019=False).text == "火警?"
