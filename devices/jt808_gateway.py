@@ -121,7 +121,9 @@ class StoreLane:
         loop = asyncio.get_running_loop()
         while True:
             batch = [await self._queue.get()]
-            if self._queue.qsize() < self.batch_max:
+            if self._queue.empty():
+                # A lone message waits a moment for company; what queued during the last
+                # write goes at once.
                 await asyncio.sleep(self.wait_s)
             count = len(batch[0].received)
             while count < self.batch_max and not self._queue.empty():
@@ -301,17 +303,31 @@ class Jt808Gateway:
     async def _respond(
         self, replies: asyncio.Queue[_Reply | None], stream: asyncio.StreamWriter
     ) -> None:
-        """Write each reply once it is ready, in the order the frames came."""
+        """Write each reply once it is ready, in the order the frames came; the replies
+        already ready behind it leave in the same write."""
+        ahead: _Reply | None = None  # taken from the queue, not ready yet
+        ended = False
         try:
-            while (reply := await replies.get()) is not None:
-                frame = await reply
-                if frame is not None:
-                    stream.write(frame)
-                    await stream.drain()
+            while not ended:
+                reply = ahead if ahead is not None else await replies.get()
+                ahead = None
+                if reply is None:
+                    break
+                frames = [await reply]
+                while not replies.empty():
+                    following = replies.get_nowait()
+                    if following is None:
+                        ended = True
+                        break
+                    if not following.done():
+                        ahead = following
+                        break
+                    frames.append(following.result())
+                stream.write(b"".join(frame for frame in frames if frame is not None))
+                await stream.drain()
         except OSError:
             pass  # the terminal is gone; what it was not answered it resends
-        while not replies.empty():
-            pending = replies.get_nowait()
+        for pending in (ahead, *(replies.get_nowait() for _ in range(replies.qsize()))):
             if pending is not None:
                 pending.cancel()
 
@@ -477,22 +493,23 @@ class Jt808Gateway:
     def _answer_once_stored(
         self, session: _Session, header: Header, received: list[Received], result: Result
     ) -> _Reply:
-        stored = self.lane.store(received)
+        reply: _Reply = asyncio.get_running_loop().create_future()
 
-        async def answer() -> bytes | None:
-            try:
-                await stored
-            except Exception as exc:
+        def answer(stored: asyncio.Future[None]) -> None:
+            if reply.done():
+                return  # the connection ended and its replies were dropped
+            error = stored.exception()
+            if error is not None:
                 log.error(
                     "jt808 %s: message 0x%04x not stored (%s); answered as failed",
                     header.phone,
                     header.msg_id,
-                    exc,
+                    error,
                 )
-                return self._response(session, header, Result.FAILURE)
-            return self._response(session, header, result)
+            reply.set_result(self._response(session, header, Result.FAILURE if error else result))
 
-        return asyncio.ensure_future(answer())
+        self.lane.store(received).add_done_callback(answer)
+        return reply
 
     def _answer(self, session: _Session, header: Header, result: Result) -> _Reply:
         done: _Reply = asyncio.get_running_loop().create_future()
