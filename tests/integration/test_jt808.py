@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Coroutine, Iterator
@@ -49,6 +52,7 @@ from dispatch.core.track import DeviceKey, verify_chain
 from dispatch.jt808_delivery import TerminalOrders
 from dispatch.store import Store
 from gis.coords import Datum, to_wgs84
+from harness.daemons import ManagedRedis, free_port
 from tests.conftest import ingest_config
 from tests.integration.helpers import wait_until
 
@@ -436,3 +440,80 @@ def test_an_order_reaches_the_officers_terminal_as_text_and_its_confirmation_is_
     gateway.loop.call_soon_threadsafe(stop.set)
     running.result(10)
     terminal.close()
+
+
+def _gateway_process(redis_url: str, prefix: str, port: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "YIWANG_REDIS_URL": redis_url,
+        "YIWANG_KEY_PREFIX": prefix,
+        "YIWANG_JT808_HOST": "127.0.0.1",
+        "YIWANG_JT808_PORT": str(port),
+    }
+    process = subprocess.Popen([sys.executable, "-m", "dispatch.cli", "jt808"], env=env)
+
+    def listening() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    wait_until(listening, what="yiwang jt808 listening")
+    return process
+
+
+def test_reports_unanswered_when_the_gateway_is_killed_are_resent_and_stored_once(
+    redis_service: ManagedRedis, store: Store, prefix: str
+) -> None:
+    phone = "013800138040"
+    bind(store, phone, "qian2")
+    store.terminals.save(Terminal(phone, auth_code="k1"))
+    port = free_port()
+    gateway = _gateway_process(redis_service.url, prefix, port)
+    terminal = TestTerminal(port, phone)
+    terminal.sign_in("k1")
+    start = time.time() - 1000
+    reports = {terminal.serial + 1 + n: report(start + n, n) for n in range(400)}
+    terminal.sock.sendall(
+        b"".join(encode_message(r, phone=phone, serial=s) for s, r in reports.items())
+    )
+    answered: set[int] = set()
+    try:
+        while True:
+            data = terminal.sock.recv(65536)
+            if not data:
+                break
+            for item in terminal.decoder.feed(data):
+                assert isinstance(item, Decoded) and isinstance(item.message, PlatformResponse)
+                answered.add(item.message.reply_serial)
+            if len(answered) >= 50 and gateway.returncode is None:
+                gateway.kill()  # SIGKILL, mid-stream
+                gateway.wait(10)
+    except ConnectionResetError:
+        pass
+    terminal.close()
+    assert 50 <= len(answered) < len(reports)
+
+    gateway = _gateway_process(redis_service.url, prefix, port)
+    try:
+        again = TestTerminal(port, phone)
+        again.sign_in("k1")
+        # The unanswered reports, and for good measure the answered ones too (as a terminal
+        # whose answers were lost in flight would): each is stored once.
+        unanswered = [r for s, r in reports.items() if s not in answered]
+        answered_too = [r for s, r in reports.items() if s in answered]
+        assert {again.result(r) for r in unanswered + answered_too} == {Result.SUCCESS}
+        again.close()
+    finally:
+        gateway.terminate()
+        gateway.wait(10)
+    device = DeviceKey(f"qian2/{phone}")
+    fixes = [
+        json.loads(link.canonical)["fix_at"] for _, link, _ in store.tracks.chain_links(device)
+    ]
+    assert sorted(fixes) == [int(start + n) for n in range(400)]
+    stats = store.ingest.stats()
+    assert stats["accepted"] == 400
+    # Everything stored before the kill, answered or not, came back as a duplicate.
+    assert len(answered) <= stats["rejected:duplicate"] < len(reports)
