@@ -79,7 +79,7 @@ class GatewayConfig:
 @dataclass(slots=True)
 class _Pending:
     received: list[Received]
-    stored: asyncio.Future[None]
+    stored: asyncio.Future[None] | None  # None: only wakes the lane to write dead letters
 
 
 class StoreLane:
@@ -115,7 +115,7 @@ class StoreLane:
         )
         if self._queue.empty():
             # Nothing else is coming to carry it: let an empty write take it.
-            self._queue.put_nowait(_Pending([], asyncio.get_running_loop().create_future()))
+            self._queue.put_nowait(_Pending([], None))
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -131,14 +131,19 @@ class StoreLane:
                 count += len(batch[-1].received)
             received = [message for pending in batch for message in pending.received]
             rejects, self._rejects = self._rejects, IngestBatch()
+            error: Exception | None = None
             try:
                 await loop.run_in_executor(self.executor, self._write, received, rejects)
             except Exception as exc:
-                for pending in batch:
-                    pending.stored.set_exception(exc)
-            else:
-                for pending in batch:
+                error = exc
+            for pending in batch:
+                # A waiter that gave up (a cancelled delivery) has no use for the answer.
+                if pending.stored is None or pending.stored.done():
+                    continue
+                if error is None:
                     pending.stored.set_result(None)
+                else:
+                    pending.stored.set_exception(error)
 
     def _write(self, received: list[Received], rejects: IngestBatch) -> None:
         if received:
