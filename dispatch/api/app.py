@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import paho.mqtt.client as mqtt
 from fastapi import FastAPI
 
-from devices.batch import BatchWriter, IngestConfig
+from devices.batch import BatchWriter
 from devices.ingest import IngestWorker
 from devices.intake import FixIntake
 from dispatch.api import (
@@ -53,20 +53,9 @@ from dispatch.store import ScreenFeed, Store
 log = logging.getLogger(__name__)
 
 
-def ingest_config(settings: Settings, city: City | None) -> IngestConfig:
-    return IngestConfig(
-        root=settings.topic_root,
-        limits=settings.limits(city),
-        unknown_devices=settings.unknown_devices,
-        registrations_per_min=settings.registrations_per_min,
-        batch_max=settings.ingest_batch_max,
-        batch_wait_s=settings.ingest_batch_wait_ms / 1000.0,
-    )
-
-
 def build_ingest(settings: Settings, store: Store, city: City | None) -> IngestWorker:
     return IngestWorker(
-        BatchWriter(store.ingest, ingest_config(settings, city), clock=settings.clock()),
+        BatchWriter(store.ingest, settings.ingest_config(city), clock=settings.clock()),
         broker=settings.broker_login("ingest"),
         client_id=settings.ingest_client_id,
         session_expiry_s=settings.ingest_session_expiry_s,
@@ -184,7 +173,7 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
         # Positions sent over HTTP: a writer of their own, over a connection pool of its own.
         intake_store = Store.from_url(settings.redis_url, settings.key_prefix)
         fixes = FixIntake(
-            BatchWriter(intake_store.ingest, ingest_config(settings, city), clock=clock)
+            BatchWriter(intake_store.ingest, settings.ingest_config(city), clock=clock)
         )
         app.state.yiwang = AppState(
             settings,

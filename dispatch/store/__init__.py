@@ -3,7 +3,8 @@
 Nothing outside this package names a key or imports redis: keys share a prefix (one
 deployment, or one test) and are built by `Keys`. `Store` holds one connection pool and a
 store per concern over it — ingest, registry, tracks, clips, incidents (the engine's keys),
-the position feed and the hotline's work orders — each returning typed values.
+the position feed, the hotline's work orders and JT/T 808 terminals — each returning
+typed values.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dispatch.store.keys import Keys
 from dispatch.store.presence import officer_positions
 from dispatch.store.registry import RegistryStore
 from dispatch.store.sessions import SessionStore
+from dispatch.store.terminals import TerminalStore
 from dispatch.store.tracks import DeviceSnapshot, TrackStore
 from gis.coords import LonLat
 
@@ -44,6 +46,7 @@ class Store:
         self.positions = PositionFeed(client, self.keys)
         self.sessions = SessionStore(client, self.keys)
         self.hotline = HotlineStore(client, self.keys)
+        self.terminals = TerminalStore(client, self.keys)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "yiwang") -> Store:
@@ -106,6 +109,7 @@ __all__ = [
     "SessionStore",
     "Snapshot",
     "Store",
+    "TerminalStore",
     "TrackStore",
     "decode_incident",
 ]

@@ -47,6 +47,11 @@ class Keys:
         return f"{self.prefix}:http_keys"
 
     @property
+    def jt808_terminals(self) -> str:
+        """JT/T 808 terminals by phone number: auth code, datum and clock offset."""
+        return f"{self.prefix}:jt808_terminals"
+
+    @property
     def stats(self) -> str:
         return f"{self.prefix}:stats"
 
