@@ -21,7 +21,7 @@ from dispatch.core.breakdown import aggregate as aggregate_outcomes
 from dispatch.core.supervision import outcome_of
 from dispatch.db import Database
 from dispatch.db.history import HistoryStore, Snapshot, position
-from dispatch.db.statistics import aggregate
+from dispatch.db.statistics import aggregate, breakdowns
 from dispatch.settings import Settings
 from tests.integration.helpers import bearer
 from tests.integration.test_terminal_flow import city_files
@@ -76,6 +76,25 @@ def test_sql_gives_the_tallies_of_the_pure_aggregation(database_url, scripted) -
                 )
         (total,) = aggregate(db, None)
         assert total.incidents == len(scripted)
+    finally:
+        db.close()
+
+
+def test_every_breakdown_at_once_gives_each_ones_tallies(database_url, scripted) -> None:
+    """All dimensions in one snapshot, the officer's on a second connection: the same tallies
+    as the pure aggregation, dimension by dimension."""
+    outcomes = [
+        outcome_of(r.incident, r.records, area=r.case.place, zone=ZoneInfo(ZONE)) for r in scripted
+    ]
+    db = Database(database_url, max_size=2)
+    try:
+        for where in (StatsFilter(), StatsFilter(areas=frozenset({"east"}))):
+            found = breakdowns(db, [None, *Dimension], where)
+            assert list(found) == [None, *Dimension]
+            for by, tallies in found.items():
+                assert tallies == aggregate_outcomes(outcomes, by, where), (by, where)
+        nobody = StatsFilter(areas=frozenset({"nowhere"}))
+        assert breakdowns(db, [None, *Dimension], nobody) == {by: [] for by in [None, *Dimension]}
     finally:
         db.close()
 

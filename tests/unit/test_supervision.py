@@ -7,11 +7,19 @@ from __future__ import annotations
 from dataclasses import replace
 from zoneinfo import ZoneInfo
 
+import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dispatch.core import events as ev
-from dispatch.core.breakdown import Dimension, StatsFilter, aggregate, percentile
+from dispatch.core.breakdown import (
+    PERCENTILES,
+    Dimension,
+    StatsFilter,
+    aggregate,
+    grouped_percentiles,
+    percentile,
+)
 from dispatch.core.model import Milestone
 from dispatch.core.supervision import BREACHED, Cause, Outcome, RedispatchReason, outcome_of
 from tests.supervision_cases import (
@@ -104,6 +112,27 @@ def test_percentiles_pick_a_recorded_value_by_nearest_rank() -> None:
     assert percentile([3.0], 0.9) == 3.0
     assert percentile([4.0, 1.0, 3.0, 2.0], 0.5) == 2.0
     assert percentile([float(v) for v in range(1, 11)], 0.9) == 9.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 5),
+            st.one_of(st.none(), st.floats(-50, 1e6, allow_nan=False, allow_infinity=False)),
+        ),
+        max_size=60,
+    )
+)
+def test_grouped_percentiles_are_each_groups_percentiles(pairs) -> None:
+    groups = np.array([g for g, _ in pairs], dtype=np.int64)
+    seconds = np.array([s for _, s in pairs], dtype=np.float64)  # None: NaN, not reached
+    values: dict[int, list[float]] = {}
+    for group, second in pairs:
+        if second is not None:
+            values.setdefault(group, []).append(second)
+    expected = {g: tuple(percentile(v, f) for f in PERCENTILES) for g, v in values.items()}
+    assert grouped_percentiles(groups, seconds) == expected
 
 
 # Random timelines ------------------------------------------------------------------------
