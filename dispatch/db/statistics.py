@@ -3,10 +3,9 @@
 `breakdowns(db, dimensions, where)` gives the tallies of several dimensions at once, all read
 in one snapshot (the monthly report asks for every dimension; the API for one). For the
 dimensions of the incident itself (area, team, category, source, priority, hour, and none):
-- counts: one parallel GROUP BY of `incident_outcome` by every combination of the asked
-  dimensions' columns, which GROUPING SETS then add up per dimension; the re-dispatch reasons
-  and escalation levels (JSON counts in the rows that have any) straight into the same sets;
-- percentiles: one more scan fetches each incident's dimensions and seconds per milestone as
+- counts: one scan of `incident_outcome` with GROUPING SETS, a set per dimension; one more
+  over the rows that hold re-dispatches or escalations (JSON counts) for those;
+- percentiles: one scan fetches each incident's dimensions and seconds per milestone as
   arrays, and `breakdown.grouped_percentiles` picks every group's from them. A histogram per
   group in SQL hashed each incident's four milestones once per dimension: a second per
   dimension over a month of 500,000 incidents.
@@ -106,29 +105,27 @@ def _tallies(
     """The tallies of the dimensions: all the incident's own, or the officer alone."""
     source = _OFFICERS if Dimension.OFFICER in dimensions else _INCIDENTS
     clause, values = _where(where)
-    columns = [f"{_column(by)} AS {by.value}" for by in dimensions if by is not None]
-    keyed = "".join(f"{c}, " for c in columns)
     measures = _measures(source)
-    figures = f"SELECT {keyed}{', '.join(f'{e} AS {n}' for n, e in measures)}"
-    figures += f" FROM {source} WHERE {clause}"
-    if columns:
-        figures += f" GROUP BY {', '.join(str(i + 1) for i in range(len(columns)))}"
-    # Few rows hold re-dispatches or escalations; only those are read, straight into the sets.
-    json_counts = (
-        f"SELECT {keyed}c.what, c.name, c.n FROM {source}, LATERAL ("
+    figures = _grouped(
+        ", ".join(f"{e} AS {n}" for n, e in measures), f"{source} WHERE {clause}", dimensions
+    )
+    # Few rows hold re-dispatches or escalations, and only those are read.
+    json_counts = _grouped(
+        "sum(c.n)::bigint AS n",
+        f"{source}, LATERAL ("
         "SELECT 'redispatches', key, value::int FROM jsonb_each_text(o.redispatches)"
         " UNION ALL SELECT 'escalations', key, value::int FROM jsonb_each_text(o.escalations)"
         f") AS c(what, name, n) WHERE {clause}"
-        " AND (o.redispatches <> '{}' OR o.escalations <> '{}')"
+        " AND (o.redispatches <> '{}' OR o.escalations <> '{}')",
+        dimensions,
+        also={"what": "c.what", "name": "c.name"},
     )
     arrays = ", ".join(
         [f"array_agg({_column(by)}) AS {by.value}" for by in dimensions if by is not None]
         + [f"array_agg(o.{m.value}_s) AS {m.value}" for m in Milestone]
     )
-    rows = conn.execute(_rolled_up(figures, dimensions, [n for n, _ in measures]), values)
-    figured = rows.fetchall()
-    counted = conn.execute(_rolled_up(json_counts, dimensions, ["n"], "what, name"), values)
-    redispatches, escalations = _json_counts(counted.fetchall(), dimensions)
+    figured = conn.execute(figures, values).fetchall()
+    redispatches, escalations = _json_counts(conn.execute(json_counts, values), dimensions)
     # Binary: a month's arrays of numbers arrive a third faster than as text.
     with conn.cursor(binary=True) as cur:
         fetched = cur.execute(f"SELECT {arrays} FROM {source} WHERE {clause}", values).fetchone()
@@ -185,17 +182,21 @@ def _measures(source: str) -> list[tuple[str, str]]:
     return found + [(n, f"sum({c})") for n, c in zip(names, orders, strict=True)]
 
 
-def _rolled_up(rows: str, dimensions: Dimensions, measures: Sequence[str], also: str = "") -> str:
-    """SQL adding up `rows` (whose columns are named by the dimensions, `also` and
-    `measures`) to one row per group of each dimension and of `also`; `unset` says which."""
-    keys = [by.value for by in dimensions if by is not None]
-    sets = ", ".join(f"({by.value})" if by is not None else "()" for by in dimensions)
+def _grouped(
+    select: str, rows: str, dimensions: Dimensions, also: Mapping[str, str] | None = None
+) -> str:
+    """SQL of `select` (aggregates) over `rows` (FROM what WHERE what), one row per group of
+    each dimension, within each group of the `also` columns (name: expression), in one scan:
+    GROUPING SETS. `unset` says whose row it is; the dimensions' values are named by them."""
+    keys = [_column(by) for by in dimensions if by is not None]
+    sets = ", ".join(f"({_column(by)})" if by is not None else "()" for by in dimensions)
     unset = f"GROUPING({', '.join(keys)})" if keys else "0"
-    sums = ", ".join(f"sum({m})::bigint AS {m}" for m in measures)
-    grouped = f"{also}, " if also else ""
+    named = {by.value: _column(by) for by in dimensions if by is not None} | dict(also or {})
+    columns = "".join(f"{expression} AS {name}, " for name, expression in named.items())
+    within = "".join(f"{expression}, " for expression in (also or {}).values())
     return (
-        f"SELECT {unset} AS unset, {''.join(f'{k}, ' for k in keys)}{grouped}{sums}"
-        f" FROM ({rows}) AS cells GROUP BY {grouped}GROUPING SETS ({sets})"
+        f"SELECT {unset} AS unset, {columns}{select} FROM {rows}"
+        f" GROUP BY {within}GROUPING SETS ({sets})"
     )
 
 
