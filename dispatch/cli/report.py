@@ -38,7 +38,7 @@ MILESTONES = {
 CAUSES = {
     Cause.NO_ACKNOWLEDGEMENT: "无人值守", Cause.NO_CANDIDATE: "无可派警员",
     Cause.NOT_ACCEPTED: "未及时接单", Cause.REJECTED: "警员拒单", Cause.OFFICER_OFFLINE: "警员离线",
-    Cause.LATE_HANDLING: "处置超时", Cause.UNKNOWN: "原因不明",
+    Cause.LONG_TRAVEL: "路途过远", Cause.LATE_HANDLING: "处置超时", Cause.UNKNOWN: "原因不明",
 }  # fmt: skip
 REASONS = {
     RedispatchReason.REJECTED: "拒单", RedispatchReason.OFFICER_OFFLINE: "离线",
