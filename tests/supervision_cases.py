@@ -2,9 +2,10 @@
 core (`EngineCore.step`), so that the audit records are exactly those the engine writes.
 
 Each case is a list of (seconds after its report, action); the runner steps the engine at
-every action and at every deadline the engine asks for, as the engine's shell does. One
-record the engine writes only with a city (auto-dispatch finding nobody, `no_candidate`) is
-added as the engine writes it: reading it needs no city.
+every action and at every deadline the engine asks for, as the engine's shell does. What the
+engine writes only with a city is added as it writes it (reading it needs no city): an
+auto-dispatch finding nobody (`no_candidate`), and the travel time an order goes out with
+(`eta_s` of `order_sent`, None without a city).
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ class Case:
     # Expected: milestone -> (status, cause or None); re-dispatch reasons.
     expected: dict[str, tuple[str, str | None]]
     redispatches: dict[str, int] = field(default_factory=dict)
+    eta_s: float | None = None  # the travel time its orders go out with
 
 
 OK = ("on_time", None)
@@ -152,6 +154,13 @@ CASES = [
           "turn_out": ("missed", "no_acknowledgement"), "arrive": ("not_due", None),
           "handle": ("not_due", None)},
          {"escalated": 1}),
+    # Sent 10 s after the report to an officer 400 s away: the 180 s were gone at dispatch.
+    Case("officer far away", "west",
+         [(5, ack()), (10, assign("wang5")), (20, officer_does(ev.OrderAccepted, "wang5")),
+          *handled("wang5", 190, 410, 800)],
+         {"respond": OK, "turn_out": ("late", "long_travel"), "arrive": UNTIMED,
+          "handle": OK},
+         eta_s=400.0),
 ]  # fmt: skip
 
 
@@ -210,10 +219,17 @@ def record_cases(cases: list[Case] = CASES) -> list[Recorded]:
             by_incident[record["incident"]].append(record)
     recorded = []
     for (incident, run), case in zip(runs.items(), cases, strict=True):
-        records = sorted([*by_incident[incident], *run.injected], key=lambda r: float(r["at"]))
+        sent = [_with_eta(r, case.eta_s) for r in by_incident[incident]]
+        records = sorted([*sent, *run.injected], key=lambda r: float(r["at"]))
         raw = snapshots[incident]
         recorded.append(Recorded(case, decode_incident(raw), raw, records))
     return recorded
+
+
+def _with_eta(record: dict[str, str], eta_s: float | None) -> dict[str, str]:
+    if record["kind"] != "order_sent" or eta_s is None:
+        return record
+    return {**record, "detail": json.dumps({**json.loads(record["detail"]), "eta_s": eta_s})}
 
 
 def outcome_table(outcomes: list[Any]) -> dict[str, dict[str, tuple[str, str | None]]]:

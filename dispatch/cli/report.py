@@ -1,7 +1,7 @@
 """`yiwang report monthly --month 2026-11 [--area ID] [--out FILE.xlsx]`: the month's
 supervision figures as an XLSX workbook (one sheet per breakdown, Chinese headers) and one
 CSV per breakdown beside it. Every cell is a figure of `GET /api/stats/...` (the same
-`tally_view` of the same SQL), so the report and the API agree.
+`tally_view` of the same SQL, all sheets from one snapshot), so the report and the API agree.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dispatch.core.breakdown import Dimension, StatsFilter, empty_tally
 from dispatch.core.model import Milestone
 from dispatch.core.supervision import Cause, RedispatchReason
 from dispatch.db import Database, DatabaseUnavailable, upgrade
-from dispatch.db.statistics import aggregate
+from dispatch.db.statistics import breakdowns
 from dispatch.settings import Settings
 
 SHEETS = {None: "总体", **{
@@ -38,7 +38,7 @@ MILESTONES = {
 CAUSES = {
     Cause.NO_ACKNOWLEDGEMENT: "无人值守", Cause.NO_CANDIDATE: "无可派警员",
     Cause.NOT_ACCEPTED: "未及时接单", Cause.REJECTED: "警员拒单", Cause.OFFICER_OFFLINE: "警员离线",
-    Cause.LATE_HANDLING: "处置超时", Cause.UNKNOWN: "原因不明",
+    Cause.LONG_TRAVEL: "路途过远", Cause.LATE_HANDLING: "处置超时", Cause.UNKNOWN: "原因不明",
 }  # fmt: skip
 REASONS = {
     RedispatchReason.REJECTED: "拒单", RedispatchReason.OFFICER_OFFLINE: "离线",
@@ -98,12 +98,14 @@ def write_report(db: Database, where: StatsFilter, out: Path) -> list[Path]:
     book = Workbook()
     book.remove(book.active)  # type: ignore[arg-type]
     written = [out]
+    figures = breakdowns(db, SHEETS, where)
     for dimension, title in SHEETS.items():
-        tallies = aggregate(db, dimension, where)
+        tallies = figures[dimension]
         if dimension is None:
             tallies = tallies or [empty_tally()]
         sheet_columns = columns(title if dimension is not None else "范围")
-        rows = [[figure(tally_view(t)) for _, figure in sheet_columns] for t in tallies]
+        views = [tally_view(t) for t in tallies]
+        rows = [[figure(view) for _, figure in sheet_columns] for view in views]
         sheet = book.create_sheet(title)
         sheet.append([header for header, _ in sheet_columns])
         for row in rows:
@@ -140,7 +142,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     where = StatsFilter(since, until, None if areas is None else frozenset(areas))
     out = Path(args.out or f"yiwang-{args.month}{'-' + args.area if args.area else ''}.xlsx")
     try:
-        db = Database(settings.database_url, max_size=1)
+        db = Database(settings.database_url, max_size=2)  # the officer sheet on its own
         upgrade(db)
         for path in write_report(db, where, out):
             print(path)

@@ -8,7 +8,9 @@ slightly farther free officer beats a nearer busy one. Travel time comes from wh
 
 A dispatcher may choose someone else, but an order only goes to officers who can answer it:
 `check_crew` refuses an officer the roster does not know, one off duty, or one whose devices
-are not online, before the order counts as the center's response.
+are not online, before the order counts as the center's response. Every order goes out with
+`crew_eta_s`, the soonest its officers can be there by the same travel times: supervision
+reads it to tell a breach of travel from one of people.
 """
 
 from __future__ import annotations
@@ -116,6 +118,21 @@ def recommend_officers(
             if len(ranked) == k:
                 return ranked
     return ranked
+
+
+def crew_eta_s(
+    location: LonLat,
+    crew: Iterable[OfficerId],
+    positions: Mapping[OfficerId, LonLat],
+    travel: TravelTimes,
+) -> float | None:
+    """Seconds until the first officer of `crew` can be at `location`, from where each was
+    last seen (as the recommendations rank them); None when none has a position or a route."""
+    known = [positions[o] for o in crew if o in positions]
+    if not known:
+        return None
+    soonest = float(min(travel.travel_times_to(location, known)))
+    return None if soonest == float("inf") else soonest
 
 
 class CrewRefused(ValueError):  # noqa: N818 - reads as what happened

@@ -26,14 +26,14 @@ the turn-out late; supervision asks where the chain broke). The first rule that 
   2. rejected: an officer rejected an order;
   3. not_accepted: an order was re-dispatched for not being accepted in time, or the order
      out at D had not been accepted by then;
-  4. no_candidate: as for respond (a re-dispatch found nobody);
-  5. unknown.
+  4. long_travel: the order out at D went out with an ETA (`eta_s` of its `order_sent`
+     record: the soonest its officers could be there, by the center's travel times) that
+     already ended after the turn-out deadline;
+  5. no_candidate: as for respond (a re-dispatch found nobody);
+  6. unknown.
 - handle (not resolved by D):
   1. late_handling: an officer was on scene before D, and the handling overran;
-  2. the rules of turn_out, 1 to 5.
-Long travel (the ETA at dispatch already past the turn-out deadline) is not a cause yet: the
-audit records the order sent, not the recommendation's ETA. Until the engine records it with
-the order, such breaches are `unknown`.
+  2. the rules of turn_out, 1 to 6.
 
 Re-dispatches are counted with their reason (rejected, officer offline, not accepted in time,
 reassigned by the dispatcher, a missed milestone's reassign step of the ladder, other).
@@ -76,6 +76,7 @@ class Cause(StrEnum):
     NOT_ACCEPTED = "not_accepted"
     REJECTED = "rejected"
     OFFICER_OFFLINE = "officer_offline"
+    LONG_TRAVEL = "long_travel"
     LATE_HANDLING = "late_handling"
     UNKNOWN = "unknown"
 
@@ -201,6 +202,7 @@ def _milestones(incident: Incident, timeline: list[_Record]) -> tuple[MilestoneO
     }
     first_cause: Cause | None = None
     found = []
+    dues: dict[Milestone, float | None] = {}
     for milestone in Milestone:
         record = incident.reached(milestone)
         seconds = None if record is None else record.reached_at - incident.reported_at
@@ -215,17 +217,25 @@ def _milestones(incident: Incident, timeline: list[_Record]) -> tuple[MilestoneO
             due, status = breach_due[milestone.value], Status.MISSED
         else:
             due, status = None, Status.NOT_DUE
+        dues[milestone] = due
         cause = None
         if status in BREACHED:
             assert due is not None
             if first_cause is None:
-                first_cause = _cause(milestone, due, incident, timeline)
+                turn_out_due = dues.get(Milestone.TURN_OUT)
+                first_cause = _cause(milestone, due, turn_out_due, incident, timeline)
             cause = first_cause
         found.append(MilestoneOutcome(milestone, status, seconds, cause))
     return tuple(found)
 
 
-def _cause(milestone: Milestone, due: float, incident: Incident, timeline: list[_Record]) -> Cause:
+def _cause(
+    milestone: Milestone,
+    due: float,
+    turn_out_due: float | None,
+    incident: Incident,
+    timeline: list[_Record],
+) -> Cause:
     """Why the first breached milestone was missed: the module docstring's rules, in order."""
     before = [r for r in timeline if r.at <= due]
     events = {r.event for r in before if r.kind == "event"}
@@ -243,25 +253,47 @@ def _cause(milestone: Milestone, due: float, incident: Incident, timeline: list[
         return Cause.OFFICER_OFFLINE
     if "OrderRejected" in events:
         return Cause.REJECTED
-    if any(r.kind == "redispatch" and _unanswered(r) for r in before) or _unaccepted_at(before):
+    out = _order_out(before)
+    unaccepted = out is not None and not _accepted(before, str(out.detail.get("order_id")))
+    if unaccepted or any(r.kind == "redispatch" and _unanswered(r) for r in before):
         return Cause.NOT_ACCEPTED
+    if _too_far(out, turn_out_due):
+        return Cause.LONG_TRAVEL
     if no_candidate:
         return Cause.NO_CANDIDATE
     return Cause.UNKNOWN
 
 
-def _unaccepted_at(before: list[_Record]) -> bool:
-    """Whether the order out at the end of `before` (if any) was still not accepted."""
-    out: str | None = None
-    accepted: set[str] = set()
+def _order_out(before: list[_Record]) -> _Record | None:
+    """The `order_sent` record of the order out at the end of `before`, if one is."""
+    out: _Record | None = None
     for r in before:
         if r.kind == "order_sent":
-            out = str(r.detail.get("order_id"))
-        elif r.kind == "order_withdrawn" and r.detail.get("order") == out:
+            out = r
+        elif (
+            r.kind == "order_withdrawn"
+            and out is not None
+            and r.detail.get("order") == out.detail.get("order_id")
+        ):
             out = None
-        elif r.event in ("OrderAccepted", "OfficerDeparted", "OfficerArrived"):
-            accepted.add(str(r.detail.get("order")))
-    return out is not None and out not in accepted
+    return out
+
+
+def _too_far(out: _Record | None, turn_out_due: float | None) -> bool:
+    """Whether the order went out with an ETA ending after the turn-out deadline."""
+    eta_s = None if out is None else out.detail.get("eta_s")
+    if out is None or eta_s is None or turn_out_due is None:
+        return False
+    return out.at + float(eta_s) > turn_out_due
+
+
+def _accepted(before: list[_Record], order: str) -> bool:
+    """Whether an officer of `order` accepted it (or was seen on the way, or there)."""
+    return any(
+        r.event in ("OrderAccepted", "OfficerDeparted", "OfficerArrived")
+        and str(r.detail.get("order")) == order
+        for r in before
+    )
 
 
 def _unanswered(record: _Record) -> bool:

@@ -32,6 +32,7 @@ from dispatch.core.assignment import (
     OfficerState,
     check_crew,
     choose_crew,
+    crew_eta_s,
     order_id,
 )
 from dispatch.core.center import CommandCenter
@@ -275,9 +276,10 @@ class _Step:
                 case fx.RecordMilestone(incident=incident_id, record=record):
                     self.audit("milestone", incident=incident_id, detail=_json(record))
                 case fx.SendOrder(incident=incident, order=order):
-                    notice = _json(_notice(incident, order, self.center))
-                    self.out.outbox.append({"action": "send", "notice": notice})
-                    self.audit("order_sent", incident=incident.id, detail=notice)
+                    notice = _notice(incident, order, self.center)
+                    self.out.outbox.append({"action": "send", "notice": _json(notice)})
+                    sent = {**msgspec.to_builtins(notice), "eta_s": self._eta_s(incident, order)}
+                    self.audit("order_sent", incident=incident.id, detail=_json(sent))
                 case fx.WithdrawOrder():
                     withdrawal = _json(effect)
                     self.out.outbox.append({"action": "withdraw", "withdrawal": withdrawal})
@@ -287,6 +289,15 @@ class _Step:
                     self.alert(effect)
                 case fx.Warn() | fx.Escalate() | fx.PartnerMissing():
                     self.alert(effect)
+
+    def _eta_s(self, incident: Incident, order: Order) -> float | None:
+        """The travel time the order goes out with (None without a city to know it). Every
+        order with a city was checked or chosen from where officers are, so this reads
+        nothing more."""
+        if self.core.city is None:
+            return None
+        positions = {officer: point for officer, (_, point) in self.officers().items()}
+        return crew_eta_s(incident.location, order.officers, positions, self.core.city.travel)
 
     def alert(self, effect: fx.Warn | fx.Escalate | fx.PartnerMissing | fx.Redispatch) -> None:
         kind = ALERTS[type(effect)]

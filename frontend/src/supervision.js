@@ -18,7 +18,8 @@ window.addEventListener("error", (e) => state.errors.push(String(e.message)));
 const MILESTONES = { respond: "响应 respond", turn_out: "出勤 turn-out", handle: "处置 handle" };
 const CAUSES = {
   no_acknowledgement: "无人受理", no_candidate: "无可派警力", not_accepted: "未及时接单",
-  rejected: "警员拒单", officer_offline: "警员离线", late_handling: "处置超时", unknown: "其他",
+  rejected: "警员拒单", officer_offline: "警员离线", long_travel: "路途过远", late_handling: "处置超时",
+  unknown: "其他",
 };
 const percent = (share) => (share == null ? "–" : `${(share * 100).toFixed(1)}%`);
 const charts = state.charts; // exposed for tests, which click on the map

@@ -275,3 +275,33 @@ def test_a_dispatcher_s_order_to_an_officer_gone_offline_meanwhile_is_refused() 
     # Back online, the same order goes out.
     again = engine.step([("3-0", command(order))], [], Reads(online("near", "far")), T0 + 9)
     assert sent_orders(again)[0]["officers"] == ["far"]
+
+
+def order_sent(step) -> list[dict]:
+    return [json.loads(a["detail"]) for a in step.audit if a["kind"] == "order_sent"]
+
+
+def test_every_order_goes_out_with_the_travel_time_of_its_nearest_officer() -> None:
+    def eta_s(officer: str) -> float:
+        (seconds,) = CITY.travel.travel_times_to(SCENE, [WHERE[OfficerId(officer)]])
+        return float(seconds)
+
+    auto = core().step([("1-0", reported())], [], Reads(online("near", "far")), T0)
+    (sent,) = order_sent(auto)
+    assert sent["officers"] == ["near"] and sent["eta_s"] == pytest.approx(eta_s("near"))
+    assert 30 < sent["eta_s"] < 90  # ~300 m, with the detour, at 30 km/h
+    # The devices' order is what it always was: the travel time is the audit's.
+    assert "eta_s" not in sent_orders(auto)[0]
+    # A dispatcher's crew of two: the first of them there is who meets the clock.
+    engine = core(auto=False)
+    engine.step([("1-0", reported())], [], Reads(online()), T0)
+    crew = (OfficerId("farther"), OfficerId("far"))
+    order = ev.OrderIssued(IncidentId("INC-1"), OrderId("O-1"), crew, by="d1")
+    reads = Reads(online("far", "farther"))
+    (sent,) = order_sent(engine.step([("2-0", command(order))], [], reads, T0 + 5))
+    assert sent["eta_s"] == pytest.approx(eta_s("far")) and reads.count == 1
+    # Without a city there is nothing to know it by.
+    bare = EngineCore(PolicyBook(), city=None)
+    bare.step([("1-0", reported())], [], Reads(online()), T0)
+    (sent,) = order_sent(bare.step([("2-0", command(order))], [], Reads(online()), T0 + 5))
+    assert sent["eta_s"] is None
