@@ -32,7 +32,7 @@ demo: install frontend
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy gis dispatch/core devices/topics.py devices/messages.py devices/quality.py devices/telemetry \
+	$(BIN)/mypy gis dispatch/core devices/mqttwire.py devices/topics.py devices/messages.py devices/quality.py devices/telemetry \
 	  devices/translate.py devices/downlink.py devices/presence.py devices/sink.py devices/backfill.py
 	$(BIN)/lint-imports
 

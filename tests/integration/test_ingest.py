@@ -10,6 +10,7 @@ from dataclasses import replace
 import paho.mqtt.client as mqtt
 import pytest
 
+from devices import mqttwire
 from devices.registry import Binding, UnknownDevicePolicy
 from dispatch.core.track import DeviceKey, verify_chain
 from gis.service_area import box_area
@@ -190,8 +191,8 @@ def test_redis_killed_mid_stream_loses_nothing(
 def test_ingest_over_mqtt_311_for_brokers_without_version_5(
     broker, logins, store, prefix, start_ingest
 ) -> None:
-    running = start_ingest(protocol=mqtt.MQTTv311)
-    assert running.worker.client.protocol == mqtt.MQTTv311
+    running = start_ingest(protocol=mqttwire.MQTT_311)
+    assert running.worker.session.protocol == mqttwire.MQTT_311
     now = time.time()
     client = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv5, logins.simulator)
     publish_all(
