@@ -20,6 +20,7 @@ from collections.abc import Callable
 from devices import mqttwire
 from devices.batch import BROKER_DROPPED_TOPIC, BatchWriter, PreparedBatch, Received
 from devices.broker import BrokerLogin
+from devices.mqttwire import SubAck
 from devices.sink import PendingWrite
 from devices.subscriber import RefusedError, SessionError, Subscriber
 from devices.topics import uplink_filters
@@ -97,8 +98,12 @@ class IngestWorker:
         """Log in and subscribe, on every connect: a broker that lost its sessions (restarted
         without persistence) knows nothing of the ingest's subscriptions."""
         filters = [(f, 1) for f in uplink_filters(self.writer.config.root)]
-        suback = self.session.connect([*filters, (BROKER_DROPPED_TOPIC, 0)])
+        self.session.connect(
+            [*filters, (BROKER_DROPPED_TOPIC, 0)], lambda suback: self._subscribed(filters, suback)
+        )
         log.info("ingest connected session_present=%s", self.session.session_present)
+
+    def _subscribed(self, filters: list[tuple[str, int]], suback: SubAck) -> None:
         # The uplink filters come first, the broker's dropped-messages counter last.
         *uplink, counter = suback.reason_codes
         if counter >= 0x80:
@@ -132,7 +137,9 @@ class IngestWorker:
             elif self._pending and (
                 len(self._pending) >= batch_max or clock() - self._pending[0].received_at >= wait_s
             ):
-                received, self._pending = self._pending, []
+                # One batch_max at a time: a Redis function call blocks every other client.
+                received = self._pending[:batch_max]
+                del self._pending[:batch_max]
                 self._written(received, lambda r=received: self._send(r))
             elif not self._pending:
                 self.progress_at = clock()

@@ -14,14 +14,11 @@ import select
 import socket
 import ssl
 import time
-from collections.abc import Iterable, Sequence
-from typing import TypeVar
+from collections.abc import Callable, Iterable, Sequence
 
 from devices import mqttwire
 from devices.broker import BrokerLogin
 from devices.mqttwire import ConnAck, Disconnect, PingResp, ProtocolError, Publish, SubAck
-
-_Answer = TypeVar("_Answer", ConnAck, SubAck)
 
 _READ_BYTES = 256 * 1024
 _MAX_PACKET_BYTES = 1 << 20
@@ -58,12 +55,22 @@ class Subscriber:
         self._ping_sent_at: float | None = None
         self._packet_id = 0
         self._early: list[Publish] = []
+        self._on_subscribed: Callable[[SubAck], None] = lambda suback: None
 
-    def connect(self, filters: Sequence[tuple[str, int]], timeout_s: float = 10.0) -> SubAck:
-        """Open the session and subscribe; returns the broker's SUBACK (one code per filter).
+    def connect(
+        self,
+        filters: Sequence[tuple[str, int]],
+        on_subscribed: Callable[[SubAck], None],
+        timeout_s: float = 10.0,
+    ) -> None:
+        """Open the session and ask for `filters`; `on_subscribed` gets the broker's SUBACK
+        (one code per filter) from within a later `read`.
 
-        Raises `Refused` when the broker refuses the login, `SessionError` or `OSError`
-        when it does not answer like a broker."""
+        A resumed session's queued messages flow from the moment the broker accepts the
+        login, ahead of the SUBACK: they are read like any others, so a long queue is never
+        held in memory while waiting for the answer. Raises `RefusedError` when the broker
+        refuses the login, `SessionError` or `OSError` when it does not answer like a broker.
+        """
         self.close()
         sock = socket.create_connection((self.login.host, self.login.port), timeout=timeout_s)
         if self.login.tls_ca:
@@ -73,6 +80,7 @@ class Subscriber:
         self._sock = sock
         self._decoder = mqttwire.Decoder(self.protocol, _MAX_PACKET_BYTES)
         self._ping_sent_at = None
+        self._on_subscribed = on_subscribed
         self._send(
             mqttwire.encode_connect(
                 self.client_id,
@@ -85,8 +93,7 @@ class Subscriber:
                 max_packet_bytes=_MAX_PACKET_BYTES,
             )
         )
-        deadline = time.monotonic() + timeout_s
-        connack = self._await(ConnAck, deadline)
+        connack = self._connack(time.monotonic() + timeout_s)
         if connack.reason_code:
             self.close()
             raise RefusedError(
@@ -96,7 +103,6 @@ class Subscriber:
         self.session_present = connack.session_present
         self._packet_id = self._packet_id % 0xFFFF + 1
         self._send(mqttwire.encode_subscribe(self._packet_id, filters, protocol=self.protocol))
-        return self._await(SubAck, deadline)
 
     def read(self, timeout_s: float) -> list[Publish]:
         """The PUBLISH packets that arrive within `timeout_s` (all that one read holds);
@@ -119,9 +125,11 @@ class Subscriber:
             self.close()
             raise SessionError(f"broker {self.login!r} closed the connection")
         publishes, answers = self._sorted(data)
-        if answers:
-            self.close()
-            raise SessionError(f"broker {self.login!r} sent an unexpected {answers[0]}")
+        for answer in answers:
+            if not isinstance(answer, SubAck) or answer.packet_id != self._packet_id:
+                self.close()
+                raise SessionError(f"broker {self.login!r} sent an unexpected {answer}")
+            self._on_subscribed(answer)
         return publishes
 
     def acknowledge(self, packet_ids: Iterable[int]) -> None:
@@ -175,15 +183,15 @@ class Subscriber:
             self._send(mqttwire.PINGREQ_PACKET)
             self._ping_sent_at = now
 
-    def _await(self, kind: type[_Answer], deadline: float) -> _Answer:
-        """Read until the broker's answer of `kind`. A resumed session's queued messages may
-        come first, right after CONNACK: they are kept for the next `read`."""
+    def _connack(self, deadline: float) -> ConnAck:
+        """Read until the broker answers the login. Messages of a resumed session that came
+        in the same read are kept for the next `read`."""
         sock = self._connected()
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 self.close()
-                raise SessionError(f"broker {self.login!r} sent no {kind.__name__} in time")
+                raise SessionError(f"broker {self.login!r} did not answer the login in time")
             sock.settimeout(remaining)
             try:
                 data = sock.recv(_READ_BYTES)
@@ -194,19 +202,14 @@ class Subscriber:
                     sock.settimeout(None)
             if not data:
                 self.close()
-                raise SessionError(
-                    f"broker {self.login!r} closed the connection before its {kind.__name__}"
-                )
+                raise SessionError(f"broker {self.login!r} closed the connection at login")
             publishes, answers = self._sorted(data)
             self._early.extend(publishes)
-            for answer in answers:
-                if isinstance(answer, kind):
-                    return answer
+            if answers:
+                if isinstance(answers[0], ConnAck) and len(answers) == 1:
+                    return answers[0]
                 self.close()
-                raise SessionError(
-                    f"broker {self.login!r} sent {answer} while this client awaited "
-                    f"its {kind.__name__}"
-                )
+                raise SessionError(f"broker {self.login!r} answered the login with {answers}")
 
     def _connected(self) -> socket.socket:
         if self._sock is None:
