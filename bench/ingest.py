@@ -36,7 +36,7 @@ from simulators.publisher import Publisher
 _DRAIN_TIMEOUT_S = 600.0
 
 
-def _messages(count: int, devices: int, now: float) -> list[tuple[str, bytes]]:
+def location_messages(count: int, devices: int, now: float) -> list[tuple[str, bytes]]:
     per_device = -(-count // devices)
     out = []
     for n in range(count):
@@ -182,6 +182,18 @@ def measure_pipeline(
     return (len(messages) - lost) / elapsed, lost, text
 
 
+def bench_logins(broker: ManagedMosquitto) -> tuple[BrokerLogin, tuple[str, str]]:
+    """The ingest's broker login and the publishing simulator's account, made for the run."""
+    accounts = center_accounts(broker, DEFAULT_ROOT, "bench")
+    ingest = BrokerLogin(
+        "127.0.0.1",
+        broker.port,
+        accounts["ingest_mqtt_username"],
+        accounts["ingest_mqtt_password"],
+    )
+    return ingest, (accounts["simulator_mqtt_username"], accounts["simulator_mqtt_password"])
+
+
 def main(messages: int = 100_000, devices: int = 2_000, profile: bool = False) -> int:
     with tempfile.TemporaryDirectory(prefix="yiwang-bench-") as tmp:
         redis_service = ManagedRedis(Path(tmp) / "redis")
@@ -191,16 +203,9 @@ def main(messages: int = 100_000, devices: int = 2_000, profile: bool = False) -
         try:
             store = Store.from_url(redis_service.url, "bench")
             store.load_functions()
-            load = _messages(messages, devices, time.time())
+            load = location_messages(messages, devices, time.time())
             print(f"ingest bench: {messages} QoS 1 locations from {devices} devices")
-            accounts = center_accounts(broker, DEFAULT_ROOT, "bench")
-            ingest = BrokerLogin(
-                "127.0.0.1",
-                broker.port,
-                accounts["ingest_mqtt_username"],
-                accounts["ingest_mqtt_password"],
-            )
-            simulator = (accounts["simulator_mqtt_username"], accounts["simulator_mqtt_password"])
+            ingest, simulator = bench_logins(broker)
             bare = measure_bare(ingest, load, simulator)
             print(f"  bare paho subscriber   {bare:10,.0f} msg/s")
             pipeline, lost, profile_text = measure_pipeline(ingest, store, load, simulator, profile)

@@ -120,6 +120,8 @@ class BatchWriter:
         self._bindings_at = float("-inf")
         self._last_logged: dict[tuple[str, str], float] = {}
         self._registrations = RegistrationBudget(config.registrations_per_min)
+        # While `write_judged` runs: the rejection of each message refused, by id(message).
+        self._refusals: dict[int, Rejection] | None = None
 
     def forget(self) -> None:
         """Drop cached device state, e.g. after a failed write left it speculative."""
@@ -129,6 +131,34 @@ class BatchWriter:
         """Store everything in `received`; returns once Redis holds all of it."""
         prepared = self.prepare(received)
         self.finish(prepared, self.send(prepared).result())
+
+    def write_judged(self, received: list[Received]) -> list[Rejection | None]:
+        """Store `received` as `write` does (a write that raises is written apart), and say
+        what became of each message: None once it is stored, else the rejection it was
+        dead-lettered with. For channels that answer every message (HTTP), where MQTT only
+        acknowledges.
+
+        Raises only what `sink.unavailable` names: then nothing is known to be stored."""
+        self._refusals = {}
+        try:
+            try:
+                self.write(received)
+            except self.sink.unavailable:
+                raise
+            except Exception:
+                log.exception("writing %d messages raised; writing them apart", len(received))
+                self._refusals.clear()
+                self.write_apart(received)
+            return [self._refusals.get(id(message)) for message in received]
+        finally:
+            self._refusals = None
+
+    def refuse(self, message: Received, device: str, rejection: Rejection) -> None:
+        """Keep a message its channel refused before it could be judged (an HTTP request that
+        holds no position) in the dead letters, counted as the writer's own rejections are."""
+        batch = IngestBatch(oldest_received_at=message.received_at)
+        self._reject(batch, message, device, rejection)
+        self.sink.write_batch(batch, self.clock())
 
     def prepare(self, received: list[Received]) -> PreparedBatch:
         """Judge and chain a batch against the cached device state (first step of a write)."""
@@ -405,6 +435,8 @@ class BatchWriter:
         topic = _shortened(message.topic, _DEADLETTER_TOPIC_MAX)
         detail = _shortened(rejection.detail, _DEADLETTER_DETAIL_MAX)
         batch.add_reject(device, rejection.reason, detail, topic, payload, sha)
+        if self._refusals is not None:
+            self._refusals[id(message)] = rejection
         key = (device, rejection.reason)
         if message.received_at - self._last_logged.get(key, float("-inf")) >= _LOG_EVERY_S:
             if len(self._last_logged) >= _STATE_CACHE_MAX:

@@ -4,13 +4,18 @@ Our terminals get a `dispatch` object on `/dispatch` with the incident's clocks 
 epoch times; the OwnTracks app cannot show orders, so it gets the incident as a circular
 waypoint named `order:<id>` through `setWaypoints`, which makes the app itself report the
 arrival as an `enter` transition, plus a `reportLocation` so its position is fresh now.
+Terminals that show or read out text alone (JT/T 808) get the order as one Chinese sentence
+set, its clocks as local wall times.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, tzinfo
 
 import msgspec
+
+from dispatch.core.policy import CATEGORIES
 
 ORDER_FENCE_PREFIX = "order:"
 
@@ -85,6 +90,29 @@ def owntracks_commands(notice: OrderNotice) -> list[bytes]:
         ),
         msgspec.json.encode({"_type": "cmd", "action": "reportLocation"}),
     ]
+
+
+def order_text(notice: OrderNotice, zone: tzinfo) -> str:
+    """The order as a text terminal shows it and reads it aloud, times in `zone`."""
+    category = CATEGORIES.get(notice.category, notice.category)
+    lines = [
+        f"【调度指令】{category}：{notice.title}",
+        f"位置：东经{notice.lon:.6f} 北纬{notice.lat:.6f}（WGS-84）",
+    ]
+    deadlines = (
+        ("响应", notice.respond_by),
+        ("出勤", notice.dispatch_by),
+        ("处置", notice.handle_by),
+    )
+    for label, due in deadlines:
+        if due is not None:
+            lines.append(f"{label}时限：{datetime.fromtimestamp(due, zone):%H:%M:%S}")
+    lines.append(f"指令号：{notice.order_id}")
+    return "\n".join(lines)
+
+
+def withdrawal_text(order_id: str, reason: str) -> str:
+    return f"【撤销指令】指令号：{order_id}" + (f"，原因：{reason}" if reason else "")
 
 
 def _epoch(value: float | None) -> int | None:

@@ -17,16 +17,19 @@ from zoneinfo import ZoneInfo
 from fastapi import FastAPI
 
 from devices import mqttwire
-from devices.batch import BatchWriter, IngestConfig
+from devices.batch import BatchWriter
 from devices.ingest import IngestWorker
+from devices.intake import FixIntake
 from dispatch.api import (
     accounts,
     bodies,
     devices,
     errors,
     health,
+    hotline,
     incidents,
     live,
+    osmand,
     pages,
     patrol,
     security,
@@ -39,6 +42,7 @@ from dispatch.db.history import HistoryStore
 from dispatch.delivery import OrderDelivery
 from dispatch.engine import Engine
 from dispatch.history import HistoryWorker
+from dispatch.hotline import HotlineNotifier
 from dispatch.identity import Identity
 from dispatch.patrol_report import patrol_setup
 from dispatch.patrol_watch import PatrolWatch
@@ -50,16 +54,8 @@ log = logging.getLogger(__name__)
 
 
 def build_ingest(settings: Settings, store: Store, city: City | None) -> IngestWorker:
-    config = IngestConfig(
-        root=settings.topic_root,
-        limits=settings.limits(city),
-        unknown_devices=settings.unknown_devices,
-        registrations_per_min=settings.registrations_per_min,
-        batch_max=settings.ingest_batch_max,
-        batch_wait_s=settings.ingest_batch_wait_ms / 1000.0,
-    )
     return IngestWorker(
-        BatchWriter(store.ingest, config, clock=settings.clock()),
+        BatchWriter(store.ingest, settings.ingest_config(city), clock=settings.clock()),
         broker=settings.broker_login("ingest"),
         client_id=settings.ingest_client_id,
         session_expiry_s=settings.ingest_session_expiry_s,
@@ -67,7 +63,8 @@ def build_ingest(settings: Settings, store: Store, city: City | None) -> IngestW
     )
 
 
-WORKERS = ("ingest", "engine", "delivery", "history")
+# The hotline notifier runs where a callback is configured (YIWANG_HOTLINE_CALLBACK_URL).
+WORKERS = ("ingest", "engine", "delivery", "history", "hotline")
 
 
 @dataclass
@@ -136,6 +133,19 @@ def start_workers(
                 settings.clock(),
             )
             running.threads.append(threading.Thread(target=watch.run, args=(stop,), name="patrol"))
+    if "hotline" in names and settings.hotline_callback_url is not None:
+        notifier_store = own_store()
+        notifier = HotlineNotifier(
+            notifier_store,
+            IncidentRecords(notifier_store.incidents, history),
+            url=settings.hotline_callback_url,
+            token=settings.hotline_callback_token,
+            attempts=settings.hotline_callback_attempts,
+            retry_s=settings.hotline_callback_retry_s,
+            zone=settings.timezone,
+            clock=settings.clock(),
+        )
+        running.threads.append(threading.Thread(target=notifier.run, args=(stop,), name="hotline"))
     for thread in running.threads:
         thread.daemon = True
         thread.start()
@@ -160,6 +170,11 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
         stop = threading.Event()
         running = start_workers(settings, workers, city, history, stop)
         feed = ScreenFeed.from_url(settings.redis_url, store.keys)
+        # Positions sent over HTTP: a writer of their own, over a connection pool of its own.
+        intake_store = Store.from_url(settings.redis_url, settings.key_prefix)
+        fixes = FixIntake(
+            BatchWriter(intake_store.ingest, settings.ingest_config(city), clock=clock)
+        )
         app.state.yiwang = AppState(
             settings,
             store,
@@ -173,6 +188,7 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
             db,
             Identity(AccountStore(db), store.sessions),
             IncidentRecords(store.incidents, history),
+            fixes,
         )
         try:
             yield
@@ -184,6 +200,7 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
                 thread.join(timeout=10)
             await feed.close()
             db.close()
+            intake_store.close()
             store.close()
 
     app = FastAPI(
@@ -196,12 +213,15 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
         redoc_url=None,
     )
     errors.install(app)
-    app.add_middleware(bodies.BodyGuard)  # inside security: its refusals carry the headers too
+    # Inside security: its refusals carry the headers too.
+    app.add_middleware(bodies.BodyGuard, form_paths=frozenset({osmand.PATH}))
     security.install(app)
     app.include_router(health.router)
     app.include_router(accounts.router)
     app.include_router(devices.router)
+    app.include_router(osmand.router)
     app.include_router(incidents.router)
+    app.include_router(hotline.router)
     app.include_router(live.router)
     app.include_router(stats.router)
     app.include_router(pages.router)

@@ -3,7 +3,8 @@
 `BodyGuard` (ASGI middleware) holds every request to `max_bytes` (413), and a request that
 sends a body to POST, PUT or PATCH to JSON: the JSON content type (415), valid UTF-8, the
 RFC 8259 grammar (no NaN or Infinity), numbers a float can hold (no 1e400), and shallow
-nesting (400). Python's JSON reader takes NaN, Infinity and 1e400 (as inf) without a word, and
+nesting (400). The paths given as `form_paths` (a device protocol that posts its parameters,
+OsmAnd) also take a UTF-8 form body (`application/x-www-form-urlencoded`). Python's JSON reader takes NaN, Infinity and 1e400 (as inf) without a word, and
 no field of ours means any of them. `RequestBody` is the base of the route models: no non-finite
 float, no string longer than `MAX_TEXT`, from a quoted "NaN" either.
 
@@ -50,9 +51,15 @@ class BodyRefused(Exception):  # noqa: N818 - reads as what happened
 class BodyGuard:
     """ASGI middleware: reads the body within its bound, checks it, and passes it on."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int = MAX_BODY_BYTES,
+        form_paths: frozenset[str] = frozenset(),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.form_paths = form_paths
         self.refused: Counter[str] = Counter()
         self._logged_at: dict[str, float] = {}
 
@@ -63,7 +70,11 @@ class BodyGuard:
         try:
             body = await self._read(scope, receive)
             if body and scope["method"] in _WITH_BODY:
-                check_json(body, _content_type(scope))
+                content_type = _content_type(scope)
+                if scope["path"] in self.form_paths and _is_form(content_type):
+                    check_form(body)
+                else:
+                    check_json(body, content_type)
         except BodyRefused as refusal:
             self._count(scope, refusal)
             await JSONResponse({"detail": refusal.reason}, refusal.status)(scope, receive, send)
@@ -128,10 +139,7 @@ def check_json(body: bytes, content_type: str) -> None:
     charset = parameters.strip().lower().removeprefix("charset=").strip('"')
     if parameters.strip() and charset not in ("utf-8", "utf8"):
         raise BodyRefused(415, "content_type", f"send JSON as UTF-8, not {parameters[:60]!r}")
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise BodyRefused(400, "utf8", f"the body is not UTF-8 (byte {exc.start})") from None
+    text = _utf8(body)
     try:
         value = json.loads(text, parse_constant=_constant, parse_float=_float, parse_int=_int)
     except json.JSONDecodeError as exc:
@@ -140,6 +148,22 @@ def check_json(body: bytes, content_type: str) -> None:
         raise _too_deep() from None
     if _depth(value) > MAX_DEPTH:
         raise _too_deep()
+
+
+def check_form(body: bytes) -> None:
+    """Raise BodyRefused unless `body` is text a form parser can read (UTF-8)."""
+    _utf8(body)
+
+
+def _utf8(body: bytes) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise BodyRefused(400, "utf8", f"the body is not UTF-8 (byte {exc.start})") from None
+
+
+def _is_form(content_type: str) -> bool:
+    return content_type.partition(";")[0].strip().lower() == "application/x-www-form-urlencoded"
 
 
 def _constant(name: str) -> Any:

@@ -166,7 +166,9 @@ def get_track(
 
 @router.get("/api/ingest/stats")
 def ingest_stats(request: Request, _: DeviceAdmin) -> dict[str, Any]:
-    """Counts since the store was created: accepted (backfill included), rejected by reason."""
+    """Counts since the store was created: accepted (backfill included), rejected by reason
+    (over every channel: MQTT and HTTP positions share the writer), and each HTTP intake
+    channel's requests by outcome (`channels`)."""
     state = app_state(request)
     counters = state.store.ingest.stats()
     rejected = {k.split(":", 1)[1]: v for k, v in counters.items() if k.startswith("rejected:")}
@@ -186,6 +188,7 @@ def ingest_stats(request: Request, _: DeviceAdmin) -> dict[str, Any]:
         ],
         "lag_s": state.store.ingest.lag_s(),
         "broker_dropped": int(broker.get("publish_messages_dropped", 0)),
+        "channels": state.store.ingest.channel_stats(),
     }
 
 

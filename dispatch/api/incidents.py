@@ -95,8 +95,19 @@ def _incident_or_raise(request: Request, incident_id: str, caller: Principal) ->
     return incident
 
 
-def _actor(caller: Principal) -> dict[str, str]:
+def actor_of(caller: Principal) -> dict[str, str]:
+    """Who is behind an inbox entry, as the engine's audit keeps it."""
     return {"account": caller.account, "role": caller.role.value, "address": caller.address}
+
+
+def command_body(event: ev.Event) -> dict[str, Any]:
+    """An event as the engine's inbox takes it from the API (`translate.COMMANDS`)."""
+    return {"type": type(event).__name__, **msgspec.to_builtins(event)}
+
+
+def new_incident_id() -> IncidentId:
+    stamp = time.strftime("%Y%m%d", time.gmtime())
+    return IncidentId(f"INC-{stamp}-{uuid.uuid4().hex[:6].upper()}")
 
 
 def _view(incident: Incident, zone: str) -> dict[str, Any]:
@@ -107,8 +118,8 @@ def _view(incident: Incident, zone: str) -> dict[str, Any]:
 
 def _submit(request: Request, event: ev.Event, caller: Principal) -> dict[str, str]:
     state = app_state(request)
-    body = {"type": type(event).__name__, **msgspec.to_builtins(event)}
-    entry = _engine(request).command(body, actor=_actor(caller))
+    body = command_body(event)
+    entry = _engine(request).command(body, actor=actor_of(caller))
     # Also in the access audit, where auditors list actions by actor and time across incidents.
     state.identity.record(
         caller, f"incident:{body['type']}", now=state.clock(), target=event.incident, detail=entry
@@ -125,13 +136,11 @@ def report_incident(new: NewIncident, request: Request, caller: Reporter) -> dic
     The category is one of the catalogue's (GET /api/policies); 422 lists them otherwise."""
     state = app_state(request)
     state.policies.category_or_raise(new.category)
-    stamp = time.strftime("%Y%m%d", time.gmtime())
-    incident_id = f"INC-{stamp}-{uuid.uuid4().hex[:6].upper()}"
     point = to_wgs84(new.lon, new.lat, new.crs)
     if not scope_of(caller, state).covers_point(point):
         raise refuse(state, caller, "POST /api/incidents", "the place is outside your area scope")
     event = ev.IncidentReported(
-        incident_id,  # type: ignore[arg-type]
+        new_incident_id(),
         new.category,
         new.priority,
         point,
@@ -349,7 +358,7 @@ def acknowledge_order(
         "tst": int(app_state(request).clock()),
         "reason": ack.reason,
     }
-    entry = _engine(request).post("ack", body, officer=str(caller.officer), actor=_actor(caller))
+    entry = _engine(request).post("ack", body, officer=str(caller.officer), actor=actor_of(caller))
     state.identity.record(
         caller,
         f"order:{ack.status}",

@@ -129,10 +129,12 @@ def _policy(policy: TimelinePolicy) -> dict[str, Any]:
 @router.get("/api/policies")
 def policies(request: Request, _: Caller) -> dict[str, Any]:
     """The deadlines screens count down to, by category and `category/priority`, and the
-    catalogue of categories a report may name (key → label)."""
+    catalogue of categories a report may name (key → label; a work order may also name the
+    label, or an alias → key)."""
     book: PolicyBook = app_state(request).policies
     return {
         "categories": dict(book.categories),
+        "aliases": dict(book.aliases),
         "default": _policy(book.default),
         "by_category": {c: _policy(p) for c, p in book.by_category.items()},
         "by_category_priority": {

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from fastapi import Request
 
 from devices.ingest import IngestWorker
+from devices.intake import FixIntake
 from dispatch.city import City
 from dispatch.clock import Clock
 from dispatch.core.policy import PolicyBook
@@ -33,6 +34,7 @@ class AppState:
     db: Database
     identity: Identity
     records: IncidentRecords  # incidents and their audit, from Redis and the history
+    fixes: FixIntake  # positions sent over HTTP (OsmAnd), through the ingest's writer
 
 
 def app_state(request: Request) -> AppState:

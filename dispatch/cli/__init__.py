@@ -10,6 +10,7 @@ from dispatch.cli.bench import add_bench_command
 from dispatch.cli.broker import add_broker_command
 from dispatch.cli.center import add_center_commands
 from dispatch.cli.evidence import add_evidence_commands
+from dispatch.cli.jt808 import add_jt808_command
 from dispatch.cli.report import add_report_command
 from dispatch.cli.simulation import add_simulation_commands
 from dispatch.cli.users import add_user_commands
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_center_commands(commands)
     add_broker_command(commands)
+    add_jt808_command(commands)
     add_simulation_commands(commands)
     add_evidence_commands(commands)
     add_user_commands(commands)

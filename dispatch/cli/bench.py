@@ -32,7 +32,7 @@ def add_bench_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
     bench = commands.add_parser("bench", help="measure a capability against a baseline")
     bench.add_argument(
         "capability",
-        choices=["ingest", "gis", "recommend", "clocks", "e2e", "screen", "history"],
+        choices=["ingest", "jt808", "gis", "recommend", "clocks", "e2e", "screen", "history"],
     )
     bench.add_argument(
         "--incidents", type=int, default=100_000, help="history: closed incidents to copy"
@@ -41,8 +41,10 @@ def add_bench_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "--month-incidents", type=int, default=500_000, help="history: a month to report on"
     )
     bench.add_argument("--seconds", type=int, default=30, help="e2e, screen: seconds per phase")
-    bench.add_argument("--messages", type=int, default=100_000, help="ingest: messages to send")
-    bench.add_argument("--devices", type=int, default=2_000, help="ingest: devices sending")
+    bench.add_argument(
+        "--messages", type=int, default=100_000, help="ingest, jt808: messages to send"
+    )
+    bench.add_argument("--devices", type=int, default=2_000, help="ingest, jt808: devices sending")
     bench.add_argument(
         "--graph", help="gis: a GraphML street network (default: a generated lattice)"
     )

@@ -17,6 +17,7 @@ from devices.registry import BindingError, load_bindings, make_binding, split_bi
 from dispatch.api.app import WORKERS, build_ingest, create_app
 from dispatch.broker_accounts import BrokerAccountError
 from dispatch.cli.broker import follow_binding, issue_credentials, revoke_credentials
+from dispatch.cli.device_keys import issue_http_key, revoke_http_key
 from dispatch.core.track import DeviceKey
 from dispatch.db import Database, upgrade
 from dispatch.db.history import HistoryStore
@@ -146,6 +147,11 @@ def _devices(args: argparse.Namespace, settings: Settings) -> int:
         )
     elif args.action == "revoke-credentials":
         return revoke_credentials(settings, store, args.device)
+    elif args.action == "issue-http-key":
+        server = args.server_url or f"http://{settings.http_host}:{settings.http_port}"
+        return issue_http_key(store, args.device, server)
+    elif args.action == "revoke-http-key":
+        return revoke_http_key(store, args.device)
     elif args.action == "unbind":
         if not store.registry.unbind(args.device):
             print(f"{args.device} was not bound", file=sys.stderr)
@@ -221,6 +227,20 @@ def add_center_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
             "--broker-host",
             help="the broker's name as devices reach it (default: YIWANG_MQTT_HOST)",
         )
+    http_key = actions.add_parser(
+        "issue-http-key",
+        help="give a bound device a key for /api/osmand (Traccar Client, OsmAnd); printed once",
+    )
+    http_key.add_argument("device", metavar="USER/DEVICE|SERIAL")
+    http_key.add_argument(
+        "--server-url",
+        help="the center as devices reach it, e.g. https://yiwang.example.cn "
+        "(default: http://YIWANG_HTTP_HOST:YIWANG_HTTP_PORT)",
+    )
+    revoke_key = actions.add_parser(
+        "revoke-http-key", help="withdraw a device's /api/osmand key: refused at once"
+    )
+    revoke_key.add_argument("device", metavar="USER/DEVICE|SERIAL")
     unbind = actions.add_parser("unbind", help="remove a device's binding")
     unbind.add_argument("device", metavar="USER/DEVICE|SERIAL")
     actions.add_parser("list", help="print every binding")

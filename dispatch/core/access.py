@@ -22,6 +22,7 @@ class Role(StrEnum):
     DISPATCHER = "dispatcher"  # intake, assignment, every incident action in scope
     OFFICER = "officer"  # own orders and own page only
     AUDITOR = "auditor"  # 监督: read-only incidents, audit, evidence and statistics
+    INTEGRATION = "integration"  # another system (the 12345/8890 hotline) handing work over
 
 
 class Permission(StrEnum):
@@ -36,6 +37,7 @@ class Permission(StrEnum):
     ANSWER_OWN_ORDERS = "answer_own_orders"  # the officer page
     MANAGE_ACCOUNTS = "manage_accounts"
     MANAGE_DEVICES = "manage_devices"
+    SUBMIT_WORK_ORDERS = "submit_work_orders"  # hotline work orders, each opening an incident
 
 
 _READ_ONLY = {
@@ -59,6 +61,7 @@ PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.DISPATCHER: frozenset(_DISPATCH),
     Role.OFFICER: frozenset({Permission.ANSWER_OWN_ORDERS}),
     Role.AUDITOR: frozenset(_READ_ONLY),
+    Role.INTEGRATION: frozenset({Permission.SUBMIT_WORK_ORDERS}),
 }
 
 

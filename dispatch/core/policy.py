@@ -100,6 +100,8 @@ class PolicyBook:
     by_category: Mapping[str, TimelinePolicy] = field(default_factory=dict)
     by_category_priority: Mapping[tuple[str, int], TimelinePolicy] = field(default_factory=dict)
     categories: Mapping[str, str] = field(default_factory=lambda: dict(CATEGORIES))
+    # Other systems' names for a category (a hotline's 事项分类) → the catalogue's key.
+    aliases: Mapping[str, str] = field(default_factory=dict)
 
     def for_incident(self, category: str, priority: int) -> TimelinePolicy:
         return self.by_category_priority.get(
@@ -113,6 +115,17 @@ class PolicyBook:
             raise UnknownCategory(category, self.categories)
         return category
 
+    def category_named(self, name: str) -> str:
+        """The catalogue's key for `name`: a key, a label (占道经营) or an alias the policy
+        file gives; UnknownCategory (listing the catalogue) for any other."""
+        if name in self.categories:
+            return name
+        labels = {label: key for key, label in self.categories.items()}
+        found = self.aliases.get(name) or labels.get(name)
+        if found is None:
+            raise UnknownCategory(name, self.categories)
+        return found
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PolicyBook:
         """Build from parsed YAML/JSON:
@@ -125,23 +138,32 @@ class PolicyBook:
               fire_hazard/1: {turn_out_s: 120}
 
         Entries override the default key by key. A category named here joins the catalogue,
-        with its `label` (or its key, if it has none and is not in the catalogue already).
+        with its `label` (or its key, if it has none and is not in the catalogue already), and
+        the `aliases` other systems call it by (`aliases: [消防安全隐患]`), each naming one
+        category only.
         """
         default = _policy(TimelinePolicy(), data.get("default") or {}, "default")
         by_category: dict[str, TimelinePolicy] = {}
         by_priority: dict[tuple[str, int], TimelinePolicy] = {}
         categories = dict(CATEGORIES)
+        aliases: dict[str, str] = {}
         for key, given in (data.get("categories") or {}).items():
             category, _, priority = str(key).partition("/")
             entry = dict(given or {})
             label = entry.pop("label", None)
+            for alias in entry.pop("aliases", None) or ():
+                known = aliases.setdefault(str(alias), category)
+                if known != category:
+                    raise PolicyError(
+                        f"policy {key}: alias {alias!r} already names category {known!r}"
+                    )
             categories[category] = str(label) if label else categories.get(category, category)
             if priority:
                 base = by_category.get(category, default)
                 by_priority[(category, int(priority))] = _policy(base, entry, str(key))
             else:
                 by_category[category] = _policy(default, entry, str(key))
-        return cls(default, by_category, by_priority, categories)
+        return cls(default, by_category, by_priority, categories, aliases)
 
 
 _DEADLINE_KEYS = {f"{m.value}_s": m for m in Milestone}

@@ -2,7 +2,8 @@
 
 A record is one stored fix as the chain committed to it: the canonical bytes, the digest of
 the raw payload, the chain hash, and where it sat in storage. `check_chain` recomputes the
-links from a known start and names the first record that does not follow; `track_rows`
+links from a known start and names the first record that does not follow; `join_segments`
+takes segments that repeat each other's entries back to one copy of each; `track_rows`
 turns records into rows for GeoJSON, GeoParquet and GPX, so each of those can be compared
 with the chain value for value.
 """
@@ -16,6 +17,7 @@ from typing import Any
 import geopandas
 import shapely
 
+from dispatch.core.feed import stream_order
 from dispatch.core.track import DeviceKey, link
 
 
@@ -74,6 +76,39 @@ def check_chain(
             break
         head = expected
     return head, problems
+
+
+def join_segments(
+    segments: list[tuple[str, list[ChainRecord]]],
+) -> tuple[list[ChainRecord], list[str]]:
+    """The records of (name, records) segments, given in the order of their first stream ids,
+    as one run holding each stream entry once: (records, problems).
+
+    A segment may repeat entries of those before it (an interrupted seal that an archiver
+    wrote again instead of finishing it). A repeated entry is taken as first read; the first
+    record of each segment whose copy differs from it, or that lies among entries already
+    read without being one of them, is a problem."""
+    joined: list[ChainRecord] = []
+    first_read: dict[str, tuple[str, ChainRecord]] = {}
+    problems = []
+    for where, records in segments:
+        reported = False
+        for index, record in enumerate(records):
+            if not joined or stream_order(record.stream_id) > stream_order(joined[-1].stream_id):
+                joined.append(record)
+                first_read[record.stream_id] = (where, record)
+                continue
+            earlier = first_read.get(record.stream_id)
+            if reported or (earlier is not None and earlier[1] == record):
+                continue
+            reported = True
+            at = f"{where}: record {index} (stream id {record.stream_id})"
+            problems.append(
+                f"{at} is not among the entries the segments before it hold"
+                if earlier is None
+                else f"{at} differs from its copy in {earlier[0]}"
+            )
+    return joined, problems
 
 
 def frame(records: list[ChainRecord]) -> geopandas.GeoDataFrame:

@@ -2,8 +2,9 @@
 
 Nothing outside this package names a key or imports redis: keys share a prefix (one
 deployment, or one test) and are built by `Keys`. `Store` holds one connection pool and a
-store per concern over it — ingest, registry, tracks, clips, incidents (the engine's keys)
-and the position feed — each returning typed values.
+store per concern over it — ingest, registry, tracks, clips, incidents (the engine's keys),
+the position feed, the hotline's work orders and JT/T 808 terminals — each returning
+typed values.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from devices.presence import Presence
 from dispatch.core.roster import OfficerId
 from dispatch.store.clips import ClipStore
 from dispatch.store.feed import PositionFeed, ScreenFeed, Snapshot
+from dispatch.store.hotline import HotlineStore
 from dispatch.store.incidents import IncidentStore, decode_incident
 from dispatch.store.ingest import UNAVAILABLE, IngestStore
 from dispatch.store.keys import Keys
 from dispatch.store.presence import officer_positions
 from dispatch.store.registry import RegistryStore
 from dispatch.store.sessions import SessionStore
+from dispatch.store.terminals import TerminalStore
 from dispatch.store.tracks import DeviceSnapshot, TrackStore
 from gis.coords import LonLat
 
@@ -42,6 +45,8 @@ class Store:
         self.incidents = IncidentStore(client, self.keys)
         self.positions = PositionFeed(client, self.keys)
         self.sessions = SessionStore(client, self.keys)
+        self.hotline = HotlineStore(client, self.keys)
+        self.terminals = TerminalStore(client, self.keys)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "yiwang") -> Store:
@@ -94,6 +99,7 @@ __all__ = [
     "UNAVAILABLE",
     "ClipStore",
     "DeviceSnapshot",
+    "HotlineStore",
     "IncidentStore",
     "IngestStore",
     "Keys",
@@ -103,6 +109,7 @@ __all__ = [
     "SessionStore",
     "Snapshot",
     "Store",
+    "TerminalStore",
     "TrackStore",
     "decode_incident",
 ]

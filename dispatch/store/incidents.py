@@ -37,6 +37,20 @@ return 0
 """
 
 
+def inbox_fields(
+    kind: str,
+    body: dict[str, Any],
+    officer: str = "",
+    device: str = "",
+    actor: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """An entry of the engine's inbox (see `IncidentStore.post`)."""
+    fields = {"kind": kind, "device": device, "officer": officer, "body": json.dumps(body)}
+    if actor is not None:
+        fields["actor"] = json.dumps(actor, ensure_ascii=False)
+    return fields
+
+
 class IncidentStore:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self.redis = client
@@ -61,15 +75,17 @@ class IncidentStore:
     def ensure_inbox_group(self) -> None:
         ensure_group(self.redis, self.keys.inbox, ENGINE_GROUP)
 
-    def ensure_outbox_group(self) -> None:
-        ensure_group(self.redis, self.keys.outbox, DELIVERY_GROUP)
+    def ensure_outbox_group(self, group: str = DELIVERY_GROUP) -> None:
+        ensure_group(self.redis, self.keys.outbox, group)
 
     def read_outbox(
-        self, *, unsettled: bool, block_ms: int, count: int = 100
+        self, *, unsettled: bool, block_ms: int, count: int = 100, group: str = DELIVERY_GROUP
     ) -> list[tuple[str, dict[str, str]]]:
-        """Orders for delivery: those read before and never settled (no wait), or new ones."""
+        """Orders for delivery: those read before and never settled (no wait), or new ones.
+
+        Each way of delivering (MQTT, each JT/T 808 gateway) reads with a group of its own."""
         reply = self.redis.xreadgroup(
-            DELIVERY_GROUP,
+            group,
             "deliverer",
             {self.keys.outbox: "0" if unsettled else ">"},
             count=count,
@@ -77,9 +93,10 @@ class IncidentStore:
         )
         return [entry for _stream, entries in reply or [] for entry in entries]
 
-    def settle_outbox(self, entry_id: str) -> None:
-        """The broker took every message of this order: it is delivered."""
-        self.redis.xack(self.keys.outbox, DELIVERY_GROUP, entry_id)
+    def settle_outbox(self, entry_id: str, group: str = DELIVERY_GROUP) -> None:
+        """Every message of this order is delivered (taken by the broker, or answered by the
+        terminals), as far as `group`'s way of delivering goes."""
+        self.redis.xack(self.keys.outbox, group, entry_id)
 
     def read_inbox(self, block_ms: int, count: int = 500) -> list[tuple[str, dict[str, str]]]:
         """Entries delivered to a previous leader but never acknowledged first, then new ones."""
@@ -108,10 +125,9 @@ class IncidentStore:
     ) -> str:
         """Put an entry in the engine's inbox, as ingest does for device messages. `actor` is
         the authenticated account behind it (account, role, address), kept in the audit."""
-        fields = {"kind": kind, "device": device, "officer": officer, "body": json.dumps(body)}
-        if actor is not None:
-            fields["actor"] = json.dumps(actor, ensure_ascii=False)
-        return str(self.redis.xadd(self.keys.inbox, fields))
+        return str(
+            self.redis.xadd(self.keys.inbox, inbox_fields(kind, body, officer, device, actor))
+        )
 
     def incident(self, incident_id: str) -> Incident | None:
         raw = self.redis.hget(self.keys.incidents, incident_id)

@@ -136,6 +136,18 @@ class IngestStore:
     def stats(self) -> dict[str, int]:
         return {k: int(v) for k, v in self.redis.hgetall(self.keys.stats).items()}
 
+    def count_channel(self, channel: str, outcome: str) -> None:
+        """One request of an intake channel other than MQTT, by what became of it."""
+        self.redis.hincrby(self.keys.channel_stats, f"{channel}|{outcome}", 1)
+
+    def channel_stats(self) -> dict[str, dict[str, int]]:
+        """Each channel's counts by outcome."""
+        counts: dict[str, dict[str, int]] = {}
+        for field, value in self.redis.hgetall(self.keys.channel_stats).items():
+            channel, _, outcome = field.partition("|")
+            counts.setdefault(channel, {})[outcome] = int(value)
+        return counts
+
     def rejected_by_device(self) -> dict[str, int]:
         return {k: int(v) for k, v in self.redis.hgetall(self.keys.rejected_by_device).items()}
 

@@ -41,8 +41,24 @@ class Keys:
         return f"{self.prefix}:credentials"
 
     @property
+    def http_keys(self) -> str:
+        """Devices' keys for the HTTP channels (OsmAnd), keyed as the registry: their sha256
+        and when they were issued."""
+        return f"{self.prefix}:http_keys"
+
+    @property
+    def jt808_terminals(self) -> str:
+        """JT/T 808 terminals by phone number: auth code, datum and clock offset."""
+        return f"{self.prefix}:jt808_terminals"
+
+    @property
     def stats(self) -> str:
         return f"{self.prefix}:stats"
+
+    @property
+    def channel_stats(self) -> str:
+        """Outcomes per intake channel other than MQTT (`channel|outcome`)."""
+        return f"{self.prefix}:channel_stats"
 
     @property
     def rejected_by_device(self) -> str:
@@ -122,6 +138,40 @@ class Keys:
     @property
     def outbox(self) -> str:
         return f"{self.prefix}:outbox"
+
+    @property
+    def hotline_tickets(self) -> str:
+        """Hotline work orders received, by `source:ticket`: the incident each opened."""
+        return f"{self.prefix}:hotline:tickets"
+
+    @property
+    def hotline_open(self) -> str:
+        """Tickets whose result is not queued yet (`source:ticket` → incident)."""
+        return f"{self.prefix}:hotline:open"
+
+    @property
+    def hotline_notices(self) -> str:
+        """Results waiting to be delivered to the hotline, by ticket."""
+        return f"{self.prefix}:hotline:notices"
+
+    @property
+    def hotline_due(self) -> str:
+        """When each waiting result is tried next (a ZSET; a claim pushes it a lease ahead)."""
+        return f"{self.prefix}:hotline:due"
+
+    @property
+    def hotline_attempts(self) -> str:
+        return f"{self.prefix}:hotline:attempts"
+
+    @property
+    def hotline_delivered(self) -> str:
+        """Tickets whose result the hotline took, and when."""
+        return f"{self.prefix}:hotline:delivered"
+
+    @property
+    def hotline_deadletter(self) -> str:
+        """Results given up on after the last attempt, with the last error."""
+        return f"{self.prefix}:hotline:deadletter"
 
     def session(self, digest: str) -> str:
         return f"{self.prefix}:session:{digest}"

@@ -43,7 +43,14 @@ class RegistryStore:
         if bindings:
             self.redis.hset(self.keys.registry, mapping={b.key: b.to_json() for b in bindings})
 
+    def binding(self, key: str) -> Binding | None:
+        """One binding by its key, read alone (a request naming its device, not the ingest)."""
+        text = self.redis.hget(self.keys.registry, key)
+        return None if text is None else Binding.from_json(key, text)
+
     def unbind(self, key: str) -> bool:
+        """Remove a binding and the device's HTTP key: bound again, it needs a new one."""
+        self.redis.hdel(self.keys.http_keys, key)
         return bool(self.redis.hdel(self.keys.registry, key))
 
     def devices_of(self, officer: str) -> list[str]:
@@ -78,3 +85,15 @@ class RegistryStore:
     def credentials(self, key: str) -> CredentialRecord | None:
         text = self.redis.hget(self.keys.credentials, key)
         return None if text is None else CredentialRecord.from_json(key, text)
+
+    def record_http_key(self, key: str, digest: str, *, issued_at: float) -> None:
+        """Keep the digest of the device's HTTP key; a key issued before is replaced."""
+        record = json.dumps({"sha256": digest, "issued_at": issued_at})
+        self.redis.hset(self.keys.http_keys, key, record)
+
+    def http_key_digest(self, key: str) -> str | None:
+        text = self.redis.hget(self.keys.http_keys, key)
+        return None if text is None else str(json.loads(text)["sha256"])
+
+    def revoke_http_key(self, key: str) -> bool:
+        return bool(self.redis.hdel(self.keys.http_keys, key))

@@ -77,6 +77,11 @@ class TrackStore:
                 return
             start = "(" + page[-1][0]
 
+    def chain_hash_at(self, device: DeviceKey, stream_id: str) -> str | None:
+        """The chain hash of the live track's entry `stream_id`, None when it holds no such entry."""
+        entries = self.redis.xrange(self.keys.track(device), min=stream_id, max=stream_id, count=1)
+        return str(entries[0][1]["h"]) if entries else None
+
     def archive_end(self, device: DeviceKey) -> tuple[str, str] | None:
         """(chain head, last stream id) of the device's sealed archive, None before any."""
         end = self.redis.hmget(self.keys.archive(device), ["head", "last_id"])

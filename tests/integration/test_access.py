@@ -180,13 +180,16 @@ def gate(*allowed: str) -> dict[str, int | str]:
 
 
 PUBLIC = dict.fromkeys(CALLERS, PASSES)
-ANY_ACCOUNT = gate("admin", "commander", "dispatcher", "officer", "auditor")
+ANY_ACCOUNT = gate(*(role.value for role in Role))
 ADMIN = gate("admin")
 WATCHERS = gate("admin", "commander", "dispatcher")  # the live map and its devices
 ACTORS = gate("admin", "commander", "dispatcher")  # report and act on incidents
 READERS = gate("admin", "commander", "dispatcher", "auditor")  # incidents and tracks
 AUDITORS = gate("admin", "commander", "auditor")  # the access audit and evidence
 OFFICERS = gate("officer")
+HOTLINE = gate("admin", "integration")  # the 12345/8890 hotline's work orders
+# Devices' own channel: accounts have no say, only a device's key opens it.
+DEVICE_KEY = dict.fromkeys(CALLERS, 401)
 INCIDENT_ACTIONS = ("acknowledge", "assign", "reassign", "cancel", "resolve", "close", "merge")
 
 EXPECTED: dict[tuple[str, str], dict[str, int | str]] = {
@@ -207,11 +210,14 @@ EXPECTED: dict[tuple[str, str], dict[str, int | str]] = {
     ("GET", "/api/devices/{user}/{device}/track"): READERS,
     ("GET", "/api/ingest/stats"): ADMIN,
     ("GET", "/api/ingest/deadletters"): ADMIN,
+    ("GET", "/api/osmand"): DEVICE_KEY,
+    ("POST", "/api/osmand"): DEVICE_KEY,
     ("POST", "/api/incidents"): ACTORS,
     ("GET", "/api/incidents"): READERS,
     ("GET", "/api/incidents/{incident_id}"): READERS,
     ("GET", "/api/incidents/{incident_id}/audit"): READERS,
     **{("POST", f"/api/incidents/{{incident_id}}/{name}"): ACTORS for name in INCIDENT_ACTIONS},
+    ("POST", "/api/hotline/orders"): HOTLINE,
     ("GET", "/api/orders/mine"): OFFICERS,
     ("POST", "/api/orders/{order_id}/ack"): OFFICERS,
     ("GET", "/api/incidents/{incident_id}/evidence"): AUDITORS,
@@ -278,6 +284,13 @@ class Sweep:
             ("POST", "/api/incidents/{incident_id}/assign"): {"officers": ["zhang3"]},
             ("POST", "/api/incidents/{incident_id}/merge"): {"into": other_incident},
             ("POST", "/api/orders/{order_id}/ack"): {"status": "accepted"},
+            ("POST", "/api/hotline/orders"): {
+                "ticket_id": "matrix-1",
+                "category": "street_vending",
+                "lon": EAST[0],
+                "lat": EAST[1],
+                "crs": "wgs84",
+            },
         }
 
     def call(self, method: str, path: str, headers: dict[str, str]) -> Response:

@@ -120,6 +120,19 @@ VALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/incidents/{incident_id}/assign"): {"officers": ["zhang3"]},
     ("POST", "/api/incidents/{incident_id}/merge"): {"into": "INC-X"},
     ("POST", "/api/orders/{order_id}/ack"): {"status": "accepted", "reason": "x"},
+    ("POST", "/api/hotline/orders"): {
+        "ticket_id": "T-1",
+        "source": "12345",
+        "category": "street_vending",
+        "lon": EAST[0],
+        "lat": EAST[1],
+        "crs": "wgs84",
+        "address": "a",
+        "text": "t",
+        "caller_name": "n",
+        "caller_phone": "p",
+        "priority": 3,
+    },
 }
 REASON_BODY = {"reason": "x"}  # acknowledge, reassign, cancel, resolve, close
 
@@ -269,8 +282,9 @@ def test_every_hostile_body_and_query_number_answers_4xx_with_a_reason(center: C
     assert wrong == [], "\n".join(wrong[:40])
     body_routes = {(c.method, c.path) for c in cases if c.body is not None}
     query_routes = {(c.method, c.path) for c in cases if c.body is None}
-    # Every body of the schema (five for accounts, eight for incidents and one for orders).
-    assert len(body_routes) == 14 and set(VALID_BODIES) <= body_routes, body_routes
+    # Every body of the schema (five for accounts, eight for incidents, one for orders and one
+    # for the hotline's work orders).
+    assert len(body_routes) == 15 and set(VALID_BODIES) <= body_routes, body_routes
     assert len(query_routes) == 11, query_routes
     print(f"\n{len(body_routes)} body routes, {len(query_routes)} routes with number queries")
     assert {400, 413, 415, 422} <= set(answered), answered

@@ -1,9 +1,12 @@
 """Sealing is exact: on a Redis whose track streams span many stream nodes, every sealed entry
 leaves the live track, the chain verifies end to end, a full track holds each fix once, and the
-archiver goes on past a device it cannot seal."""
+archiver goes on past a device it cannot seal. A seal that died between writing its segment and
+trimming Redis is finished by the next one, never written again; archives in which earlier
+archivers did write it again read each fix once and verify clean unless a copy differs."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import threading
@@ -19,7 +22,9 @@ from dispatch.api.app import create_app
 from dispatch.cli import main as yiwang
 from dispatch.core.track import DeviceKey, Fix, genesis, link
 from dispatch.evidence.archive import (
+    Archive,
     ArchiveError,
+    SealPass,
     SealPolicy,
     full_track,
     seal_due,
@@ -27,7 +32,8 @@ from dispatch.evidence.archive import (
     verify_segment,
 )
 from dispatch.evidence.archiver import Archiver
-from dispatch.evidence.signing import canonical_json
+from dispatch.evidence.records import ChainRecord
+from dispatch.evidence.signing import Signer, canonical_json
 from dispatch.settings import Settings
 from dispatch.store import Store
 from harness.daemons import ManagedRedis
@@ -298,3 +304,173 @@ def test_a_manifest_naming_a_file_outside_its_folder_is_refused(
     ]
     with pytest.raises(ArchiveError, match="not a file beside it"):
         full_track(store, archive, dev)
+
+
+class KilledError(Exception):
+    """The archiver dying between writing a segment and trimming Redis."""
+
+
+def _killed_before_the_trim(*_args: object) -> None:
+    raise KilledError("the process died before Redis dropped the sealed entries")
+
+
+def die_sealing(
+    store: Store, dev: DeviceKey, count: int, data_dir: Path, policy: SealPolicy
+) -> tuple[Archive, Signer, SealPass]:
+    """`count` fixes of `dev`, then a pass of the archiver that dies after writing the segment
+    and before Redis drops its entries: (archive, signer, the pass)."""
+    user, _, device = dev.partition("/")
+    store_walk(store, user, device, count)
+    settings = Settings(data_dir=data_dir)
+    archive, signer = settings.archive(), settings.signer()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(store.tracks, "mark_sealed", _killed_before_the_trim)
+        died = seal_due(store, archive, signer, _T0, policy, force=True)
+    return archive, signer, died
+
+
+def segment_counts(archive: Archive, dev: DeviceKey) -> list[int]:
+    return [manifest["count"] for _path, manifest in archive.manifests(dev)]
+
+
+@pytest.mark.parametrize("max_fixes", [40, 10_000])
+def test_a_seal_interrupted_before_its_trim_is_finished_not_written_again(
+    nodes_store: Store, prefix, tmp_path, max_fixes
+) -> None:
+    store, dev = nodes_store, DeviceKey("wang5/BC-10")
+    archive, signer, died = die_sealing(store, dev, 50, tmp_path, SealPolicy(max_fixes=50))
+    assert "KilledError" in died.failed[dev]
+    ((interrupted, _manifest),) = archive.manifests(dev)
+    assert store.redis.xlen(store.keys.track(dev)) == 50, "written, and still live"
+    assert verify_archive(store, archive, dev) == (50, [])
+
+    # Fixes arrive before the archiver runs again, with the same segment size or a smaller one.
+    store_walk(store, "wang5", "BC-10", 15, first=50)
+    done = seal_due(store, archive, signer, _T0, SealPolicy(max_fixes=max_fixes), force=True)
+    assert done.failed == {}
+    assert segment_counts(archive, dev) == [50, 15], "no segment repeats the interrupted one"
+    assert done.sealed[0] == interrupted, "the interrupted seal is finished and reported"
+    assert store.redis.xlen(store.keys.track(dev)) == 0
+    assert fix_times(full_track(store, archive, dev)) == [_T0 + n for n in range(65)]
+    assert verify_archive(store, archive, dev, signer.public_hex) == (65, [])
+
+
+def test_an_interrupted_segment_that_does_not_verify_keeps_its_entries_live(
+    nodes_store: Store, prefix, tmp_path
+) -> None:
+    store, dev = nodes_store, DeviceKey("wang5/BC-11")
+    archive, signer, _died = die_sealing(store, dev, 30, tmp_path, SealPolicy())
+    ((path, manifest),) = archive.manifests(dev)
+    segment = path.parent / manifest["file"]
+    segment.write_bytes(segment.read_bytes()[:-100])
+
+    done = seal_due(store, archive, signer, _T0, SealPolicy(), force=True)
+    assert list(done.failed) == [dev]
+    assert "does not verify" in done.failed[dev] and path.name in done.failed[dev]
+    assert store.redis.xlen(store.keys.track(dev)) == 30, "the live track is the only sound copy"
+    assert segment_counts(archive, dev) == [30]
+
+
+def seal_untrimmed(
+    store: Store, archive: Archive, signer: Signer, dev: DeviceKey, records: list[ChainRecord]
+) -> None:
+    """What a seal that died before its trim leaves: the segment written, Redis as it was."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(store.tracks, "mark_sealed", lambda *_args: None)
+        archive.seal(store, signer, dev, records)
+
+
+def with_moved_fix(records: list[ChainRecord], index: int) -> list[ChainRecord]:
+    """`records` with fix `index` moved north and the chain linked anew from it: a copy a
+    holder of the signing key could seal, sound in itself."""
+    forged, head = records[:index], records[index - 1].chain_hash
+    for n, record in enumerate(records[index:]):
+        fix = record.fix
+        fix["lat"] += 1e-3 if n == 0 else 0
+        canonical = json.dumps(fix, sort_keys=True, separators=(",", ":")).encode()
+        head = link(head, canonical, record.raw_sha256)
+        forged.append(dataclasses.replace(record, canonical=canonical, chain_hash=head))
+    return forged
+
+
+def overlapping_archive(
+    store: Store, dev: DeviceKey, data_dir: Path, moved: int | None = None
+) -> tuple[Archive, Signer, list[ChainRecord]]:
+    """A 65-fix track as archivers before this one left it after an interrupted seal: the
+    interrupted segment (fixes 0-49, with fix `moved` changed if given), the same entries
+    written again (0-39) and trimmed, then 40-54; fixes 55-64 live.
+    (archive, signer, the live track's records)"""
+    user, _, device = dev.partition("/")
+    store_walk(store, user, device, 65)
+    settings = Settings(data_dir=data_dir)
+    archive, signer = settings.archive(), settings.signer()
+    records = full_track(store, archive, dev)
+    interrupted = records if moved is None else with_moved_fix(records, moved)
+    # Sealed beside the archive, then moved into it: this archive would finish the seal.
+    earlier = Archive(data_dir / "earlier")
+    seal_untrimmed(store, earlier, signer, dev, interrupted[:50])
+    archive.seal(store, signer, dev, records[:40])
+    archive.seal(store, signer, dev, records[40:55])
+    for path in earlier.folder(dev).iterdir():
+        path.rename(archive.folder(dev) / path.name)
+    assert sorted(segment_counts(archive, dev)) == [15, 40, 50]
+    return archive, signer, records
+
+
+def test_overlapping_segments_read_each_fix_once_and_verify_clean(
+    nodes_store: Store, prefix, tmp_path
+) -> None:
+    store, dev = nodes_store, DeviceKey("wang5/BC-12")
+    archive, signer, _records = overlapping_archive(store, dev, tmp_path)
+    assert store.redis.xlen(store.keys.track(dev)) == 10
+    assert fix_times(full_track(store, archive, dev)) == [_T0 + n for n in range(65)]
+    in_window = full_track(store, archive, dev, since=_T0 + 52, until=_T0 + 53)
+    assert fix_times(in_window) == [_T0 + n for n in range(40, 65)], "one segment, then live"
+    assert verify_archive(store, archive, dev, signer.public_hex) == (65, [])
+
+    done = seal_due(store, archive, signer, _T0, SealPolicy(), force=True)
+    assert (done.failed, len(done.sealed)) == ({}, 1)
+    assert segment_counts(archive, dev) == [40, 50, 15, 10]
+    assert store.redis.xlen(store.keys.track(dev)) == 0
+    assert verify_archive(store, archive, dev, signer.public_hex) == (65, [])
+    assert fix_times(full_track(store, archive, dev)) == [_T0 + n for n in range(65)]
+
+
+def test_a_copy_that_differs_inside_an_overlap_is_reported(
+    nodes_store: Store, prefix, tmp_path
+) -> None:
+    store, dev = nodes_store, DeviceKey("wang5/BC-13")
+    archive, signer, records = overlapping_archive(store, dev, tmp_path, moved=20)
+    by_count = {
+        manifest["count"]: (path, manifest["file"]) for path, manifest in archive.manifests(dev)
+    }
+    (_, again), (forged_manifest, forged), (_, after) = by_count[40], by_count[50], by_count[15]
+    assert verify_segment(forged_manifest, signer.public_hex) == [], "sound in itself"
+
+    count, problems = verify_archive(store, archive, dev, signer.public_hex)
+    assert count == 65
+    # The forgery differs from the moved fix on (its chain hashes), where either copy overlaps it.
+    assert problems == [
+        f"{forged}: record 20 (stream id {records[20].stream_id}) differs from its copy in {again}",
+        f"{after}: record 0 (stream id {records[40].stream_id}) differs from its copy in {forged}",
+    ]
+    assert len(full_track(store, archive, dev)) == 65
+
+
+def test_the_track_endpoint_answers_each_fix_once_from_an_overlapping_archive(
+    redis_service, store: Store, prefix, database_url, tmp_path
+) -> None:
+    _archive, _signer, records = overlapping_archive(store, DeviceKey("wang5/BC-14"), tmp_path)
+    settings = Settings(
+        redis_url=redis_service.url, key_prefix=prefix, database_url=database_url,
+        data_dir=tmp_path,
+    )  # fmt: skip
+    with TestClient(create_app(settings, workers=())) as client:
+        client.headers.update(bearer(database_url))
+        track = client.get(
+            "/api/devices/wang5/BC-14/track", params={"from": _T0 - 10, "to": _T0 + 100}
+        )
+    assert track.status_code == 200, track.text
+    assert track.json()["properties"]["points"] == 65
+    _line, *points = track.json()["features"]
+    assert [p["properties"]["chain_hash"] for p in points] == [r.chain_hash for r in records]

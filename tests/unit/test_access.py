@@ -49,6 +49,7 @@ EXPECTED_PERMISSIONS: dict[Role, set[Permission]] = {
         P.READ_AUDIT,
         P.READ_STATISTICS,
     },
+    Role.INTEGRATION: {P.SUBMIT_WORK_ORDERS},
 }
 
 
@@ -87,6 +88,15 @@ def test_an_auditor_reads_and_exports_but_never_acts() -> None:
 def test_an_officer_only_answers_own_orders() -> None:
     officer = caller(Role.OFFICER)
     assert [p for p in Permission if officer.may(p)] == [P.ANSWER_OWN_ORDERS]
+
+
+def test_an_integration_hands_work_orders_over_and_sees_nothing() -> None:
+    hotline = caller(Role.INTEGRATION)
+    assert [p for p in Permission if hotline.may(p)] == [P.SUBMIT_WORK_ORDERS]
+    assert {r for r in Role if caller(r).may(P.SUBMIT_WORK_ORDERS)} == {
+        Role.ADMIN,
+        Role.INTEGRATION,
+    }
 
 
 def test_a_dispatcher_acts_on_incidents_but_manages_nothing() -> None:

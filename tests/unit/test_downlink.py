@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from zoneinfo import ZoneInfo
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,8 +14,10 @@ from devices.downlink import (
     ORDER_FENCE_PREFIX,
     OrderNotice,
     dispatch_message,
+    order_text,
     owntracks_commands,
     withdrawal_message,
+    withdrawal_text,
 )
 from devices.translate import Assignments, translate
 from dispatch.core import events as ev
@@ -145,3 +148,15 @@ def test_the_app_s_enter_of_the_waypoint_translates_into_arrival(order: str) -> 
     assert translate("1-0", entry, assignments) == [
         ev.OfficerArrived(IncidentId("INC-1"), OrderId(order), OfficerId("officer005"), "geofence")
     ]
+
+
+def test_a_text_terminal_reads_the_order_with_local_clocks() -> None:
+    text = order_text(NOTICE, ZoneInfo("Asia/Shanghai"))
+    assert text.splitlines() == [
+        "【调度指令】占道经营：占道经营 东门",
+        "位置：东经119.651235 北纬29.081235（WGS-84）",
+        "响应时限：16:01:00",
+        "出勤时限：16:03:00",
+        "指令号：O-20261122-7",
+    ]
+    assert withdrawal_text("O-1", "重复警情") == "【撤销指令】指令号：O-1，原因：重复警情"

@@ -3,6 +3,7 @@ record deleted, reordered or substituted, fails verification and is named."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -20,7 +21,7 @@ from dispatch.core.track import DeviceKey, Fix, genesis, link
 from dispatch.evidence.build import build_package
 from dispatch.evidence.crosscheck import crosscheck
 from dispatch.evidence.formats import DeviceTrack, PackageContent
-from dispatch.evidence.records import ChainRecord, frame, records_from_frame
+from dispatch.evidence.records import ChainRecord, frame, join_segments, records_from_frame
 from dispatch.evidence.signing import Signer, load_or_create
 from dispatch.evidence.verify import verify_package
 
@@ -205,6 +206,36 @@ def test_parquet_column_edit_without_touching_canonical_is_named(tmp_path: Path)
     path = tmp_path / "t.parquet"
     frame(records).to_parquet(path)
     assert len(geopandas.read_parquet(path)) == 10
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_overlapping_segments_join_to_the_chain_with_each_entry_once(data) -> None:
+    records = chain(DEVICE, 40)
+    spans, reach = [], 0
+    for _ in range(data.draw(st.integers(1, 6))):
+        start = data.draw(st.integers(0, min(reach, 39)))
+        end = data.draw(st.integers(start + 1, 40))
+        spans.append((start, end))
+        reach = max(reach, end)
+    # In the archive's order; the spans leave no gap, so each starts within those before it.
+    segments = [(f"{a}_{b}", records[a:b]) for a, b in sorted(spans)]
+    assert join_segments(segments) == (records[:reach], [])
+
+
+def test_a_copy_that_differs_or_is_not_among_the_entries_before_is_named() -> None:
+    records, other = chain(DEVICE, 30), chain(DeviceKey("officer006/bodycam006"), 30)
+    changed = [*records[:5], dataclasses.replace(other[5], stream_id=records[5].stream_id),
+               *records[6:20]]  # fmt: skip
+    inserted = [*records[:8], dataclasses.replace(other[8], stream_id=f"{T0 * 1000 + 7}-1"),
+                *records[8:25]]  # fmt: skip
+    joined, problems = join_segments([("a", records[:20]), ("b", changed), ("c", inserted)])
+    assert joined == records[:25]
+    assert problems == [
+        f"b: record 5 (stream id {records[5].stream_id}) differs from its copy in a",
+        f"c: record 8 (stream id {T0 * 1000 + 7}-1) is not among the entries the segments "
+        "before it hold",
+    ]
 
 
 def test_crosscheck_compares_file_points_with_the_interpolated_track() -> None:
