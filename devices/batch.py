@@ -102,6 +102,8 @@ class IngestConfig:
     unknown_devices: UnknownDevicePolicy
     batch_max: int = 1000
     batch_wait_s: float = 0.02
+    # Messages read ahead of the store at most (about 0.5 KB each in memory).
+    backlog_max: int = 200_000
     registrations_per_min: int = 60
 
 

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable
 
 from devices import mqttwire
+from devices.backlog import Backlog
 from devices.batch import BROKER_DROPPED_TOPIC, BatchWriter, PreparedBatch, Received
 from devices.broker import BrokerLogin
 from devices.mqttwire import SubAck
@@ -34,8 +35,9 @@ class IngestWorker:
     One thread, no hand-offs: while Redis stores one batch (its function runs in the Redis
     process), this thread keeps reading the next from the broker, then acknowledges the first
     once its answer is in. At most one batch is in Redis at a time, so each batch is chained on
-    top of a settled one; while it is there, at most `4 * batch_max` further messages are read
-    before reading pauses and the broker holds the rest.
+    top of a settled one. Reading runs ahead of storing by up to `backlog_max` messages
+    (devices.backlog, which also puts each device's newest fix first when the store lags);
+    past that, reading pauses and the broker holds the rest.
 
     A fixed client id and a persistent session (MQTT 5: clean start off plus session expiry;
     3.1.1: clean session off) make the broker queue messages while the worker is away. If Redis
@@ -57,7 +59,9 @@ class IngestWorker:
         self.session = Subscriber(
             broker, client_id, protocol=protocol, session_expiry_s=session_expiry_s
         )
-        self._pending: list[Received] = []
+        self.backlog: Backlog[Received] = Backlog(
+            writer.config.batch_max, writer.config.backlog_max
+        )
         self._in_redis: tuple[list[Received], PreparedBatch, PendingWrite] | None = None
         self._stop = threading.Event()
         self.connected = threading.Event()  # set once the subscriptions are in place
@@ -88,7 +92,7 @@ class IngestWorker:
             self.connected.clear()
             self.session.close()
             # Received but unacknowledged messages will be redelivered by the broker.
-            self._pending.clear()
+            self.backlog.clear()
             self._in_redis = None
             if not self._stop.is_set():
                 self.writer.forget()
@@ -130,37 +134,37 @@ class IngestWorker:
         wait_s = self.writer.config.batch_wait_s
         batch_max = self.writer.config.batch_max
         clock = self.writer.clock
+        backlog = self.backlog
         while not self._stop.is_set():
             if self._in_redis is not None:
-                if len(self._pending) >= 4 * batch_max or self._in_redis[2].ready():
+                if backlog.full or self._in_redis[2].ready():
                     self._settle()
-            elif self._pending and (
-                len(self._pending) >= batch_max or clock() - self._pending[0].received_at >= wait_s
+            elif len(backlog) >= batch_max or (
+                len(backlog) and clock() - (backlog.oldest_received_at() or clock()) >= wait_s
             ):
-                # One batch_max at a time: a Redis function call blocks every other client.
-                received = self._pending[:batch_max]
-                del self._pending[:batch_max]
+                received = backlog.next_batch()
                 self._written(received, lambda r=received: self._send(r))
-            elif not self._pending:
+            elif not len(backlog):
                 self.progress_at = clock()
-            if len(self._pending) >= 4 * batch_max:
-                continue  # the broker holds the rest until this batch is settled
+            if backlog.full:
+                continue  # the broker holds the rest until stored batches are acknowledged
             timeout = wait_s if self._in_redis is None else 0.001
             publishes = self.session.read(timeout)
             if publishes:
                 at = clock()
-                self._pending.extend(
+                backlog.add(
                     [Received(p.packet_id, p.qos, p.topic, p.payload, at) for p in publishes]
                 )
         if self._in_redis is not None:
             self._settle()
-        if self._pending:
-            received, self._pending = self._pending, []
-            if self._written(received, lambda: self.writer.write(received)):
-                self._acknowledge(received)
+        while len(backlog):
+            received = backlog.next_batch()
+            if self._written(received, lambda r=received: self.writer.write(r)):
+                self._acknowledge()
 
     def _send(self, received: list[Received]) -> None:
         prepared = self.writer.prepare(received)
+        prepared.batch.backlog = self.backlog.held
         self._in_redis = (received, prepared, self.writer.send(prepared))
 
     def _settle(self) -> None:
@@ -169,7 +173,7 @@ class IngestWorker:
         received, prepared, pending_write = self._in_redis
         self._in_redis = None
         if self._written(received, lambda: self.writer.finish(prepared, pending_write.result())):
-            self._acknowledge(received)
+            self._acknowledge()
             self.progress_at = self.writer.clock()
 
     def _written(self, received: list[Received], step: Callable[[], None]) -> bool:
@@ -183,12 +187,13 @@ class IngestWorker:
         except Exception:
             log.exception("writing %d messages raised; writing them apart", len(received))
         self.writer.write_apart(received)
-        self._acknowledge(received)
+        self._acknowledge()
         self.progress_at = self.writer.clock()
         return False
 
-    def _acknowledge(self, received: list[Received]) -> None:
-        self.session.acknowledge([m.mid for m in received if m.qos > 0])
+    def _acknowledge(self) -> None:
+        """The batch handed out last is stored: acknowledge what that completes."""
+        self.session.acknowledge([m.mid for m in self.backlog.stored() if m.qos > 0])
 
 
 class _Backoff:
