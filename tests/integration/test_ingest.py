@@ -222,3 +222,45 @@ def test_load_generator_publishes_at_qos_1_and_counts_every_puback(broker, login
     topic, body = received[1234]
     assert topic == f"{prefix}/load01234/load01234"
     assert json.loads(body)["tst"] == 1_795_000_000
+
+
+def test_a_lagging_ingest_shows_each_devices_newest_fix_first_and_stores_the_rest_once(
+    broker, logins, store, prefix, start_ingest
+) -> None:
+    config = replace(ingest_config(prefix), batch_max=100)
+    start_ingest(config).stop()  # the persistent session: the broker queues from now on
+    now = time.time()
+    devices, per_device = 40, 50
+    queued = [
+        (f"{prefix}/u{d}/d{d}", location(now - per_device + step, lat=29.08 + step * 1e-5))
+        for step in range(per_device)
+        for d in range(devices)
+    ]
+    client = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv311, logins.simulator)
+    publish_all(client, queued)
+    client.loop_stop()
+
+    running = start_ingest(config)  # 2,000 messages waiting: far more than one batch
+    wait_until(lambda: verdicts(store) == len(queued), what="the backlog stored")
+    stats = store.ingest.stats()
+    assert stats["accepted"] == len(queued)
+    newest = int(now) - 1
+    live_rows = [
+        row
+        for _, fields in store.redis.xrange(store.keys.positions)
+        for row in json.loads(fields["body"])
+    ]
+    # In arrival order every fix would have been live (2,000 rows); carried ahead, the
+    # newest of each device came first and most older fixes were stored as backfill.
+    assert len(live_rows) < len(queued) / 4
+    assert stats["backfill"] == len(queued) - len(live_rows)
+    assert running.worker.backlog.carried_ahead >= devices
+    for d in range(devices):
+        dev = DeviceKey(f"u{d}/d{d}")
+        assert int(store.tracks.device_record(dev)["fix_at"]) == newest
+        mine = [row[3] for row in live_rows if row[0] == dev]
+        assert mine == sorted(mine) and mine[-1] == newest
+        links = [link for _, link, _ in store.tracks.chain_links(dev)]
+        assert len(links) == per_device
+        verify_chain(dev, links)
+    assert store.ingest.backlog() is not None  # reported with each batch
