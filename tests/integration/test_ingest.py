@@ -11,11 +11,15 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from devices import mqttwire
+from devices.batch import BatchWriter
+from devices.ingest import IngestWorker
 from devices.registry import Binding, UnknownDevicePolicy
 from dispatch.core.track import DeviceKey, verify_chain
 from gis.service_area import box_area
+from harness.center import center_accounts
+from harness.daemons import ManagedMosquitto
 from simulators.load import RawPublisher, payload
-from tests.conftest import ingest_config
+from tests.conftest import Logins, RunningIngest, ingest_config
 from tests.integration.helpers import mqtt_client, publish_all, verdicts, wait_until
 from tests.owntracks_fixtures import ACCEPTED, REJECTED, TRANSITION
 
@@ -264,3 +268,32 @@ def test_a_lagging_ingest_shows_each_devices_newest_fix_first_and_stores_the_res
         assert len(links) == per_device
         verify_chain(dev, links)
     assert store.ingest.backlog() is not None  # reported with each batch
+
+
+def test_a_broker_restarted_without_its_sessions_gets_the_ingests_subscriptions_again(
+    tmp_path, store, prefix
+) -> None:
+    broker = ManagedMosquitto(tmp_path / "mosquitto")  # this test's own, to kill
+    broker.start()
+    try:
+        logins = Logins(broker, prefix, center_accounts(broker, prefix, prefix))
+        worker = IngestWorker(
+            BatchWriter(store.ingest, ingest_config(prefix)),
+            broker=logins.worker("ingest"),
+            client_id=f"ingest-{prefix}",
+            session_expiry_s=600,
+        )
+        running = RunningIngest(worker)
+        broker.kill()  # SIGKILL: the broker saves nothing, the ingest's session is gone
+        wait_until(lambda: not worker.connected.is_set(), what="the ingest to notice")
+        broker.start()  # its accounts are in the dynamic-security file and survive
+        wait_until(worker.connected.is_set, timeout_s=30, what="the ingest back")
+        now = time.time()
+        client = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv311, logins.simulator)
+        publish_all(client, [(f"{prefix}/u1/d1", location(now - n)) for n in range(20, 0, -1)])
+        client.loop_stop()
+        wait_until(lambda: verdicts(store) == 20, what="the fixes published after the restart")
+        assert store.ingest.stats()["accepted"] == 20
+        running.stop()
+    finally:
+        broker.stop()
