@@ -73,10 +73,14 @@ class Subscriber:
         """
         self.close()
         sock = socket.create_connection((self.login.host, self.login.port), timeout=timeout_s)
-        if self.login.tls_ca:
-            context = ssl.create_default_context(cafile=self.login.tls_ca)
-            sock = context.wrap_socket(sock, server_hostname=self.login.host)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.login.tls_ca:
+            try:
+                context = ssl.create_default_context(cafile=self.login.tls_ca)
+                sock = context.wrap_socket(sock, server_hostname=self.login.host)
+            except BaseException:
+                sock.close()
+                raise
         self._sock = sock
         self._decoder = mqttwire.Decoder(self.protocol, _MAX_PACKET_BYTES)
         self._ping_sent_at = None
