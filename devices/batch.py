@@ -300,7 +300,9 @@ class BatchWriter:
         if isinstance(resolved, Rejection):
             self._reject(batch, message, device, resolved)
             return
-        if resolved.auto:
+        # A device registered on sight stays `auto` in the registry: only its first message
+        # is a registration.
+        if resolved.auto and resolved.key not in self._bindings:
             if not self._registrations.take(message.received_at):
                 self._reject(
                     batch, message, device, self._registrations.refusal(topic.user, topic.device)
