@@ -32,9 +32,14 @@ demo: install frontend
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+<<<<<<< HEAD
+	$(BIN)/mypy gis dispatch/core devices/mqttwire.py devices/backlog.py devices/topics.py devices/messages.py devices/quality.py devices/telemetry \
+	  devices/translate.py devices/downlink.py devices/presence.py devices/sink.py devices/backfill.py
+=======
 	$(BIN)/mypy gis dispatch/core devices/topics.py devices/messages.py devices/quality.py devices/telemetry \
 	  devices/translate.py devices/downlink.py devices/presence.py devices/sink.py devices/backfill.py \
 	  devices/osmand.py devices/jt808
+>>>>>>> main
 	$(BIN)/lint-imports
 
 test: lint frontend

@@ -102,6 +102,8 @@ class IngestConfig:
     unknown_devices: UnknownDevicePolicy
     batch_max: int = 1000
     batch_wait_s: float = 0.02
+    # Messages read ahead of the store at most (about 0.5 KB each in memory).
+    backlog_max: int = 200_000
     registrations_per_min: int = 60
 
 
@@ -298,7 +300,9 @@ class BatchWriter:
         if isinstance(resolved, Rejection):
             self._reject(batch, message, device, resolved)
             return
-        if resolved.auto:
+        # A device registered on sight stays `auto` in the registry: only its first message
+        # is a registration.
+        if resolved.auto and resolved.key not in self._bindings:
             if not self._registrations.take(message.received_at):
                 self._reject(
                     batch, message, device, self._registrations.refusal(topic.user, topic.device)

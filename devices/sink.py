@@ -56,6 +56,8 @@ class IngestBatch:
     """
 
     oldest_received_at: float = 0.0
+    # Messages the worker held read but unstored as it sent this batch: how far it lags.
+    backlog: int = 0
     fixes: list[tuple[str | int | float | None, ...]] = field(default_factory=list)
     rejects: list[tuple[str, ...]] = field(default_factory=list)
     messages: list[tuple[str, ...]] = field(default_factory=list)

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import paho.mqtt.client as mqtt
 from fastapi import FastAPI
 
+from devices import mqttwire
 from devices.batch import BatchWriter
 from devices.ingest import IngestWorker
 from devices.intake import FixIntake
@@ -59,7 +59,7 @@ def build_ingest(settings: Settings, store: Store, city: City | None) -> IngestW
         broker=settings.broker_login("ingest"),
         client_id=settings.ingest_client_id,
         session_expiry_s=settings.ingest_session_expiry_s,
-        protocol=mqtt.MQTTv5 if settings.mqtt_protocol == 5 else mqtt.MQTTv311,
+        protocol=mqttwire.MQTT_5 if settings.mqtt_protocol == 5 else mqttwire.MQTT_311,
     )
 
 

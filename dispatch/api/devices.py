@@ -187,6 +187,7 @@ def ingest_stats(request: Request, _: DeviceAdmin) -> dict[str, Any]:
             for key, count in by_device[:_MOST_REJECTED]
         ],
         "lag_s": state.store.ingest.lag_s(),
+        "backlog": state.store.ingest.backlog(),
         "broker_dropped": int(broker.get("publish_messages_dropped", 0)),
         "channels": state.store.ingest.channel_stats(),
     }

@@ -32,6 +32,7 @@ def health(request: Request) -> dict[str, Any]:
         else ingest is True
         and state.ingest.writer.clock() - state.ingest.progress_at < STALLED_AFTER_S
     )
+    ingest_backlog = None if state.ingest is None else state.ingest.backlog.held
     inbox_waiting_s = round(state.store.incidents.inbox_waiting_s(), 3) if redis_ok else None
     engine_consuming = inbox_waiting_s is not None and inbox_waiting_s < STALLED_AFTER_S
     # A standby engine is healthy too: only one engine leads at a time.
@@ -51,6 +52,7 @@ def health(request: Request) -> dict[str, Any]:
         "database": database_ok,
         "ingest_connected": ingest,
         "ingest_consuming": ingest_consuming,
+        "ingest_backlog": ingest_backlog,
         "engine_leading": leading,
         "engine_inbox_waiting_s": inbox_waiting_s,
         "delivery_connected": delivery,

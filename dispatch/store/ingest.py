@@ -83,6 +83,7 @@ class IngestStore:
                 encode(batch.messages),
                 encode(batch.memories),
                 self.positions_bound,
+                batch.backlog,
             )
         except BaseException:
             self.redis.connection_pool.release(connection)
@@ -132,6 +133,11 @@ class IngestStore:
         """Receive-to-stored delay of the newest batch, in seconds."""
         lag = self.redis.hget(self.keys.ingest_status, "lag_s")
         return float(lag) if lag is not None else None
+
+    def backlog(self) -> int | None:
+        """Messages the ingest held read but unstored as it sent its newest batch."""
+        held = self.redis.hget(self.keys.ingest_status, "backlog")
+        return int(held) if held is not None else None
 
     def stats(self) -> dict[str, int]:
         return {k: int(v) for k, v in self.redis.hgetall(self.keys.stats).items()}

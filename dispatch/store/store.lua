@@ -183,7 +183,7 @@ local function store_memories(p, memories)
 end
 
 -- ARGV: prefix, received_at, oldest_received_at, fixes, rejects, messages, memories
--- (those four MessagePack), and the positions stream's bound.
+-- (those four MessagePack), the positions stream's bound, and the worker's backlog.
 local function ingest(keys, args)
   local p, rx, oldest = args[1], args[2], tonumber(args[3])
   local statuses, positions, heard = {}, {}, {}
@@ -195,7 +195,7 @@ local function ingest(keys, args)
   local now = redis.call('TIME')
   local stored_at = tonumber(now[1]) + tonumber(now[2]) / 1e6
   redis.call('HSET', p .. ':ingest_status', 'lag_s', string.format('%.3f', stored_at - oldest),
-    'at', string.format('%.3f', stored_at))
+    'at', string.format('%.3f', stored_at), 'backlog', args[9] or '0')
   -- One ZADD per chunk of devices: Lua's unpack() is limited to a few thousand values.
   local seen_at = {}
   for dev in pairs(heard) do

@@ -62,6 +62,7 @@ def test_devices_tracks_and_stats(
             "database": True,
             "ingest_connected": True,
             "ingest_consuming": True,
+            "ingest_backlog": 0,
             "engine_leading": None,
             "engine_inbox_waiting_s": 0.0,
             "delivery_connected": None,

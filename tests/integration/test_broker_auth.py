@@ -173,6 +173,19 @@ def test_ingest_rejects_a_topic_that_does_not_match_the_binding(
     client.loop_stop()
 
 
+def test_a_device_registered_on_sight_spends_one_registration_not_one_a_message(
+    broker, logins, store, prefix, start_ingest
+) -> None:
+    start_ingest(replace(ingest_config(prefix), registrations_per_min=5))
+    client = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv311, logins.simulator)
+    now = time.time()
+    fixes = [(f"{prefix}/u{d}/phone", location(now - 40 + n)) for n in range(30) for d in range(5)]
+    publish_all(client, fixes)
+    wait_until(lambda: verdicts(store) == 150, what="a verdict for every fix")
+    assert store.ingest.stats()["accepted"] == 150
+    client.loop_stop()
+
+
 def test_junk_and_invented_devices_grow_redis_only_so_far(
     broker, logins, store, prefix, start_ingest
 ) -> None:

@@ -10,11 +10,16 @@ from dataclasses import replace
 import paho.mqtt.client as mqtt
 import pytest
 
+from devices import mqttwire
+from devices.batch import BatchWriter
+from devices.ingest import IngestWorker
 from devices.registry import Binding, UnknownDevicePolicy
 from dispatch.core.track import DeviceKey, verify_chain
 from gis.service_area import box_area
+from harness.center import center_accounts
+from harness.daemons import ManagedMosquitto
 from simulators.load import RawPublisher, payload
-from tests.conftest import ingest_config
+from tests.conftest import Logins, RunningIngest, ingest_config
 from tests.integration.helpers import mqtt_client, publish_all, verdicts, wait_until
 from tests.owntracks_fixtures import ACCEPTED, REJECTED, TRANSITION
 
@@ -190,8 +195,8 @@ def test_redis_killed_mid_stream_loses_nothing(
 def test_ingest_over_mqtt_311_for_brokers_without_version_5(
     broker, logins, store, prefix, start_ingest
 ) -> None:
-    running = start_ingest(protocol=mqtt.MQTTv311)
-    assert running.worker.client.protocol == mqtt.MQTTv311
+    running = start_ingest(protocol=mqttwire.MQTT_311)
+    assert running.worker.session.protocol == mqttwire.MQTT_311
     now = time.time()
     client = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv5, logins.simulator)
     publish_all(
@@ -221,3 +226,74 @@ def test_load_generator_publishes_at_qos_1_and_counts_every_puback(broker, login
     topic, body = received[1234]
     assert topic == f"{prefix}/load01234/load01234"
     assert json.loads(body)["tst"] == 1_795_000_000
+
+
+def test_a_lagging_ingest_shows_each_devices_newest_fix_first_and_stores_the_rest_once(
+    broker, logins, store, prefix, start_ingest
+) -> None:
+    config = replace(ingest_config(prefix), batch_max=100)
+    start_ingest(config).stop()  # the persistent session: the broker queues from now on
+    now = time.time()
+    devices, per_device = 40, 50
+    queued = [
+        (f"{prefix}/u{d}/d{d}", location(now - per_device + step, lat=29.08 + step * 1e-5))
+        for step in range(per_device)
+        for d in range(devices)
+    ]
+    client = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv311, logins.simulator)
+    publish_all(client, queued)
+    client.loop_stop()
+
+    running = start_ingest(config)  # 2,000 messages waiting: far more than one batch
+    wait_until(lambda: verdicts(store) == len(queued), what="the backlog stored")
+    stats = store.ingest.stats()
+    assert stats["accepted"] == len(queued)
+    newest = int(now) - 1
+    live_rows = [
+        row
+        for _, fields in store.redis.xrange(store.keys.positions)
+        for row in json.loads(fields["body"])
+    ]
+    # In arrival order every fix would have been live (2,000 rows); carried ahead, the
+    # newest of each device came first and most older fixes were stored as backfill.
+    assert len(live_rows) < len(queued) / 4
+    assert stats["backfill"] == len(queued) - len(live_rows)
+    assert running.worker.backlog.carried_ahead >= devices
+    for d in range(devices):
+        dev = DeviceKey(f"u{d}/d{d}")
+        assert int(store.tracks.device_record(dev)["fix_at"]) == newest
+        mine = [row[3] for row in live_rows if row[0] == dev]
+        assert mine == sorted(mine) and mine[-1] == newest
+        links = [link for _, link, _ in store.tracks.chain_links(dev)]
+        assert len(links) == per_device
+        verify_chain(dev, links)
+    assert store.ingest.backlog() is not None  # reported with each batch
+
+
+def test_a_broker_restarted_without_its_sessions_gets_the_ingests_subscriptions_again(
+    tmp_path, store, prefix
+) -> None:
+    broker = ManagedMosquitto(tmp_path / "mosquitto")  # this test's own, to kill
+    broker.start()
+    try:
+        logins = Logins(broker, prefix, center_accounts(broker, prefix, prefix))
+        worker = IngestWorker(
+            BatchWriter(store.ingest, ingest_config(prefix)),
+            broker=logins.worker("ingest"),
+            client_id=f"ingest-{prefix}",
+            session_expiry_s=600,
+        )
+        running = RunningIngest(worker)
+        broker.kill()  # SIGKILL: the broker saves nothing, the ingest's session is gone
+        wait_until(lambda: not worker.connected.is_set(), what="the ingest to notice")
+        broker.start()  # its accounts are in the dynamic-security file and survive
+        wait_until(worker.connected.is_set, timeout_s=30, what="the ingest back")
+        now = time.time()
+        client = mqtt_client(broker.port, f"{prefix}-pub", mqtt.MQTTv311, logins.simulator)
+        publish_all(client, [(f"{prefix}/u1/d1", location(now - n)) for n in range(20, 0, -1)])
+        client.loop_stop()
+        wait_until(lambda: verdicts(store) == 20, what="the fixes published after the restart")
+        assert store.ingest.stats()["accepted"] == 20
+        running.stop()
+    finally:
+        broker.stop()
