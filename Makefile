@@ -32,14 +32,9 @@ demo: install frontend
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-<<<<<<< HEAD
-	$(BIN)/mypy gis dispatch/core devices/mqttwire.py devices/backlog.py devices/topics.py devices/messages.py devices/quality.py devices/telemetry \
-	  devices/translate.py devices/downlink.py devices/presence.py devices/sink.py devices/backfill.py
-=======
-	$(BIN)/mypy gis dispatch/core devices/topics.py devices/messages.py devices/quality.py devices/telemetry \
-	  devices/translate.py devices/downlink.py devices/presence.py devices/sink.py devices/backfill.py \
-	  devices/osmand.py devices/jt808
->>>>>>> main
+	$(BIN)/mypy gis dispatch/core devices/mqttwire.py devices/backlog.py devices/topics.py devices/messages.py \
+	  devices/quality.py devices/telemetry devices/translate.py devices/downlink.py devices/presence.py \
+	  devices/sink.py devices/backfill.py devices/osmand.py devices/jt808
 	$(BIN)/lint-imports
 
 test: lint frontend
