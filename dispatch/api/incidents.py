@@ -381,14 +381,15 @@ def evidence(
         300.0, ge=0, le=_MAX_MARGIN_S, allow_inf_nan=False, description="tracks before and after"
     ),
 ) -> Response:
-    """The incident's signed evidence package (zip): tracks, chains, clips, timeline, report.
+    """The incident's signed evidence package (zip): tracks, chains, clips, photos, timeline,
+    report.
     Every export is recorded in the access audit."""
     state = app_state(request)
     incident_or_raise(request, incident_id, caller)
     settings = state.settings
     content = collect(
-        state.store, state.records, settings.archive(), incident_id, now=state.clock(), margin_s=margin_s,
-        zone=settings.timezone,
+        state.store, state.records, settings.archive(), incident_id, photos=settings.photos(),
+        now=state.clock(), margin_s=margin_s, zone=settings.timezone,
     )  # fmt: skip
     package = build_package(content, settings.signer(), state.clock())
     state.identity.record(

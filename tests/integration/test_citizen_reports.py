@@ -1,6 +1,6 @@
 """Citizen photo reports (随手拍) against real Redis and PostgreSQL and a leading engine: a
 photo's EXIF GPS position opens the incident there, the photo is shown only to those who may
-read the incident; a 20 MB upload is refused before it is read,
+read the incident and is in its evidence package; a 20 MB upload is refused before it is read,
 a file that is no image is refused, a polyglot is kept only as its re-encoded picture, and
 senders over their hourly limit wait for the time they are told."""
 
@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import select
 import socket
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -20,6 +22,7 @@ from PIL import Image
 
 from dispatch.api.app import create_app
 from dispatch.core.access import Role
+from dispatch.evidence.verify import verify_package
 from dispatch.settings import Settings
 from gis.coords import gcj02_to_wgs84
 from harness.daemons import free_port
@@ -211,6 +214,28 @@ def test_a_polyglot_is_kept_only_as_its_re_encoded_picture(
                            headers=dispatcher)  # fmt: skip
         assert shown.content == kept
         assert shown.headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_photos_sha256_is_in_the_evidence_manifest(
+    redis_service, prefix, tmp_path, database_url
+) -> None:
+    admin = bearer(database_url, Role.ADMIN, name="admin-1")
+    with running_center(tmp_path, redis_service, prefix, database_url) as (client, settings):
+        answer = send(client, jpeg(*EAST))
+        assert answer.status_code == 201, answer.text
+        incident, sha256 = answer.json()["incident"], answer.json()["photo"]
+        opened(client, admin, incident)
+        package = client.get(f"/api/incidents/{incident}/evidence", headers=admin)
+        assert package.status_code == 200, package.text
+        verdict = verify_package(package.content)
+        assert verdict.ok, verdict.problems
+        with zipfile.ZipFile(io.BytesIO(package.content)) as archive:
+            manifest = json.loads(archive.read("manifest.json"))
+            assert manifest["files"][f"photos/{sha256}.jpg"] == sha256
+            assert archive.read(f"photos/{sha256}.jpg") == settings.photos().read(sha256)
+            (listed,) = json.loads(archive.read("photos.json"))
+            assert listed["sha256"] == sha256 and listed["report"]["place"]["from"] == "exif"
+            assert f'src="photos/{sha256}.jpg"' in archive.read("report.html").decode()
 
 
 def test_senders_over_their_hourly_limit_are_told_when_to_come_back(
