@@ -172,7 +172,8 @@ def _exif_gps(exif: Image.Exif) -> LonLat | None:
         lon = -lon
     if not (-90 <= lat <= 90 and -180 <= lon <= 180) or (lat == 0 and lon == 0):
         return None
-    return LonLat(lon, lat)
+    # Seconds as rationals come back with float noise (29.080099999999998): 1e-7° is 1 cm.
+    return LonLat(round(lon, 7), round(lat, 7))
 
 
 def _degrees(value: object) -> float | None:
