@@ -23,6 +23,7 @@ from dispatch.clock import Clock
 from dispatch.core.policy import PolicyBook
 from dispatch.evidence.archive import Archive, SealPolicy
 from dispatch.evidence.signing import Signer, load_or_create
+from dispatch.photos import PhotoFolder
 from gis.service_area import CHINA, ServiceArea, area_around, box_area
 
 
@@ -114,6 +115,15 @@ class Settings(BaseSettings):
     hotline_callback_token: str | None = None
     hotline_callback_attempts: int = Field(30, ge=1)  # about 4 hours of tries
     hotline_callback_retry_s: float = Field(5.0, gt=0)  # first delay; doubles up to 10 min
+
+    # Citizen reports (随手拍, POST /api/reports, a public channel): the largest upload (413
+    # beyond it, refused before it is read), how many reports one phone number and one client
+    # address may send an hour (429 beyond it; refused reports count too), and where photos
+    # are kept (default: <data_dir>/photos).
+    report_max_bytes: int = Field(10 * 1024 * 1024, ge=64 * 1024)
+    reports_per_contact_per_hour: int = Field(5, ge=1)
+    reports_per_address_per_hour: int = Field(30, ge=1)
+    photos_dir: Path | None = None
 
     stale_after_s: float = 60.0
     offline_after_s: float = 300.0
@@ -211,6 +221,9 @@ class Settings(BaseSettings):
 
     def archive(self) -> Archive:
         return Archive(self.archive_dir or self.data_dir / "archive")
+
+    def photos(self) -> PhotoFolder:
+        return PhotoFolder(self.photos_dir or self.data_dir / "photos")
 
     def signer(self) -> Signer:
         return load_or_create(self.evidence_key_file or self.data_dir / "keys" / "evidence.pem")

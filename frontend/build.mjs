@@ -1,10 +1,10 @@
-// Bundles the two pages into dist/ from node_modules only: nothing is fetched at run time.
+// Bundles the pages into dist/ from node_modules only: nothing is fetched at run time.
 import { build } from "esbuild";
 import { copyFileSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 
 mkdirSync("dist", { recursive: true });
 await build({
-  entryPoints: ["src/command.js", "src/officer.js", "src/login.js", "src/supervision.js"],
+  entryPoints: ["src/command.js", "src/officer.js", "src/login.js", "src/supervision.js", "src/report.js"],
   bundle: true,
   format: "esm",
   minify: true,

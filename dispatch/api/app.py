@@ -32,6 +32,7 @@ from dispatch.api import (
     osmand,
     pages,
     patrol,
+    reports,
     security,
     stats,
 )
@@ -214,7 +215,11 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
     )
     errors.install(app)
     # Inside security: its refusals carry the headers too.
-    app.add_middleware(bodies.BodyGuard, form_paths=frozenset({osmand.PATH}))
+    app.add_middleware(
+        bodies.BodyGuard,
+        form_paths=frozenset({osmand.PATH}),
+        upload_paths={reports.PATH: settings.report_max_bytes},
+    )
     security.install(app)
     app.include_router(health.router)
     app.include_router(accounts.router)
@@ -222,6 +227,7 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
     app.include_router(osmand.router)
     app.include_router(incidents.router)
     app.include_router(hotline.router)
+    app.include_router(reports.router)
     app.include_router(live.router)
     app.include_router(stats.router)
     app.include_router(pages.router)

@@ -4,7 +4,10 @@
 sends a body to POST, PUT or PATCH to JSON: the JSON content type (415), valid UTF-8, the
 RFC 8259 grammar (no NaN or Infinity), numbers a float can hold (no 1e400), and shallow
 nesting (400). The paths given as `form_paths` (a device protocol that posts its parameters,
-OsmAnd) also take a UTF-8 form body (`application/x-www-form-urlencoded`). Python's JSON reader takes NaN, Infinity and 1e400 (as inf) without a word, and
+OsmAnd) also take a UTF-8 form body (`application/x-www-form-urlencoded`). The paths given as
+`upload_paths` (citizens' photos) take a `multipart/form-data` body only, up to their own
+larger limit; a declared length beyond it is refused before a byte of the body is read, and a
+body sent without one is read only until it passes the limit. Python's JSON reader takes NaN, Infinity and 1e400 (as inf) without a word, and
 no field of ours means any of them. `RequestBody` is the base of the route models: no non-finite
 float, no string longer than `MAX_TEXT`, from a quoted "NaN" either.
 
@@ -19,6 +22,7 @@ import logging
 import math
 import time
 from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -56,10 +60,12 @@ class BodyGuard:
         app: ASGIApp,
         max_bytes: int = MAX_BODY_BYTES,
         form_paths: frozenset[str] = frozenset(),
+        upload_paths: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.form_paths = form_paths
+        self.upload_paths = dict(upload_paths or {})
         self.refused: Counter[str] = Counter()
         self._logged_at: dict[str, float] = {}
 
@@ -67,9 +73,12 @@ class BodyGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        upload_bytes = self.upload_paths.get(scope["path"])
         try:
-            body = await self._read(scope, receive)
-            if body and scope["method"] in _WITH_BODY:
+            if upload_bytes is not None and scope["method"] in _WITH_BODY:
+                check_multipart(_content_type(scope))
+            body = await self._read(scope, receive, upload_bytes or self.max_bytes)
+            if body and scope["method"] in _WITH_BODY and upload_bytes is None:
                 content_type = _content_type(scope)
                 if scope["path"] in self.form_paths and _is_form(content_type):
                     check_form(body)
@@ -90,13 +99,13 @@ class BodyGuard:
 
         await self.app(scope, replay, send)
 
-    async def _read(self, scope: Scope, receive: Receive) -> bytes:
+    async def _read(self, scope: Scope, receive: Receive, max_bytes: int) -> bytes:
         declared = _header(scope, b"content-length")
         if declared is not None:
             if not declared.isdigit():
                 raise BodyRefused(400, "length", f"content-length {declared[:40]!r} is no number")
-            if int(declared) > self.max_bytes:
-                raise self._too_large()
+            if int(declared) > max_bytes:
+                raise _too_large(max_bytes)
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -105,17 +114,12 @@ class BodyGuard:
                 break  # the client left; the route will find out as it would have
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > self.max_bytes:
-                raise self._too_large()
+            if size > max_bytes:
+                raise _too_large(max_bytes)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
         return b"".join(chunks)
-
-    def _too_large(self) -> BodyRefused:
-        return BodyRefused(
-            413, "too_large", f"the body is larger than the limit of {self.max_bytes} bytes"
-        )
 
     def _count(self, scope: Scope, refusal: BodyRefused) -> None:
         self.refused[refusal.kind] += 1
@@ -148,6 +152,16 @@ def check_json(body: bytes, content_type: str) -> None:
         raise _too_deep() from None
     if _depth(value) > MAX_DEPTH:
         raise _too_deep()
+
+
+def check_multipart(content_type: str) -> None:
+    """Raise BodyRefused unless the body is declared `multipart/form-data` (a file upload)."""
+    media_type = content_type.partition(";")[0].strip().lower()
+    if media_type != "multipart/form-data":
+        raise BodyRefused(
+            415, "content_type",
+            f"send the report as multipart/form-data (a form with the photo), not {media_type[:60]!r}",
+        )  # fmt: skip
 
 
 def check_form(body: bytes) -> None:
@@ -199,6 +213,10 @@ def _depth(value: Any) -> int:
             return deepest
         stack.extend((child, depth + 1) for child in children)
     return deepest
+
+
+def _too_large(max_bytes: int) -> BodyRefused:
+    return BodyRefused(413, "too_large", f"the body is larger than the limit of {max_bytes} bytes")
 
 
 def _too_deep() -> BodyRefused:

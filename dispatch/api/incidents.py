@@ -82,7 +82,7 @@ def _engine(request: Request) -> IncidentStore:
     return app_state(request).store.incidents
 
 
-def _incident_or_raise(request: Request, incident_id: str, caller: Principal) -> Incident:
+def incident_or_raise(request: Request, incident_id: str, caller: Principal) -> Incident:
     """The incident, if it exists and lies in the caller's scope (403 if it does not)."""
     state = app_state(request)
     incident = state.records.incident(incident_id)
@@ -199,14 +199,14 @@ _OPEN = [p for p in Phase if not p.terminal]
 
 @router.get("/api/incidents/{incident_id}")
 def get_incident(incident_id: str, request: Request, caller: Reader) -> dict[str, Any]:
-    incident = _incident_or_raise(request, incident_id, caller)
+    incident = incident_or_raise(request, incident_id, caller)
     return _view(incident, app_state(request).settings.timezone)
 
 
 @router.get("/api/incidents/{incident_id}/audit")
 def audit(incident_id: str, request: Request, caller: Reader) -> list[dict[str, str]]:
     """Everything that happened to the incident, with who did it and when."""
-    _incident_or_raise(request, incident_id, caller)
+    incident_or_raise(request, incident_id, caller)
     return app_state(request).records.audit(incident_id)
 
 
@@ -255,7 +255,7 @@ def _assign(
 
 
 def _merge(request: Request, incident: Incident, merge: Merge, caller: Principal) -> ev.Event:
-    target = _incident_or_raise(request, merge.into, caller)
+    target = incident_or_raise(request, merge.into, caller)
     if target.id == incident.id or target.phase.terminal:
         raise TimelineError(
             f"incident {incident.id} cannot merge into {target.id} ({target.phase.value})"
@@ -295,7 +295,7 @@ def _route(action: Action[Any]) -> None:
     def act(
         incident_id: str, body: BaseModel, request: Request, caller: Dispatcher
     ) -> dict[str, str]:
-        incident = _incident_or_raise(request, incident_id, caller)
+        incident = incident_or_raise(request, incident_id, caller)
         event = action.event(request, incident, body, caller)
         timeline.check(incident, event)
         return _submit(request, event, caller)
@@ -381,14 +381,15 @@ def evidence(
         300.0, ge=0, le=_MAX_MARGIN_S, allow_inf_nan=False, description="tracks before and after"
     ),
 ) -> Response:
-    """The incident's signed evidence package (zip): tracks, chains, clips, timeline, report.
+    """The incident's signed evidence package (zip): tracks, chains, clips, photos, timeline,
+    report.
     Every export is recorded in the access audit."""
     state = app_state(request)
-    _incident_or_raise(request, incident_id, caller)
+    incident_or_raise(request, incident_id, caller)
     settings = state.settings
     content = collect(
-        state.store, state.records, settings.archive(), incident_id, now=state.clock(), margin_s=margin_s,
-        zone=settings.timezone,
+        state.store, state.records, settings.archive(), incident_id, photos=settings.photos(),
+        now=state.clock(), margin_s=margin_s, zone=settings.timezone,
     )  # fmt: skip
     package = build_package(content, settings.signer(), state.clock())
     state.identity.record(
@@ -415,7 +416,7 @@ def recommendations(
         raise HTTPException(
             503, "no city is configured: set YIWANG_AREAS_FILE and YIWANG_ROSTER_FILE"
         )
-    incident = _incident_or_raise(request, incident_id, caller)
+    incident = incident_or_raise(request, incident_id, caller)
     incidents = _engine(request).load_incidents().values()
     now = state.clock()
     positions = state.store.officer_positions(

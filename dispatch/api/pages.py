@@ -1,5 +1,6 @@
-"""The screens: the command-center page, the officer page, their static bundle, the offline
-basemap, and what the pages read once at start (the city, the timeline policies, the clock).
+"""The screens: the command-center page, the officer page, the citizens' report page, their
+static bundle, the offline basemap, and what the pages read once at start (the city, the
+timeline policies, the clock).
 
 The bundle is built from `frontend/` by `make frontend` (esbuild, from npm packages); without
 it the pages answer 503 with that instruction.
@@ -77,6 +78,12 @@ def officer_page(request: Request) -> Response:
 @router.get("/supervision", response_class=HTMLResponse, include_in_schema=False)
 def supervision_page(request: Request) -> Response:
     return _page_for(request, "supervision.html", Permission.READ_STATISTICS)
+
+
+@router.get("/report", response_class=HTMLResponse, include_in_schema=False)
+def report_page() -> FileResponse:
+    """The citizens' page for a photo report (随手拍): public, like the channel it posts to."""
+    return _page("report.html")
 
 
 @router.get("/login", response_class=HTMLResponse, include_in_schema=False)

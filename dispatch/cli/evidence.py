@@ -110,8 +110,8 @@ def cmd_evidence(args: argparse.Namespace, settings: Settings) -> int:
         now = time.time()
         try:
             content = collect(
-                store, records, settings.archive(), args.incident, now=now,
-                margin_s=args.margin, zone=settings.timezone,
+                store, records, settings.archive(), args.incident, photos=settings.photos(),
+                now=now, margin_s=args.margin, zone=settings.timezone,
             )  # fmt: skip
         except UnknownIncidentError as exc:
             print(f"FAIL {exc}", file=sys.stderr)
@@ -121,7 +121,10 @@ def cmd_evidence(args: argparse.Namespace, settings: Settings) -> int:
         out = Path(args.output or f"{args.incident}-evidence.zip")
         out.write_bytes(build_package(content, settings.signer(), now))
         fixes = sum(len(t.records) for t in content.tracks)
-        print(f"{out}: {len(content.tracks)} devices, {fixes} fixes, {len(content.clips)} clips")
+        print(
+            f"{out}: {len(content.tracks)} devices, {fixes} fixes, {len(content.clips)} clips, "
+            f"{len(content.photo_files)} photos"
+        )
         return 0
     path = Path(args.package)
     if path.name.endswith(MANIFEST):

@@ -18,6 +18,7 @@ from dispatch.evidence.formats import (
     ZIP_SIGNATURE_HEX,
     PackageContent,
     encode_json,
+    photo_file,
     track_files,
     write_chain,
     write_file_geojson,
@@ -35,7 +36,10 @@ def build_package(
         "incident.json": encode_json(content.incident),
         "timeline.json": encode_json({"milestones": content.incident.get("milestones", []), "audit": content.audit}),
         "clips.json": encode_json(content.clips),
+        "photos.json": encode_json(content.photos),
     }  # fmt: skip
+    for sha256, data in content.photo_files.items():
+        files[photo_file(sha256)] = data
     chains: dict[str, Any] = {}
     for track in content.tracks:
         head, problems = check_chain(track.records, track.chain_start, track.device, track.device)

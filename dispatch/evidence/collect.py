@@ -4,10 +4,14 @@ The officers are everyone an order of the incident named (including those it was
 and whoever reached a milestone; their devices are the ones that published under their
 names. The window runs from the report to the last thing that happened, each widened by a
 margin. Each device's chain excerpt is the stored run covering the window, with the hash it
-starts from, so a verifier can recompute it without the rest of the chain.
+starts from, so a verifier can recompute it without the rest of the chain. A citizen's report
+brings its photos, read from the photo folder by their sha256 (a photo whose file is gone is
+listed as missing, never left out silently).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import msgspec
 
@@ -18,6 +22,7 @@ from dispatch.evidence.archive import Archive, full_track
 from dispatch.evidence.crosscheck import crosscheck
 from dispatch.evidence.formats import DeviceTrack, PackageContent
 from dispatch.evidence.records import ChainRecord
+from dispatch.photos import PhotoFolder
 from dispatch.records import IncidentRecords
 from dispatch.store import Store
 
@@ -55,6 +60,7 @@ def collect(
     archive: Archive,
     incident_id: str,
     *,
+    photos: PhotoFolder,
     now: float,
     margin_s: float = 300.0,
     zone: str = "Asia/Shanghai",
@@ -97,6 +103,7 @@ def collect(
                     for at, lon, lat, alt in from_file["points"]
                 ]
                 crosschecks[clip_id] = crosscheck(points, fixes)
+    photo_records, photo_files = incident_photos(store, photos, incident_id)
     return PackageContent(
         incident=msgspec.to_builtins(incident),
         audit=audit,
@@ -106,4 +113,26 @@ def collect(
         zone=zone,
         crosschecks=crosschecks,
         file_tracks=file_tracks,
+        photos=photo_records,
+        photo_files=photo_files,
     )
+
+
+def incident_photos(
+    store: Store, photos: PhotoFolder, incident_id: str
+) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
+    """The records of the incident's photos (with the report they came with), and the bytes
+    of each by its sha256."""
+    report = store.citizen.report(incident_id)
+    if report is None:
+        return [], {}
+    records, files = [], {}
+    for photo in report["photos"]:
+        data = photos.read(photo["sha256"])
+        if data is None:
+            records.append({**photo, "missing": f"no file {photos.path(photo['sha256'])}"})
+            continue
+        files[photo["sha256"]] = data
+        records.append(photo)
+    about = {k: v for k, v in report.items() if k != "photos"}
+    return [{**r, "report": about} for r in records], files

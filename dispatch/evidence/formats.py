@@ -7,6 +7,7 @@
     chains/*.jsonl    each device's chained records over the window, in storage order
     tracks/*.geojson, tracks/*.parquet (GeoParquet), tracks/*.gpx   the same fixes as tracks
     clips.json        body-cam clip records of the officers over the window
+    photos.json, photos/<sha256>.jpg   a citizen's report and its photos, as stored
     report.html       the readable report with a drawn map; map.html an interactive one
 
 Every track format is read back as (fix_at, lon, lat) points, so that a verifier can hold each
@@ -63,6 +64,9 @@ class PackageContent:
     crosschecks: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Tracks read from clip files (by clip id): evidence of another kind, tagged as such.
     file_tracks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # A citizen's report: each photo's record, and the stored bytes by sha256.
+    photos: list[dict[str, Any]] = field(default_factory=list)
+    photo_files: dict[str, bytes] = field(default_factory=dict)
 
 
 def encode_json(value: object) -> bytes:
@@ -170,6 +174,11 @@ def track_files(track: DeviceTrack) -> dict[str, str]:
         "chain": f"chains/{track.stem}.jsonl",
         **{kind: f"tracks/{track.stem}{f.suffix}" for kind, f in TRACK_FORMATS.items()},
     }
+
+
+def photo_file(sha256: str) -> str:
+    """A photo's file in the package: named by its digest, which the manifest lists too."""
+    return f"photos/{sha256}.jpg"
 
 
 def write_file_geojson(clip_id: str, from_file: dict[str, Any]) -> bytes:

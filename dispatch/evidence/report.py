@@ -1,5 +1,5 @@
 """The readable report inside an evidence package: the incident, its milestones, each officer's
-track, the clips and the audit trail, in local time, with a drawn map.
+track, the clips, a citizen's photos and the audit trail, in local time, with a drawn map.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from html import escape
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from dispatch.evidence.formats import PackageContent
+from dispatch.evidence.formats import PackageContent, photo_file
 from gis.coords import LonLat, haversine_m
 
 
@@ -30,6 +30,21 @@ def _local(at: float | None, zone: str) -> str:
         "-"
         if at is None
         else datetime.fromtimestamp(at, ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S")
+    )
+
+
+def _photo_row(photo: dict[str, Any], zone: str) -> str:
+    report = photo.get("report", {})
+    place = report.get("place", {})
+    picture = (
+        f"missing: {escape(str(photo['missing']))}"
+        if "missing" in photo
+        else f'<img src="{photo_file(photo["sha256"])}" width="240" alt="photo">'
+    )
+    return (
+        f"<tr><td>{picture}</td><td><code>{escape(photo['sha256'])}</code></td>"
+        f"<td>{photo.get('width')}×{photo.get('height')}</td><td>{_local(report.get('received_at'), zone)}</td>"
+        f"<td>{place.get('lon')}, {place.get('lat')} ({escape(str(place.get('from')))})</td></tr>"
     )
 
 
@@ -67,6 +82,7 @@ def render_report(content: PackageContent, chains: dict[str, Any], drawing: str)
         f"<td>{escape(_crosscheck_text(content.crosschecks.get(str(c.get('clip_id')))))}</td></tr>"
         for c in content.clips
     )
+    photos = "".join(_photo_row(p, zone) for p in content.photos)
     start, end = content.window
     return f"""<!doctype html><html lang="zh-CN"><head><meta charset="utf-8"><title>执法证据包 {escape(incident["id"])}</title>
 <style>body{{font-family:"Noto Sans CJK SC","Microsoft YaHei",sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse;margin:1em 0}}
@@ -78,6 +94,7 @@ td,th{{border:1px solid #ccc;padding:4px 8px;font-size:13px;text-align:left}}h1{
 <h2>1/3/15 时限 Milestones</h2><table><tr><th>milestone</th><th>due</th><th>reached</th><th>late</th><th>by</th><th>via</th></tr>{rows}</table>
 <h2>轨迹 Tracks</h2><table><tr><th>officer</th><th>device</th><th>fixes</th><th>length</th><th>from – to</th><th>chain head</th></tr>{tracks}</table>
 <h2>执法记录仪 Clips</h2><table><tr><th>clip</th><th>officer</th><th>start</th><th>end</th><th>file</th><th>GPS cross-check</th></tr>{clips}</table>
+<h2>市民随手拍 Citizen's photos</h2><table><tr><th>photo</th><th>sha256</th><th>pixels</th><th>received</th><th>place</th></tr>{photos}</table>
 <h2>审计 Audit trail</h2><table><tr><th>time</th><th>what</th><th>detail</th></tr>{audit}</table>
 <h2>核验 How to verify</h2><p>Every file's sha256 is in <code>manifest.json</code>, signed in <code>manifest.sig</code> (Ed25519, public key inside the manifest).
 Each chain record's hash is sha256(previous hash ‖ canonical fix ‖ sha256(raw payload)). Run <code>yiwang evidence verify PACKAGE.zip</code>, or recompute them with any sha256 tool.</p>

@@ -173,6 +173,15 @@ class Keys:
         """Results given up on after the last attempt, with the last error."""
         return f"{self.prefix}:hotline:deadletter"
 
+    @property
+    def citizen_reports(self) -> str:
+        """Citizens' reports by the incident each opened: photo, place, contact, address."""
+        return f"{self.prefix}:citizen:reports"
+
+    def citizen_sent(self, who: str) -> str:
+        """When `who` (`contact:digits` or `address:ip`) sent reports in the last window (ZSET)."""
+        return f"{self.prefix}:citizen:sent:{who}"
+
     def session(self, digest: str) -> str:
         return f"{self.prefix}:session:{digest}"
 

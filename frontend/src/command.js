@@ -294,10 +294,12 @@ async function renderDetail() {
   $("detail").innerHTML = `<h3>${esc(incident.title || incident.category)} <small data-phase="${esc(incident.phase)}" id="detail-phase">${esc(incident.phase)}</small></h3>
     <p>${esc(incident.id)} · 上报 ${localTime(incident.reported_at)} · P${esc(incident.priority)} · ${esc(incident.source)}</p>
     <table>${milestones}</table>
+    <div class="photos" id="photos"></div>
     <div class="actions">${["acknowledge", "reassign", "resolve", "close", "cancel"].map((a) =>
       `<button data-action="${a}">${{ acknowledge: "受理", reassign: "改派", resolve: "办结", close: "结案", cancel: "撤销" }[a]}</button>`).join("")}</div>
     <h4>推荐 Recommended</h4><ol id="recommendations"><li class="hint">…</li></ol>`;
   loadRoute(incident).catch((error) => state.errors.push(String(error)));
+  renderPhotos(incident).catch((error) => { $("photos").textContent = error.message; });
   try {
     const ranked = await api(`/api/incidents/${incident.id}/recommendations`);
     $("recommendations").innerHTML = ranked.map((r) =>
@@ -305,6 +307,16 @@ async function renderDetail() {
   } catch (error) {
     $("recommendations").innerHTML = `<li class="hint">${esc(error.message)}</li>`;
   }
+}
+
+// A citizen's report (随手拍) brings its photo: served only to those who may read the incident.
+async function renderPhotos(incident) {
+  if (incident.source !== "citizen") return;
+  const photos = await api(`/api/incidents/${encodeURIComponent(incident.id)}/photos`);
+  if (state.selected !== incident.id) return; // another incident was chosen meanwhile
+  $("photos").innerHTML = photos.map((p) => `<figure data-sha256="${esc(p.sha256)}">
+      <a href="${esc(p.url)}" target="_blank" rel="noopener"><img src="${esc(p.url)}" alt="随手拍照片"></a>
+      <figcaption>随手拍 · ${p.place_from === "exif" ? "照片定位" : "上报位置"} · 联系 ${esc(p.contact)}<br>sha256 ${esc(p.sha256.slice(0, 16))}…</figcaption></figure>`).join("");
 }
 
 function renderOfficers() {

@@ -13,26 +13,23 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
+import httpx
 import paho.mqtt.client as mqtt
 import pytest
 import yaml
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from dispatch.core.access import Role
 from dispatch.settings import Settings
 from harness.center import LocalCenter, local_center, simulator_login
 from harness.daemons import free_port
 from simulators.cityfiles import build_demo_city, load_sim_city
+from tests.browser.conftest import SHOTS
+from tests.photo_fixtures import jpeg
 
-SHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]  # fmt: skip
 POLICY = {"default": {"respond_s": 8, "turn_out_s": 40, "handle_s": 120, "warn_at": 0.5}}
 OFFICER, DEVICE = "officer001", "bodycam001"
 
@@ -59,14 +56,6 @@ def center(tmp_path_factory) -> Iterator[Screens]:
         assert running.logins[Role.OFFICER][0] == OFFICER
         broker = Broker(running.settings.mqtt_port, simulator_login(running.settings))
         yield Screens(running.base_url, broker, (centre.x, centre.y), running)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield browser
-        browser.close()
 
 
 @dataclass(frozen=True)
@@ -304,6 +293,34 @@ def test_markup_in_a_report_shows_as_text_and_never_runs(center, browser) -> Non
     assert phone.query_selector_all("#order img") == []
     assert phone.evaluate("window.__injected") is None
     assert page.evaluate("window.__injected") is None
+    assert [u for u in requests if not u.startswith("http://127.0.0.1")] == []
+
+
+def test_a_citizens_photo_shows_in_the_incident_detail(center, browser) -> None:
+    lon, lat = center.centre
+    requests: list[str] = []
+    page = open_page(browser, center, "/", requests, viewport={"width": 1400, "height": 850})
+    form = {"category": "street_vending", "contact": "13800000000", "description": "随手拍：占道"}
+    place = {"lon": str(lon), "lat": str(lat), "crs": "wgs84"}
+    answer = httpx.post(
+        center.base + "/api/reports",
+        data={**form, **place},
+        files={"photo": ("IMG_0001.jpg", jpeg(), "image/jpeg")},
+        timeout=10,
+    )
+    assert answer.status_code == 201, answer.text
+    incident, sha256 = answer.json()["incident"], answer.json()["photo"]
+    page.wait_for_selector(f"[data-id='{incident}']", timeout=30_000)
+    page.click(f"[data-id='{incident}']")
+    # The photo is drawn from the incident's own authenticated route, at its stored size.
+    page.wait_for_function(
+        "(sha) => { const img = document.querySelector(`#photos [data-sha256='${sha}'] img`);"
+        " return img && img.complete && img.naturalWidth === 64 && img.naturalHeight === 48; }",
+        arg=sha256,
+        timeout=30_000,
+    )
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / "citizen-photo-detail.png"))
     assert [u for u in requests if not u.startswith("http://127.0.0.1")] == []
 
 

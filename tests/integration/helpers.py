@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import paho.mqtt.client as mqtt
+import uvicorn
+from fastapi import FastAPI
 
 from devices.batch import BatchWriter, Received
 from dispatch.core.access import Role
@@ -83,3 +87,21 @@ def store_fix(
     fix = {"_type": "location", "lon": point[0], "lat": point[1], "tst": int(received_at)}
     topic = f"owntracks/{officer}/{device}"
     writer.write([Received(1, 1, topic, json.dumps({**fix, "acc": 5}).encode(), received_at)])
+
+
+@contextmanager
+def serving(app: FastAPI, port: int) -> Iterator[str]:
+    """`app` served by uvicorn on a loopback port (a real HTTP server, not the test client);
+    yields its base URL."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)

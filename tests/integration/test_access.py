@@ -218,6 +218,11 @@ EXPECTED: dict[tuple[str, str], dict[str, int | str]] = {
     ("GET", "/api/incidents/{incident_id}/audit"): READERS,
     **{("POST", f"/api/incidents/{{incident_id}}/{name}"): ACTORS for name in INCIDENT_ACTIONS},
     ("POST", "/api/hotline/orders"): HOTLINE,
+    # Citizens' reports (随手拍): a public channel, its photos read like the incident.
+    ("POST", "/api/reports"): PUBLIC,
+    ("GET", "/api/reports/categories"): PUBLIC,
+    ("GET", "/api/incidents/{incident_id}/photos"): READERS,
+    ("GET", "/api/incidents/{incident_id}/photos/{sha256}"): READERS,
     ("GET", "/api/orders/mine"): OFFICERS,
     ("POST", "/api/orders/{order_id}/ack"): OFFICERS,
     ("GET", "/api/incidents/{incident_id}/evidence"): AUDITORS,
@@ -258,6 +263,7 @@ class Sweep:
             "user": "zhang3",
             "device": "BC-1",
             "order_id": "O-nope",  # an officer's answer to an unknown order is a 404
+            "sha256": "0" * 64,  # no photo of the incident: a 404 for those who may read it
         }
         now = time.time()
         self.queries = {

@@ -3,24 +3,27 @@ admin token nothing answers 5xx; without one, every protected operation answers 
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 
 from dispatch.api.app import create_app
 from dispatch.settings import Settings
 from harness.daemons import free_port
-from tests.integration.helpers import bearer
+from tests.integration.helpers import bearer, serving
 from tests.integration.test_terminal_flow import city_files
 
-# Reachable without credentials: liveness, and logging in and out.
-PUBLIC = {("GET", "/api/health"), ("POST", "/api/session"), ("DELETE", "/api/session")}
+# Reachable without credentials: liveness, logging in and out, and citizens' reports.
+PUBLIC = {
+    ("GET", "/api/health"),
+    ("POST", "/api/session"),
+    ("DELETE", "/api/session"),
+    ("POST", "/api/reports"),
+    ("GET", "/api/reports/categories"),
+}
 # Devices' own channel asks for a device's key, which the schema names: a generated one is
 # nobody's (403), or the request is refused unread (400, 422).
 DEVICE_KEYED = {("GET", "/api/osmand"), ("POST", "/api/osmand")}
@@ -46,23 +49,8 @@ def served(redis_service, postgres, tmp_path_factory) -> Iterator[Served]:
         engine_id="fuzz-engine",
         http_port=free_port(),
     )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(config, workers=("engine",)),
-            host="127.0.0.1",
-            port=config.http_port,
-            log_level="warning",
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield Served(f"http://127.0.0.1:{config.http_port}", bearer(database_url, name="fuzz-admin"))
-    server.should_exit = True
-    thread.join(10)
+    with serving(create_app(config, workers=("engine",)), config.http_port) as base:
+        yield Served(base, bearer(database_url, name="fuzz-admin"))
 
 
 FUZZ = settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))

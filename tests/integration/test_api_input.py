@@ -168,6 +168,45 @@ HOSTILE_BODIES: dict[str, tuple[bytes, str]] = {
 # Required fields missing: {} for routes that require any.
 MISSING = "{}"
 
+
+def multipart(fields: dict[str, str], photo: bytes | None, boundary: str = "yw") -> bytes:
+    """A form upload as a browser sends one: each field, then the photo as a file."""
+    parts = [
+        f'--{boundary}\r\ncontent-disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    ]
+    if photo is not None:
+        parts.append(
+            f'--{boundary}\r\ncontent-disposition: form-data; name="photo"; filename="p.jpg"\r\n'
+            "content-type: image/jpeg\r\n\r\n".encode()
+            + photo
+            + b"\r\n"
+        )
+    return b"".join(parts) + f"--{boundary}--\r\n".encode()
+
+
+REPORT = {"category": "street_vending", "contact": "13800000000", "lon": "119.65", "lat": "29.08"}
+FORM_UPLOAD = "multipart/form-data; boundary=yw"
+# A citizen's report (a form upload): hostile fields, photos and forms.
+HOSTILE_UPLOADS: dict[str, tuple[bytes, str]] = {
+    **{
+        f"{field} = {value}": (
+            multipart({**REPORT, "crs": "wgs84", field: value}, b"x"),
+            FORM_UPLOAD,
+        )
+        for field in ("lon", "lat")
+        for value in ("nan", "inf", "1e400", "200", "abc")
+    },
+    "no photo": (multipart({**REPORT, "crs": "wgs84"}, None), FORM_UPLOAD),
+    "a photo that is a web page": (
+        multipart({**REPORT, "crs": "wgs84"}, b"<html><script>alert(1)</script></html>"),
+        FORM_UPLOAD,
+    ),
+    "an unknown datum": (multipart({**REPORT, "crs": "mars2000"}, b"x"), FORM_UPLOAD),
+    "a form without a boundary": (multipart(REPORT, b"x"), "multipart/form-data"),
+    "a form cut short": (multipart(REPORT, b"x")[:40], FORM_UPLOAD),
+}
+
 HOSTILE_NUMBERS = [
     "nan", "NaN", "inf", "-Infinity", "1e400", "-1", "99999999999999999999999999999999",
     "1.5.2", "abc", "9" * 5000, "119.6,nan", "1e400,29", "200,29.08",
@@ -209,7 +248,12 @@ def body_cases(schema: dict[str, Any]) -> Iterator[Case]:
                     yield Case(*key, f"{field} = {name}", text.encode(), "application/json", {})
             for name, (raw, content_type) in HOSTILE_BODIES.items():
                 yield Case(*key, name, raw, content_type, {})
-            required = operation["requestBody"]["content"]["application/json"]["schema"]
+            content = operation["requestBody"]["content"]
+            if "application/json" not in content:  # a form upload: a citizen's report
+                for name, (raw, content_type) in HOSTILE_UPLOADS.items():
+                    yield Case(*key, name, raw, content_type, {})
+                continue
+            required = content["application/json"]["schema"]
             if _required_fields(schema, required):
                 yield Case(*key, "missing fields", MISSING.encode(), "application/json", {})
 
@@ -282,9 +326,9 @@ def test_every_hostile_body_and_query_number_answers_4xx_with_a_reason(center: C
     assert wrong == [], "\n".join(wrong[:40])
     body_routes = {(c.method, c.path) for c in cases if c.body is not None}
     query_routes = {(c.method, c.path) for c in cases if c.body is None}
-    # Every body of the schema (five for accounts, eight for incidents, one for orders and one
-    # for the hotline's work orders).
-    assert len(body_routes) == 15 and set(VALID_BODIES) <= body_routes, body_routes
+    # Every body of the schema (five for accounts, eight for incidents, one for orders, one
+    # for the hotline's work orders and one for citizens' reports).
+    assert len(body_routes) == 16 and set(VALID_BODIES) <= body_routes, body_routes
     assert len(query_routes) == 11, query_routes
     print(f"\n{len(body_routes)} body routes, {len(query_routes)} routes with number queries")
     assert {400, 413, 415, 422} <= set(answered), answered
