@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     ingest_mqtt_password: str | None = None
     delivery_mqtt_username: str | None = None
     delivery_mqtt_password: str | None = None
+    # An order waits on the broker for an offline terminal until its turn-out deadline, and at
+    # least this long: a re-dispatch comes after the deadlines have passed.
+    order_min_expiry_s: float = Field(180.0, gt=0)
     simulator_mqtt_username: str | None = None
     simulator_mqtt_password: str | None = None
     # The dynamic-security admin: issues and revokes devices' credentials.

@@ -111,6 +111,7 @@ def start_workers(
             broker=settings.broker_login("delivery"),
             root=settings.topic_root,
             client_id=f"{settings.engine_id}-delivery",
+            min_expiry_s=settings.order_min_expiry_s,
         )
         running.threads.append(
             threading.Thread(target=running.delivery.run, args=(stop,), name="delivery")
