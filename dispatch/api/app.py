@@ -35,6 +35,7 @@ from dispatch.api import (
     security,
     stats,
 )
+from dispatch.api.connections import ConnectionLimits
 from dispatch.api.state import AppState
 from dispatch.city import City
 from dispatch.db import AccountStore, Database, upgrade
@@ -190,6 +191,9 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
             Identity(AccountStore(db), store.sessions),
             IncidentRecords(store.incidents, history),
             fixes,
+            ConnectionLimits(
+                settings.live_max_connections, settings.live_max_connections_per_address
+            ),
         )
         try:
             yield
