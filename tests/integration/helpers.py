@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import paho.mqtt.client as mqtt
+import uvicorn
 
 from devices.batch import BatchWriter, Received
 from dispatch.core.access import Role
@@ -83,3 +87,20 @@ def store_fix(
     fix = {"_type": "location", "lon": point[0], "lat": point[1], "tst": int(received_at)}
     topic = f"owntracks/{officer}/{device}"
     writer.write([Received(1, 1, topic, json.dumps({**fix, "acc": 5}).encode(), received_at)])
+
+
+@contextlib.contextmanager
+def serving(app: Any, port: int) -> Iterator[None]:
+    """`app` served by uvicorn on a loopback `port` in a thread, until the block ends."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -3,20 +3,17 @@ admin token nothing answers 5xx; without one, every protected operation answers 
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, given, settings
 
 from dispatch.api.app import create_app
 from dispatch.settings import Settings
 from harness.daemons import free_port
-from tests.integration.helpers import bearer
+from tests.integration.helpers import bearer, serving
 from tests.integration.test_terminal_flow import city_files
 
 # Reachable without credentials: liveness, and logging in and out.
@@ -46,23 +43,10 @@ def served(redis_service, postgres, tmp_path_factory) -> Iterator[Served]:
         engine_id="fuzz-engine",
         http_port=free_port(),
     )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(config, workers=("engine",)),
-            host="127.0.0.1",
-            port=config.http_port,
-            log_level="warning",
+    with serving(create_app(config, workers=("engine",)), config.http_port):
+        yield Served(
+            f"http://127.0.0.1:{config.http_port}", bearer(database_url, name="fuzz-admin")
         )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.05)
-    yield Served(f"http://127.0.0.1:{config.http_port}", bearer(database_url, name="fuzz-admin"))
-    server.should_exit = True
-    thread.join(10)
 
 
 FUZZ = settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
