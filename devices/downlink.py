@@ -65,6 +65,21 @@ def dispatch_message(notice: OrderNotice) -> bytes:
     )
 
 
+def order_expiry_s(notice: OrderNotice, now: float, minimum_s: float) -> int | None:
+    """How long the broker keeps an undelivered order for a device (MQTT 5 message expiry),
+    or None (no expiry) for a policy without respond or turn-out deadlines.
+
+    An order matters until its officer must turn out, so it lives to the later of the respond
+    and turn-out deadlines; but never less than `minimum_s`: a re-dispatch comes after those
+    deadlines have passed, and a terminal offline for a moment must still find its order.
+    """
+    deadlines = [at for at in (notice.respond_by, notice.dispatch_by) if at is not None]
+    if not deadlines:
+        return None
+    until = max([now + minimum_s, *deadlines])
+    return max(1, int(until - now))
+
+
 def withdrawal_message(order_id: str, reason: str) -> bytes:
     return msgspec.json.encode(
         {"_type": "dispatch", "order_id": order_id, "cancel": True, "reason": reason}

@@ -5,7 +5,8 @@ order exists if and only if the incident says it was issued. Delivery reads the 
 its own consumer group and acknowledges an entry only after the broker acknowledged every
 message for it: at least once, with the order id as correlation data so devices and their
 acks can tell a repeat. Each device bound to an officer gets the order on `/dispatch` (our
-terminals; MQTT 5 expiry at the response deadline, response topic `/ack`) and as an OwnTracks
+terminals; MQTT 5 expiry at the turn-out deadline and never sooner than a set minimum,
+response topic `/ack`) and as an OwnTracks
 waypoint on `/cmd`.
 """
 
@@ -21,7 +22,13 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from devices.broker import BrokerLogin
-from devices.downlink import OrderNotice, dispatch_message, owntracks_commands, withdrawal_message
+from devices.downlink import (
+    OrderNotice,
+    dispatch_message,
+    order_expiry_s,
+    owntracks_commands,
+    withdrawal_message,
+)
 from devices.topics import Channel, device_topic
 from dispatch.store import UNAVAILABLE, Store
 
@@ -31,8 +38,17 @@ _PUBLISH_TIMEOUT_S = 10.0
 
 
 class OrderDelivery:
-    def __init__(self, store: Store, *, broker: BrokerLogin, root: str, client_id: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        broker: BrokerLogin,
+        root: str,
+        client_id: str,
+        min_expiry_s: float,
+    ) -> None:
         self.store = store
+        self.min_expiry_s = min_expiry_s
         self.root = root
         self.broker = broker
         self.connected = threading.Event()  # the health endpoint reads it
@@ -139,9 +155,10 @@ class OrderDelivery:
         props = Properties(PacketTypes.PUBLISH)
         props.ResponseTopic = device_topic(self.root, officer, device, Channel.ACK)
         props.CorrelationData = notice.order_id.encode()
-        if notice.respond_by is not None:
-            # An order nobody read before the response deadline is stale: let the broker drop it.
-            props.MessageExpiryInterval = max(1, int(notice.respond_by - time.time()))
+        expiry_s = order_expiry_s(notice, time.time(), self.min_expiry_s)
+        if expiry_s is not None:
+            # An order nobody read in time is stale: let the broker drop it.
+            props.MessageExpiryInterval = expiry_s
         self._publish(
             device_topic(self.root, officer, device, Channel.DISPATCH),
             dispatch_message(notice),

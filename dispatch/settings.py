@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     ingest_mqtt_password: str | None = None
     delivery_mqtt_username: str | None = None
     delivery_mqtt_password: str | None = None
+    # An order waits on the broker for an offline terminal until its turn-out deadline, and at
+    # least this long: a re-dispatch comes after the deadlines have passed.
+    order_min_expiry_s: float = Field(180.0, gt=0)
     simulator_mqtt_username: str | None = None
     simulator_mqtt_password: str | None = None
     # The dynamic-security admin: issues and revokes devices' credentials.
@@ -141,6 +144,13 @@ class Settings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = 8080
+    # Live feed connections this API node keeps, in all and per client address (a storm of
+    # screens from one place is refused with a reason, not served at everyone's expense).
+    live_max_connections: int = Field(1000, ge=1)
+    live_max_connections_per_address: int = Field(50, ge=1)
+    # A screen that has not taken a message within this is dropped, told to resume with
+    # `since`: a stalled client never holds up the others.
+    live_send_timeout_s: float = Field(5.0, gt=0)
     # HTTPS served by `yiwang serve` itself (PEM files); behind a TLS proxy leave them unset.
     https_certificate: Path | None = None
     https_key: Path | None = None

@@ -36,6 +36,7 @@ from dispatch.api import (
     security,
     stats,
 )
+from dispatch.api.connections import ConnectionLimits
 from dispatch.api.state import AppState
 from dispatch.city import City
 from dispatch.db import AccountStore, Database, upgrade
@@ -112,6 +113,7 @@ def start_workers(
             broker=settings.broker_login("delivery"),
             root=settings.topic_root,
             client_id=f"{settings.engine_id}-delivery",
+            min_expiry_s=settings.order_min_expiry_s,
         )
         running.threads.append(
             threading.Thread(target=running.delivery.run, args=(stop,), name="delivery")
@@ -190,6 +192,9 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
             Identity(AccountStore(db), store.sessions),
             IncidentRecords(store.incidents, history),
             fixes,
+            ConnectionLimits(
+                settings.live_max_connections, settings.live_max_connections_per_address
+            ),
         )
         try:
             yield

@@ -3,7 +3,13 @@
 The sequence is the id of the entry in the screens' event stream. A client that reconnects
 with `?since=<seq>` receives exactly the entries after it, so a dropped connection loses
 nothing and repeats nothing; if `since` is older than what the stream still holds, the client
-is told to resynchronise and gets a fresh snapshot.
+is told to resynchronise and gets a fresh snapshot; so is a screen that fell so far behind
+that the stream dropped what it had not read yet.
+
+Each screen reads the stream at its own pace and has one message in flight at a time: a send
+that does not complete within `live_send_timeout_s` drops the screen (close 1013, telling it
+the `since` to resume from), so a stalled client never holds up another. Connections are
+bounded per client address and in all (`live_max_connections…`); a refusal says why.
 
     {"seq": "1795…-0", "type": "snapshot", "incidents": [...], "devices": [...]}
     {"seq": "1795…-1", "type": "positions" | "incident" | "warning" | "escalation" | ..., "body": ...}
@@ -12,6 +18,7 @@ is told to resynchronise and gets a fresh snapshot.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
@@ -22,6 +29,7 @@ import msgspec
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from dispatch.api.auth import identify, same_origin, scope_of
+from dispatch.api.connections import TRY_AGAIN_LATER
 from dispatch.api.state import AppState
 from dispatch.core.access import AreaScope, Permission, Principal
 from dispatch.core.feed import FeedType, resume_after
@@ -103,19 +111,39 @@ _BLOCK_MS = 1000
 _BATCH = 500
 
 
-async def _snapshot(feed: ScreenFeed, scope: Scope) -> dict[str, Any]:
+async def _snapshot(feed: ScreenFeed, scope: Scope) -> tuple[str, str]:
+    """The snapshot as this screen sees it, and its sequence."""
     snapshot = await feed.snapshot()
-    shown = [msgspec.to_builtins(i) for i in snapshot.incidents if not i.phase.terminal]
+    shown = [i for i in snapshot.incidents if not i.phase.terminal]
+    if not scope.scoped:
+        # Encoded straight from the stored structures: a storm of whole-city screens costs
+        # the event loop little beside the one shared read.
+        text = msgspec.json.encode(
+            {
+                "seq": snapshot.seq,
+                "type": FeedType.SNAPSHOT,
+                "incidents": shown,
+                "devices": snapshot.devices,
+            }
+        ).decode()
+        return text, snapshot.seq
+    incidents = [msgspec.to_builtins(i) for i in shown]
     devices = [msgspec.to_builtins(row) for row in snapshot.devices]
-    return {
+    body = {
         "seq": snapshot.seq,
         "type": FeedType.SNAPSHOT,
-        "incidents": [i for i in shown if not scope.scoped or scope.incident(i)],
-        "devices": scope.positions(devices) if scope.scoped else devices,
+        "incidents": [i for i in incidents if scope.incident(i)],
+        "devices": scope.positions(devices),
     }
+    return json.dumps(body), snapshot.seq
 
 
 _RECHECK_S = 2.0  # a disabled account or a revoked session loses its feed within this
+_CLOSE_TIMEOUT_S = 1.0  # a client too stalled to take the close frame is cut off after this
+
+
+class _SendTimeoutError(Exception):
+    """A send to the screen did not complete in time."""
 
 
 @router.websocket("/ws/live")
@@ -129,7 +157,23 @@ async def live(
     the caller's account; `types` (comma list) and `area` (inside the account's scope) narrow
     it. Needs a session from our own origin, or a bearer token."""
     state: AppState = websocket.app.state.yiwang
+    address = websocket.client.host if websocket.client else "unknown"
+    refusal = state.live_limits.admit(address)
+    if refusal is not None:
+        await websocket.accept()
+        await websocket.close(code=TRY_AGAIN_LATER, reason=refusal)
+        return
+    try:
+        await _serve(websocket, state, since, types, area)
+    finally:
+        state.live_limits.release(address)
+
+
+async def _serve(
+    websocket: WebSocket, state: AppState, since: str | None, types: str | None, area: str | None
+) -> None:
     feed: ScreenFeed = state.feed
+    timeout_s = state.settings.live_send_timeout_s
     principal = await asyncio.to_thread(identify, websocket, state)
     cookie_borne = principal is not None and principal.credential.startswith("session:")
     if principal is None or (cookie_borne and not same_origin(websocket)):
@@ -146,39 +190,75 @@ async def live(
     # The feed only sends; this task notices a client (or a server shutting down) that closed
     # the connection, which a quiet feed would otherwise never find out.
     closed = asyncio.ensure_future(_until_closed(websocket))
+    cursor = since
     try:
         cursor = resume_after(since, await feed.oldest_id() if since is not None else None)
         if since is not None and cursor is None:
-            await websocket.send_json({"seq": since, "type": FeedType.RESYNC})
-        if cursor is None:
-            snapshot = await _snapshot(feed, scope)
-            await websocket.send_json(snapshot)
-            cursor = snapshot["seq"]
+            await _send(websocket, json.dumps({"seq": since, "type": FeedType.RESYNC}), timeout_s)
         checked = time.monotonic()
         while not closed.done():
+            if cursor is None:
+                text, seq = await _snapshot(feed, scope)
+                await _send(websocket, text, timeout_s)
+                cursor = seq
             if time.monotonic() - checked >= _RECHECK_S:
                 checked = time.monotonic()
                 if not await asyncio.to_thread(state.identity.still_valid, principal):
                     await websocket.close(code=1008, reason="the session has ended; log in again")
                     return
             entries = await feed.read_after(cursor, count=_BATCH, block_ms=_BLOCK_MS)
+            if len(entries) == _BATCH and resume_after(cursor, await feed.oldest_id()) is None:
+                # Behind by more than the stream holds: what it missed is gone, start afresh.
+                await _send(
+                    websocket, json.dumps({"seq": cursor, "type": FeedType.RESYNC}), timeout_s
+                )
+                cursor = None
+                continue
             for entry_id, kind, raw in _coalesced(entries):
+                shown = _screen_text(scope, entry_id, kind, raw)
+                if shown is not None:
+                    await _send(websocket, shown, timeout_s)
+                # Past an entry once the screen has it (or never sees it): a screen dropped
+                # mid-send resumes with the entry it did not get.
                 cursor = entry_id
-                if scope.types is not None and kind not in scope.types:
-                    continue
-                if not scope.scoped:
-                    # Whole-city screens get the stored body as it is: no decode, no encode.
-                    text = f'{{"seq":"{entry_id}","type":{json.dumps(kind)},"body":{raw}}}'
-                else:
-                    body = scope.view(kind, json.loads(raw))
-                    if body is None:
-                        continue
-                    text = json.dumps({"seq": entry_id, "type": kind, "body": body})
-                await websocket.send_text(text)
     except WebSocketDisconnect:
         return
+    except _SendTimeoutError:
+        await _drop_behind(websocket, cursor)
     finally:
         closed.cancel()
+
+
+def _screen_text(scope: Scope, entry_id: str, kind: str, raw: str) -> str | None:
+    """The message for this screen of one stream entry, or None if it does not see it."""
+    if scope.types is not None and kind not in scope.types:
+        return None
+    if not scope.scoped:
+        # Whole-city screens get the stored body as it is: no decode, no encode.
+        return f'{{"seq":"{entry_id}","type":{json.dumps(kind)},"body":{raw}}}'
+    body = scope.view(kind, json.loads(raw))
+    if body is None:
+        return None
+    return json.dumps({"seq": entry_id, "type": kind, "body": body})
+
+
+async def _drop_behind(websocket: WebSocket, cursor: str | None) -> None:
+    resume = f" with since={cursor}" if cursor else ""
+    # The client may be gone or too stalled to take even the close frame.
+    with contextlib.suppress(TimeoutError, OSError, RuntimeError, WebSocketDisconnect):
+        await asyncio.wait_for(
+            websocket.close(
+                code=TRY_AGAIN_LATER, reason=f"fell behind the live feed; reconnect{resume}"
+            ),
+            _CLOSE_TIMEOUT_S,
+        )
+
+
+async def _send(websocket: WebSocket, text: str, timeout_s: float) -> None:
+    try:
+        await asyncio.wait_for(websocket.send_text(text), timeout_s)
+    except TimeoutError as exc:
+        raise _SendTimeoutError from exc
 
 
 def _coalesced(entries: list[tuple[str, dict[str, str]]]) -> Iterator[tuple[str, str, str]]:

@@ -8,6 +8,7 @@ from fastapi import Request
 
 from devices.ingest import IngestWorker
 from devices.intake import FixIntake
+from dispatch.api.connections import ConnectionLimits
 from dispatch.city import City
 from dispatch.clock import Clock
 from dispatch.core.policy import PolicyBook
@@ -35,6 +36,7 @@ class AppState:
     identity: Identity
     records: IncidentRecords  # incidents and their audit, from Redis and the history
     fixes: FixIntake  # positions sent over HTTP (OsmAnd), through the ingest's writer
+    live_limits: ConnectionLimits  # the live feed's connections on this node
 
 
 def app_state(request: Request) -> AppState:

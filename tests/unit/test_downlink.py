@@ -14,6 +14,7 @@ from devices.downlink import (
     ORDER_FENCE_PREFIX,
     OrderNotice,
     dispatch_message,
+    order_expiry_s,
     order_text,
     owntracks_commands,
     withdrawal_message,
@@ -160,3 +161,20 @@ def test_a_text_terminal_reads_the_order_with_local_clocks() -> None:
         "指令号：O-20261122-7",
     ]
     assert withdrawal_text("O-1", "重复警情") == "【撤销指令】指令号：O-1，原因：重复警情"
+
+
+def test_an_order_waits_on_the_broker_until_the_turn_out_deadline() -> None:
+    # Issued a second after the report: kept until the turn-out deadline, not the respond one.
+    assert order_expiry_s(NOTICE, T0 + 1.0, minimum_s=60) == 179
+
+
+def test_a_re_dispatched_order_waits_at_least_the_minimum() -> None:
+    # Re-dispatched after both deadlines have passed: a terminal offline for a moment still
+    # finds it, where `respond_by - now` gave it a second.
+    assert order_expiry_s(NOTICE, T0 + 61.0, minimum_s=180) == 180
+    assert order_expiry_s(NOTICE, T0 + 400.0, minimum_s=180) == 180
+
+
+def test_an_order_without_deadlines_does_not_expire() -> None:
+    timeless = dataclasses.replace(NOTICE, respond_by=None, dispatch_by=None)
+    assert order_expiry_s(timeless, T0, minimum_s=180) is None
