@@ -14,6 +14,7 @@ from typing import Protocol
 
 from devices.quality import JumpMemory, Neighbours
 from devices.registry import Binding
+from dispatch.core.sensors import Sensor
 from dispatch.core.track import LastFix
 
 # What the sink answers for each fix of a batch, in batch order.
@@ -180,3 +181,6 @@ class IngestSink(Protocol):
 
     def bind(self, bindings: Sequence[Binding]) -> None:
         """Add or replace bindings (devices registered on first sight)."""
+
+    def sensors(self) -> dict[str, Sensor]:
+        """The registered IoT sensors by id."""

@@ -23,6 +23,7 @@ from dispatch.clock import Clock
 from dispatch.core.policy import PolicyBook
 from dispatch.evidence.archive import Archive, SealPolicy
 from dispatch.evidence.signing import Signer, load_or_create
+from gis.areas import AreaIndex, load_areas
 from gis.service_area import CHINA, ServiceArea, area_around, box_area
 
 
@@ -183,7 +184,7 @@ class Settings(BaseSettings):
     def policies(self) -> PolicyBook:
         """The timeline policies: the 1/3/15 defaults, or the YAML file's overrides."""
         if self.policy_file is None:
-            return PolicyBook()
+            return PolicyBook.from_dict({})
         return PolicyBook.from_dict(
             yaml.safe_load(self.policy_file.read_text(encoding="utf-8")) or {}
         )
@@ -201,6 +202,19 @@ class Settings(BaseSettings):
             streets_file=self.streets_file,
             zone=self.timezone,
             today=today,
+        )
+
+    def areas(self) -> AreaIndex | None:
+        """The configured area tree alone (no roster needed), or None without an areas file."""
+        if self.areas_file is None:
+            return None
+        return AreaIndex(
+            load_areas(
+                self.areas_file,
+                datum=self.areas_datum,
+                id_field=self.areas_id_field,
+                name_field=self.areas_name_field,
+            )
         )
 
     def clock(self) -> Clock:
@@ -224,6 +238,7 @@ class Settings(BaseSettings):
             registrations_per_min=self.registrations_per_min,
             batch_max=self.ingest_batch_max,
             batch_wait_s=self.ingest_batch_wait_ms / 1000.0,
+            sensor_types=self.policies().sensors,
         )
 
     def limits(self, city: City | None) -> Limits:

@@ -6,12 +6,12 @@
 local EVENTS_MAXLEN = 100000
 -- Dead letters are bounded three ways: the stream's length, a quota per source and hour
 -- (beyond it a rejection is only counted), and one shared source for every message that names
--- no bound device (bad topics, unknown or unregistered devices), so a flood of junk or of
--- invented serials neither grows Redis nor displaces the records of real devices.
+-- no bound device (bad topics, unknown or unregistered devices and sensors), so a flood of junk
+-- or of invented serials neither grows Redis nor displaces the records of real devices.
 local DEADLETTER_MAXLEN = 50000
 local DEADLETTERS_PER_SOURCE = 500
 local DEADLETTER_WINDOW_S = 3600
-local UNBOUND_REASONS = {unknown_device = true, registration_limit = true}
+local UNBOUND_REASONS = {unknown_device = true, registration_limit = true, unknown_sensor = true}
 local REJECTED_BY_DEVICE_MAX = 10000
 local MESSAGE_DEDUPE_TTL_S = 7 * 24 * 3600
 
