@@ -115,11 +115,17 @@ class BatchWriter:
     """Judges, chains and stores batches of received messages. No MQTT here: easy to test."""
 
     def __init__(
-        self, sink: IngestSink, config: IngestConfig, clock: Callable[[], float] = time.time
+        self,
+        sink: IngestSink,
+        config: IngestConfig,
+        clock: Callable[[], float] = time.time,
+        *,
+        channel: str = "mqtt",
     ):
         self.sink = sink
         self.config = config
         self.clock = clock
+        self.channel = channel  # the intake channel its messages are counted under
         self._states: dict[str, DeviceState] = {}
         self._topics: dict[str, DeviceTopic] = {}
         self._bindings: dict[str, Binding] = {}
@@ -163,7 +169,7 @@ class BatchWriter:
     def refuse(self, message: Received, device: str, rejection: Rejection) -> None:
         """Keep a message its channel refused before it could be judged (an HTTP request that
         holds no position) in the dead letters, counted as the writer's own rejections are."""
-        batch = IngestBatch(oldest_received_at=message.received_at)
+        batch = self._batch(message.received_at)
         self._reject(batch, message, device, rejection)
         self.sink.write_batch(batch, self.clock())
 
@@ -171,7 +177,7 @@ class BatchWriter:
         """Judge and chain a batch against the cached device state (first step of a write)."""
         now = self.clock()
         self._refresh_bindings(now)
-        batch = IngestBatch(oldest_received_at=received[0].received_at if received else now)
+        batch = self._batch(received[0].received_at if received else now)
         fixes: list[_PendingFix] = []
         auto_bound: dict[str, Binding] = {}
         for message in received:
@@ -191,7 +197,7 @@ class BatchWriter:
         chained = prepared.chained
         for round_number in range(_MAX_CHAIN_RETRIES):
             conflicted, duplicates = self._sort_statuses(chained, statuses)
-            batch = IngestBatch(oldest_received_at=prepared.batch.oldest_received_at)
+            batch = self._batch(prepared.batch.oldest_received_at)
             for fix in duplicates:
                 self._reject(batch, fix.message, fix.device, _duplicate(fix))
             if not conflicted:
@@ -227,7 +233,7 @@ class BatchWriter:
         except Exception:
             log.exception("a batch of %d messages failed twice; writing them apart", len(received))
         for message in received:
-            batch = IngestBatch(oldest_received_at=message.received_at)
+            batch = self._batch(message.received_at)
             self._guarded(batch, message, lambda m=message: self._write_alone(m))
             if len(batch):
                 self.sink.write_batch(batch, self.clock())
@@ -505,6 +511,9 @@ class BatchWriter:
                 rejection.reason,
                 detail,
             )
+
+    def _batch(self, oldest_received_at: float) -> IngestBatch:
+        return IngestBatch(oldest_received_at=oldest_received_at, channel=self.channel)
 
     def _refresh_bindings(self, now: float, every_s: float = _REGISTRY_REFRESH_S) -> None:
         if now - self._bindings_at >= every_s:

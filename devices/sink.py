@@ -57,6 +57,9 @@ class IngestBatch:
     """
 
     oldest_received_at: float = 0.0
+    # The intake channel the batch came by (`mqtt`, `osmand`, `jt808`): what it stores is
+    # counted as accepted under it, IoT sensors' readings under `iot`.
+    channel: str = "mqtt"
     fixes: list[tuple[str | int | float | None, ...]] = field(default_factory=list)
     rejects: list[tuple[str, ...]] = field(default_factory=list)
     messages: list[tuple[str, ...]] = field(default_factory=list)

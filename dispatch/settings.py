@@ -66,10 +66,12 @@ class Settings(BaseSettings):
     # most of the median device → screen latency (measured: 20 ms → p50 43 ms, 5 ms → 31 ms).
     ingest_batch_wait_ms: float = 5.0
     ingest_session_expiry_s: int = 7 * 24 * 3600
-    # The JT/T 808 gateway's TCP listener (`yiwang jt808`; 6207 is EMQX's JT/T 808 default).
-    # Terminals dial in over 4G: listen on 0.0.0.0 (or the public address) where they reach it.
+    # The JT/T 808 gateway's TCP listener. Terminals dial in over 4G: listen on 0.0.0.0 (or the
+    # public address) where they reach it. A port makes `yiwang serve` and the demo run the
+    # gateway beside the other workers; 0 runs none there, and `yiwang jt808` alone listens
+    # on 6207 (EMQX's JT/T 808 default).
     jt808_host: str = "127.0.0.1"
-    jt808_port: int = 6207
+    jt808_port: int = Field(0, ge=0, le=65535)
     # Names the gateway's own reading of the order outbox: unique per gateway process.
     jt808_gateway_id: str = "jt808-1"
     # Outside the demo a device must be bound before its messages count.

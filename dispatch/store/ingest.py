@@ -86,6 +86,7 @@ class IngestStore:
                 encode(batch.messages),
                 encode(batch.memories),
                 self.positions_bound,
+                batch.channel,
             )
         except BaseException:
             self.redis.connection_pool.release(connection)
@@ -141,6 +142,10 @@ class IngestStore:
 
     def stats(self) -> dict[str, int]:
         return {k: int(v) for k, v in self.redis.hgetall(self.keys.stats).items()}
+
+    def accepted_by_channel(self) -> dict[str, int]:
+        """Accepted messages by the channel they came in by: `mqtt`, `osmand`, `jt808`, `iot`."""
+        return {k: int(v) for k, v in self.redis.hgetall(self.keys.accepted_by_channel).items()}
 
     def count_channel(self, channel: str, outcome: str) -> None:
         """One request of an intake channel other than MQTT, by what became of it."""

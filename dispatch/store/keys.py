@@ -66,6 +66,11 @@ class Keys:
         return f"{self.prefix}:stats"
 
     @property
+    def accepted_by_channel(self) -> str:
+        """Accepted messages by the channel they came in by (mqtt, osmand, jt808, iot)."""
+        return f"{self.prefix}:accepted_by_channel"
+
+    @property
     def channel_stats(self) -> str:
         """Outcomes per intake channel other than MQTT (`channel|outcome`)."""
         return f"{self.prefix}:channel_stats"
