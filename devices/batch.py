@@ -2,9 +2,10 @@
 
 Pure judgement happens in devices.quality and devices.registry; this module keeps the cached
 device state (chain heads, last fixes) that makes that cheap, and settles what the sink
-refuses. Workers are stateless: several may share `$share/ingest/...`. The store refuses a
-chain link whose predecessor is not the stored head; the writer then re-reads the device and
-chains the fix again.
+refuses; IoT sensors' readings are judged against the sensor registry (devices.sensors) and
+filed for the engine like SOS alarms. Workers are stateless: several may share
+`$share/ingest/...`. The store refuses a chain link whose predecessor is not the stored head;
+the writer then re-reads the device and chains the fix again.
 
 No message stops the writer: one whose judging raises is tried once more, then kept in the
 dead letters with the error (`processing_error`), and a batch whose write raises is written
@@ -18,7 +19,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import msgspec
 
@@ -34,6 +35,7 @@ from devices.quality import (
     sos_rejection,
 )
 from devices.registry import Binding, RegistrationBudget, UnknownDevicePolicy, resolve
+from devices.sensors import judge_reading, unknown_sensor
 from devices.sink import (
     FIX_CONFLICT,
     FIX_DUPLICATE,
@@ -45,6 +47,7 @@ from devices.sink import (
     StoredAround,
 )
 from devices.topics import UPLINK, DeviceTopic, TopicError, parse_topic
+from dispatch.core.sensors import Sensor, SensorCatalogue
 from dispatch.core.track import DeviceKey, Fix, LastFix, genesis, link
 
 log = logging.getLogger(__name__)
@@ -66,6 +69,7 @@ _MESSAGE_KINDS = {
     messages.Conn: "conn",
     messages.Clip: "clip",
     messages.Ack: "ack",
+    messages.Reading: "iot",
 }
 
 
@@ -105,20 +109,29 @@ class IngestConfig:
     # Messages read ahead of the store at most (about 0.5 KB each in memory).
     backlog_max: int = 200_000
     registrations_per_min: int = 60
+    # The IoT sensor types: a reading must be in its type's unit.
+    sensor_types: SensorCatalogue = field(default_factory=SensorCatalogue)
 
 
 class BatchWriter:
     """Judges, chains and stores batches of received messages. No MQTT here: easy to test."""
 
     def __init__(
-        self, sink: IngestSink, config: IngestConfig, clock: Callable[[], float] = time.time
+        self,
+        sink: IngestSink,
+        config: IngestConfig,
+        clock: Callable[[], float] = time.time,
+        *,
+        channel: str = "mqtt",
     ):
         self.sink = sink
         self.config = config
         self.clock = clock
+        self.channel = channel  # the intake channel its messages are counted under
         self._states: dict[str, DeviceState] = {}
         self._topics: dict[str, DeviceTopic] = {}
         self._bindings: dict[str, Binding] = {}
+        self._sensors: dict[str, Sensor] = {}
         self._bindings_at = float("-inf")
         self._last_logged: dict[tuple[str, str], float] = {}
         self._registrations = RegistrationBudget(config.registrations_per_min)
@@ -158,7 +171,7 @@ class BatchWriter:
     def refuse(self, message: Received, device: str, rejection: Rejection) -> None:
         """Keep a message its channel refused before it could be judged (an HTTP request that
         holds no position) in the dead letters, counted as the writer's own rejections are."""
-        batch = IngestBatch(oldest_received_at=message.received_at)
+        batch = self._batch(message.received_at)
         self._reject(batch, message, device, rejection)
         self.sink.write_batch(batch, self.clock())
 
@@ -166,7 +179,7 @@ class BatchWriter:
         """Judge and chain a batch against the cached device state (first step of a write)."""
         now = self.clock()
         self._refresh_bindings(now)
-        batch = IngestBatch(oldest_received_at=received[0].received_at if received else now)
+        batch = self._batch(received[0].received_at if received else now)
         fixes: list[_PendingFix] = []
         auto_bound: dict[str, Binding] = {}
         for message in received:
@@ -186,7 +199,7 @@ class BatchWriter:
         chained = prepared.chained
         for round_number in range(_MAX_CHAIN_RETRIES):
             conflicted, duplicates = self._sort_statuses(chained, statuses)
-            batch = IngestBatch(oldest_received_at=prepared.batch.oldest_received_at)
+            batch = self._batch(prepared.batch.oldest_received_at)
             for fix in duplicates:
                 self._reject(batch, fix.message, fix.device, _duplicate(fix))
             if not conflicted:
@@ -222,7 +235,7 @@ class BatchWriter:
         except Exception:
             log.exception("a batch of %d messages failed twice; writing them apart", len(received))
         for message in received:
-            batch = IngestBatch(oldest_received_at=message.received_at)
+            batch = self._batch(message.received_at)
             self._guarded(batch, message, lambda m=message: self._write_alone(m))
             if len(batch):
                 self.sink.write_batch(batch, self.clock())
@@ -269,15 +282,14 @@ class BatchWriter:
             if len(self._topics) >= _STATE_CACHE_MAX:
                 self._topics.clear()
             self._topics[message.topic] = topic
+        if topic.sensor:
+            self._sort_sensor(message, topic, batch)
+            return
         if topic.channel not in UPLINK:
             return  # the center's own orders (`/cmd`, `/dispatch`), heard back: not a device's
         device = DeviceKey(f"{topic.user}/{topic.device}")
-        try:
-            decoded = messages.decode(
-                topic.channel, message.payload, max_bytes=self.config.limits.max_payload_bytes
-            )
-        except messages.PayloadError as exc:
-            self._reject(batch, message, device, Rejection(Reason(exc.reason), str(exc)))
+        decoded = self._decoded(batch, message, topic, device)
+        if decoded is None:
             return
         refused: dict[str, str] = {}
         if isinstance(decoded, messages.Sos):
@@ -314,12 +326,63 @@ class BatchWriter:
             fixes.append(_PendingFix(message, decoded, resolved, device))
             return
         fields = {k: v for k, v in msgspec.structs.asdict(decoded).items() if v is not None}
-        body = msgspec.json.encode(
-            {"_type": decoded.__struct_config__.tag, **fields, **refused, "rx": message.received_at}
-        )
+        body = {"_type": decoded.__struct_config__.tag, **fields, **refused}
+        self._add_message(batch, message, decoded, device, resolved.officer, body)
+
+    def _sort_sensor(self, message: Received, topic: DeviceTopic, batch: IngestBatch) -> None:
+        """An IoT sensor's reading or heartbeat: from a registered sensor, as its type, in its
+        type's unit (devices.sensors)."""
+        device = DeviceKey(f"{topic.user}/{topic.device}")
+        if (
+            topic.device not in self._sensors
+            and message.received_at - self._bindings_at >= _REGISTRY_MISS_REFRESH_S
+        ):
+            self._refresh_bindings(message.received_at, _REGISTRY_MISS_REFRESH_S)
+        sensor = self._sensors.get(topic.device)
+        if sensor is None:
+            # Before decoding: junk under invented ids shares the unbound dead-letter quota.
+            self._reject(batch, message, device, unknown_sensor(topic.device))
+            return
+        decoded = self._decoded(batch, message, topic, device)
+        if decoded is None:
+            return
+        if isinstance(decoded, messages.Reading):
+            judged = judge_reading(sensor, decoded, self.config.sensor_types, self.config.limits)
+            if isinstance(judged, Rejection):
+                self._reject(batch, message, device, judged)
+                return
+            body = judged
+        else:
+            fields = {k: v for k, v in msgspec.structs.asdict(decoded).items() if v is not None}
+            body = {"_type": decoded.__struct_config__.tag, **fields}
+        self._add_message(batch, message, decoded, device, "", body)
+
+    def _decoded(
+        self, batch: IngestBatch, message: Received, topic: DeviceTopic, device: str
+    ) -> messages.Message | None:
+        """The payload decoded for its channel, or None once it is dead-lettered with why."""
+        try:
+            return messages.decode(
+                topic.channel, message.payload, max_bytes=self.config.limits.max_payload_bytes
+            )
+        except messages.PayloadError as exc:
+            self._reject(batch, message, device, Rejection(Reason(exc.reason), str(exc)))
+            return None
+
+    def _add_message(
+        self,
+        batch: IngestBatch,
+        message: Received,
+        decoded: messages.Message,
+        device: str,
+        officer: str,
+        body: dict[str, object],
+    ) -> None:
+        encoded = msgspec.json.encode({**body, "rx": message.received_at})
         sha = hashlib.sha256(message.topic.encode() + b"\0" + message.payload).hexdigest()
-        kind = _MESSAGE_KINDS[type(decoded)]
-        batch.add_message(kind, device, resolved.officer, message.topic, body, sha)
+        batch.add_message(
+            _MESSAGE_KINDS[type(decoded)], device, officer, message.topic, encoded, sha
+        )
 
     def _judge_and_chain(self, batch: IngestBatch, fixes: list[_PendingFix]) -> list[_PendingFix]:
         """Add each acceptable fix to `batch` with its chain link; returns those added."""
@@ -453,9 +516,13 @@ class BatchWriter:
                 detail,
             )
 
+    def _batch(self, oldest_received_at: float) -> IngestBatch:
+        return IngestBatch(oldest_received_at=oldest_received_at, channel=self.channel)
+
     def _refresh_bindings(self, now: float, every_s: float = _REGISTRY_REFRESH_S) -> None:
         if now - self._bindings_at >= every_s:
             self._bindings = self.sink.bindings()
+            self._sensors = self.sink.sensors()
             self._bindings_at = now
 
 

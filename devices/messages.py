@@ -11,7 +11,7 @@ level of nesting, and a couple of kilobytes of brackets would exhaust the interp
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -131,7 +131,27 @@ class Ack(msgspec.Struct, tag_field="_type", tag="ack", frozen=True, omit_defaul
     reason: str | None = None
 
 
-Message = Location | Lwt | Transition | Sos | DevStat | Conn | Clip | Ack
+# A sensor type key or a unit: short words, which reach incidents' titles.
+_Word = Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+
+
+class Reading(msgspec.Struct, tag_field="_type", tag="reading", frozen=True, omit_defaults=True):
+    """An IoT sensor's report on `{root}/iot/{sensor}/alarm`: what it measured, in which unit,
+    and whether it alarms or clears. `lat`/`lon` (with `crs`) only from a mobile sensor."""
+
+    sensor_type: _Word
+    value: float
+    unit: _Word
+    state: Literal["alarm", "clear"]
+    tst: int | float
+    lat: float | None = None
+    lon: float | None = None
+    crs: str | None = None
+    seq: int | None = None
+    batt: int | None = None
+
+
+Message = Location | Lwt | Transition | Sos | DevStat | Conn | Clip | Ack | Reading
 
 _DECODERS: dict[Channel, msgspec.json.Decoder[Message]] = {
     Channel.LOCATION: msgspec.json.Decoder(Location | Lwt),
@@ -141,6 +161,7 @@ _DECODERS: dict[Channel, msgspec.json.Decoder[Message]] = {
     Channel.HB: msgspec.json.Decoder(DevStat),
     Channel.CONN: msgspec.json.Decoder(Conn),
     Channel.ACK: msgspec.json.Decoder(Ack),
+    Channel.ALARM: msgspec.json.Decoder(Reading),
 }
 
 

@@ -73,6 +73,10 @@ class Reason(StrEnum):
     UNKNOWN_DEVICE = "unknown_device"
     REGISTRATION_LIMIT = "registration_limit"
     WRONG_OFFICER = "wrong_officer"
+    # IoT sensors: not registered, or reporting as another type or in another unit.
+    UNKNOWN_SENSOR = "unknown_sensor"
+    WRONG_SENSOR_TYPE = "wrong_sensor_type"
+    WRONG_UNIT = "wrong_unit"
     CHAIN_CONTENTION = "chain_contention"
     # Judging or storing the message raised, twice: the error is kept with it.
     PROCESSING_ERROR = "processing_error"
@@ -207,16 +211,27 @@ def sos_rejection(msg: Sos, limits: Limits) -> Rejection | None:
     """Why an alarm's position cannot be used, or None. The alarm itself is never refused
     for it: the ingest leaves the position out with this reason, and the engine opens the
     incident at the officer's last known position."""
-    if msg.lat is None and msg.lon is None:
+    judged = alarm_position(msg.lon, msg.lat, msg.crs, limits)
+    return judged if isinstance(judged, Rejection) else None
+
+
+def alarm_position(
+    lon: float | None, lat: float | None, crs: str | None, limits: Limits
+) -> LonLat | Rejection | None:
+    """An alarm's own position in WGS-84 (an SOS's, a mobile sensor's), why it cannot be
+    used, or None when it carries none."""
+    if lat is None and lon is None:
         return None
-    if msg.lat is None or msg.lon is None:
-        return Rejection(Reason.MISSING_FIELD, "an SOS position needs both lat and lon")
-    datum = datum_of(msg.crs)
+    if lat is None or lon is None:
+        return Rejection(Reason.MISSING_FIELD, "an alarm's position needs both lat and lon")
+    datum = datum_of(crs)
     if isinstance(datum, Rejection):
         return datum
-    return position_rejection(msg.lon, msg.lat) or _area_rejection(
-        _wgs84(msg.lon, msg.lat, datum), limits
-    )
+    refused = position_rejection(lon, lat)
+    if refused is not None:
+        return refused
+    point = _wgs84(lon, lat, datum)
+    return _area_rejection(point, limits) or point
 
 
 def _range_rejection(msg: Location) -> Rejection | None:

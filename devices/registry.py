@@ -16,6 +16,9 @@ A message from `user/device` is judged by the pair `(user, device)` first, then 
 gives way to a serial bound to another officer later. Both kinds live in one mapping keyed by
 `Binding.key`, the serial or `user/device` (a topic level holds no `/`, so the two never meet).
 
+IoT sensors are registered apart (`make_sensor`): a sensor carries no officer but a place,
+and its topics are `{root}/iot/{sensor}/...`, so `iot` is no officer's login.
+
 Bindings come from a CSV or YAML file (`yiwang devices import FILE`: a row with `user` and
 `device` binds that pair, a row with `device` and `officer` a serial) or the CLI. A message
 from a device the registry does not know is either registered on the spot as the pair its
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -36,7 +40,10 @@ import yaml
 
 from devices import topics
 from devices.quality import Reason, Rejection
+from dispatch.core.sensors import PLACE_MAX, Sensor, SensorCatalogue, UnknownSensorType
 from dispatch.core.track import device_key
+from gis.areas import AreaIndex
+from gis.coords import CoordinateError, Datum, to_wgs84
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +154,65 @@ def make_binding(*, device: str, user: str = "", officer: str = "", team: str = 
         problem = level_problem(name, value)
         if problem:
             raise BindingError(problem)
+    if officer == topics.SENSOR_LEVEL:
+        raise BindingError(
+            f"{topics.SENSOR_LEVEL!r} is the sensors' topic level, no officer's: register a "
+            "sensor with `yiwang devices register-sensor`"
+        )
     return Binding(device, officer, team, pair=bool(user))
+
+
+def make_sensor(
+    *,
+    sensor_id: str,
+    sensor_type: str,
+    lon: float,
+    lat: float,
+    datum: Datum,
+    catalogue: SensorCatalogue,
+    areas: AreaIndex | None,
+    registered_at: float,
+    place: str = "",
+    heartbeat_s: float | None = None,
+    mobile: bool = False,
+) -> Sensor:
+    """A sensor of a type of the catalogue at its place, kept in WGS-84 with the innermost
+    area holding it (`areas`, when the center has a city: a place outside every area is
+    refused, since no team would answer its alarms)."""
+    problem = level_problem("sensor", sensor_id)
+    if problem:
+        raise BindingError(problem)
+    try:
+        catalogue.type_or_raise(sensor_type)
+    except UnknownSensorType as exc:
+        raise BindingError(str(exc)) from None
+    try:
+        location = to_wgs84(lon, lat, datum)
+    except CoordinateError as exc:
+        raise BindingError(f"sensor {sensor_id}: {exc}") from None
+    if heartbeat_s is not None and not (math.isfinite(heartbeat_s) and heartbeat_s > 0):
+        raise BindingError(f"sensor {sensor_id}: the heartbeat is a positive number of seconds")
+    if len(place) > PLACE_MAX:
+        raise BindingError(f"sensor {sensor_id}: a place of at most {PLACE_MAX} characters")
+    area = None
+    if areas is not None:
+        found = areas.area_for(location)
+        if found is None:
+            raise BindingError(
+                f"sensor {sensor_id} at ({location.lon:.6f}, {location.lat:.6f}) lies outside "
+                "every area of the city"
+            )
+        area = found.id
+    return Sensor(
+        sensor_id,
+        sensor_type,
+        location,
+        registered_at,
+        area=area,
+        place=place.strip(),
+        heartbeat_s=heartbeat_s,
+        mobile=mobile,
+    )
 
 
 def resolve(

@@ -14,6 +14,7 @@ from typing import Protocol
 
 from devices.quality import JumpMemory, Neighbours
 from devices.registry import Binding
+from dispatch.core.sensors import Sensor
 from dispatch.core.track import LastFix
 
 # What the sink answers for each fix of a batch, in batch order.
@@ -58,6 +59,9 @@ class IngestBatch:
     oldest_received_at: float = 0.0
     # Messages the worker held read but unstored as it sent this batch: how far it lags.
     backlog: int = 0
+    # The intake channel the batch came by (`mqtt`, `osmand`, `jt808`): what it stores is
+    # counted as accepted under it, IoT sensors' readings under `iot`.
+    channel: str = "mqtt"
     fixes: list[tuple[str | int | float | None, ...]] = field(default_factory=list)
     rejects: list[tuple[str, ...]] = field(default_factory=list)
     messages: list[tuple[str, ...]] = field(default_factory=list)
@@ -182,3 +186,6 @@ class IngestSink(Protocol):
 
     def bind(self, bindings: Sequence[Binding]) -> None:
         """Add or replace bindings (devices registered on first sight)."""
+
+    def sensors(self) -> dict[str, Sensor]:
+        """The registered IoT sensors by id."""

@@ -10,8 +10,12 @@
     {root}/{user}/{device}/cmd        downlink: OwnTracks commands
     {root}/{user}/{device}/dispatch   downlink: orders for our terminals
 
+    {root}/iot/{sensor}/alarm         an IoT sensor's reading: alarm or clear
+    {root}/iot/{sensor}/hb            an IoT sensor's heartbeat (device status)
+
 `user` is the officer's login and `device` the device serial. The root defaults to `owntracks`
-so unmodified OwnTracks apps publish where we listen.
+so unmodified OwnTracks apps publish where we listen. The user level `iot` is the sensors'
+own: no officer has that login, and a sensor publishes only its two channels.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 DEFAULT_ROOT = "owntracks"
+# The user level of IoT sensors' topics (and of their device keys, `iot/{sensor}`).
+SENSOR_LEVEL = "iot"
 INGEST_GROUP = "ingest"
 # Officer logins and serials are short; a longer level is junk, and would become a key name.
 LEVEL_MAX = 64
@@ -40,6 +46,7 @@ class Channel(StrEnum):
     ACK = "ack"
     CMD = "cmd"
     DISPATCH = "dispatch"
+    ALARM = "alarm"
 
 
 UPLINK = (
@@ -51,6 +58,8 @@ UPLINK = (
     Channel.CONN,
     Channel.ACK,
 )
+# What a sensor publishes under `{root}/iot/{sensor}`.
+SENSOR_UPLINK = (Channel.ALARM, Channel.HB)
 
 
 class TopicError(ValueError):
@@ -67,6 +76,11 @@ class DeviceTopic:
     def __str__(self) -> str:
         base = f"{self.root}/{self.user}/{self.device}"
         return f"{base}/{self.channel}" if self.channel else base
+
+    @property
+    def sensor(self) -> bool:
+        """An IoT sensor's topic; `device` is then the sensor's id."""
+        return self.user == SENSOR_LEVEL
 
 
 def parse_topic(root: str, topic: str) -> DeviceTopic:
@@ -88,6 +102,15 @@ def parse_topic(root: str, topic: str) -> DeviceTopic:
         raise TopicError(f"topic {topic!r} has an unknown channel {suffix!r}") from None
     if len(levels) == 4 and channel is Channel.LOCATION:
         raise TopicError(f"topic {topic!r} has an empty channel level")
+    if user == SENSOR_LEVEL and channel not in SENSOR_UPLINK:
+        raise TopicError(
+            f"topic {topic!r} is under the sensors' level {SENSOR_LEVEL!r}: a sensor publishes "
+            f"{root}/{SENSOR_LEVEL}/<sensor>/alarm or /hb"
+        )
+    if user != SENSOR_LEVEL and channel is Channel.ALARM:
+        raise TopicError(
+            f"topic {topic!r}: /alarm is a sensor's channel ({root}/{SENSOR_LEVEL}/<sensor>/alarm)"
+        )
     return DeviceTopic(root, user, device, channel)
 
 
@@ -119,6 +142,10 @@ def level_problem(value: str) -> str | None:
 
 def device_topic(root: str, user: str, device: str, channel: Channel) -> str:
     return str(DeviceTopic(root, user, device, channel))
+
+
+def sensor_topic(root: str, sensor: str, channel: Channel) -> str:
+    return device_topic(root, SENSOR_LEVEL, sensor, channel)
 
 
 def uplink_filters(root: str, group: str = INGEST_GROUP) -> list[str]:

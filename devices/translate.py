@@ -10,6 +10,9 @@ An alarm is never lost for its position: an SOS without a usable one (none, no f
 by the ingest, not convertible) opens its incident at the officer's last known position,
 and says so in its title.
 
+An IoT sensor's reading (`iot`) is read back into a `SensorReport`; what it means for the
+incidents needs the incidents, and `dispatch.core.sensors` decides it.
+
 Entries are read with the bounds devices' payloads get (`devices.messages.decode_json`): an
 entry written before those bounds, or by a faulty writer, is refused with a reason.
 """
@@ -26,6 +29,7 @@ from devices.messages import PayloadError, decode_json
 from dispatch.core import events as ev
 from dispatch.core.model import IncidentId, OrderId, Source
 from dispatch.core.roster import OfficerId
+from dispatch.core.sensors import SensorReport, SensorState
 from gis.coords import CoordinateError, Datum, LonLat, check_lonlat, to_wgs84
 
 COMMANDS: dict[str, type] = {
@@ -69,12 +73,9 @@ def translate(
     """What the entry means; `last_known` (the officer's last position) places an SOS that
     carries no usable position of its own."""
     kind = entry.get("kind", "")
-    try:
-        body = decode_json(entry.get("body", "{}"))
-    except PayloadError as exc:
-        return Untranslatable(f"inbox entry {entry_id} has a body that cannot be used: {exc}")
-    if not isinstance(body, dict):
-        return Untranslatable(f"inbox entry {entry_id} has a body that is not a JSON object")
+    body = _body(entry_id, entry)
+    if isinstance(body, Untranslatable):
+        return body
     officer = OfficerId(entry.get("officer", ""))
     if kind == "command":
         return _command(body)
@@ -92,6 +93,52 @@ def translate(
             for i, _ in assignments.officer_orders.get(officer, ())
         ]
     return Untranslatable(f"inbox entry {entry_id} has unknown kind {kind!r}")
+
+
+def sensor_report(entry_id: str, entry: Mapping[str, str]) -> SensorReport | Untranslatable:
+    """The reading an `iot` entry holds, as the ingest filed it (devices.sensors)."""
+    body = _body(entry_id, entry)
+    if isinstance(body, Untranslatable):
+        return body
+    try:
+        report = SensorReport(
+            sensor=_text(body, "sensor"),
+            sensor_type=_text(body, "sensor_type"),
+            state=SensorState(_text(body, "state")),
+            value=_number(body, "value"),
+            unit=_text(body, "unit"),
+            sensor_at=_number(body, "tst"),
+            location=LonLat(_number(body, "lon"), _number(body, "lat")),
+            place=str(body.get("place") or ""),
+        )
+        check_lonlat(*report.location)
+    except (ValueError, TypeError) as exc:
+        return Untranslatable(f"sensor reading {entry_id}: {exc}")
+    return report
+
+
+def _body(entry_id: str, entry: Mapping[str, str]) -> dict[str, object] | Untranslatable:
+    try:
+        body = decode_json(entry.get("body", "{}"))
+    except PayloadError as exc:
+        return Untranslatable(f"inbox entry {entry_id} has a body that cannot be used: {exc}")
+    if not isinstance(body, dict):
+        return Untranslatable(f"inbox entry {entry_id} has a body that is not a JSON object")
+    return body
+
+
+def _text(body: Mapping[str, object], name: str) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{name} is not a non-empty string")
+    return value
+
+
+def _number(body: Mapping[str, object], name: str) -> float:
+    value = body.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} is not a number")
+    return float(value)
 
 
 def _command(body: Mapping[str, object]) -> list[ev.Event] | Untranslatable:

@@ -12,7 +12,8 @@ a lost phone must leave the officer's body camera connected). The account is nam
 registry keys the device's binding: the serial of a terminal, `user/device` for a pair (ten
 officers' phones named `phone` are ten accounts). An explicit role says exactly
 `{root}/{officer}/{device}`, is rewritten when the device is bound to another officer, and
-goes with the account.
+goes with the account. An IoT sensor's account (`iot/{sensor}`) may publish its two topics,
+`{root}/iot/{sensor}/alarm` and `/hb`, and read nothing.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import paho.mqtt.client as mqtt
 from devices.batch import BROKER_DROPPED_TOPIC
 from devices.broker import BrokerLogin
 from devices.registry import level_problem
-from devices.topics import INGEST_GROUP, Channel, device_topic
+from devices.topics import INGEST_GROUP, SENSOR_UPLINK, Channel, device_topic, sensor_topic
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +106,11 @@ def device_acls(root: str, officer: str, device: str) -> list[Acl]:
     ]
 
 
+def sensor_acls(root: str, sensor: str) -> list[Acl]:
+    """Publish the sensor's readings and heartbeats; nothing comes down to a sensor."""
+    return [Acl("publishClientSend", sensor_topic(root, sensor, c)) for c in SENSOR_UPLINK]
+
+
 def worker_acls(worker: Worker, root: str) -> list[Acl]:
     if worker is Worker.INGEST:
         # Only through the ingest's shared group: a worker outside it would take a share too.
@@ -170,6 +176,21 @@ class BrokerAccounts:
         """Create the account `username` for `officer`'s device, confined to its topics."""
         check_topic_level("device", device)
         check_topic_level("officer", officer)
+        self._create_client(username, password)
+        self.confine_device(username, officer, device)
+
+    def issue_sensor(self, username: str, sensor: str, password: str) -> None:
+        """Create the account `username` for an IoT sensor, confined to its two topics."""
+        check_topic_level("sensor", sensor)
+        self._create_client(username, password)
+        self._confine(username, sensor_acls(self.root, sensor))
+
+    def confine_device(self, username: str, officer: str, device: str) -> None:
+        """(Re)write the account's role for the device's current officer; its sessions obey
+        at once."""
+        self._confine(username, device_acls(self.root, officer, device))
+
+    def _create_client(self, username: str, password: str) -> None:
         command = {"command": "createClient", "username": username, "password": password}
         answer = self._run([command])
         if answer[0].get("error") == "Client already exists":
@@ -178,16 +199,13 @@ class BrokerAccounts:
                 f"`yiwang devices revoke-credentials {username}`"
             )
         self._raise_errors(answer)
-        self.confine_device(username, officer, device)
 
-    def confine_device(self, username: str, officer: str, device: str) -> None:
-        """(Re)write the account's role for the device's current officer; its sessions obey
-        at once."""
+    def _confine(self, username: str, acls: list[Acl]) -> None:
         role = device_role(username)
         answer = self._run(
             [
                 {"command": "deleteRole", "rolename": role},
-                _create_role(role, device_acls(self.root, officer, device)),
+                _create_role(role, acls),
                 {"command": "addClientRole", "username": username, "rolename": role},
             ]
         )

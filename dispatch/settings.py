@@ -24,6 +24,7 @@ from dispatch.core.policy import PolicyBook
 from dispatch.evidence.archive import Archive, SealPolicy
 from dispatch.evidence.signing import Signer, load_or_create
 from dispatch.photos import PhotoFolder
+from gis.areas import AreaIndex, load_areas
 from gis.service_area import CHINA, ServiceArea, area_around, box_area
 
 
@@ -72,10 +73,12 @@ class Settings(BaseSettings):
     # Messages the ingest reads ahead of the store when it lags (about 0.5 KB each): what
     # lets each device's newest fix reach the screens before the backlog is stored.
     ingest_backlog_max: int = 200_000
-    # The JT/T 808 gateway's TCP listener (`yiwang jt808`; 6207 is EMQX's JT/T 808 default).
-    # Terminals dial in over 4G: listen on 0.0.0.0 (or the public address) where they reach it.
+    # The JT/T 808 gateway's TCP listener. Terminals dial in over 4G: listen on 0.0.0.0 (or the
+    # public address) where they reach it. A port makes `yiwang serve` and the demo run the
+    # gateway beside the other workers; 0 runs none there, and `yiwang jt808` alone listens
+    # on 6207 (EMQX's JT/T 808 default).
     jt808_host: str = "127.0.0.1"
-    jt808_port: int = 6207
+    jt808_port: int = Field(0, ge=0, le=65535)
     # Names the gateway's own reading of the order outbox: unique per gateway process.
     jt808_gateway_id: str = "jt808-1"
     # Outside the demo a device must be bound before its messages count.
@@ -206,7 +209,7 @@ class Settings(BaseSettings):
     def policies(self) -> PolicyBook:
         """The timeline policies: the 1/3/15 defaults, or the YAML file's overrides."""
         if self.policy_file is None:
-            return PolicyBook()
+            return PolicyBook.from_dict({})
         return PolicyBook.from_dict(
             yaml.safe_load(self.policy_file.read_text(encoding="utf-8")) or {}
         )
@@ -224,6 +227,19 @@ class Settings(BaseSettings):
             streets_file=self.streets_file,
             zone=self.timezone,
             today=today,
+        )
+
+    def areas(self) -> AreaIndex | None:
+        """The configured area tree alone (no roster needed), or None without an areas file."""
+        if self.areas_file is None:
+            return None
+        return AreaIndex(
+            load_areas(
+                self.areas_file,
+                datum=self.areas_datum,
+                id_field=self.areas_id_field,
+                name_field=self.areas_name_field,
+            )
         )
 
     def clock(self) -> Clock:
@@ -251,6 +267,7 @@ class Settings(BaseSettings):
             batch_max=self.ingest_batch_max,
             batch_wait_s=self.ingest_batch_wait_ms / 1000.0,
             backlog_max=self.ingest_backlog_max,
+            sensor_types=self.policies().sensors,
         )
 
     def limits(self, city: City | None) -> Limits:

@@ -2,7 +2,8 @@
 
 `local_center` starts project-managed Redis and Mosquitto, gives the center's workers and the
 simulated city their broker accounts, binds the city's devices and serves the API with every
-worker, exactly as `yiwang demo` does; `run_scenario` plays a scenario file
+worker (the JT/T 808 gateway too, on a free port unless one is set), exactly as `yiwang demo`
+does; `run_scenario` plays a scenario file
 against it on an accelerated clock and checks the outcome.
 """
 
@@ -152,6 +153,8 @@ def local_center(settings: Settings, city_dir: Path, workdir: Path) -> Iterator[
                 "roster_file": city_dir / cityfiles.ROSTER,
                 "streets_file": city_dir / cityfiles.STREETS,
                 "basemap_file": _basemap(city_dir),
+                # JT/T 808 terminals dial in beside the MQTT devices, on a port of its own.
+                "jt808_port": settings.jt808_port or free_port(),
             }
         )
         store = Store.from_url(settings.redis_url, settings.key_prefix)

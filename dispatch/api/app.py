@@ -1,7 +1,7 @@
 """The FastAPI application: creates its clients in the lifespan and keeps them in app.state.
 
-With `with_ingest`, the same process also runs an ingest worker in a thread (the default of
-`yiwang serve`); API nodes that should not ingest run without it.
+The same process also runs the named workers, each on a thread of its own (all of them by
+default, as `yiwang serve` does); API nodes that should not ingest run without them.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from dispatch.engine import Engine
 from dispatch.history import HistoryWorker
 from dispatch.hotline import HotlineNotifier
 from dispatch.identity import Identity
+from dispatch.jt808_service import Jt808Service
 from dispatch.patrol_report import patrol_setup
 from dispatch.patrol_watch import PatrolWatch
 from dispatch.records import IncidentRecords
@@ -65,8 +66,9 @@ def build_ingest(settings: Settings, store: Store, city: City | None) -> IngestW
     )
 
 
-# The hotline notifier runs where a callback is configured (YIWANG_HOTLINE_CALLBACK_URL).
-WORKERS = ("ingest", "engine", "delivery", "history", "hotline")
+# The hotline notifier runs where a callback is configured (YIWANG_HOTLINE_CALLBACK_URL), the
+# JT/T 808 gateway where a port is (YIWANG_JT808_PORT).
+WORKERS = ("ingest", "engine", "delivery", "history", "hotline", "jt808")
 
 
 @dataclass
@@ -76,6 +78,7 @@ class Workers:
     ingest: IngestWorker | None = None
     engine: Engine | None = None
     delivery: OrderDelivery | None = None
+    jt808: Jt808Service | None = None
     threads: list[threading.Thread] = field(default_factory=list)
 
 
@@ -149,6 +152,13 @@ def start_workers(
             clock=settings.clock(),
         )
         running.threads.append(threading.Thread(target=notifier.run, args=(stop,), name="hotline"))
+    if "jt808" in names and settings.jt808_port:
+        running.jt808 = Jt808Service(
+            settings, own_store(), city, host=settings.jt808_host, port=settings.jt808_port
+        )
+        running.threads.append(
+            threading.Thread(target=running.jt808.run, args=(stop,), name="jt808")
+        )
     for thread in running.threads:
         thread.daemon = True
         thread.start()
@@ -176,7 +186,9 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
         # Positions sent over HTTP: a writer of their own, over a connection pool of its own.
         intake_store = Store.from_url(settings.redis_url, settings.key_prefix)
         fixes = FixIntake(
-            BatchWriter(intake_store.ingest, settings.ingest_config(city), clock=clock)
+            BatchWriter(
+                intake_store.ingest, settings.ingest_config(city), clock=clock, channel="osmand"
+            )
         )
         app.state.yiwang = AppState(
             settings,
@@ -195,6 +207,7 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
             ConnectionLimits(
                 settings.live_max_connections, settings.live_max_connections_per_address
             ),
+            running.jt808,
         )
         try:
             yield

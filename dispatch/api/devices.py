@@ -166,9 +166,9 @@ def get_track(
 
 @router.get("/api/ingest/stats")
 def ingest_stats(request: Request, _: DeviceAdmin) -> dict[str, Any]:
-    """Counts since the store was created: accepted (backfill included), rejected by reason
-    (over every channel: MQTT and HTTP positions share the writer), and each HTTP intake
-    channel's requests by outcome (`channels`)."""
+    """Counts since the store was created: accepted (backfill included; and by the channel
+    each came by: `mqtt`, `osmand`, `jt808`, `iot`), rejected by reason (over every channel:
+    they share the writer), and each HTTP intake channel's requests by outcome (`channels`)."""
     state = app_state(request)
     counters = state.store.ingest.stats()
     rejected = {k.split(":", 1)[1]: v for k, v in counters.items() if k.startswith("rejected:")}
@@ -177,6 +177,7 @@ def ingest_stats(request: Request, _: DeviceAdmin) -> dict[str, Any]:
     by_device = sorted(state.store.ingest.rejected_by_device().items(), key=lambda kv: -kv[1])
     return {
         "accepted": counters.get("accepted", 0),
+        "accepted_by_channel": state.store.ingest.accepted_by_channel(),
         "backfill": counters.get("backfill", 0),
         "duplicates": rejected.get("duplicate", 0),
         "rejected": rejected,

@@ -1,4 +1,5 @@
-"""Liveness of the API, its Redis and PostgreSQL, its ingest, engine and order delivery.
+"""Liveness of the API, its Redis and PostgreSQL, its ingest, engine, order delivery and
+JT/T 808 gateway.
 
 Connected is not enough: a worker that holds its session but stops getting through its
 messages is reported too (the ingest by its last progress, the engine by how long the oldest
@@ -39,12 +40,15 @@ def health(request: Request) -> dict[str, Any]:
     leading = None if state.engine is None else state.engine.leading.is_set()
     # Without the broker no order reaches a device: that is not ok, whatever else runs.
     delivery = None if state.delivery is None else state.delivery.connected.is_set()
+    # Terminals dial in: a gateway that is not listening loses all of them.
+    jt808 = None if state.jt808 is None else state.jt808.listening.is_set()
     healthy = (
         redis_ok
         and database_ok
         and ingest_consuming is not False
         and engine_consuming
         and delivery is not False
+        and jt808 is not False
     )
     return {
         "status": "ok" if healthy else "degraded",
@@ -56,4 +60,5 @@ def health(request: Request) -> dict[str, Any]:
         "engine_leading": leading,
         "engine_inbox_waiting_s": inbox_waiting_s,
         "delivery_connected": delivery,
+        "jt808_listening": jt808,
     }

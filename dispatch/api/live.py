@@ -45,7 +45,8 @@ class Scope:
     """What one screen may see, decided by the server from the caller's account.
 
     A command-center account sees its area scope: incidents by place, positions by the
-    officer's team, alerts and other incident-bound events by their incident. An officer
+    officer's team, alerts and other incident-bound events by their incident, IoT sensors'
+    readings and silence by the sensor's place. An officer
     account sees its own orders and its own devices. The query may only narrow this: `types`
     (a comma list), `area` (an area inside the account's scope).
     """
@@ -90,6 +91,12 @@ class Scope:
         if kind == FeedType.PATROL_SHORTFALL:
             team = self.area.roster.teams.get(body["team"]) if self.area.roster else None
             visible = self.officer is None and team is not None and self.area.covers_team(team)
+            return body if visible else None
+        if kind in (FeedType.SENSOR_SILENT, FeedType.IOT):
+            place = (
+                body["location"] if kind == FeedType.SENSOR_SILENT else (body["lon"], body["lat"])
+            )
+            visible = self.officer is None and self.area.covers_point(LonLat(*place))
             return body if visible else None
         if isinstance(body, dict) and "incident" in body:
             return body if body["incident"] in self.incidents else None

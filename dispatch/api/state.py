@@ -16,6 +16,7 @@ from dispatch.db import Database
 from dispatch.delivery import OrderDelivery
 from dispatch.engine import Engine
 from dispatch.identity import Identity
+from dispatch.jt808_service import Jt808Service
 from dispatch.records import IncidentRecords
 from dispatch.settings import Settings
 from dispatch.store import ScreenFeed, Store
@@ -37,6 +38,7 @@ class AppState:
     records: IncidentRecords  # incidents and their audit, from Redis and the history
     fixes: FixIntake  # positions sent over HTTP (OsmAnd), through the ingest's writer
     live_limits: ConnectionLimits  # the live feed's connections on this node
+    jt808: Jt808Service | None = None  # the JT/T 808 gateway, where this process runs one
 
 
 def app_state(request: Request) -> AppState:

@@ -1,5 +1,6 @@
 """Commands for broker accounts: the center's workers' (`yiwang broker setup`) and devices'
-(`yiwang devices issue-credentials | revoke-credentials`, `bind --issue-credentials`)."""
+(`yiwang devices issue-credentials | revoke-credentials`, `bind --issue-credentials`,
+`register-sensor --issue-credentials`)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import secrets
 import sys
 import time
 
-from devices.registry import Binding, CredentialRecord
+from devices.registry import Binding, CredentialRecord, split_binding_key
+from devices.topics import SENSOR_LEVEL, Channel, sensor_topic
 from dispatch.broker_accounts import BrokerAccountError, BrokerAccounts, Worker
 from dispatch.settings import Settings
 from dispatch.store import Store
+from dispatch.store.sensors import sensor_device
 
 # What a device connects to: the TLS listener of deploy/mosquitto.conf.
 DEVICE_PORT = 8883
@@ -28,7 +31,11 @@ def _accounts(settings: Settings) -> BrokerAccounts:
 
 
 def issue_credentials(settings: Settings, store: Store, key: str, broker_host: str) -> int:
-    """Issue the account of the device bound as `key` (`USER/DEVICE` or a terminal serial)."""
+    """Issue the account of the device bound as `key` (`USER/DEVICE` or a terminal serial,
+    or `iot/SENSOR` for a registered sensor)."""
+    user, device = split_binding_key(key)
+    if user == SENSOR_LEVEL:
+        return issue_sensor_credentials(settings, store, device, broker_host)
     binding = store.registry.bindings().get(key)
     if binding is None:
         officer = "" if "/" in key else " --officer LOGIN"
@@ -45,6 +52,36 @@ def issue_credentials(settings: Settings, store: Store, key: str, broker_host: s
         CredentialRecord(binding.key, binding.key, binding.officer, issued_at=time.time())
     )
     print(owntracks_instructions(settings.topic_root, binding, password, broker_host))
+    return 0
+
+
+def issue_sensor_credentials(
+    settings: Settings, store: Store, sensor_id: str, broker_host: str
+) -> int:
+    """Issue the account of a registered sensor, named as its device key `iot/SENSOR`."""
+    if store.sensors.sensor(sensor_id) is None:
+        print(
+            f"sensor {sensor_id!r} is not registered; register it first with "
+            f"`yiwang devices register-sensor {sensor_id} --type TYPE --lon LON --lat LAT`",
+            file=sys.stderr,
+        )
+        return 1
+    username = sensor_device(sensor_id)
+    password = secrets.token_urlsafe(18)
+    with _accounts(settings) as accounts:
+        accounts.issue_sensor(username, sensor_id, password)
+    store.registry.record_credentials(
+        CredentialRecord(username, username, SENSOR_LEVEL, issued_at=time.time())
+    )
+    root = settings.topic_root
+    print(
+        f"Broker credentials of sensor {sensor_id}. They are shown once: hand them over now.\n"
+        f"  host      {broker_host}:{DEVICE_PORT} (TLS)\n"
+        f"  username  {username}\n"
+        f"  password  {password}\n"
+        f"  readings  {sensor_topic(root, sensor_id, Channel.ALARM)}\n"
+        f"  heartbeat {sensor_topic(root, sensor_id, Channel.HB)}"
+    )
     return 0
 
 

@@ -18,6 +18,12 @@ from dispatch.api.app import WORKERS, build_ingest, create_app
 from dispatch.broker_accounts import BrokerAccountError
 from dispatch.cli.broker import follow_binding, issue_credentials, revoke_credentials
 from dispatch.cli.device_keys import issue_http_key, revoke_http_key
+from dispatch.cli.sensors import (
+    add_sensor_actions,
+    list_sensors,
+    register_sensor,
+    unregister_sensor,
+)
 from dispatch.core.track import DeviceKey
 from dispatch.db import Database, upgrade
 from dispatch.db.history import HistoryStore
@@ -152,6 +158,12 @@ def _devices(args: argparse.Namespace, settings: Settings) -> int:
         return issue_http_key(store, args.device, server)
     elif args.action == "revoke-http-key":
         return revoke_http_key(store, args.device)
+    elif args.action == "register-sensor":
+        return register_sensor(args, settings, store)
+    elif args.action == "sensors":
+        return list_sensors(settings, store)
+    elif args.action == "unregister-sensor":
+        return unregister_sensor(store, args.sensor)
     elif args.action == "unbind":
         if not store.registry.unbind(args.device):
             print(f"{args.device} was not bound", file=sys.stderr)
@@ -246,4 +258,5 @@ def add_center_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     actions.add_parser("list", help="print every binding")
     verify = actions.add_parser("verify", help="recompute a device's hash chain")
     verify.add_argument("key", metavar="USER/DEVICE")
+    add_sensor_actions(actions)
     devices.set_defaults(func=cmd_devices)

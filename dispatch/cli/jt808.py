@@ -11,15 +11,16 @@ from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from devices.batch import BatchWriter
 from devices.jt808.terminals import Terminal
-from devices.jt808_gateway import GatewayConfig, Jt808Gateway
-from dispatch.jt808_delivery import TerminalOrders
+from dispatch.jt808_service import Jt808Service
 from dispatch.settings import Settings
 from dispatch.store import Store
 from gis.coords import Datum
 
 log = logging.getLogger("yiwang")
+
+# Where `yiwang jt808` listens without YIWANG_JT808_PORT: EMQX's JT/T 808 default.
+DEFAULT_PORT = 6207
 
 
 def cmd_jt808(args: argparse.Namespace, settings: Settings) -> int:
@@ -31,28 +32,19 @@ def cmd_jt808(args: argparse.Namespace, settings: Settings) -> int:
 async def _serve(args: argparse.Namespace, settings: Settings) -> int:
     store = Store.from_url(settings.redis_url, settings.key_prefix)
     store.upgrade()
-    city = settings.city(datetime.now(ZoneInfo(settings.timezone)))
-    config = settings.ingest_config(city)
-    gateway = Jt808Gateway(
-        BatchWriter(store.ingest, config, clock=settings.clock()),
-        store.terminals,
-        GatewayConfig(
-            root=config.root, batch_max=config.batch_max, batch_wait_s=config.batch_wait_s
-        ),
+    service = Jt808Service(
+        settings,
+        store,
+        settings.city(datetime.now(ZoneInfo(settings.timezone))),
+        host=args.host or settings.jt808_host,
+        port=args.port or settings.jt808_port or DEFAULT_PORT,
     )
-    orders = TerminalOrders(
-        store, gateway, group=settings.jt808_gateway_id, zone=ZoneInfo(settings.timezone)
-    )
-    server = await gateway.start(args.host or settings.jt808_host, args.port or settings.jt808_port)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    delivering = asyncio.create_task(orders.run(stopping))
     log.info("jt808 gateway storing into %s", settings.redis_url)
-    await stopping.wait()
-    await delivering
-    await gateway.stop(server)
+    await service.serve(stopping)
     return 0
 
 
@@ -86,7 +78,9 @@ def add_jt808_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "jt808", help="run the JT/T 808 terminal gateway (TCP → the ingest's store path)"
     )
     jt808.add_argument("--host", help="listen address (default: YIWANG_JT808_HOST)")
-    jt808.add_argument("--port", type=int, help="listen port (default: YIWANG_JT808_PORT)")
+    jt808.add_argument(
+        "--port", type=int, help=f"listen port (default: YIWANG_JT808_PORT, else {DEFAULT_PORT})"
+    )
     actions = jt808.add_subparsers(
         dest="action", metavar="ACTION", help="none: serve terminals and deliver their orders"
     )

@@ -78,6 +78,8 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
                 f"  incidents    {base}/api/incidents   (POST one to start its clock)\n"
                 f"  live feed    ws://{settings.http_host}:{settings.http_port}/ws/live\n"
                 f"  health       {base}/api/health\n"
+                f"  JT/T 808     {settings.jt808_host}:{settings.jt808_port}  (terminals: "
+                "`yiwang devices bind PHONE --officer LOGIN`)\n"
                 f"Demo logins (account / password, new on every start):\n{logins}"
                 "API calls: send Authorization: Bearer <token>, with the admin token:\n"
                 f"token: {center.token}\n"

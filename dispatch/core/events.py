@@ -108,6 +108,28 @@ class DuplicateMerged:
     by: str
 
 
+@dataclass(frozen=True, slots=True)
+class SensorAlarmed:
+    """An IoT sensor's alarm, counted on its incident; `sensor_at` is the sensor's clock."""
+
+    incident: IncidentId
+    sensor: str
+    value: float
+    unit: str
+    sensor_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class SensorCleared:
+    """The sensor reports its alarm over (the incident stays open until it is handled)."""
+
+    incident: IncidentId
+    sensor: str
+    value: float
+    unit: str
+    sensor_at: float
+
+
 Event = (
     IncidentReported
     | IncidentAcknowledged
@@ -122,4 +144,6 @@ Event = (
     | IncidentClosed
     | IncidentCancelled
     | DuplicateMerged
+    | SensorAlarmed
+    | SensorCleared
 )

@@ -22,6 +22,8 @@ class FeedType(StrEnum):
     PARTNER_MISSING = "partner_missing"
     # A shift ended with grids below their patrol target (巡查不达标).
     PATROL_SHORTFALL = "patrol_shortfall"
+    # An IoT sensor silent past its heartbeat.
+    SENSOR_SILENT = "sensor_silent"
     # Device messages other than positions, as ingest stored them.
     SOS = "sos"
     TRANSITION = "transition"
@@ -30,6 +32,7 @@ class FeedType(StrEnum):
     CLIP = "clip"
     ACK = "ack"
     DEVSTAT = "devstat"
+    IOT = "iot"  # an IoT sensor's reading
     # Control messages of the WebSocket itself, never stored.
     SNAPSHOT = "snapshot"
     RESYNC = "resync"

@@ -90,6 +90,21 @@ class Order:
 
 
 @dataclass(frozen=True, slots=True)
+class SensorAlarms:
+    """An IoT sensor's alarms counted on the incident they opened: how many, the first and
+    the latest (server times), the latest reading, and when the sensor last cleared (None
+    while it alarms)."""
+
+    sensor: str
+    count: int
+    first_at: float
+    last_at: float
+    value: float
+    unit: str
+    cleared_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Incident:
     id: IncidentId
     category: str
@@ -107,6 +122,7 @@ class Incident:
     # Alerts already raised, as (milestone, level): 0 the warning, 1 the breach, 2+ the ladder.
     alerts: tuple[tuple[Milestone, int], ...] = ()
     partner_alerted: bool = False  # 双人执法: one officer alone on scene past the limit
+    alarms: SensorAlarms | None = None  # opened by an IoT sensor
 
     def reached(self, milestone: Milestone) -> MilestoneRecord | None:
         return next((m for m in self.milestones if m.milestone is milestone), None)

@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from dispatch.core.model import Milestone
+from dispatch.core.sensors import SensorCatalogue, SensorCatalogueError
 
 
 class EscalationAction(StrEnum):
@@ -82,7 +83,17 @@ CATEGORIES: Mapping[str, str] = {
     "sewage_discharge": "违法排污",
     "illegal_construction": "违法建设",
     "sos": "执法人员求救",
+    # What IoT sensors' alarms open (dispatch.core.sensors).
+    "fire_hazard": "消防隐患",
+    "cooking_fume": "餐饮油烟",
+    "grease_trap": "隔油池满溢",
+    "waterlogging": "道路积水",
 }
+
+# Policies the center ships with, beneath the policy file's (`PolicyBook.from_dict`, which
+# the center reads its policies through, file or none): a smoke alarm cannot wait for a
+# dispatcher to notice it. A file entry for one of them changes it key by key.
+BUILT_IN_POLICIES: Mapping[str, Mapping[str, Any]] = {"fire_hazard": {"auto_dispatch": True}}
 
 
 class UnknownCategory(ValueError):  # noqa: N818 - reads as what was asked for
@@ -94,6 +105,10 @@ class UnknownCategory(ValueError):  # noqa: N818 - reads as what was asked for
         self.known = dict(known)
 
 
+def _built_in(default: TimelinePolicy) -> dict[str, TimelinePolicy]:
+    return {key: _policy(default, entry, key) for key, entry in BUILT_IN_POLICIES.items()}
+
+
 @dataclass(frozen=True, slots=True)
 class PolicyBook:
     default: TimelinePolicy = TimelinePolicy()
@@ -102,6 +117,8 @@ class PolicyBook:
     categories: Mapping[str, str] = field(default_factory=lambda: dict(CATEGORIES))
     # Other systems' names for a category (a hotline's 事项分类) → the catalogue's key.
     aliases: Mapping[str, str] = field(default_factory=dict)
+    # The IoT sensor types: what their alarms open, thresholds, heartbeats.
+    sensors: SensorCatalogue = field(default_factory=SensorCatalogue)
 
     def for_incident(self, category: str, priority: int) -> TimelinePolicy:
         return self.by_category_priority.get(
@@ -136,14 +153,18 @@ class PolicyBook:
             categories:
               fire_hazard: {label: 消防隐患, respond_s: 30}
               fire_hazard/1: {turn_out_s: 120}
+            sensors:
+              smoke: {threshold: 0.15}
 
-        Entries override the default key by key. A category named here joins the catalogue,
+        Entries override the default key by key (and a built-in category's own policy,
+        `BUILT_IN_POLICIES`, beneath them). A category named here joins the catalogue,
         with its `label` (or its key, if it has none and is not in the catalogue already), and
         the `aliases` other systems call it by (`aliases: [消防安全隐患]`), each naming one
-        category only.
+        category only. `sensors` changes and adds IoT sensor types (dispatch.core.sensors),
+        each opening a category of the catalogue.
         """
         default = _policy(TimelinePolicy(), data.get("default") or {}, "default")
-        by_category: dict[str, TimelinePolicy] = {}
+        by_category: dict[str, TimelinePolicy] = _built_in(default)
         by_priority: dict[tuple[str, int], TimelinePolicy] = {}
         categories = dict(CATEGORIES)
         aliases: dict[str, str] = {}
@@ -162,8 +183,13 @@ class PolicyBook:
                 base = by_category.get(category, default)
                 by_priority[(category, int(priority))] = _policy(base, entry, str(key))
             else:
-                by_category[category] = _policy(default, entry, str(key))
-        return cls(default, by_category, by_priority, categories, aliases)
+                built_in = BUILT_IN_POLICIES.get(category, {})
+                by_category[category] = _policy(default, {**built_in, **entry}, str(key))
+        try:
+            sensors = SensorCatalogue.from_dict(data.get("sensors") or {}, categories)
+        except SensorCatalogueError as exc:
+            raise PolicyError(f"policy {exc}") from None
+        return cls(default, by_category, by_priority, categories, aliases, sensors)
 
 
 _DEADLINE_KEYS = {f"{m.value}_s": m for m in Milestone}

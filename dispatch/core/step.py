@@ -23,6 +23,8 @@ class EngineStep:
     positions_done: list[str] = field(default_factory=list)
     # Ended incidents the history holds, dropped from Redis with this step.
     forgotten: list[str] = field(default_factory=list)
+    # IoT sensors reported silent (sensor -> silent since), or forgotten again (None).
+    silent_sensors: dict[str, float | None] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(
@@ -32,4 +34,5 @@ class EngineStep:
             or self.inbox_done
             or self.positions_done
             or self.forgotten
+            or self.silent_sensors
         )

@@ -14,6 +14,8 @@ The rules, in order of reading:
    order nobody accepted, a re-dispatch after `accept_within_s`; under 双人执法, an alert for an
    officer alone on scene. `TIMER_TRANSITIONS` says, for each kind, the phases it runs in, the
    alert it raises and where it re-dispatches. Each fires exactly once.
+5. An IoT sensor's reports (`SensorAlarmed`, `SensorCleared`) never move the phase: they are
+   counted on the incident (`Incident.alarms`), only for the sensor that opened it.
 
 Sans-I/O: `handle(incident, event, now, policy)` and `expire(incident, now, policy)` return the
 new incident and the effects to carry out; `next_deadline(incident, policy)` says when to call
@@ -45,6 +47,7 @@ from dispatch.core.model import (
     MilestoneRecord,
     Order,
     Phase,
+    SensorAlarms,
     Timer,
     TimerKind,
 )
@@ -58,15 +61,31 @@ _REDISPATCH: dict[type, Phase] = {
     ev.ReassignRequested: P.ACKNOWLEDGED,
 }
 
+
+def _sensor_reports(phase: Phase, *, alarms: bool = True) -> dict[type, Phase]:
+    """An IoT sensor's reports leave the phase as it is: alarms are counted while the
+    incident is being handled, a clear is recorded until it ends."""
+    stays: dict[type, Phase] = {ev.SensorCleared: phase}
+    if alarms:
+        stays[ev.SensorAlarmed] = phase
+    return stays
+
+
 TRANSITIONS: dict[Phase, dict[type, Phase]] = {
-    P.REPORTED: {ev.IncidentAcknowledged: P.ACKNOWLEDGED, ev.OrderIssued: P.DISPATCHED, **_ENDINGS},
-    P.ACKNOWLEDGED: {ev.OrderIssued: P.DISPATCHED, **_ENDINGS},
+    P.REPORTED: {
+        ev.IncidentAcknowledged: P.ACKNOWLEDGED,
+        ev.OrderIssued: P.DISPATCHED,
+        **_ENDINGS,
+        **_sensor_reports(P.REPORTED),
+    },
+    P.ACKNOWLEDGED: {ev.OrderIssued: P.DISPATCHED, **_ENDINGS, **_sensor_reports(P.ACKNOWLEDGED)},
     P.DISPATCHED: {
         ev.OrderAccepted: P.DISPATCHED,
         ev.OfficerDeparted: P.EN_ROUTE,
         ev.OfficerArrived: P.ON_SCENE,
         **_REDISPATCH,
         **_ENDINGS,
+        **_sensor_reports(P.DISPATCHED),
     },
     P.EN_ROUTE: {
         ev.OrderAccepted: P.EN_ROUTE,  # the button pressed after GPS already saw departure
@@ -74,13 +93,16 @@ TRANSITIONS: dict[Phase, dict[type, Phase]] = {
         ev.OfficerWentOffline: P.ACKNOWLEDGED,
         ev.ReassignRequested: P.ACKNOWLEDGED,
         **_ENDINGS,
+        **_sensor_reports(P.EN_ROUTE),
     },
     P.ON_SCENE: {
         ev.OfficerArrived: P.ON_SCENE,  # the partner of a two-officer order
         ev.IncidentResolved: P.RESOLVED,
         ev.IncidentCancelled: P.CANCELLED,
+        **_sensor_reports(P.ON_SCENE),
     },
-    P.RESOLVED: {ev.IncidentClosed: P.CLOSED},
+    # Handled: a new alarm of the sensor opens a new incident (dispatch.core.sensors).
+    P.RESOLVED: {ev.IncidentClosed: P.CLOSED, **_sensor_reports(P.RESOLVED, alarms=False)},
     P.CLOSED: {},
     P.CANCELLED: {},
     P.MERGED: {},
@@ -88,6 +110,7 @@ TRANSITIONS: dict[Phase, dict[type, Phase]] = {
 
 _ORDER_EVENTS = (ev.OrderAccepted, ev.OrderRejected, ev.OfficerDeparted, ev.OfficerArrived)
 _OFFICER_EVENTS = (*_ORDER_EVENTS, ev.OfficerWentOffline)
+_SENSOR_EVENTS = (ev.SensorAlarmed, ev.SensorCleared)
 
 # Beside what each event does, what each kind of timer does: `TIMER_TRANSITIONS` below.
 Alert = Callable[[Incident, Timer, TimelinePolicy], tuple[Incident, list[Effect]]]
@@ -209,6 +232,15 @@ def check(incident: Incident, event: ev.Event, policy: TimelinePolicy | None = N
             raise StaleOrder(incident, event, f"order {event.order} was replaced by {order.id}")
         if event.officer not in order.officers:
             raise StaleOrder(incident, event, f"officer {event.officer} is not on order {order.id}")
+    if isinstance(event, _SENSOR_EVENTS):
+        alarms = incident.alarms
+        if alarms is None and isinstance(event, ev.SensorCleared):
+            raise TimelineError(f"incident {incident.id}: no sensor alarm to clear")
+        if alarms is not None and alarms.sensor != event.sensor:
+            raise TimelineError(
+                f"incident {incident.id} counts the alarms of sensor {alarms.sensor}, "
+                f"not {event.sensor}"
+            )
     if isinstance(event, ev.OrderIssued):
         if not event.officers:
             raise TimelineError(f"incident {incident.id}: an order needs at least one officer")
@@ -229,6 +261,9 @@ def handle(
     """
     incident, effects = _fire_due(incident, now, policy)
     check(incident, event, policy)
+    if isinstance(event, _SENSOR_EVENTS):
+        counted = replace(incident, alarms=_counted(incident.alarms, event, now))
+        return counted, [*effects, Publish(counted)]
     target = TRANSITIONS[incident.phase][type(event)]
     changed = incident
     if isinstance(event, ev.OrderIssued):
@@ -281,6 +316,18 @@ def _fire_due(
         incident, fired = _fire(incident, timer, policy)
         effects += fired
     return incident, effects
+
+
+def _counted(
+    alarms: SensorAlarms | None, event: ev.SensorAlarmed | ev.SensorCleared, now: float
+) -> SensorAlarms:
+    """The incident's sensor alarms after one more report (`check` has vouched for it)."""
+    if isinstance(event, ev.SensorCleared):
+        assert alarms is not None
+        return replace(alarms, value=event.value, cleared_at=now)
+    if alarms is None:
+        return SensorAlarms(event.sensor, 1, now, now, event.value, event.unit)
+    return replace(alarms, count=alarms.count + 1, last_at=now, value=event.value, cleared_at=None)
 
 
 def _redispatch(

@@ -100,7 +100,12 @@ class Engine:
 
     def _core(self) -> EngineCore:
         saved = list(self.incidents.load_incidents().values())
-        return EngineCore(self.policies, city=self.city, incidents=saved)
+        return EngineCore(
+            self.policies,
+            city=self.city,
+            incidents=saved,
+            silent_sensors=self.incidents.silent_sensors(),
+        )
 
     def _lead(self, stop: threading.Event) -> None:
         core = self._core()
@@ -140,6 +145,7 @@ class Engine:
                     now,
                     released,
                     poisoned,
+                    self.store.sensors.heard,
                 )
             except UNAVAILABLE:
                 raise

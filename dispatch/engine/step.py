@@ -3,10 +3,11 @@ records to write out.
 
 `EngineCore.step(entries, positions, officers, now)` applies the dispatcher commands and
 device messages of the inbox, watches the positions of officers on their way, re-dispatches
-orders of officers gone silent, fires the deadlines that came due and returns an `EngineStep`
-(incidents, deadlines, screen events, audit records, orders). `officers` is called at most
-once per step, and only when a decision needs to know where officers are: reading every
-device costs a round trip the shell should not pay on every step. The shell (leader.py) reads,
+orders of officers gone silent, reports IoT sensors gone silent, fires the deadlines that came
+due and returns an `EngineStep` (incidents, deadlines, screen events, audit records, orders).
+`officers` is called at most once per step, and only when a decision needs to know where
+officers are: reading every device costs a round trip the shell should not pay on every step;
+`sensors` (each registered sensor and when it was last heard) only when silence is checked. The shell (leader.py) reads,
 calls `step`, writes the result in one transaction; nothing here reads a clock or Redis.
 
 An entry whose processing raises stops the step with `EntryError` naming it: the shell
@@ -24,7 +25,7 @@ import msgspec
 
 from devices.downlink import OrderNotice
 from devices.presence import Presence
-from devices.translate import Assignments, Untranslatable, translate
+from devices.translate import Assignments, Untranslatable, sensor_report, translate
 from dispatch.city import City
 from dispatch.core import effects as fx
 from dispatch.core.assignment import (
@@ -41,6 +42,7 @@ from dispatch.core.feed import FeedType, PositionRow
 from dispatch.core.model import Incident, IncidentId, Milestone, Order, OrderId
 from dispatch.core.policy import PolicyBook
 from dispatch.core.roster import OfficerId
+from dispatch.core.sensors import NotAnAlarm, Sensor, sensor_events, sensor_silence
 from dispatch.core.step import EngineStep
 from dispatch.core.timeline import TimelineError
 from dispatch.core.tracking import SceneWatcher, officers_on_the_way, silent_officers
@@ -49,6 +51,8 @@ from gis.coords import LonLat
 
 # Where each officer is and how present: the best of their devices.
 OfficerPositions = dict[OfficerId, tuple[Presence, LonLat]]
+# Each registered sensor and when it was last heard (None: never).
+SensorsHeard = Sequence[tuple[Sensor, float | None]]
 
 SILENCE_CHECK_S = 5.0
 _ORDER_KINDS = ("ack", "transition", "conn", "lwt")
@@ -90,12 +94,15 @@ class EngineCore:
         *,
         city: City | None,
         incidents: Sequence[Incident] = (),
+        silent_sensors: Mapping[str, float] | None = None,
         first_silence_check_at: float = 0.0,
     ) -> None:
         self.center = CommandCenter(policies)
         for incident in incidents:
             self.center.restore(incident)
         self.city = city
+        # Sensors reported silent, each with the time it is silent since (kept in Redis).
+        self.silent_sensors: dict[str, float] = dict(silent_sensors or {})
         self.watcher = SceneWatcher()
         self._silence_check_at = first_silence_check_at
         self._sync_watcher()
@@ -116,10 +123,12 @@ class EngineCore:
         now: float,
         released: Collection[str] = (),
         poisoned: Mapping[str, str] | None = None,
+        sensors: Callable[[], SensorsHeard] = tuple,
     ) -> EngineStep:
-        """Apply inbox entries, then positions, then silence and deadlines, then forget the
-        `released` incidents (ended, and kept by the history); returns what to write. The
-        caller writes it in one transaction, or not at all (and redoes it).
+        """Apply inbox entries, then positions, then silence (of officers on their way and of
+        sensors) and deadlines, then forget the `released` incidents (ended, and kept by the
+        history); returns what to write. The caller writes it in one transaction, or not at
+        all (and redoes it).
 
         Entries in `poisoned` (id -> error) are dead-lettered without being read; an entry
         that raises makes the step raise EntryError."""
@@ -143,6 +152,7 @@ class EngineCore:
         if now >= self._silence_check_at:
             self._silence_check_at = now + SILENCE_CHECK_S
             run.silence()
+            run.sensor_silence(sensors())
         run.perform(self.center.expire(now))
         # An incident written in this step is not dropped in it: its snapshot goes out first.
         # Ids already gone are passed on too, so the release list empties.
@@ -175,6 +185,9 @@ class _Step:
         if entry.get("actor"):
             # The authenticated account behind the entry, audited with the events it causes.
             self.actors[entry_id] = entry["actor"]
+        if entry.get("kind") == "iot":
+            self.sensor_entry(entry_id, entry)
+            return
         # Only device messages refer to current orders; building the index costs a scan.
         needs_orders = entry.get("kind") in _ORDER_KINDS
         assignments = self._assignments() if needs_orders else _NO_ORDERS
@@ -184,6 +197,44 @@ class _Step:
             return
         for event in result:
             self.event(event, entry_id)
+
+    def sensor_entry(self, entry_id: str, entry: Mapping[str, str]) -> None:
+        """An IoT sensor's reading: an alarm opens or counts on the sensor's incident, a clear
+        is recorded on it (dispatch.core.sensors); anything else is audited with why not."""
+        report = sensor_report(entry_id, entry)
+        if isinstance(report, Untranslatable):
+            self.audit("refused", entry_id=entry_id, reason=report.reason)
+            return
+        result = sensor_events(
+            report,
+            self.center.policies.sensors,
+            self.center.incidents.values(),
+            now=self.now,
+            new_incident=IncidentId(f"IOT-{entry_id}"),
+        )
+        if isinstance(result, NotAnAlarm):
+            self.audit(
+                "not_an_alarm", entry_id=entry_id, sensor=report.sensor, reason=result.reason
+            )
+            return
+        for event in result:
+            self.event(event, entry_id)
+
+    def sensor_silence(self, heard: SensorsHeard) -> None:
+        """Report each sensor newly silent past its heartbeat once, on the screens and in the
+        audit; forget those heard again."""
+        reported = self.core.silent_sensors
+        check = sensor_silence(heard, self.center.policies.sensors, reported, now=self.now)
+        for silent in check.silent:
+            body = _json({**msgspec.to_builtins(silent), "summary": silent.summary(self.now)})
+            self.out.events.append({"type": FeedType.SENSOR_SILENT, "body": body})
+            self.audit("sensor_silent", sensor=silent.sensor, detail=body)
+            reported[silent.sensor] = self.out.silent_sensors[silent.sensor] = silent.silent_since
+        for sensor in check.heard_again:
+            self.audit("sensor_heard", sensor=sensor)
+        for sensor in (*check.heard_again, *check.unregistered):
+            del reported[sensor]
+            self.out.silent_sensors[sensor] = None
 
     def _last_known(self, entry: Mapping[str, str]) -> LonLat | None:
         """Where the officer of an SOS was last seen (read only for alarms: they are rare)."""

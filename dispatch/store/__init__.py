@@ -3,8 +3,8 @@
 Nothing outside this package names a key or imports redis: keys share a prefix (one
 deployment, or one test) and are built by `Keys`. `Store` holds one connection pool and a
 store per concern over it — ingest, registry, tracks, clips, incidents (the engine's keys),
-the position feed, the hotline's work orders, JT/T 808 terminals and citizens' reports — each
-returning typed values.
+the position feed, the hotline's work orders, JT/T 808 terminals, citizens' reports and IoT
+sensors — each returning typed values.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from dispatch.store.ingest import UNAVAILABLE, IngestStore
 from dispatch.store.keys import Keys
 from dispatch.store.presence import officer_positions
 from dispatch.store.registry import RegistryStore
+from dispatch.store.sensors import SensorStore
 from dispatch.store.sessions import SessionStore
 from dispatch.store.terminals import TerminalStore
 from dispatch.store.tracks import DeviceSnapshot, TrackStore
@@ -40,6 +41,7 @@ class Store:
         self.redis = client
         self.keys = Keys(prefix)
         self.registry = RegistryStore(client, self.keys)
+        self.sensors = SensorStore(client, self.keys)
         self.ingest = IngestStore(client, self.keys, self.registry)
         self.tracks = TrackStore(client, self.keys)
         self.clips = ClipStore(client, self.keys)
@@ -109,6 +111,7 @@ __all__ = [
     "PositionFeed",
     "RegistryStore",
     "ScreenFeed",
+    "SensorStore",
     "SessionStore",
     "Snapshot",
     "Store",

@@ -1,5 +1,6 @@
-"""The engine's keys: incidents, deadlines, leadership, the inbox, the audit trail and the
-outbox of orders; a step is written in one transaction guarded by the lease."""
+"""The engine's keys: incidents, deadlines, leadership, the inbox, the audit trail, the
+outbox of orders and the sensors reported silent; a step is written in one transaction
+guarded by the lease."""
 
 from __future__ import annotations
 
@@ -71,6 +72,10 @@ class IncidentStore:
         """Every saved incident, by id."""
         raw = self.redis.hgetall(self.keys.incidents)
         return {k: _INCIDENT.decode(v) for k, v in raw.items()}
+
+    def silent_sensors(self) -> dict[str, float]:
+        """The sensors reported silent, each with the time it is silent since."""
+        return {k: float(v) for k, v in self.redis.hgetall(self.keys.silent_sensors).items()}
 
     def ensure_inbox_group(self) -> None:
         ensure_group(self.redis, self.keys.inbox, ENGINE_GROUP)
@@ -168,6 +173,12 @@ class IncidentStore:
                 pipe.xack(self.keys.inbox, ENGINE_GROUP, *step.inbox_done)
             if step.positions_done:
                 pipe.xack(self.keys.positions, POSITIONS_GROUP, *step.positions_done)
+            silent = {k: f"{v:.3f}" for k, v in step.silent_sensors.items() if v is not None}
+            if silent:
+                pipe.hset(self.keys.silent_sensors, mapping=silent)
+            heard = [k for k, v in step.silent_sensors.items() if v is None]
+            if heard:
+                pipe.hdel(self.keys.silent_sensors, *heard)
             if step.forgotten:
                 pipe.hdel(self.keys.incidents, *step.forgotten)
                 pipe.zrem(self.keys.deadlines, *step.forgotten)

@@ -15,9 +15,11 @@ import redis
 from devices.quality import Neighbours
 from devices.registry import Binding
 from devices.sink import DeviceState, IngestBatch, LateFix, StoredAround, memory_from_text
+from dispatch.core.sensors import Sensor
 from dispatch.core.track import LastFix
 from dispatch.store.keys import Keys
 from dispatch.store.registry import RegistryStore
+from dispatch.store.sensors import SensorStore
 
 UNAVAILABLE: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
 # Entries (one per ingest batch with live fixes) the engine's positions stream holds at most:
@@ -60,6 +62,7 @@ class IngestStore:
         self.redis = client
         self.keys = keys
         self.registry = registry
+        self.sensor_store = SensorStore(client, keys)
         self.positions_bound = positions_bound
 
     def write_batch(self, batch: IngestBatch, received_at: float) -> list[int]:
@@ -84,6 +87,7 @@ class IngestStore:
                 encode(batch.memories),
                 self.positions_bound,
                 batch.backlog,
+                batch.channel,
             )
         except BaseException:
             self.redis.connection_pool.release(connection)
@@ -123,6 +127,9 @@ class IngestStore:
     def bind(self, bindings: Sequence[Binding]) -> None:
         self.registry.bind(bindings)
 
+    def sensors(self) -> dict[str, Sensor]:
+        return self.sensor_store.sensors()
+
     def record_broker_counter(self, name: str, value: str) -> None:
         self.redis.hset(self.keys.broker, name, value)
 
@@ -141,6 +148,10 @@ class IngestStore:
 
     def stats(self) -> dict[str, int]:
         return {k: int(v) for k, v in self.redis.hgetall(self.keys.stats).items()}
+
+    def accepted_by_channel(self) -> dict[str, int]:
+        """Accepted messages by the channel they came in by: `mqtt`, `osmand`, `jt808`, `iot`."""
+        return {k: int(v) for k, v in self.redis.hgetall(self.keys.accepted_by_channel).items()}
 
     def count_channel(self, channel: str, outcome: str) -> None:
         """One request of an intake channel other than MQTT, by what became of it."""

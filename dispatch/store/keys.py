@@ -52,8 +52,23 @@ class Keys:
         return f"{self.prefix}:jt808_terminals"
 
     @property
+    def sensors(self) -> str:
+        """IoT sensors by id: type, place, area, heartbeat."""
+        return f"{self.prefix}:sensors"
+
+    @property
+    def silent_sensors(self) -> str:
+        """Sensors the engine reported silent, each with the time it is silent since."""
+        return f"{self.prefix}:silent_sensors"
+
+    @property
     def stats(self) -> str:
         return f"{self.prefix}:stats"
+
+    @property
+    def accepted_by_channel(self) -> str:
+        """Accepted messages by the channel they came in by (mqtt, osmand, jt808, iot)."""
+        return f"{self.prefix}:accepted_by_channel"
 
     @property
     def channel_stats(self) -> str:

@@ -6,12 +6,12 @@
 local EVENTS_MAXLEN = 100000
 -- Dead letters are bounded three ways: the stream's length, a quota per source and hour
 -- (beyond it a rejection is only counted), and one shared source for every message that names
--- no bound device (bad topics, unknown or unregistered devices), so a flood of junk or of
--- invented serials neither grows Redis nor displaces the records of real devices.
+-- no bound device (bad topics, unknown or unregistered devices and sensors), so a flood of junk
+-- or of invented serials neither grows Redis nor displaces the records of real devices.
 local DEADLETTER_MAXLEN = 50000
 local DEADLETTERS_PER_SOURCE = 500
 local DEADLETTER_WINDOW_S = 3600
-local UNBOUND_REASONS = {unknown_device = true, registration_limit = true}
+local UNBOUND_REASONS = {unknown_device = true, registration_limit = true, unknown_sensor = true}
 local REJECTED_BY_DEVICE_MAX = 10000
 local MESSAGE_DEDUPE_TTL_S = 7 * 24 * 3600
 
@@ -20,7 +20,7 @@ local STORED, DUPLICATE, CONFLICT = 0, 1, 2
 
 -- fix = {dev, member, geo, fix_at, lon, lat, canonical, raw_sha256, hash, prev, backfill,
 --        received_at, acc_m, cog_deg}; the last two are nil when the device did not say.
-local function store_fixes(p, fixes, statuses, positions, heard)
+local function store_fixes(p, channel, fixes, statuses, positions, heard)
   local stored, backfilled = 0, 0
   for n = 1, #fixes do
     local dev, member, geo, fix_at, lon, lat, canonical, raw, hash, prev, backfill, fix_rx, acc,
@@ -56,7 +56,10 @@ local function store_fixes(p, fixes, statuses, positions, heard)
     end
   end
   local stats = p .. ':stats'
-  if stored > 0 then redis.call('HINCRBY', stats, 'accepted', stored) end
+  if stored > 0 then
+    redis.call('HINCRBY', stats, 'accepted', stored)
+    redis.call('HINCRBY', p .. ':accepted_by_channel', channel, stored)
+  end
   if backfilled > 0 then redis.call('HINCRBY', stats, 'backfill', backfilled) end
 end
 
@@ -100,7 +103,7 @@ end
 
 -- message = {kind, dev, officer, topic, body_json, sha256(topic, payload)}
 -- Low volume, routed by kind. A redelivered copy is recognised by its digest.
-local function store_messages(p, messages, heard)
+local function store_messages(p, channel, messages, heard)
   for n = 1, #messages do
     local kind, dev, officer, topic, body, sha = unpack(messages[n])
     local fresh = redis.call('SET', p .. ':msgseen:' .. sha, '1', 'NX', 'EX', MESSAGE_DEDUPE_TTL_S)
@@ -127,6 +130,10 @@ local function store_messages(p, messages, heard)
       heard[dev] = true
       redis.call('HINCRBY', p .. ':stats', 'accepted', 1)
       redis.call('HINCRBY', p .. ':stats', 'msg:' .. kind, 1)
+      -- IoT sensors' readings come over MQTT, but are a channel of their own.
+      local by = channel
+      if kind == 'iot' then by = 'iot' end
+      redis.call('HINCRBY', p .. ':accepted_by_channel', by, 1)
     end
   end
 end
@@ -183,13 +190,14 @@ local function store_memories(p, memories)
 end
 
 -- ARGV: prefix, received_at, oldest_received_at, fixes, rejects, messages, memories
--- (those four MessagePack), the positions stream's bound, and the worker's backlog.
+-- (those four MessagePack), the positions stream's bound, the worker's backlog and the
+-- intake channel.
 local function ingest(keys, args)
-  local p, rx, oldest = args[1], args[2], tonumber(args[3])
+  local p, rx, oldest, channel = args[1], args[2], tonumber(args[3]), args[10]
   local statuses, positions, heard = {}, {}, {}
-  store_fixes(p, cmsgpack.unpack(args[4]), statuses, positions, heard)
+  store_fixes(p, channel, cmsgpack.unpack(args[4]), statuses, positions, heard)
   store_rejects(p, rx, cmsgpack.unpack(args[5]))
-  store_messages(p, cmsgpack.unpack(args[6]), heard)
+  store_messages(p, channel, cmsgpack.unpack(args[6]), heard)
   store_memories(p, cmsgpack.unpack(args[7]))
   -- Receive-to-stored delay of this batch, by the Redis clock.
   local now = redis.call('TIME')

@@ -121,7 +121,7 @@ function onMessage(message, arrived = performance.now()) {
   } else if (message.type === "incident") {
     const incident = JSON.parse(typeof message.body === "string" ? message.body : JSON.stringify(message.body));
     state.incidents.set(incident.id, incident);
-  } else if (["warning", "escalation", "partner_missing", "redispatch", "patrol_shortfall"].includes(message.type)) {
+  } else if (["warning", "escalation", "partner_missing", "redispatch", "patrol_shortfall", "sensor_silent"].includes(message.type)) {
     const body = typeof message.body === "string" ? JSON.parse(message.body) : message.body;
     state.alerts.unshift({ type: message.type, body, at: now() });
     state.alerts.length = Math.min(state.alerts.length, 50);
@@ -286,6 +286,13 @@ function renderQueue() {
   $("open-count").textContent = open.length;
 }
 
+// An IoT sensor's alarms counted on its incident: how many, the latest reading, the clear.
+function sensorAlarms(alarms) {
+  if (!alarms) return "";
+  const cleared = alarms.cleared_at ? ` · 已解除 cleared ${localTime(alarms.cleared_at)}` : "";
+  return `<p id="detail-alarms">传感器 ${esc(alarms.sensor)} · 报警 <b>${esc(alarms.count)}</b> 次 · 最新 ${esc(alarms.value)} ${esc(alarms.unit)} ${localTime(alarms.last_at)}${cleared}</p>`;
+}
+
 async function renderDetail() {
   const incident = state.selected && state.incidents.get(state.selected);
   if (!incident) { $("detail").innerHTML = "<p class='hint'>选择一个事件 Select an incident</p>"; return; }
@@ -293,6 +300,7 @@ async function renderDetail() {
     `<tr><td>${LABELS[m.milestone]}</td><td>${localTime(m.reached_at)}</td><td>${m.late_by_s > 0 ? `+${Math.round(m.late_by_s)}s` : "按时"}</td><td>${esc(m.by)} · ${esc(m.via)}</td></tr>`).join("");
   $("detail").innerHTML = `<h3>${esc(incident.title || incident.category)} <small data-phase="${esc(incident.phase)}" id="detail-phase">${esc(incident.phase)}</small></h3>
     <p>${esc(incident.id)} · 上报 ${localTime(incident.reported_at)} · P${esc(incident.priority)} · ${esc(incident.source)}</p>
+    ${sensorAlarms(incident.alarms)}
     <table>${milestones}</table>
     <div class="photos" id="photos"></div>
     <div class="actions">${["acknowledge", "reassign", "resolve", "close", "cancel"].map((a) =>

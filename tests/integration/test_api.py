@@ -66,6 +66,7 @@ def test_devices_tracks_and_stats(
             "engine_leading": None,
             "engine_inbox_waiting_s": 0.0,
             "delivery_connected": None,
+            "jt808_listening": None,
         }
 
         listed = client.get("/api/devices").json()

@@ -75,8 +75,10 @@ def test_every_command_comes_back_as_the_event_it_names(event: ev.Event) -> None
 
 
 def test_every_dispatcher_event_is_a_command_and_no_device_only_one_is() -> None:
-    # OfficerWentOffline is decided from presence, never asked for by a client.
-    assert set(COMMANDS.values()) == set(ev.Event.__args__) - {ev.OfficerWentOffline}
+    # OfficerWentOffline is decided from presence, a sensor's alarms and clears from its
+    # readings (dispatch.core.sensors): never asked for by a client.
+    device_only = {ev.OfficerWentOffline, ev.SensorAlarmed, ev.SensorCleared}
+    assert set(COMMANDS.values()) == set(ev.Event.__args__) - device_only
 
 
 def test_unknown_and_malformed_commands_say_what_is_wrong() -> None:

@@ -13,11 +13,14 @@ from hypothesis import strategies as st
 from devices import messages
 from devices.quality import Reason
 from devices.topics import (
+    SENSOR_LEVEL,
+    SENSOR_UPLINK,
     UPLINK,
     Channel,
     TopicError,
     device_topic,
     parse_topic,
+    sensor_topic,
     uplink_filters,
 )
 from tests.owntracks_fixtures import ACCEPTED, REJECTED, TRANSITION
@@ -25,9 +28,13 @@ from tests.owntracks_fixtures import ACCEPTED, REJECTED, TRANSITION
 
 def test_topic_round_trip_for_every_channel() -> None:
     for channel in Channel:
-        topic = device_topic("owntracks", "zhang3", "BC-0042", channel)
+        # An officer's device and a sensor each have channels of their own.
+        user = SENSOR_LEVEL if channel in SENSOR_UPLINK and channel not in UPLINK else "zhang3"
+        topic = device_topic("owntracks", user, "BC-0042", channel)
         parsed = parse_topic("owntracks", topic)
-        assert (parsed.user, parsed.device, parsed.channel) == ("zhang3", "BC-0042", channel)
+        assert (parsed.user, parsed.device, parsed.channel) == (user, "BC-0042", channel)
+    for channel in SENSOR_UPLINK:
+        assert parse_topic("owntracks", sensor_topic("owntracks", "SM-1", channel)).sensor
 
 
 @pytest.mark.parametrize(
