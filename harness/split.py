@@ -112,7 +112,7 @@ def split_center(settings: Settings, city_dir: Path, workdir: Path) -> Iterator[
         try:
             for name in COMMANDS:
                 split.start(name)
-            _wait_http(center.base_url)
+            wait_http(center.base_url)
             yield split
         finally:
             split.stop()
@@ -147,7 +147,8 @@ def city_running(center: LocalCenter, *, per_hour: float, seed: int = 7) -> Iter
             city.join(30)
 
 
-def _wait_http(base_url: str) -> None:
+def wait_http(base_url: str) -> None:
+    """Wait for the API at `base_url` to answer its health check."""
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
