@@ -27,7 +27,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import msgspec
@@ -41,6 +40,7 @@ from dispatch.store import Store
 from harness.center import as_environment, center_accounts, demo_accounts
 from harness.daemons import ManagedMosquitto, ManagedRedis, free_port
 from harness.postgres import ManagedPostgres
+from harness.split import wait_http
 from simulators.load import device_index, sent_at
 
 _WARMUP_S = 5
@@ -194,7 +194,7 @@ def _system(tmp: Path, devices: int, seconds: int) -> dict[str, object]:
         for name, command in (("ingest", ["ingest"]), ("engine", ["engine"]), ("api", ["serve", "--api-only"]))
     }  # fmt: skip
     try:
-        _wait_http(port)
+        wait_http(f"http://127.0.0.1:{port}")
         start = math.ceil(time.time()) + 4
         out: dict = {"total": [], "live": [], "via_stream": [], "to_client": [], "received": []}
         out["ready"] = threading.Event()
@@ -264,17 +264,6 @@ def _stored(store: Store, published: int) -> dict[str, int]:
         "rejected": rejected,
         "duplicates": stats.get("rejected:duplicate", 0),
     }
-
-
-def _wait_http(port: int) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"the API did not answer on port {port}")
 
 
 def _capacity(tmp: Path) -> float:

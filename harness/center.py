@@ -129,64 +129,89 @@ def as_environment(update: dict[str, object]) -> dict[str, str]:
 
 
 @contextmanager
-def local_center(settings: Settings, city_dir: Path, workdir: Path) -> Iterator[LocalCenter]:
-    """Redis, Mosquitto, PostgreSQL and the server with all workers, with demo accounts."""
+def local_daemons(
+    workdir: Path,
+) -> Iterator[tuple[ManagedRedis, ManagedMosquitto, ManagedPostgres]]:
+    """Project-managed Redis, Mosquitto and PostgreSQL under `workdir`, stopped on leaving."""
     redis_service = ManagedRedis(workdir / "redis")
     broker = ManagedMosquitto(workdir / "mosquitto")
     postgres = ManagedPostgres(workdir / "postgres")
     redis_service.start()
-    server: uvicorn.Server | None = None
-    thread: threading.Thread | None = None
     try:
         broker.start()
         postgres.start()
-        settings = settings.model_copy(
-            update={
-                "database_url": postgres.database_url("postgres"),
-                "redis_url": redis_service.url,
-                "mqtt_host": "127.0.0.1",
-                "mqtt_port": broker.port,
-                **center_accounts(broker, settings.topic_root, "yiwang"),
-                # The simulated city's officers turn up on first sight, as in a trial.
-                "unknown_devices": UnknownDevicePolicy.REGISTER,
-                "areas_file": city_dir / cityfiles.AREAS,
-                "roster_file": city_dir / cityfiles.ROSTER,
-                "streets_file": city_dir / cityfiles.STREETS,
-                "basemap_file": _basemap(city_dir),
-                # JT/T 808 terminals dial in beside the MQTT devices, on a port of its own.
-                "jt808_port": settings.jt808_port or free_port(),
-            }
-        )
-        store = Store.from_url(settings.redis_url, settings.key_prefix)
-        store.upgrade()
-        bindings = load_bindings(city_dir / cityfiles.DEVICES)
-        store.registry.bind(bindings)
-        logins, token = demo_accounts(settings, bindings[0].officer)
-        config = uvicorn.Config(
-            create_app(settings),
-            host=settings.http_host,
-            port=settings.http_port,
-            log_level="warning",
-        )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, name="http", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 60
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"the server did not start on {settings.http_host}:{settings.http_port}; "
-                    "is the port taken? set YIWANG_HTTP_PORT"
-                )
-            time.sleep(0.05)
-        yield LocalCenter(settings, logins, token)
+        yield redis_service, broker, postgres
     finally:
-        if server is not None and thread is not None:
-            server.should_exit = True
-            thread.join(timeout=20)
         postgres.stop()
         broker.stop()
         redis_service.stop()
+
+
+def prepare_center(
+    settings: Settings,
+    city_dir: Path,
+    daemons: tuple[ManagedRedis, ManagedMosquitto, ManagedPostgres],
+) -> tuple[dict[str, object], LocalCenter]:
+    """Point `settings` at the daemons and the city, give the workers their broker accounts,
+    bind the city's devices and add the demo accounts. Returns the settings changed (for a
+    subprocess's environment) and the center as a page or a client reaches it."""
+    redis_service, broker, postgres = daemons
+    update: dict[str, object] = {
+        "database_url": postgres.database_url("postgres"),
+        "redis_url": redis_service.url,
+        "mqtt_host": "127.0.0.1",
+        "mqtt_port": broker.port,
+        **center_accounts(broker, settings.topic_root, "yiwang"),
+        # The simulated city's officers turn up on first sight, as in a trial.
+        "unknown_devices": UnknownDevicePolicy.REGISTER,
+        "areas_file": city_dir / cityfiles.AREAS,
+        "roster_file": city_dir / cityfiles.ROSTER,
+        "streets_file": city_dir / cityfiles.STREETS,
+        "basemap_file": _basemap(city_dir),
+        # JT/T 808 terminals dial in beside the MQTT devices, on a port of its own.
+        "jt808_port": settings.jt808_port or free_port(),
+    }
+    settings = settings.model_copy(update=update)
+    store = Store.from_url(settings.redis_url, settings.key_prefix)
+    store.upgrade()
+    bindings = load_bindings(city_dir / cityfiles.DEVICES)
+    store.registry.bind(bindings)
+    store.close()
+    logins, token = demo_accounts(settings, bindings[0].officer)
+    return update, LocalCenter(settings, logins, token)
+
+
+@contextmanager
+def local_center(settings: Settings, city_dir: Path, workdir: Path) -> Iterator[LocalCenter]:
+    """Redis, Mosquitto, PostgreSQL and the server with all workers, with demo accounts."""
+    server: uvicorn.Server | None = None
+    thread: threading.Thread | None = None
+    with local_daemons(workdir) as daemons:
+        _, center = prepare_center(settings, city_dir, daemons)
+        settings = center.settings
+        try:
+            config = uvicorn.Config(
+                create_app(settings),
+                host=settings.http_host,
+                port=settings.http_port,
+                log_level="warning",
+            )
+            server = uvicorn.Server(config)
+            thread = threading.Thread(target=server.run, name="http", daemon=True)
+            thread.start()
+            deadline = time.monotonic() + 60
+            while not server.started:
+                if not thread.is_alive() or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"the server did not start on {settings.http_host}:{settings.http_port}; "
+                        "is the port taken? set YIWANG_HTTP_PORT"
+                    )
+                time.sleep(0.05)
+            yield center
+        finally:
+            if server is not None and thread is not None:
+                server.should_exit = True
+                thread.join(timeout=20)
 
 
 def _basemap(city_dir: Path) -> Path:

@@ -23,6 +23,8 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         return int(bench.main())
     if args.capability == "e2e":
         return int(bench.main(seconds=args.seconds))
+    if args.capability == "soak":
+        return int(bench.main(minutes=args.minutes))
     if args.capability == "screen":
         return int(bench.main(seconds=min(args.seconds, 60)))
     return int(bench.main(messages=args.messages, devices=args.devices, profile=args.profile))
@@ -32,7 +34,17 @@ def add_bench_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
     bench = commands.add_parser("bench", help="measure a capability against a baseline")
     bench.add_argument(
         "capability",
-        choices=["ingest", "jt808", "gis", "recommend", "clocks", "e2e", "screen", "history"],
+        choices=[
+            "ingest",
+            "jt808",
+            "gis",
+            "recommend",
+            "clocks",
+            "e2e",
+            "screen",
+            "history",
+            "soak",
+        ],
     )
     bench.add_argument(
         "--incidents", type=int, default=100_000, help="history: closed incidents to copy"
@@ -40,6 +52,7 @@ def add_bench_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
     bench.add_argument(
         "--month-incidents", type=int, default=500_000, help="history: a month to report on"
     )
+    bench.add_argument("--minutes", type=int, default=30, help="soak: minutes of the ×30 city")
     bench.add_argument("--seconds", type=int, default=30, help="e2e, screen: seconds per phase")
     bench.add_argument(
         "--messages", type=int, default=100_000, help="ingest, jt808: messages to send"

@@ -36,8 +36,8 @@ from dispatch.store import Store
 log = logging.getLogger("yiwang")
 
 
-def _serve(settings: Settings, *, with_workers: bool) -> None:
-    app = create_app(settings, workers=WORKERS if with_workers else ())
+def _serve(settings: Settings, *, workers: tuple[str, ...]) -> None:
+    app = create_app(settings, workers=workers)
     uvicorn.run(
         app,
         host=settings.http_host,
@@ -51,7 +51,13 @@ def _serve(settings: Settings, *, with_workers: bool) -> None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     scheme = "https" if settings.https_certificate else "http"
     log.info("serving %s://%s:%d", scheme, settings.http_host, settings.http_port)
-    _serve(settings, with_workers=not args.api_only)
+    if args.api_only:
+        workers: tuple[str, ...] = ()
+    elif args.workers is not None:
+        workers = tuple(name for name in args.workers.split(",") if name)
+    else:
+        workers = WORKERS
+    _serve(settings, workers=workers)
     return 0
 
 
@@ -188,6 +194,10 @@ def add_center_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         "serve", help="run the API with an ingest worker, an engine and order delivery"
     )
     serve.add_argument("--api-only", action="store_true", help="no workers (scale-out API nodes)")
+    serve.add_argument(
+        "--workers",
+        help=f"only these workers, comma-separated, of {','.join(WORKERS)} (the others run apart)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     ingest = commands.add_parser("ingest", help="run one ingest worker (MQTT → Redis)")
