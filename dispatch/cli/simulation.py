@@ -34,7 +34,10 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     city_dir = prepare_city(
         args.city, workdir / "city", officers_per_team=args.officers_per_team, seed=args.seed
     )
-    settings = settings.model_copy(update={"clock_rate": args.speed, "clock_anchor": time.time()})
+    # The city's day runs from now, unless YIWANG_CLOCK_ANCHOR pins it (tests and trainings
+    # that must see the same hour of the day whenever they run).
+    anchor = settings.clock_anchor if "clock_anchor" in settings.model_fields_set else time.time()
+    settings = settings.model_copy(update={"clock_rate": args.speed, "clock_anchor": anchor})
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())

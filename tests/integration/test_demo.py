@@ -10,10 +10,12 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
 from harness.daemons import free_port
+from harness.split import pinned_anchor
 from tests.integration.helpers import wait_until
 
 
@@ -35,7 +37,13 @@ def log_in(base: str, name: str, password: str) -> dict:
 
 def test_demo_city_moves_handles_incidents_and_stops_on_ctrl_c(tmp_path) -> None:
     port = free_port()
-    env = {**os.environ, "YIWANG_HTTP_PORT": str(port), "YIWANG_DATA_DIR": str(tmp_path)}
+    env = {
+        **os.environ,
+        "YIWANG_HTTP_PORT": str(port),
+        "YIWANG_DATA_DIR": str(tmp_path),
+        # The city's day starts at 10:00 whatever the hour: its reports follow the day.
+        "YIWANG_CLOCK_ANCHOR": str(pinned_anchor(10, 10, "Asia/Shanghai", time.time())),
+    }
     # Ten times faster so the 15-minute handling clock plays out within the test.
     demo = subprocess.Popen(
         [sys.executable, "-m", "dispatch.cli", "demo", "--speed", "10"],
