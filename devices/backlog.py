@@ -2,11 +2,12 @@
 may be acknowledged once it is stored (pure).
 
 While the ingest keeps up, batches take messages in arrival order. When it falls behind (more
-than one batch waiting), each batch first carries the newest message of every topic heard
-since that topic was last carried ahead — the live lane — and fills the rest with the oldest
-waiting messages, in order. So the live view shows where every device is now even while the
+than one batch waiting, the oldest for `live_after_s` or longer), each batch first carries
+the newest message of every topic heard since that topic was last carried ahead — the live
+lane — and fills the rest with the oldest waiting messages, in order. So the live view shows where every device is now even while the
 store works through seconds of backlog; the older fixes still arrive, each once, and are
-judged as the late fixes they have become (backfill).
+judged as the late fixes they have become (backfill): a lag short enough not to show on a
+screen is not worth judging fixes out of their order.
 
 Acknowledgements keep arrival order (MQTT 3.1.1 and 5 ask a receiver to acknowledge QoS 1
 messages in the order they came): a message carried ahead is acknowledged when everything
@@ -33,11 +34,12 @@ M = TypeVar("M", bound=Message)
 
 
 class Backlog(Generic[M]):
-    def __init__(self, batch_max: int, limit: int) -> None:
+    def __init__(self, batch_max: int, limit: int, live_after_s: float = 0.0) -> None:
         if batch_max < 2 or limit < batch_max:
             raise ValueError(f"a backlog of {limit} cannot hold batches of {batch_max}")
         self.batch_max = batch_max
         self.limit = limit
+        self.live_after_s = live_after_s
         self._seq = 0
         self._waiting: deque[tuple[int, M]] = deque()  # arrival order, unsent
         self._ahead: set[int] = set()  # carried ahead, still in `_waiting`
@@ -76,12 +78,13 @@ class Backlog(Generic[M]):
             self._unacked.append(entry)
             self._newest[message.topic] = entry
 
-    def next_batch(self) -> list[M]:
+    def next_batch(self, now: float) -> list[M]:
         """Up to `batch_max` waiting messages; each is handed out once."""
         if self._handed:
             raise RuntimeError("the previous batch is not stored yet")
         batch: list[M] = []
-        if len(self) > self.batch_max:
+        oldest = self.oldest_received_at()
+        if len(self) > self.batch_max and oldest is not None and now - oldest >= self.live_after_s:
             lane = list(itertools.islice(self._newest.values(), self.batch_max // 2))
             for seq, message in lane:
                 del self._newest[message.topic]

@@ -60,7 +60,7 @@ class IngestWorker:
             broker, client_id, protocol=protocol, session_expiry_s=session_expiry_s
         )
         self.backlog: Backlog[Received] = Backlog(
-            writer.config.batch_max, writer.config.backlog_max
+            writer.config.batch_max, writer.config.backlog_max, writer.config.live_after_s
         )
         self._in_redis: tuple[list[Received], PreparedBatch, PendingWrite] | None = None
         self._stop = threading.Event()
@@ -142,7 +142,7 @@ class IngestWorker:
             elif len(backlog) >= batch_max or (
                 len(backlog) and clock() - (backlog.oldest_received_at() or clock()) >= wait_s
             ):
-                received = backlog.next_batch()
+                received = backlog.next_batch(clock())
                 self._written(received, lambda r=received: self._send(r))
             elif not len(backlog):
                 self.progress_at = clock()
@@ -158,7 +158,7 @@ class IngestWorker:
         if self._in_redis is not None:
             self._settle()
         while len(backlog):
-            received = backlog.next_batch()
+            received = backlog.next_batch(clock())
             if self._written(received, lambda r=received: self.writer.write(r)):
                 self._acknowledge()
 

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     # Messages the ingest reads ahead of the store when it lags (about 0.5 KB each): what
     # lets each device's newest fix reach the screens before the backlog is stored.
     ingest_backlog_max: int = 200_000
+    # How long the oldest waiting message must have waited before the ingest puts each
+    # device's newest fix first: a shorter lag does not show on a screen.
+    ingest_live_after_s: float = 1.0
     # The JT/T 808 gateway's TCP listener. Terminals dial in over 4G: listen on 0.0.0.0 (or the
     # public address) where they reach it. A port makes `yiwang serve` and the demo run the
     # gateway beside the other workers; 0 runs none there, and `yiwang jt808` alone listens
@@ -267,6 +270,7 @@ class Settings(BaseSettings):
             batch_max=self.ingest_batch_max,
             batch_wait_s=self.ingest_batch_wait_ms / 1000.0,
             backlog_max=self.ingest_backlog_max,
+            live_after_s=self.ingest_live_after_s,
             sensor_types=self.policies().sensors,
         )
 

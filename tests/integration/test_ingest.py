@@ -231,7 +231,7 @@ def test_load_generator_publishes_at_qos_1_and_counts_every_puback(broker, login
 def test_a_lagging_ingest_shows_each_devices_newest_fix_first_and_stores_the_rest_once(
     broker, logins, store, prefix, start_ingest
 ) -> None:
-    config = replace(ingest_config(prefix), batch_max=100)
+    config = replace(ingest_config(prefix), batch_max=100, live_after_s=0.0)
     start_ingest(config).stop()  # the persistent session: the broker queues from now on
     now = time.time()
     devices, per_device = 40, 50
