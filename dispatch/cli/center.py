@@ -83,6 +83,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_engine(args: argparse.Namespace, settings: Settings) -> int:
     store = Store.from_url(settings.redis_url, settings.key_prefix)
+    store.load_functions()  # the engine trims its settled inbox with one of them
     engine = Engine(
         store,
         holder=settings.engine_id,

@@ -101,7 +101,11 @@ class IncidentStore:
     def settle_outbox(self, entry_id: str, group: str = DELIVERY_GROUP) -> None:
         """Every message of this order is delivered (taken by the broker, or answered by the
         terminals), as far as `group`'s way of delivering goes."""
-        self.redis.xack(self.keys.outbox, group, entry_id)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xack(self.keys.outbox, group, entry_id)
+        # An order every way of delivering has settled goes (the audit keeps what was sent).
+        pipe.fcall("trim_consumed", 1, self.keys.outbox)
+        pipe.execute()
 
     def read_inbox(self, block_ms: int, count: int = 500) -> list[tuple[str, dict[str, str]]]:
         """Entries delivered to a previous leader but never acknowledged first, then new ones."""
@@ -171,6 +175,9 @@ class IncidentStore:
                 pipe.hincrby(self.keys.engine_stats, "deadlettered", len(step.deadletters))
             if step.inbox_done:
                 pipe.xack(self.keys.inbox, ENGINE_GROUP, *step.inbox_done)
+                # What every group has settled is kept nowhere else's need: the inbox stays
+                # as long as the unsettled part, however long the center runs.
+                pipe.fcall("trim_consumed", 1, self.keys.inbox)
             if step.positions_done:
                 pipe.xack(self.keys.positions, POSITIONS_GROUP, *step.positions_done)
             silent = {k: f"{v:.3f}" for k, v in step.silent_sensors.items() if v is not None}

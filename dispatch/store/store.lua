@@ -226,3 +226,42 @@ local function ingest(keys, args)
 end
 
 redis.register_function('ingest', ingest)
+
+-- Stream ids as numbers to compare: "ms-seq".
+local function id_parts(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+
+local function id_before(a, b)
+  local a_ms, a_seq = id_parts(a)
+  local b_ms, b_seq = id_parts(b)
+  return a_ms < b_ms or (a_ms == b_ms and a_seq < b_seq)
+end
+
+-- Drop the entries of a stream (KEYS[1]) that every consumer group has read and
+-- acknowledged: what stays begins at the oldest entry a group still holds unacknowledged or
+-- has not read. Without groups nothing goes; neither does anything of a group that has read
+-- nothing yet. Returns how many entries were dropped.
+local function trim_consumed(keys, args)
+  local stream = keys[1]
+  if redis.call('EXISTS', stream) == 0 then return 0 end
+  local keep = nil
+  for _, group in ipairs(redis.call('XINFO', 'GROUPS', stream)) do
+    local info = {}
+    for n = 1, #group, 2 do info[group[n]] = group[n + 1] end
+    local from = info['last-delivered-id']
+    if from == '0-0' then return 0 end
+    -- Just after the last delivered: everything up to it has been read by this group.
+    local ms, seq = id_parts(from)
+    from = ms .. '-' .. (seq + 1)
+    if tonumber(info['pending']) > 0 then
+      from = redis.call('XPENDING', stream, info['name'])[2]
+    end
+    if keep == nil or id_before(from, keep) then keep = from end
+  end
+  if keep == nil then return 0 end
+  return redis.call('XTRIM', stream, 'MINID', keep)
+end
+
+redis.register_function{function_name = 'trim_consumed', callback = trim_consumed}

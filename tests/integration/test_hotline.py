@@ -138,12 +138,13 @@ def running_center(
     store.close()
 
 
-def reported_inbox_entries(store: Store, incident: str) -> list[dict[str, str]]:
+def reports_of(store: Store, incident: str) -> list[dict[str, str]]:
+    """The engine's audit of `incident` being reported (the inbox itself is trimmed once
+    the engine has settled it)."""
     return [
-        e
-        for e in store.incidents.inbox_entries(10_000)
-        if json.loads(e["body"]).get("type") == "IncidentReported"
-        and json.loads(e["body"]).get("incident") == incident
+        r
+        for r in store.incidents.incident_audit(incident)
+        if r.get("kind") == "event" and r.get("event") == "IncidentReported"
     ]
 
 
@@ -178,7 +179,7 @@ def test_the_same_ticket_posted_twice_opens_one_incident(
         expected = to_wgs84(ORDER["lon"], ORDER["lat"], Datum.GCJ02)
         assert opened["location"] == pytest.approx(list(expected), abs=1e-9)
         assert opened["title"] == f"{ORDER['address']}：{ORDER['text']}"
-        assert len(reported_inbox_entries(center.store, incident)) == 1
+        assert len(reports_of(center.store, incident)) == 1
         ticket = center.store.hotline.ticket(f"12345:{ORDER['ticket_id']}")
         assert ticket is not None and ticket["order"]["caller_phone"] == ORDER["caller_phone"]
 
