@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -108,8 +109,9 @@ class IngestConfig:
     batch_wait_s: float = 0.02
     # Messages read ahead of the store at most (about 0.5 KB each in memory).
     backlog_max: int = 200_000
-    # How far behind the store must be before each device's newest fix goes first.
-    live_after_s: float = 1.0
+    # How far behind the store must be before each device's newest fix goes first (never, by
+    # default: see dispatch.settings).
+    live_after_s: float = math.inf
     registrations_per_min: int = 60
     # The IoT sensor types: a reading must be in its type's unit.
     sensor_types: SensorCatalogue = field(default_factory=SensorCatalogue)
