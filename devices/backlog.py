@@ -17,6 +17,7 @@ received before it is stored too.
 from __future__ import annotations
 
 import itertools
+import math
 from collections import deque
 from collections.abc import Sequence
 from typing import Generic, Protocol, TypeVar
@@ -40,6 +41,9 @@ class Backlog(Generic[M]):
         self.batch_max = batch_max
         self.limit = limit
         self.live_after_s = live_after_s
+        # With the lane off (an infinite wait) nobody asks for the newest per topic: the
+        # bookkeeping stays off the hot path.
+        self._lane = math.isfinite(live_after_s)
         self._seq = 0
         self._waiting: deque[tuple[int, M]] = deque()  # arrival order, unsent
         self._ahead: set[int] = set()  # carried ahead, still in `_waiting`
@@ -48,7 +52,7 @@ class Backlog(Generic[M]):
         self._unacked: deque[tuple[int, M]] = deque()  # arrival order, sent or not
         self._stored: set[int] = set()
         self._handed: list[int] = []
-        self.carried_ahead = 0  # messages that went through the live lane, for the stats
+        self.carried_ahead = 0  # messages that went through the live lane since the start
 
     def __len__(self) -> int:
         """Messages waiting to be sent to the store."""
@@ -76,7 +80,8 @@ class Backlog(Generic[M]):
             entry = (self._seq, message)
             self._waiting.append(entry)
             self._unacked.append(entry)
-            self._newest[message.topic] = entry
+            if self._lane:
+                self._newest[message.topic] = entry
 
     def next_batch(self, now: float) -> list[M]:
         """Up to `batch_max` waiting messages; each is handed out once."""
