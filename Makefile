@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # The screens: npm packages from the lock file, bundled by esbuild (no CDN at run time).
-$(BUNDLE): frontend/package-lock.json frontend/build.mjs $(wildcard frontend/src/*.js frontend/static/*)
+$(BUNDLE): frontend/package-lock.json frontend/build.mjs $(wildcard frontend/src/*.js frontend/src/*/*.js frontend/static/*)
 	@command -v npm >/dev/null || { echo "npm is needed for the screens: sudo apt-get install npm"; exit 1; }
 	cd frontend && npm ci --no-audit --no-fund --loglevel=error && node build.mjs
 

@@ -7,6 +7,9 @@ import { MapboxOverlay } from "@deck.gl/mapbox";
 import { GeoJsonLayer, ScatterplotLayer, TextLayer, PathLayer } from "@deck.gl/layers";
 import { Protocol } from "pmtiles";
 import { LiveFeed } from "./live.js";
+import { PositionStore } from "./positions.js";
+import { officerLayers } from "./map/officers.js";
+import { LOCAL_IDEOGRAPHS, baseStyle } from "./map/basemap.js";
 import { api, me, showAccount } from "./session.js";
 import { LABELS, clocks, countdown, localTime, nextDeadline, policyFor, worst } from "./clock.js";
 
@@ -18,11 +21,9 @@ const CLOCK_COLOURS = { running: [25, 113, 194], warning: [245, 159, 0], breache
 const TRAIL_S = 300;
 const OFFLINE_AFTER_S = 300;
 const OFFICER_LIST_MAX = 300;
-const TRAILS_FOR_ALL_MAX = 1000;
 
 const state = {
-  // dev -> {dev, officer, lon, lat, fix_at, heard_at, heading, trail: [[lon, lat, t]]}
-  officers: new Map(),
+  officers: new PositionStore({ trailSeconds: TRAIL_S }),
   incidents: new Map(),
   selected: null,
   alerts: [],
@@ -43,26 +44,29 @@ const now = () => (state.replay ? state.replay.t : liveNow());
 
 // --- what the screen shows: the live state, or a past moment of a replayed window ----------
 
-function currentOfficers() {
-  if (!state.replay) return [...state.officers.values()];
+// The positions shown: the live store, or one laid out for the replayed moment.
+function shownPositions() {
+  if (!state.replay) return state.officers;
   const t = state.replay.t;
-  const shown = [];
+  const shown = new PositionStore({ trailSeconds: TRAIL_S });
   for (const [dev, fixes] of Object.entries(state.replay.tracks)) {
     let n = fixes.findIndex((f) => f[0] > t);
     if (n === 0) continue; // not yet heard from at t
     if (n === -1) n = fixes.length;
+    for (const [fixAt, lon, lat] of fixes.slice(0, n)) if (fixAt >= t - TRAIL_S) shown.move(dev, lon, lat, fixAt);
     const [t0, lon0, lat0] = fixes[n - 1];
-    let [lon, lat] = [lon0, lat0];
     if (n < fixes.length) {
       const [t1, lon1, lat1] = fixes[n];
       const share = (t - t0) / (t1 - t0);
-      [lon, lat] = [lon0 + (lon1 - lon0) * share, lat0 + (lat1 - lat0) * share];
+      shown.move(dev, lon0 + (lon1 - lon0) * share, lat0 + (lat1 - lat0) * share, t0);
     }
-    const trail = fixes.filter((f) => f[0] <= t && f[0] >= t - TRAIL_S).map((f) => [f[1], f[2], f[0]]);
-    const officer = dev.split("/")[0];
-    shown.push({ dev, officer, lon, lat, fix_at: t0, heard_at: t0, trail: [...trail, [lon, lat, t]] });
   }
   return shown;
+}
+
+function currentOfficers() {
+  const store = shownPositions();
+  return store.devices.map((dev) => store.get(dev));
 }
 
 const PHASE_AFTER = { respond: "dispatched", turn_out: "en_route", arrive: "on_scene", handle: "resolved" };
@@ -91,28 +95,13 @@ function officerStatus(officer) {
   return "available";
 }
 
-// A row is a PositionRow: [device, lon, lat, fix_at, acc_m, cog_deg, received_at].
-function moveOfficer([dev, lon, lat, fixAt, , cog, receivedAt]) {
-  const officer = state.officers.get(dev) || { dev, officer: dev.split("/")[0], trail: [], heading: null };
-  if (cog != null) {
-    officer.heading = cog; // the device's own course, where it reports one
-  } else if (officer.lon != null && (officer.lon !== lon || officer.lat !== lat)) {
-    const east = (lon - officer.lon) * Math.cos((lat * Math.PI) / 180);
-    officer.heading = ((Math.atan2(east, lat - officer.lat) * 180) / Math.PI + 360) % 360;
-  }
-  Object.assign(officer, { lon, lat, fix_at: fixAt, heard_at: receivedAt ?? fixAt });
-  officer.trail.push([lon, lat, fixAt]);
-  while (officer.trail.length && officer.trail[0][2] < fixAt - TRAIL_S) officer.trail.shift();
-  state.officers.set(dev, officer);
-}
-
 function onMessage(message, arrived = performance.now()) {
   if (message.type === "snapshot") {
     state.incidents.clear();
     for (const incident of message.incidents) state.incidents.set(incident.id, incident);
-    for (const row of message.devices) moveOfficer(row);
+    state.officers.applyRows(message.devices);
   } else if (message.type === "positions") {
-    for (const row of message.body) moveOfficer(row);
+    state.officers.applyRows(message.body);
     state.lastPositionsSeq = message.seq;
     state.positionsMs = performance.now() - arrived;
     state.received.push([message.seq, Date.now()]);
@@ -131,40 +120,11 @@ function onMessage(message, arrived = performance.now()) {
 
 // --- the map -------------------------------------------------------------------------------
 
-function baseStyle() {
-  const source = `pmtiles://${location.origin}/tiles/basemap.pmtiles`;
-  return {
-    version: 8,
-    sources: { city: { type: "vector", url: source } },
-    layers: [
-      { id: "background", type: "background", paint: { "background-color": "#eef0ea" } },
-      { id: "areas", type: "fill", source: "city", "source-layer": "areas", paint: { "fill-color": "#f8f9f4" } },
-      { id: "streets-minor", type: "line", source: "city", "source-layer": "streets",
-        filter: ["!=", ["get", "highway"], "primary"], paint: { "line-color": "#d0d4cc", "line-width": 1 } },
-      { id: "streets-major", type: "line", source: "city", "source-layer": "streets",
-        filter: ["==", ["get", "highway"], "primary"], paint: { "line-color": "#f1c27d", "line-width": 2.5 } },
-      { id: "area-borders", type: "line", source: "city", "source-layer": "areas",
-        paint: { "line-color": "#7a8a9a", "line-width": 1.2, "line-dasharray": [3, 2] } },
-    ],
-  };
-}
-
-function officerArrays() {
-  const list = currentOfficers();
-  const positions = new Float32Array(list.length * 2);
-  const colours = new Uint8Array(list.length * 4);
-  list.forEach((officer, n) => {
-    positions[2 * n] = officer.lon;
-    positions[2 * n + 1] = officer.lat;
-    colours.set([...STATUS_COLOURS[officerStatus(officer)], 255], 4 * n);
-  });
-  return { list, positions, colours };
-}
-
 function layers() {
   const t = now();
-  const officers = officerArrays();
-  state.officerOrder = officers.list.map((o) => o.dev);
+  const positions = shownPositions();
+  state.officerOrder = positions.devices;
+  const statusOf = (dev) => officerStatus(positions.get(dev));
   const open = currentIncidents().filter((i) => !["closed", "cancelled", "merged"].includes(i.phase));
   const incidentState = (i) => worst(clocks(i, policyFor(state.policies, i), t));
   const busy = new Map();
@@ -173,7 +133,6 @@ function layers() {
     if (area) busy.set(area, (busy.get(area) || 0) + 1);
   }
   const route = state.route ? [state.route] : [];
-  const heading = officers.list.length <= TRAILS_FOR_ALL_MAX ? officers.list.filter((o) => o.heading != null) : [];
   return [
     new GeoJsonLayer({
       // Areas with open incidents are shaded, darker the more they hold.
@@ -185,25 +144,10 @@ function layers() {
       id: "area-labels", data: state.city.labels, getPosition: (d) => d.position, getText: (d) => d.name,
       getSize: 13, getColor: [70, 80, 90], characterSet: "auto", fontFamily: "Noto Sans CJK SC, sans-serif",
     }),
-    new PathLayer({
-      // Every officer's trail in a small city; in a big one only those on an order, so 10,000
-      // officers at 1 Hz still redraw within the second.
-      id: "trails", data: officers.list.filter((o) => o.trail.length > 1
-        && (officers.list.length <= TRAILS_FOR_ALL_MAX || officerStatus(o) !== "available")),
-      getPath: (o) => o.trail.map((p) => [p[0], p[1]]), getColor: [25, 113, 194, 90], widthMinPixels: 2,
-    }),
     new PathLayer({ id: "route", data: route, getPath: (d) => d.path, getColor: [224, 49, 49], widthMinPixels: 4 }),
-    new TextLayer({
-      // Heading: an arrow glyph turned to the last movement's bearing (north up, clockwise).
-      id: "headings", data: heading, getPosition: (o) => [o.lon, o.lat], getText: () => "▲", getSize: 11,
-      getAngle: (o) => -o.heading, getPixelOffset: [0, 0], getColor: [33, 37, 41, 200], characterSet: ["▲"],
-    }),
-    new ScatterplotLayer({
-      id: "officers", pickable: true, radiusUnits: "pixels", getRadius: 6, stroked: true,
-      lineWidthMinPixels: 1, getLineColor: [255, 255, 255],
-      data: { length: officers.list.length, attributes: {
-        getPosition: { value: officers.positions, size: 2 }, getFillColor: { value: officers.colours, size: 4 },
-      } },
+    ...officerLayers(positions, {
+      colourOf: (dev) => STATUS_COLOURS[statusOf(dev)],
+      trailed: (dev) => statusOf(dev) !== "available",
     }),
     new ScatterplotLayer({
       id: "incident-rings", data: open, getPosition: (i) => i.location, radiusUnits: "pixels", getRadius: 14,
@@ -352,7 +296,7 @@ async function start() {
   Object.assign(state, { city, policies, clock: { server: clock.now, local: performance.now(), rate: clock.rate } });
   addProtocol("pmtiles", new Protocol().tile);
   setWorkerUrl(new URL("/static/maplibre-gl-worker.mjs", location.href).href);
-  const map = new MapLibre({ container: "map", style: baseStyle(), bounds: city.bounds, fitBoundsOptions: { padding: 20 }, attributionControl: false });
+  const map = new MapLibre({ container: "map", style: baseStyle(location.origin), localIdeographFontFamily: LOCAL_IDEOGRAPHS, bounds: city.bounds, fitBoundsOptions: { padding: 20 }, attributionControl: false });
   const overlay = new MapboxOverlay({
     interleaved: false,
     layers: [],

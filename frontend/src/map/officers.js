@@ -1,0 +1,35 @@
+// The officers on the map: a dot per device coloured by status, an arrow for its heading and
+// the trail behind it. Positions go to deck.gl as binary attributes straight from the
+// PositionStore's columns; a pick's `index` is the device at that column.
+//
+//   officerLayers(store, {colourOf(dev) → [r, g, b], trailed(dev) → bool})
+//     → [trails, headings, officers] layers (ids "trails", "headings", "officers")
+import { PathLayer, ScatterplotLayer, TextLayer } from "@deck.gl/layers";
+
+// Beyond this many devices only those `trailed` get a trail and an arrow, so a big city still
+// redraws within the second.
+export const TRAILS_FOR_ALL_MAX = 1000;
+
+export function officerLayers(store, { colourOf, trailed }) {
+  const { length, positions } = store.columns();
+  const colours = new Uint8Array(length * 4);
+  store.devices.forEach((dev, n) => colours.set([...colourOf(dev), 255], 4 * n));
+  const all = length <= TRAILS_FOR_ALL_MAX;
+  const followed = store.devices.filter((dev) => all || trailed(dev)).map((dev) => store.get(dev));
+  return [
+    new PathLayer({
+      id: "trails", data: followed.filter((o) => store.trail(o.dev).length > 1),
+      getPath: (o) => store.trail(o.dev).map((p) => [p[0], p[1]]), getColor: [25, 113, 194, 90], widthMinPixels: 2,
+    }),
+    new TextLayer({
+      // Heading: an arrow glyph turned to the last movement's bearing (north up, clockwise).
+      id: "headings", data: followed.filter((o) => o.heading != null), getPosition: (o) => [o.lon, o.lat],
+      getText: () => "▲", getSize: 11, getAngle: (o) => -o.heading, getColor: [33, 37, 41, 200], characterSet: ["▲"],
+    }),
+    new ScatterplotLayer({
+      id: "officers", pickable: true, radiusUnits: "pixels", getRadius: 6, stroked: true,
+      lineWidthMinPixels: 1, getLineColor: [255, 255, 255],
+      data: { length, attributes: { getPosition: { value: positions, size: 2 }, getFillColor: { value: colours, size: 4 } } },
+    }),
+  ];
+}
