@@ -33,7 +33,7 @@ from devices.quality import (
     Reason,
     Rejection,
     judge_location,
-    sos_rejection,
+    placed_sos,
 )
 from devices.registry import Binding, RegistrationBudget, UnknownDevicePolicy, resolve
 from devices.sensors import judge_reading, unknown_sensor
@@ -297,12 +297,9 @@ class BatchWriter:
             return
         refused: dict[str, str] = {}
         if isinstance(decoded, messages.Sos):
-            rejection = sos_rejection(decoded, self.config.limits)
-            if rejection is not None:
-                # An alarm is never dropped for its position: without one, the engine opens
-                # the incident at the officer's last known position.
-                decoded = msgspec.structs.replace(decoded, lat=None, lon=None, crs=None)
-                refused["position_refused"] = f"{rejection.reason}: {rejection.detail}"
+            # An alarm is never dropped for its position: without one, the engine opens the
+            # incident at the officer's last known position.
+            decoded, refused = placed_sos(decoded, self.config.limits)
         resolved = resolve(self._bindings, topic.user, topic.device, self.config.unknown_devices)
         if (
             isinstance(resolved, Rejection)

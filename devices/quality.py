@@ -40,6 +40,8 @@ import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+import msgspec
+
 from devices.messages import Location, Sos
 from dispatch.core.track import DeviceKey, Fix, LastFix
 from gis.coords import Datum, LonLat, haversine_m, to_wgs84
@@ -213,6 +215,17 @@ def sos_rejection(msg: Sos, limits: Limits) -> Rejection | None:
     incident at the officer's last known position."""
     judged = alarm_position(msg.lon, msg.lat, msg.crs, limits)
     return judged if isinstance(judged, Rejection) else None
+
+
+def placed_sos(msg: Sos, limits: Limits) -> tuple[Sos, dict[str, str]]:
+    """The alarm as the engine gets it: with its own position, or, where that cannot be used,
+    without one and with `position_refused` saying why (the engine then places it at the
+    officer's last known position)."""
+    rejection = sos_rejection(msg, limits)
+    if rejection is None:
+        return msg, {}
+    unplaced = msgspec.structs.replace(msg, lat=None, lon=None, crs=None)
+    return unplaced, {"position_refused": f"{rejection.reason}: {rejection.detail}"}
 
 
 def alarm_position(

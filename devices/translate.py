@@ -213,7 +213,7 @@ def _sos(
         return Untranslatable(f"SOS from {officer}: {own}, and no position of the officer is known")
     return [
         ev.IncidentReported(
-            IncidentId(f"SOS-{entry_id}"),
+            sos_incident(entry_id),
             category="sos",
             priority=1,
             location=location,
@@ -222,6 +222,12 @@ def _sos(
             by=officer,
         )
     ]
+
+
+def sos_incident(entry_id: str) -> IncidentId:
+    """The incident an SOS opens: named after its inbox entry, so a replayed entry opens it
+    once."""
+    return IncidentId(f"SOS-{entry_id}")
 
 
 def _sos_position(body: Mapping[str, object]) -> LonLat | str:

@@ -34,6 +34,7 @@ from dispatch.api import (
     patrol,
     reports,
     security,
+    sos,
     stats,
 )
 from dispatch.api.connections import ConnectionLimits
@@ -244,6 +245,7 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
     app.include_router(devices.router)
     app.include_router(osmand.router)
     app.include_router(incidents.router)
+    app.include_router(sos.router)
     app.include_router(hotline.router)
     app.include_router(reports.router)
     app.include_router(live.router)

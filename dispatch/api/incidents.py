@@ -20,10 +20,12 @@ import msgspec
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from dispatch.api.answers import ack_body, allowed_answers, check_answer
 from dispatch.api.auth import refuse, requested_scope, require, scope_of
 from dispatch.api.bodies import RequestBody
 from dispatch.api.state import AppState, app_state
 from dispatch.api.times import local_iso, parse_time
+from dispatch.api.whereabouts import whereabouts
 from dispatch.core import assignment as orders
 from dispatch.core import events as ev
 from dispatch.core import timeline
@@ -38,6 +40,7 @@ from dispatch.evidence.collect import collect
 from dispatch.officers import officer_states, recommend_for
 from dispatch.store import IncidentStore
 from gis.coords import Datum, to_wgs84
+from gis.routing import StraightLine
 
 router = APIRouter(tags=["incidents"])
 
@@ -334,12 +337,27 @@ def _order_for(state: AppState, order_id: str, caller: Principal) -> Incident:
 
 @router.get("/api/orders/mine")
 def my_orders(request: Request, caller: Officer) -> list[dict[str, Any]]:
-    """The caller's current orders (the officer page)."""
+    """The caller's current orders (the officer page), each with where the caller is (`me`:
+    their newest fix), the street `route` from there, its `distance_m` and `eta_s`, and the
+    `answers` (ack statuses) the timeline takes from them now."""
     state = app_state(request)
-    return [
-        _view(i, state.settings.timezone)
+    officer = OfficerId(str(caller.officer))
+    mine = [
+        i
         for i in state.store.incidents.load_incidents().values()
-        if i.order is not None and caller.officer in i.order.officers and not i.phase.terminal
+        if i.order is not None and officer in i.order.officers and not i.phase.terminal
+    ]
+    if not mine:
+        return []
+    fix = state.store.newest_fix(officer)
+    travel = state.city.travel if state.city is not None else StraightLine()
+    return [
+        {
+            **_view(i, state.settings.timezone),
+            **whereabouts(travel, fix, i.location),
+            "answers": allowed_answers(i, officer),
+        }
+        for i in mine
     ]
 
 
@@ -348,16 +366,13 @@ def acknowledge_order(
     order_id: str, ack: OrderAck, request: Request, caller: Officer
 ) -> dict[str, str]:
     """An officer's answer from the officer page: the same as an `ack` from a terminal.
-    Only the officer an order is addressed to may answer it."""
+    Only the officer an order is addressed to may answer it; an answer the timeline would
+    not take now (arrived before accepting, done before arriving) is a 409 saying why."""
     state = app_state(request)
     incident = _order_for(state, order_id, caller)
-    body = {
-        "_type": "ack",
-        "order_id": order_id,
-        "status": ack.status,
-        "tst": int(app_state(request).clock()),
-        "reason": ack.reason,
-    }
+    body = ack_body(order_id, ack.status, reason=ack.reason, tst=int(state.clock()))
+    # A refusal now, with the timeline's reason, instead of a 202 the engine then drops.
+    check_answer(incident, OfficerId(str(caller.officer)), body)
     entry = _engine(request).post("ack", body, officer=str(caller.officer), actor=actor_of(caller))
     state.identity.record(
         caller,

@@ -28,7 +28,7 @@ from dispatch.core.track import DeviceKey
 from dispatch.db.history import IncidentFilter
 from dispatch.evidence.archive import full_track
 from gis.coords import LonLat
-from gis.routing import StreetGraph
+from gis.routing import route_between
 
 DIST = Path(__file__).resolve().parents[2] / "frontend" / "dist"
 router = APIRouter(tags=["screens"])
@@ -167,11 +167,8 @@ def route(
         raise HTTPException(
             503, "no city is configured: set YIWANG_AREAS_FILE and YIWANG_ROSTER_FILE"
         )
-    origin, target = _lon_lat(from_), _lon_lat(to)
-    travel = state.city.travel
-    path = travel.route(origin, target) if isinstance(travel, StreetGraph) else []
-    seconds = float(travel.travel_times_to(target, [origin])[0])
-    return {"path": [[p.lon, p.lat] for p in [origin, *path, target]], "eta_s": round(seconds, 1)}
+    way = route_between(state.city.travel, _lon_lat(from_), _lon_lat(to))
+    return {"path": [[p.lon, p.lat] for p in way.path], "eta_s": round(way.eta_s, 1)}
 
 
 def _lon_lat(text: str) -> LonLat:

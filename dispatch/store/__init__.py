@@ -23,7 +23,7 @@ from dispatch.store.hotline import HotlineStore
 from dispatch.store.incidents import IncidentStore, decode_incident
 from dispatch.store.ingest import UNAVAILABLE, IngestStore
 from dispatch.store.keys import Keys
-from dispatch.store.presence import officer_positions
+from dispatch.store.presence import newest_fix, officer_positions
 from dispatch.store.registry import RegistryStore
 from dispatch.store.sensors import SensorStore
 from dispatch.store.sessions import SessionStore
@@ -80,6 +80,10 @@ class Store:
             stale_after_s=stale_after_s,
             offline_after_s=offline_after_s,
         )
+
+    def newest_fix(self, officer: OfficerId) -> tuple[LonLat, float] | None:
+        """The officer's newest live fix across their devices, and its time (`fix_at`)."""
+        return newest_fix(self.registry, self.tracks, officer)
 
     def ping(self) -> bool:
         """Whether Redis answers; never raises."""

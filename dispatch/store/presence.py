@@ -40,3 +40,16 @@ def officer_positions(
         if current is None or (rank, -fix_at) < (current[0], -current[1]):
             best[officer] = (rank, fix_at, LonLat(float(record["lon"]), float(record["lat"])))
     return {officer: (_BEST_FIRST[rank], point) for officer, (rank, _at, point) in best.items()}
+
+
+def newest_fix(
+    registry: RegistryStore, tracks: TrackStore, officer: OfficerId
+) -> tuple[LonLat, float] | None:
+    """Where the officer's devices last put them and when (the fix's own time): the newest
+    live fix among the devices bound to them, or None before any."""
+    mine = [key for key in registry.device_keys() if key.split("/", 1)[0] == officer]
+    fixes = [s.record for s in tracks.device_snapshots(mine) if "fix_at" in s.record]
+    if not fixes:
+        return None
+    record = max(fixes, key=lambda r: float(r["fix_at"]))
+    return LonLat(float(record["lon"]), float(record["lat"])), float(record["fix_at"])
