@@ -1,67 +1,96 @@
-// The officer page (phone-sized): the current order with its clocks and the buttons an
-// officer presses. Works beside the OwnTracks app, which keeps reporting the position.
-import { esc } from "./escape.js";
+// The officer page (phone-sized): the current order with a small map of the way there, its
+// details and clocks, the answers the server says apply now, and an SOS button. Works beside
+// the OwnTracks app, which keeps reporting the position the page shows.
+//
+// State is read from GET /api/orders/mine: every few seconds, when the live feed says an
+// incident changed, and after each answer. window.__yiwang exposes it for the browser tests.
+import { render } from "preact";
+import { useEffect, useState } from "preact/hooks";
+import { clocks, policyFor } from "./clock.js";
 import { LiveFeed } from "./live.js";
-import { ApiError, api, me, showAccount } from "./session.js";
-import { LABELS, clocks, countdown, policyFor } from "./clock.js";
+import { api, me, showAccount } from "./session.js";
+import { Actions } from "./officer/actions.js";
+import { announceNew, attention } from "./officer/attention.js";
+import { html } from "./officer/html.js";
+import { MapCard } from "./officer/map.js";
+import { OrderCard } from "./officer/order.js";
+import { Sos } from "./officer/sos.js";
 
-let officer = ""; // the signed-in officer, from the session
-const state = { incidents: new Map(), policies: null, clock: { server: 0, local: 0, rate: 1 }, errors: [] };
+const REFRESH_MS = 5000;
+const state = { orders: [], mapLoaded: false, map: null, errors: [], refreshes: 0, attention };
 window.__yiwang = state;
 const $ = (id) => document.getElementById(id);
-const now = () => state.clock.server + ((performance.now() - state.clock.local) / 1000) * state.clock.rate;
-const ACTIONS = { dispatched: ["accepted", "rejected"], en_route: ["arrived"], on_scene: ["done"] };
-const NAMES = { accepted: "接受", rejected: "拒绝", enroute: "出发", arrived: "到达", done: "完成" };
 
-function current() {
-  return [...state.incidents.values()].find((i) =>
-    i.order && i.order.officers.includes(officer) && ["dispatched", "en_route", "on_scene"].includes(i.phase));
-}
+// Where the incident is drawn on the map, and what is drawn there (for the browser tests).
+window.__incidentOnMap = () => {
+  const order = state.orders[0];
+  if (!state.map || !order) return null;
+  const { x, y } = state.map.project(order.location);
+  const hits = state.map.queryRenderedFeatures([[x - 4, y - 4], [x + 4, y + 4]], { layers: ["incident"] });
+  return { x, y, width: state.map.getCanvas().clientWidth, height: state.map.getCanvas().clientHeight, drawn: hits.length };
+};
 
-function render() {
-  const incident = current();
-  if (!incident) { $("order").innerHTML = "<p class='hint'>暂无指令 No order</p>"; return; }
-  const t = now();
-  const policy = policyFor(state.policies, incident);
-  const timers = clocks(incident, policy, t).filter((c) => c.due != null && !c.reached)
-    .map((c) => `<div class="clock chip ${c.state}">${LABELS[c.milestone]} ${countdown(c.left)}</div>`).join("");
-  let buttons = ACTIONS[incident.phase] || [];
-  if (incident.phase === "dispatched" && incident.order.accepted_by === officer) buttons = ["enroute", "arrived"];
-  const [lon, lat] = incident.location;
-  $("order").innerHTML = `<h3 id="order-title" data-incident="${esc(incident.id)}" data-phase="${esc(incident.phase)}">${esc(incident.title || incident.category)}</h3>
-    <p>${esc(incident.id)} · ${esc(incident.phase)}</p>${timers}
-    <p>${buttons.map((b) => `<button data-status="${b}">${NAMES[b]}</button>`).join("")}</p>
-    <p><a href="geo:${lat},${lon}">导航 Navigate</a></p>`;
+function App({ start, subscribe }) {
+  const [orders, setOrders] = useState(state.orders);
+  const [, setTick] = useState(0);
+  useEffect(() => {
+    subscribe(setOrders);
+    const timer = setInterval(() => setTick((n) => n + 1), 1000);
+    return () => clearInterval(timer);
+  }, []);
+  const order = orders[0] || null;
+  const now = start.now();
+  const running = order
+    ? clocks(order, policyFor(start.policies, order), now).filter((c) => c.due != null && !c.reached)
+    : [];
+  return html`
+    <${MapCard} order=${order} bounds=${start.city.bounds} onLoad=${(map) => { state.map = map; state.mapLoaded = true; }} />
+    ${order
+      ? html`<${OrderCard} key=${order.id} order=${order} categories=${start.categories} clocks=${running} />
+             <${Actions} key=${`${order.order.id}:${order.phase}`} order=${order} answer=${start.answer} />
+             ${orders.length > 1 && html`<p class="hint more">另有 ${orders.length - 1} 条指令待处理</p>`}`
+      : html`<section class="card"><p id="no-order" class="hint">暂无指令</p></section>`}
+    <${Sos} />`;
 }
 
 async function start() {
   const account = await me();
-  officer = account.officer || "";
-  $("who").textContent = officer;
+  $("who").textContent = account.display_name || account.officer || account.account;
   showAccount($("account-slot"), account);
-  const [policies, clock] = await Promise.all([api("/api/policies"), api("/api/clock")]);
-  Object.assign(state, { policies, clock: { server: clock.now, local: performance.now(), rate: clock.rate } });
-  new LiveFeed("/ws/live?types=incident", (message) => {
-    if (message.type === "snapshot") for (const i of message.incidents) state.incidents.set(i.id, i);
-    if (message.type === "incident") {
-      const incident = typeof message.body === "string" ? JSON.parse(message.body) : message.body;
-      state.incidents.set(incident.id, incident);
-    }
-    render();
-  }, (s) => { $("feed").textContent = s; });
-  $("order").addEventListener("click", async (e) => {
-    const button = e.target.closest("button[data-status]");
-    const incident = current();
-    if (!button || !incident) return;
-    $("refusal").textContent = "";
+  const [policies, clock, city] = await Promise.all([api("/api/policies"), api("/api/clock"), api("/api/city")]);
+  const local = performance.now();
+  const listeners = [];
+  const refresh = async () => {
     try {
-      await api(`/api/orders/${incident.order.id}/ack`, { status: button.dataset.status });
+      state.orders = await api("/api/orders/mine");
+      state.refreshes += 1;
+      announceNew(state.orders);
+      for (const listener of listeners) listener(state.orders);
     } catch (error) {
-      // A refusal says why (not yours, withdrawn, no longer applies): show it, never hide it.
-      $("refusal").textContent = error instanceof ApiError ? `未受理 Refused: ${error.message}` : String(error);
+      state.errors.push(String(error));
     }
-  });
-  setInterval(render, 500);
+  };
+  const context = {
+    policies, city, categories: policies.categories || {},
+    now: () => clock.now + ((performance.now() - local) / 1000) * clock.rate,
+    answer: async (status, reason) => {
+      const order = state.orders[0];
+      try {
+        await api(`/api/orders/${encodeURIComponent(order.order.id)}/ack`, { status, reason });
+      } finally {
+        setTimeout(refresh, 600); // the engine applies the answer a moment later
+      }
+    },
+  };
+  render(html`<${App} start=${context} subscribe=${(fn) => listeners.push(fn)} />`, $("app"));
+  await refresh();
+  let pending = null;
+  new LiveFeed("/ws/live?types=incident", (message) => {
+    if (message.type !== "incident" && message.type !== "snapshot") return;
+    clearTimeout(pending);
+    pending = setTimeout(refresh, 200);
+  }, (s) => { $("feed").textContent = s === "live" ? "在线" : "重连中…"; });
+  setInterval(refresh, REFRESH_MS);
 }
 
-start().catch((error) => { state.errors.push(String(error)); $("feed").textContent = `error: ${error.message}`; });
+start().catch((error) => { state.errors.push(String(error)); $("feed").textContent = `出错：${error.message}`; });
