@@ -225,6 +225,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int | str]] = {
     ("GET", "/api/incidents/{incident_id}/photos/{sha256}"): READERS,
     ("GET", "/api/orders/mine"): OFFICERS,
     ("POST", "/api/orders/{order_id}/ack"): OFFICERS,
+    ("POST", "/api/sos"): OFFICERS,
     ("GET", "/api/incidents/{incident_id}/evidence"): AUDITORS,
     ("GET", "/api/incidents/{incident_id}/recommendations"): ACTORS,
     ("GET", "/api/city"): ANY_ACCOUNT,

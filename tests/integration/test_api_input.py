@@ -120,6 +120,7 @@ VALID_BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/incidents/{incident_id}/assign"): {"officers": ["zhang3"]},
     ("POST", "/api/incidents/{incident_id}/merge"): {"into": "INC-X"},
     ("POST", "/api/orders/{order_id}/ack"): {"status": "accepted", "reason": "x"},
+    ("POST", "/api/sos"): {"lon": EAST[0], "lat": EAST[1], "acc": 5},
     ("POST", "/api/hotline/orders"): {
         "ticket_id": "T-1",
         "source": "12345",
@@ -280,7 +281,8 @@ def query_cases(schema: dict[str, Any]) -> Iterator[Case]:
 
 
 def send(center: Center, case: Case, values: dict[str, str]) -> Any:
-    headers = center.officer if case.path.startswith("/api/orders/") else dict(center.admin)
+    officers = case.path.startswith("/api/orders/") or case.path == "/api/sos"
+    headers = center.officer if officers else dict(center.admin)
     if case.body is not None:
         headers = {**headers, "content-type": case.content_type}
     return center.client.request(
@@ -327,8 +329,8 @@ def test_every_hostile_body_and_query_number_answers_4xx_with_a_reason(center: C
     body_routes = {(c.method, c.path) for c in cases if c.body is not None}
     query_routes = {(c.method, c.path) for c in cases if c.body is None}
     # Every body of the schema (five for accounts, eight for incidents, one for orders, one
-    # for the hotline's work orders and one for citizens' reports).
-    assert len(body_routes) == 16 and set(VALID_BODIES) <= body_routes, body_routes
+    # for an officer's SOS, one for the hotline's work orders and one for citizens' reports).
+    assert len(body_routes) == 17 and set(VALID_BODIES) <= body_routes, body_routes
     assert len(query_routes) == 11, query_routes
     print(f"\n{len(body_routes)} body routes, {len(query_routes)} routes with number queries")
     assert {400, 413, 415, 422} <= set(answered), answered
