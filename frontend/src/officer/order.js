@@ -17,7 +17,7 @@ export function OrderCard({ order, categories, clocks }) {
   const category = categories[order.category] || order.category;
   const title = order.title || category;
   const [lon, lat] = order.location;
-  return html`<section class="card order-card">
+  return html`<section id="order" class="card order-card">
     <h2 id="order-title" data-incident=${order.id} data-phase=${order.phase}>${title}</h2>
     <p class="meta"><span class="tag">${category}</span> <span class="tag phase">${PHASES[order.phase] || order.phase}</span>
       <span class="id">${order.id}</span></p>
