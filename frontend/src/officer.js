@@ -46,8 +46,8 @@ function App({ start, subscribe }) {
   return html`
     <${MapCard} order=${order} bounds=${start.city.bounds} onLoad=${(map) => { state.map = map; state.mapLoaded = true; }} />
     ${order
-      ? html`<${OrderCard} key=${order.id} order=${order} categories=${start.categories} clocks=${running} />
-             <${Actions} key=${`${order.order.id}:${order.phase}`} order=${order} answer=${start.answer} />
+      ? html`<${OrderCard} key=${order.id} order=${order} categories=${start.categories} clocks=${running} now=${now} />
+             <${Actions} key=${order.order.id} order=${order} answer=${start.answer} />
              ${orders.length > 1 && html`<p class="hint more">另有 ${orders.length - 1} 条指令待处理</p>`}`
       : html`<section class="card"><p id="no-order" class="hint">暂无指令</p></section>`}
     <${Sos} />`;
