@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from devices.presence import Presence, presence
 from dispatch.core.roster import OfficerId
+from dispatch.core.track import device_key
 from dispatch.store.registry import RegistryStore
 from dispatch.store.tracks import TrackStore
 from gis.coords import LonLat
@@ -47,7 +48,7 @@ def newest_fix(
 ) -> tuple[LonLat, float] | None:
     """Where the officer's devices last put them and when (the fix's own time): the newest
     live fix among the devices bound to them, or None before any."""
-    mine = [key for key in registry.device_keys() if key.split("/", 1)[0] == officer]
+    mine = [device_key(officer, device) for device in registry.devices_of(officer)]
     fixes = [s.record for s in tracks.device_snapshots(mine) if "fix_at" in s.record]
     if not fixes:
         return None
