@@ -160,9 +160,9 @@ def find_font() -> tuple[Path, int]:
         file, _, index = result.stdout.partition("\n")
         if result.returncode == 0 and Path(file).is_file():
             return Path(file), int(index or 0)
-    for path, index in DEBIAN_FONTS:
+    for path, face in DEBIAN_FONTS:
         if path.is_file():
-            return path, index
+            return path, face
     raise FontMissingError(
         "no font to draw map labels with: install fonts-noto-cjk (or fontconfig)"
     )

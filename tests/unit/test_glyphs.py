@@ -4,11 +4,14 @@ requests with a reason."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from dispatch import glyphs
 from dispatch.api import glyphs as glyph_route
 from dispatch.glyphs import (
     BUFFER_PX,
@@ -160,3 +163,15 @@ def test_the_route_answers_with_a_range_or_a_reason() -> None:
     long = client.get(f"/glyphs/{'x' * 101}/0-255.pbf")
     assert long.status_code == 422 and "longer than 100" in long.json()["detail"]
     assert client.get(f"/glyphs/{FONTSTACK}/0-255.png").status_code == 404
+
+
+def test_without_fontconfig_the_debian_font_is_used_and_without_any_font_the_route_says_so(
+    monkeypatch,
+) -> None:
+    monkeypatch.setattr(glyphs.shutil, "which", lambda _: None)
+    assert glyphs.find_font() == glyphs.DEBIAN_FONTS[0]
+    monkeypatch.setattr(glyphs, "DEBIAN_FONTS", ((Path("/nonexistent/font.ttf"), 0),))
+    app = FastAPI()
+    glyph_route.install(app)
+    missing = TestClient(app).get(f"/glyphs/{FONTSTACK}/0-255.pbf")
+    assert missing.status_code == 503 and "fonts-noto-cjk" in missing.json()["detail"]
