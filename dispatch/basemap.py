@@ -9,6 +9,7 @@ in, so a basemap left by an older build is rebuilt rather than served without na
 
 from __future__ import annotations
 
+import ast
 import gzip
 import json
 import shutil
@@ -55,10 +56,9 @@ def streets_geojson(streets_file: Path) -> dict[str, object]:
         if key in seen:
             continue
         seen.add(key)
-        a, b = graph.nodes[u], graph.nodes[v]
-        line = LineString([(float(a["x"]), float(a["y"])), (float(b["x"]), float(b["y"]))])
-        highway = str(data.get("highway", "residential"))
-        name = str(data.get("name", "")).strip()
+        line = _edge_line(graph, u, v, data)
+        highway = _first(data.get("highway")) or "residential"
+        name = _first(data.get("name"))
         if name:
             named[(name, highway)].append(line)
         else:
@@ -68,6 +68,32 @@ def streets_geojson(streets_file: Path) -> dict[str, object]:
         for line in getattr(merged, "geoms", [merged]):
             features.append(_feature(line, {"highway": highway, "name": name}))
     return {"type": "FeatureCollection", "features": features}
+
+
+def _edge_line(graph: nx.MultiDiGraph, u: str, v: str, data: dict[str, object]) -> LineString:
+    """The edge's own course where the graph keeps one (OSMnx's WKT `geometry`), else the
+    straight segment between its nodes."""
+    wkt = data.get("geometry")
+    if isinstance(wkt, str) and wkt.startswith("LINESTRING"):
+        line = shapely.from_wkt(wkt)
+        if isinstance(line, LineString):
+            return line
+    a, b = graph.nodes[u], graph.nodes[v]
+    return LineString([(float(a["x"]), float(a["y"])), (float(b["x"]), float(b["y"]))])
+
+
+def _first(value: object) -> str:
+    """A graph attribute as one string: OSMnx writes an edge merged from ways of several
+    names (or classes) as a list's repr, `['红荔西路', '红荔路']`; the first names it."""
+    text = "" if value is None else str(value).strip()
+    if text.startswith("["):
+        try:
+            items = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return text
+        if isinstance(items, list) and items:
+            return str(items[0]).strip()
+    return text
 
 
 def places_geojson(places_file: Path) -> dict[str, object]:

@@ -136,3 +136,16 @@ def test_a_places_file_that_is_not_named_points_is_refused(tmp_path) -> None:
     broken.write_text("{")
     with pytest.raises(BasemapError, match="cannot be read as GeoJSON"):
         places_geojson(broken)
+
+
+def test_an_osm_edge_keeps_its_course_and_the_first_of_its_names(tmp_path) -> None:
+    graph = nx.MultiDiGraph()
+    graph.add_node("a", x=114.0, y=22.5)
+    graph.add_node("b", x=114.01, y=22.5)
+    graph.add_edge("a", "b", name="['红荔西路', '红荔路']", highway="['primary', 'secondary']",
+                   geometry="LINESTRING (114 22.5, 114.005 22.502, 114.01 22.5)")  # fmt: skip
+    streets = tmp_path / "streets.graphml"
+    nx.write_graphml(graph, streets)
+    [feature] = streets_geojson(streets)["features"]
+    assert feature["properties"] == {"highway": "primary", "name": "红荔西路"}
+    assert feature["geometry"]["coordinates"][1] == (114.005, 22.502)
