@@ -16,7 +16,9 @@ def install(app: FastAPI) -> None:
     app.include_router(router)
 
 
-@router.get("/glyphs/{fontstack}/{glyph_range}.pbf", response_class=Response)
+@router.get(
+    "/glyphs/{fontstack}/{glyph_range}.pbf", response_class=Response, include_in_schema=False
+)
 def glyph_range_pbf(fontstack: str, glyph_range: str, request: Request) -> Response:
     ranges: GlyphRanges = request.app.state.glyphs
     try:
