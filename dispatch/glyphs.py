@@ -11,6 +11,7 @@ Debian installs it to; rendered ranges are kept in a bounded LRU cache.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import threading
@@ -42,6 +43,7 @@ DEBIAN_FONTS = (
     (Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"), 2),  # the SC face
     (Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"), 0),
 )
+_RANGE = re.compile(r"([0-9]{1,6})-([0-9]{1,6})")
 # General categories with nothing to draw: controls, surrogates, private use, unassigned.
 _NOT_DRAWN = frozenset({"Cc", "Cs", "Co", "Cn"})
 
@@ -71,10 +73,10 @@ class Glyph:
 
 def range_start(text: str) -> int:
     """The first code point of a range written `start-end` (e.g. `256-511`), as MapLibre asks."""
-    start_text, dash, end_text = text.partition("-")
-    if not dash or not start_text.isdigit() or not end_text.isdigit():
-        raise GlyphError(f"range {text!r} is not start-end, e.g. 0-255")
-    start, end = int(start_text), int(end_text)
+    bounds = _RANGE.fullmatch(text)
+    if bounds is None:
+        raise GlyphError(f"range {text[:20]!r} is not start-end, e.g. 0-255")
+    start, end = int(bounds[1]), int(bounds[2])
     if start % RANGE_SIZE:
         raise GlyphError(f"range start {start} is not a multiple of {RANGE_SIZE}")
     if end != start + RANGE_SIZE - 1:

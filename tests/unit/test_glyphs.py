@@ -127,6 +127,8 @@ def test_a_distance_field_puts_the_outline_at_three_quarters() -> None:
         ("65536-65791", "goes past 65535"),
         ("a-b", "not start-end"),
         ("-255", "not start-end"),
+        ("٠-٢٥٥", "not start-end"),  # digits, but not ASCII ones
+        ("9" * 5000 + "-1", "not start-end"),
     ],
 )
 def test_a_malformed_range_is_refused_with_a_reason(text, reason) -> None:
