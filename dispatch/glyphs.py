@@ -36,8 +36,9 @@ LAST_CODE_POINT = 0xFFFF  # MapLibre asks only for the Basic Multilingual Plane
 FONTSTACK_MAX_CHARS = 100
 CACHED_RANGES = 64
 
-# The one font stack served: the style's labels ask for it by this name.
-FONTSTACK = "Noto Sans CJK SC Regular"
+# The one font stack served: the style's labels ask for it by this name. It is a CSS family
+# name too, because MapLibre draws the stack's ideographs locally in the family it names.
+FONTSTACK = "Noto Sans CJK SC"
 # Where Debian puts the fonts when fontconfig is absent: the CJK face carries Latin and digits.
 DEBIAN_FONTS = (
     (Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc"), 2),  # the SC face

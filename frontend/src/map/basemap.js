@@ -9,7 +9,8 @@
 //   STREET_NAMES, PLACE_NAMES   the label layers' ids, for toggling them (map.setLayoutProperty)
 
 export const LOCAL_IDEOGRAPHS = "Noto Sans CJK SC, sans-serif";
-export const LABEL_FONT = "Noto Sans CJK SC Regular";
+// Also a CSS family: MapLibre draws this stack's Chinese locally in the family the stack names.
+export const LABEL_FONT = "Noto Sans CJK SC";
 export const STREET_NAMES = "street-names";
 export const PLACE_NAMES = "place-names";
 
