@@ -22,7 +22,7 @@ import uvicorn
 from playwright.sync_api import sync_playwright
 
 from dispatch.api.app import create_app
-from dispatch.basemap import BASEMAP, build_basemap
+from dispatch.basemap import BASEMAP, PLACES, build_basemap
 from dispatch.core.access import Role
 from dispatch.settings import Settings
 from harness.center import demo_accounts
@@ -104,7 +104,7 @@ def main(loads: tuple[int, ...] = (200, 10_000), seconds: int = 20) -> int:
     results = {}
     with tempfile.TemporaryDirectory(prefix="yiwang-screen-") as tmp:
         city = build_demo_city(Path(tmp) / "city", officers_per_team=1)
-        basemap = build_basemap(city / AREAS, city / STREETS, city / BASEMAP)
+        basemap = build_basemap(city / AREAS, city / STREETS, city / BASEMAP, city / PLACES)
         redis_service = ManagedRedis(Path(tmp) / "redis")
         postgres = ManagedPostgres(Path(tmp) / "postgres")
         redis_service.start()

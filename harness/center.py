@@ -23,7 +23,7 @@ import yaml
 
 from devices.registry import UnknownDevicePolicy, load_bindings
 from dispatch.api.app import create_app
-from dispatch.basemap import BASEMAP, build_basemap
+from dispatch.basemap import BASEMAP, PLACES, basemap_is_current, build_basemap
 from dispatch.broker_accounts import BrokerAccounts, Worker
 from dispatch.core.access import Role
 from dispatch.db import AccountStore, Database, upgrade
@@ -215,9 +215,13 @@ def local_center(settings: Settings, city_dir: Path, workdir: Path) -> Iterator[
 
 
 def _basemap(city_dir: Path) -> Path:
+    """The city folder's basemap, built again when older than its sources or its format."""
     built = city_dir / BASEMAP
-    if not built.exists():
-        build_basemap(city_dir / cityfiles.AREAS, city_dir / cityfiles.STREETS, built)
+    areas, streets, places = (
+        city_dir / name for name in (cityfiles.AREAS, cityfiles.STREETS, PLACES)
+    )
+    if not basemap_is_current(built, (areas, streets, places)):
+        build_basemap(areas, streets, built, places)
     return built
 
 

@@ -25,6 +25,7 @@ from dispatch.api import (
     bodies,
     devices,
     errors,
+    glyphs,
     health,
     hotline,
     incidents,
@@ -252,5 +253,6 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
     app.include_router(stats.router)
     app.include_router(pages.router)
     app.include_router(patrol.router)
+    glyphs.install(app)
     pages.mount_static(app, settings.basemap_file)
     return app
