@@ -106,6 +106,7 @@ def start_workers(
             city=city,
             presence_limits=(settings.stale_after_s, settings.offline_after_s),
             clock=settings.clock(),
+            zone=settings.timezone,
         )
         running.threads.append(
             threading.Thread(target=running.engine.run, args=(stop,), name="engine")
@@ -137,6 +138,7 @@ def start_workers(
                 city,
                 patrol_setup(city, settings.patrol_targets_file),
                 settings.clock(),
+                settings.timezone,
             )
             running.threads.append(threading.Thread(target=watch.run, args=(stop,), name="patrol"))
     if "hotline" in names and settings.hotline_callback_url is not None:

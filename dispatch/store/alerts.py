@@ -1,0 +1,102 @@
+"""Alerts in Redis: raised once by id (with their screen entry), acknowledged once, bounded.
+
+Three keys (Keys.alerts, alerts_by_raise, alerts_by_ack): the records by id, and their ids by
+raise and by acknowledgement time. Raising goes through the `raise_alert` function
+(store.lua), inside the engine's step transaction or alone for the watchers; it also drops
+alerts acknowledged more than KEEP_ACKNOWLEDGED_S ago and, past ALERTS_CAP, the oldest.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+
+from dispatch.core.alerts import (
+    KEEP_ACKNOWLEDGED_S,
+    Alert,
+    acknowledged,
+    alert_from_record,
+    alert_record,
+)
+from dispatch.store.keys import Keys
+
+ALERTS_CAP = 2000
+_ACK_TRIES = 5
+
+
+class UnknownAlertError(KeyError):
+    """No alert has this id (never raised, or dropped since)."""
+
+
+def raise_alerts(pipe: Any, keys: Keys, alerts: Sequence[Alert], zone: str) -> None:
+    """Queue the raising of `alerts` on `pipe` (a transaction, or a plain client)."""
+    for alert in alerts:
+        record = json.dumps(alert_record(alert, zone), ensure_ascii=False)
+        pipe.fcall(
+            "raise_alert",
+            4,
+            keys.alerts,
+            keys.alerts_by_raise,
+            keys.alerts_by_ack,
+            keys.events,
+            alert.id,
+            f"{alert.raised_at:.3f}",
+            record,
+            ALERTS_CAP,
+            f"{alert.raised_at - KEEP_ACKNOWLEDGED_S:.3f}",
+        )
+
+
+class AlertStore:
+    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+        self.redis = client
+        self.keys = keys
+
+    def raise_alert(self, alert: Alert, zone: str) -> bool:
+        """Raise one alert outside the engine's step; False if its id was raised before."""
+        pipe = self.redis.pipeline(transaction=True)
+        raise_alerts(pipe, self.keys, [alert], zone)
+        return bool(pipe.execute()[0])
+
+    def alert(self, alert_id: str) -> Alert | None:
+        raw = self.redis.hget(self.keys.alerts, alert_id)
+        return None if raw is None else alert_from_record(json.loads(raw))
+
+    def alerts(self, since: float = float("-inf"), until: float = float("inf")) -> list[Alert]:
+        """Every alert held raised between `since` and `until`, oldest first."""
+        ids = self.redis.zrangebyscore(self.keys.alerts_by_raise, since, until)
+        if not ids:
+            return []
+        raw = self.redis.hmget(self.keys.alerts, ids)
+        return [alert_from_record(json.loads(r)) for r in raw if r is not None]
+
+    def acknowledge(self, alert_id: str, by: str, *, now: float, zone: str) -> Alert:
+        """Acknowledge an alert and tell the screens; UnknownAlertError, or AlreadyAcknowledgedError
+        (dispatch.core.alerts) naming the first acknowledgement. Two dispatchers at once: one
+        wins, the other is refused with the winner's name."""
+        for _ in range(_ACK_TRIES):
+            with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    pipe.watch(self.keys.alerts)
+                    raw = pipe.hget(self.keys.alerts, alert_id)
+                    if raw is None:
+                        raise UnknownAlertError(alert_id)
+                    done = acknowledged(alert_from_record(json.loads(raw)), by, now, zone=zone)
+                    record = json.dumps(alert_record(done, zone), ensure_ascii=False)
+                    pipe.multi()
+                    pipe.hset(self.keys.alerts, alert_id, record)
+                    pipe.zadd(self.keys.alerts_by_ack, {alert_id: now})
+                    pipe.xadd(
+                        self.keys.events,
+                        {"type": "alert_ack", "body": record},
+                        maxlen=100_000,
+                        approximate=True,
+                    )
+                    pipe.execute()
+                    return done
+                except redis.WatchError:
+                    continue  # another alert was raised or acknowledged meanwhile: look again
+        raise redis.WatchError(f"alert {alert_id}: the alerts kept changing; try again")
