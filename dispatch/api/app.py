@@ -22,6 +22,7 @@ from devices.ingest import IngestWorker
 from devices.intake import FixIntake
 from dispatch.api import (
     accounts,
+    alerts,
     bodies,
     devices,
     errors,
@@ -246,6 +247,7 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
     app.include_router(devices.router)
     app.include_router(osmand.router)
     app.include_router(incidents.router)
+    app.include_router(alerts.router)
     app.include_router(hotline.router)
     app.include_router(reports.router)
     app.include_router(live.router)

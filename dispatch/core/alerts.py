@@ -18,6 +18,10 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from dispatch.core.access import AreaScope
+from dispatch.core.roster import TeamId
+from gis.coords import LonLat
+
 # An acknowledged alert stays on screens (and in the store) this long after its ack.
 KEEP_ACKNOWLEDGED_S = 12 * 3600.0
 # Screens are shown at most this many, the newest.
@@ -124,6 +128,17 @@ def as_of(alert: Alert, at: float) -> Alert | None:
     if alert.acknowledged_at is not None and alert.acknowledged_at > at:
         return replace(alert, acknowledged_by=None, acknowledged_at=None)
     return alert
+
+
+def in_scope(alert: Alert, scope: AreaScope) -> bool:
+    """Whether an area scope sees the alert: by its place, else by its team; one that is
+    neither placed nor a team's only the whole center sees."""
+    if scope.whole_center:
+        return True
+    if alert.location is not None:
+        return scope.covers_point(LonLat(*alert.location))
+    team = scope.roster.teams.get(TeamId(alert.team)) if scope.roster and alert.team else None
+    return team is not None and scope.covers_team(team)
 
 
 def local_iso(epoch_s: float, zone: str) -> str:

@@ -27,8 +27,13 @@ ALERTS_CAP = 2000
 _ACK_TRIES = 5
 
 
-class UnknownAlertError(KeyError):
+class UnknownAlertError(Exception):
     """No alert has this id (never raised, or dropped since)."""
+
+    def __init__(self, alert_id: str) -> None:
+        super().__init__(
+            f"no alert {alert_id[:64]!r}: never raised, or dropped 12 h after its acknowledgement"
+        )
 
 
 def raise_alerts(pipe: Any, keys: Keys, alerts: Sequence[Alert], zone: str) -> None:
