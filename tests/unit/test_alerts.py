@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from dispatch.api.live import Scope
 from dispatch.core import effects as fx
+from dispatch.core.access import AreaScope
 from dispatch.core.alert_sources import effect_alert, shortfall_alert
 from dispatch.core.alerts import (
     KEEP_ACKNOWLEDGED_S,
@@ -15,11 +17,13 @@ from dispatch.core.alerts import (
     alert_id,
     alert_record,
     as_of,
+    in_scope,
     kept,
     new_alert,
 )
 from dispatch.core.model import IncidentId, Milestone
 from dispatch.core.policy import EscalationAction
+from tests.unit.test_access import IN_D2, IN_G1, scope
 
 T0 = 1_795_000_000.0
 ZONE = "Asia/Shanghai"
@@ -98,3 +102,34 @@ def test_a_record_round_trips_with_local_times():
         "id", "kind", "incident", "level", "message", "raised_at", "raised_time",
         "acknowledged_by", "acknowledged_at", "acknowledged_time",
     }  # fmt: skip
+
+
+def test_an_area_scope_sees_alerts_by_place_else_by_team() -> None:
+    placed = new_alert(
+        AlertKind.WARNING, occurrence="r", message="m", raised_at=T0, location=tuple(IN_G1)
+    )
+    team_only = shortfall_alert("other-district-team", T0 - 3600, T0, grids=1)
+    nowhere = new_alert(AlertKind.SENSOR_SILENT, occurrence="s", message="m", raised_at=T0)
+    assert in_scope(placed, scope("S1")) and not in_scope(placed, scope("D2"))
+    assert in_scope(team_only, scope("D2")) and not in_scope(team_only, scope("D1"))
+    assert not in_scope(nowhere, scope("D1")) and in_scope(nowhere, scope(None))
+
+
+def test_a_scoped_screen_gets_alert_entries_of_its_area_and_an_officer_those_of_its_work():
+    record = alert_record(
+        new_alert(
+            AlertKind.NEW_INCIDENT,
+            occurrence="reported",
+            message="m",
+            raised_at=T0,
+            incident="INC-9",
+            location=tuple(IN_D2),
+        ),
+        ZONE,
+    )
+    assert Scope(None, None, scope("D2")).view("alert", record) == record
+    assert Scope(None, None, scope("D1")).view("alert_ack", record) is None
+    officer = Scope(None, "ou", AreaScope(None, None, None))
+    assert officer.view("alert", record) is None
+    officer.incidents.add("INC-9")  # once the officer's screen was shown the incident
+    assert officer.view("alert", record) == record
