@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Request
 from dispatch.api.auth import refuse, require, scope_of
 from dispatch.api.state import app_state
 from dispatch.core.access import Permission, Principal
-from dispatch.core.alerts import alert_record, in_scope, kept
+from dispatch.core.alerts import AlreadyAcknowledgedError, alert_record, in_scope, kept
 from dispatch.store import UnknownAlertError
 
 router = APIRouter(tags=["alerts"])
@@ -46,7 +46,14 @@ def acknowledge_alert(alert_id: str, request: Request, caller: Dispatcher) -> di
         raise refuse(state, caller, f"alert {alert_id}", "the alert is outside your area scope")
     now = state.clock()
     zone = state.settings.timezone
-    done = alerts.acknowledge(alert_id, caller.account, now=now, zone=zone)
+    try:
+        done = alerts.acknowledge(alert_id, caller.account, now=now, zone=zone)
+    except AlreadyAcknowledgedError as exc:
+        # The refusal is the caller's too: the audit keeps who tried after whom.
+        state.identity.record(
+            caller, "refused", now=now, target=f"alert {alert_id}", detail=str(exc)
+        )
+        raise
     state.identity.record(
         caller, "alert:ack", now=now, target=alert_id, detail=f"{done.kind} {done.incident or ''}"
     )

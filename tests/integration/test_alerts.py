@@ -11,6 +11,7 @@ from dispatch.core.alerts import KEEP_ACKNOWLEDGED_S, AlertKind, new_alert
 from dispatch.store import Store
 from dispatch.store.alerts import ALERTS_CAP, raise_alerts
 from tests.integration.helpers import bearer, wait_until
+from tests.integration.test_access import audit_of
 from tests.integration.test_live import make_client, new_incident
 
 ZONE = "Asia/Shanghai"
@@ -49,6 +50,8 @@ def test_an_alert_raised_by_the_engine_is_acknowledged_once_and_stays_so(
         assert again.status_code == 409
         assert "already acknowledged by d7 at" in again.json()["detail"]
         assert client.post("/api/alerts/ALR-nope/ack").status_code == 404
+        audited = {(r["action"], r["target"]) for r in audit_of(database_url, "d7")}
+        assert {("alert:ack", warning["id"]), ("refused", f"alert {warning['id']}")} <= audited
         with client.websocket_connect("/ws/live") as ws:  # a reload
             reloaded = {a["id"]: a for a in ws.receive_json()["alerts"]}
         assert reloaded[warning["id"]]["acknowledged_by"] == "d7"
