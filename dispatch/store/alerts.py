@@ -4,6 +4,8 @@ Three keys (Keys.alerts, alerts_by_raise, alerts_by_ack): the records by id, and
 raise and by acknowledgement time. Raising goes through the `raise_alert` function
 (store.lua), inside the engine's step transaction or alone for the watchers; it also drops
 alerts acknowledged more than KEEP_ACKNOWLEDGED_S ago and, past ALERTS_CAP, the oldest.
+Acknowledging goes through `ack_alert`, which writes only if the record is still the one the
+core decided on, so a storm of other alerts never makes an acknowledgement retry.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from dispatch.core.alerts import (
 from dispatch.store.keys import Keys
 
 ALERTS_CAP = 2000
-_ACK_TRIES = 5
 
 
 class UnknownAlertError(Exception):
@@ -79,29 +80,28 @@ class AlertStore:
         return [alert_from_record(json.loads(r)) for r in raw if r is not None]
 
     def acknowledge(self, alert_id: str, by: str, *, now: float, zone: str) -> Alert:
-        """Acknowledge an alert and tell the screens; UnknownAlertError, or AlreadyAcknowledgedError
-        (dispatch.core.alerts) naming the first acknowledgement. Two dispatchers at once: one
-        wins, the other is refused with the winner's name."""
-        for _ in range(_ACK_TRIES):
-            with self.redis.pipeline(transaction=True) as pipe:
-                try:
-                    pipe.watch(self.keys.alerts)
-                    raw = pipe.hget(self.keys.alerts, alert_id)
-                    if raw is None:
-                        raise UnknownAlertError(alert_id)
-                    done = acknowledged(alert_from_record(json.loads(raw)), by, now, zone=zone)
-                    record = json.dumps(alert_record(done, zone), ensure_ascii=False)
-                    pipe.multi()
-                    pipe.hset(self.keys.alerts, alert_id, record)
-                    pipe.zadd(self.keys.alerts_by_ack, {alert_id: now})
-                    pipe.xadd(
-                        self.keys.events,
-                        {"type": "alert_ack", "body": record},
-                        maxlen=100_000,
-                        approximate=True,
-                    )
-                    pipe.execute()
-                    return done
-                except redis.WatchError:
-                    continue  # another alert was raised or acknowledged meanwhile: look again
-        raise redis.WatchError(f"alert {alert_id}: the alerts kept changing; try again")
+        """Acknowledge an alert and tell the screens; UnknownAlertError, or
+        AlreadyAcknowledgedError (dispatch.core.alerts) naming the first acknowledgement. Two
+        dispatchers at once: one wins, the other is refused with the winner's name."""
+        raw = self.redis.hget(self.keys.alerts, alert_id)
+        # Each round either writes, or reads a record that changed since: at most a refusal
+        # (acknowledged meanwhile) or a drop (gone) follows.
+        while True:
+            if raw is None:
+                raise UnknownAlertError(alert_id)
+            done = acknowledged(alert_from_record(json.loads(raw)), by, now, zone=zone)
+            record = json.dumps(alert_record(done, zone), ensure_ascii=False)
+            written = self.redis.fcall(
+                "ack_alert",
+                3,
+                self.keys.alerts,
+                self.keys.alerts_by_ack,
+                self.keys.events,
+                alert_id,
+                raw,
+                record,
+                f"{now:.3f}",
+            )
+            if written == 1:
+                return done
+            raw = written or None

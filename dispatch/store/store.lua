@@ -293,3 +293,20 @@ local function raise_alert(keys, args)
 end
 
 redis.register_function('raise_alert', raise_alert)
+
+-- Acknowledge an alert, if it is still as the caller read it (dispatch/store/alerts.py decides
+-- from that reading): KEYS alerts hash, alerts by ack time, the screens' stream; ARGV id, the
+-- record read, the acknowledged record, acknowledged at. Returns 1 when written, else the
+-- record as it is now (false if gone), for the caller to decide again.
+local function ack_alert(keys, args)
+  local alerts, by_ack, events = keys[1], keys[2], keys[3]
+  local id, read, acked, at = args[1], args[2], args[3], args[4]
+  local now = redis.call('HGET', alerts, id)
+  if now ~= read then return now end
+  redis.call('HSET', alerts, id, acked)
+  redis.call('ZADD', by_ack, at, id)
+  redis.call('XADD', events, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'type', 'alert_ack', 'body', acked)
+  return 1
+end
+
+redis.register_function('ack_alert', ack_alert)

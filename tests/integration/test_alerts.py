@@ -6,8 +6,15 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from dispatch.core.access import Role
-from dispatch.core.alerts import KEEP_ACKNOWLEDGED_S, AlertKind, new_alert
+from dispatch.core.alerts import (
+    KEEP_ACKNOWLEDGED_S,
+    AlertKind,
+    AlreadyAcknowledgedError,
+    new_alert,
+)
 from dispatch.store import Store
 from dispatch.store.alerts import ALERTS_CAP, raise_alerts
 from tests.integration.helpers import bearer, wait_until
@@ -97,7 +104,14 @@ def test_the_store_raises_an_id_once_and_stays_bounded(redis_service, prefix) ->
     assert store.alerts.raise_alert(first, ZONE) is True
     assert store.alerts.raise_alert(first, ZONE) is False
     assert sum(e["type"] == "alert" for e in store.recent_events()) == 1
+    stale = store.redis.hget(store.keys.alerts, first.id)
     store.alerts.acknowledge(first.id, "zhang", now=t0 + 1, zone=ZONE)
+    with pytest.raises(AlreadyAcknowledgedError, match="by zhang"):
+        store.alerts.acknowledge(first.id, "li", now=t0 + 2, zone=ZONE)
+    # A write decided on a stale reading is refused, and the record as it is comes back.
+    args = (first.id, stale, "{}", f"{t0 + 2}")
+    keys = (store.keys.alerts, store.keys.alerts_by_ack, store.keys.events)
+    assert "zhang" in store.redis.fcall("ack_alert", 3, *keys, *args)
     # Raised 12 h after the acknowledgement, another alert drops the acknowledged one.
     later = alert(1, t0 + 1 + KEEP_ACKNOWLEDGED_S + 1)
     store.alerts.raise_alert(later, ZONE)
