@@ -2,7 +2,8 @@
 
 Once a minute, every shift that ended since the last look is judged from its officers'
 stored tracks; one that left a grid unvisited or below target becomes a `patrol_shortfall`
-alert on the screens, naming the team, the shift and each grid with its reason. How far it
+alert on the screens, naming the team, the shift and each grid with its reason, and an
+alert to acknowledge (dispatch.core.alerts). How far it
 has looked is kept in Redis, so a restart neither repeats nor skips a shift.
 """
 
@@ -13,6 +14,7 @@ import threading
 
 from dispatch.city import City
 from dispatch.clock import Clock
+from dispatch.core.alert_sources import shortfall_alert
 from dispatch.core.feed import FeedType
 from dispatch.evidence.archive import Archive
 from dispatch.patrol_report import PatrolSetup, patrol_verdicts
@@ -27,13 +29,20 @@ _SETTLE_S = 120.0
 
 class PatrolWatch:
     def __init__(
-        self, store: Store, archive: Archive, city: City, setup: PatrolSetup, clock: Clock
+        self,
+        store: Store,
+        archive: Archive,
+        city: City,
+        setup: PatrolSetup,
+        clock: Clock,
+        zone: str = "Asia/Shanghai",
     ) -> None:
         self.store = store
         self.archive = archive
         self.city = city
         self.setup = setup
         self.clock = clock
+        self.zone = zone  # the center's, in which alerts show their times
 
     def run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -67,6 +76,10 @@ class PatrolWatch:
                     "grids": {v.grid: list(v.reasons) for v in verdict.below_target},
                 },
             )
+            below = len(verdict.below_target)
+            alert = shortfall_alert(shift.team, shift.start_at, shift.end_at, below)
+            # Raised once by id: a look repeated after a crash raises nothing new.
+            self.store.alerts.raise_alert(alert, self.zone)
             summaries.append(verdict.summary())
         incidents.check_until(until)
         return summaries

@@ -22,6 +22,7 @@ from devices.ingest import IngestWorker
 from devices.intake import FixIntake
 from dispatch.api import (
     accounts,
+    alerts,
     bodies,
     devices,
     errors,
@@ -108,6 +109,7 @@ def start_workers(
             city=city,
             presence_limits=(settings.stale_after_s, settings.offline_after_s),
             clock=settings.clock(),
+            zone=settings.timezone,
         )
         running.threads.append(
             threading.Thread(target=running.engine.run, args=(stop,), name="engine")
@@ -139,6 +141,7 @@ def start_workers(
                 city,
                 patrol_setup(city, settings.patrol_targets_file),
                 settings.clock(),
+                settings.timezone,
             )
             running.threads.append(threading.Thread(target=watch.run, args=(stop,), name="patrol"))
     if "hotline" in names and settings.hotline_callback_url is not None:
@@ -247,6 +250,7 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
     app.include_router(osmand.router)
     app.include_router(incidents.router)
     app.include_router(sos.router)
+    app.include_router(alerts.router)
     app.include_router(hotline.router)
     app.include_router(reports.router)
     app.include_router(live.router)

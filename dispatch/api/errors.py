@@ -1,7 +1,7 @@
 """Domain errors as HTTP answers: one handler, and the table from error to status.
 
 Routes raise what the core and the stores raise (an unknown incident, an event the timeline
-refuses, an order to an officer who cannot take it, a category the catalogue lacks, Redis or
+refuses, an order to an officer who cannot take it, an alert unknown or acknowledged before, a category the catalogue lacks, Redis or
 PostgreSQL out of reach, a value the database cannot store); the answer is
 `{"detail": "<why>"}`, the body FastAPI gives an HTTPException. A request that fails its
 model's validation gets the same form, one sentence per field, and never its input echoed
@@ -16,13 +16,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from dispatch.core.alerts import AlreadyAcknowledgedError
 from dispatch.core.assignment import CrewRefused
 from dispatch.core.center import UnknownIncident
 from dispatch.core.policy import UnknownCategory
 from dispatch.core.timeline import TimelineError
 from dispatch.db import DatabaseUnavailable, ValueNotStorable
 from dispatch.evidence.collect import UnknownIncidentError
-from dispatch.store import UNAVAILABLE
+from dispatch.store import UNAVAILABLE, UnknownAlertError
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 STATUS: tuple[tuple[type[Exception], int], ...] = (
     (UnknownIncident, 404),
     (UnknownIncidentError, 404),
+    (UnknownAlertError, 404),
+    (AlreadyAcknowledgedError, 409),
     (TimelineError, 409),
     (CrewRefused, 409),
     (UnknownCategory, 422),

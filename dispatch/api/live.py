@@ -11,7 +11,7 @@ that does not complete within `live_send_timeout_s` drops the screen (close 1013
 the `since` to resume from), so a stalled client never holds up another. Connections are
 bounded per client address and in all (`live_max_connections…`); a refusal says why.
 
-    {"seq": "1795…-0", "type": "snapshot", "incidents": [...], "devices": [...]}
+    {"seq": "1795…-0", "type": "snapshot", "incidents": [...], "devices": [...], "alerts": [...]}
     {"seq": "1795…-1", "type": "positions" | "incident" | "warning" | "escalation" | ..., "body": ...}
 """
 
@@ -32,6 +32,7 @@ from dispatch.api.auth import identify, same_origin, scope_of
 from dispatch.api.connections import TRY_AGAIN_LATER
 from dispatch.api.state import AppState
 from dispatch.core.access import AreaScope, Permission, Principal
+from dispatch.core.alerts import Alert, alert_from_record, in_scope, kept
 from dispatch.core.feed import FeedType, resume_after
 from dispatch.store import ScreenFeed
 from gis.coords import LonLat
@@ -39,6 +40,7 @@ from gis.coords import LonLat
 router = APIRouter(tags=["live"])
 
 _INCIDENT_TYPES = ("incident",)
+_ALERT_TYPES = (FeedType.ALERT, FeedType.ALERT_ACK)
 
 
 class Scope:
@@ -46,7 +48,7 @@ class Scope:
 
     A command-center account sees its area scope: incidents by place, positions by the
     officer's team, alerts and other incident-bound events by their incident, IoT sensors'
-    readings and silence by the sensor's place. An officer
+    readings and silence by the sensor's place, acknowledgeable alerts by their place or team. An officer
     account sees its own orders and its own devices. The query may only narrow this: `types`
     (a comma list), `area` (an area inside the account's scope).
     """
@@ -70,6 +72,13 @@ class Scope:
         # withdrawn from them.
         return body["id"] in self.incidents
 
+    def alert(self, alert: Alert) -> bool:
+        """An officer sees the alerts of incidents shown to them; an area scope those placed in
+        it (dispatch.core.alerts.in_scope)."""
+        if self.officer is not None:
+            return alert.incident is not None and alert.incident in self.incidents
+        return in_scope(alert, self.area)
+
     def positions(self, rows: list[list[Any]]) -> list[list[Any]]:
         return [row for row in rows if self._owner_visible(row[0].split("/", 1)[0])]
 
@@ -86,6 +95,8 @@ class Scope:
             return body
         if kind in _INCIDENT_TYPES:
             return body if self.incident(body) else None
+        if kind in _ALERT_TYPES:
+            return body if self.alert(alert_from_record(body)) else None
         if kind == "positions":
             return self.positions(body) or None
         if kind == FeedType.PATROL_SHORTFALL:
@@ -118,8 +129,16 @@ _BLOCK_MS = 1000
 _BATCH = 500
 
 
-async def _snapshot(feed: ScreenFeed, scope: Scope) -> tuple[str, str]:
-    """The snapshot as this screen sees it, and its sequence."""
+def _alerts(records: list[dict[str, Any]], scope: Scope, now: float) -> list[dict[str, Any]]:
+    """The alerts a screen starts with: those kept (dispatch.core.alerts.kept) it may see,
+    newest first, as stored. Call after the snapshot's incidents went through the scope."""
+    by_id = {r["id"]: r for r in records}
+    shown = kept((alert_from_record(r) for r in records), now)
+    return [by_id[a.id] for a in shown if not scope.scoped or scope.alert(a)]
+
+
+async def _snapshot(feed: ScreenFeed, scope: Scope, now: float) -> tuple[str, str]:
+    """The snapshot as this screen sees it at `now`, and its sequence."""
     snapshot = await feed.snapshot()
     shown = [i for i in snapshot.incidents if not i.phase.terminal]
     if not scope.scoped:
@@ -131,6 +150,7 @@ async def _snapshot(feed: ScreenFeed, scope: Scope) -> tuple[str, str]:
                 "type": FeedType.SNAPSHOT,
                 "incidents": shown,
                 "devices": snapshot.devices,
+                "alerts": _alerts(snapshot.alerts, scope, now),
             }
         ).decode()
         return text, snapshot.seq
@@ -141,6 +161,7 @@ async def _snapshot(feed: ScreenFeed, scope: Scope) -> tuple[str, str]:
         "type": FeedType.SNAPSHOT,
         "incidents": [i for i in incidents if scope.incident(i)],
         "devices": scope.positions(devices),
+        "alerts": _alerts(snapshot.alerts, scope, now),
     }
     return json.dumps(body), snapshot.seq
 
@@ -205,7 +226,7 @@ async def _serve(
         checked = time.monotonic()
         while not closed.done():
             if cursor is None:
-                text, seq = await _snapshot(feed, scope)
+                text, seq = await _snapshot(feed, scope, state.clock())
                 await _send(websocket, text, timeout_s)
                 cursor = seq
             if time.monotonic() - checked >= _RECHECK_S:

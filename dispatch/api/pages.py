@@ -20,9 +20,10 @@ from fastapi.staticfiles import StaticFiles
 from shapely.geometry import mapping
 
 from dispatch.api.auth import authenticated, identify, require, scope_of
-from dispatch.api.state import app_state
+from dispatch.api.state import AppState, app_state
 from dispatch.api.times import parse_time
-from dispatch.core.access import Permission, Principal
+from dispatch.core.access import AreaScope, Permission, Principal
+from dispatch.core.alerts import alert_record, as_of, in_scope
 from dispatch.core.policy import PolicyBook, TimelinePolicy
 from dispatch.core.track import DeviceKey
 from dispatch.db.history import IncidentFilter
@@ -196,8 +197,9 @@ def replay(
     to: str = Query(description="epoch s or ISO 8601"),
 ) -> dict[str, Any]:
     """A past window as it was: every device's fixes in it (from the archive and the live
-    track) and every incident reported before its end, with its milestones, so a screen can
-    show officers, incidents and clocks at any moment of the window. Only what lies in the
+    track), every incident reported before its end, with its milestones, and every alert
+    raised in it as it stood at its end, so a screen can show officers, incidents, clocks and
+    alerts at any moment of the window. Only what lies in the
     caller's area scope is replayed."""
     state = app_state(request)
     scope = scope_of(caller, state)
@@ -227,7 +229,27 @@ def replay(
         msgspec.to_builtins(i)
         for i in state.records.search(window, lambda i: scope.covers_point(i.location))
     ]
-    return {"from": start, "to": end, "tracks": tracks, "incidents": incidents}
+    return {
+        "from": start,
+        "to": end,
+        "tracks": tracks,
+        "incidents": incidents,
+        "alerts": _replayed_alerts(state, scope, start, end),
+    }
+
+
+def _replayed_alerts(
+    state: AppState, scope: AreaScope, start: float, end: float
+) -> list[dict[str, Any]]:
+    """Every alert raised in the window, oldest first, as it stood at its end: acknowledged
+    only if that came before it. Alerts are held 12 h after their acknowledgement, so a
+    window further back shows those not acknowledged, and those acknowledged late."""
+    zone = state.settings.timezone
+    return [
+        alert_record(past, zone)
+        for alert in state.store.alerts.alerts(start, end)
+        if in_scope(alert, scope) and (past := as_of(alert, end)) is not None
+    ]
 
 
 def mount_static(app: FastAPI, basemap: Path | None) -> None:

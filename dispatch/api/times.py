@@ -8,6 +8,11 @@ from zoneinfo import ZoneInfo
 
 from fastapi import HTTPException
 
+# One way to show a time in the center's zone; alerts carry it from the core.
+from dispatch.core.alerts import local_iso
+
+__all__ = ["LATEST_EPOCH_S", "local_iso", "parse_time"]
+
 LATEST_EPOCH_S = 32503680000  # 3000-01-01: beyond it PostgreSQL's timestamps overflow
 _MAX_TEXT = 64
 
@@ -35,7 +40,3 @@ def _iso_epoch_s(text: str, shown: str, zone: str) -> float:
         raise HTTPException(
             422, f"time {shown} is neither epoch seconds nor ISO 8601 (2026-11-22T08:00:00)"
         ) from None
-
-
-def local_iso(epoch_s: float, zone: str) -> str:
-    return datetime.fromtimestamp(epoch_s, ZoneInfo(zone)).isoformat(timespec="seconds")

@@ -92,6 +92,7 @@ def cmd_engine(args: argparse.Namespace, settings: Settings) -> int:
         city=settings.city(datetime.now(ZoneInfo(settings.timezone))),
         presence_limits=(settings.stale_after_s, settings.offline_after_s),
         clock=settings.clock(),
+        zone=settings.timezone,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

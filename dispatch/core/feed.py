@@ -24,6 +24,9 @@ class FeedType(StrEnum):
     PATROL_SHORTFALL = "patrol_shortfall"
     # An IoT sensor silent past its heartbeat.
     SENSOR_SILENT = "sensor_silent"
+    # An alert raised, and one acknowledged: the record of dispatch.core.alerts.
+    ALERT = "alert"
+    ALERT_ACK = "alert_ack"
     # Device messages other than positions, as ingest stored them.
     SOS = "sos"
     TRANSITION = "transition"

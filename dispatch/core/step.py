@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from dispatch.core.alerts import Alert
+
 
 @dataclass(slots=True)
 class EngineStep:
@@ -25,6 +27,8 @@ class EngineStep:
     forgotten: list[str] = field(default_factory=list)
     # IoT sensors reported silent (sensor -> silent since), or forgotten again (None).
     silent_sensors: dict[str, float | None] = field(default_factory=dict)
+    # Alerts raised; the store keeps each id once, so a step redone raises nothing twice.
+    alerts: list[Alert] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(
@@ -35,4 +39,5 @@ class EngineStep:
             or self.positions_done
             or self.forgotten
             or self.silent_sensors
+            or self.alerts
         )

@@ -52,8 +52,10 @@ class Engine:
         city: City | None = None,
         presence_limits: tuple[float, float] = (60.0, 300.0),
         clock: Clock | None = None,
+        zone: str = "Asia/Shanghai",
     ) -> None:
         self.store = store
+        self.zone = zone  # the center's, in which alerts show their times
         self.incidents = store.incidents
         self.positions = store.positions
         self.city = city
@@ -165,7 +167,7 @@ class Engine:
             step.positions_done = settled
             for record in step.audit:
                 record["engine"] = self.holder
-            if step and not self.incidents.apply(step, self.holder):
+            if step and not self.incidents.apply(step, self.holder, zone=self.zone):
                 log.error(
                     "engine %s lost its lease before writing; a standby redoes the step",
                     self.holder,

@@ -28,6 +28,7 @@ from devices.presence import Presence
 from devices.translate import Assignments, Untranslatable, sensor_report, translate
 from dispatch.city import City
 from dispatch.core import effects as fx
+from dispatch.core.alert_sources import effect_alert, reported_alert, silence_alert
 from dispatch.core.assignment import (
     CrewRefused,
     OfficerState,
@@ -229,6 +230,7 @@ class _Step:
             body = _json({**msgspec.to_builtins(silent), "summary": silent.summary(self.now)})
             self.out.events.append({"type": FeedType.SENSOR_SILENT, "body": body})
             self.audit("sensor_silent", sensor=silent.sensor, detail=body)
+            self.out.alerts.append(silence_alert(silent, self.now))
             reported[silent.sensor] = self.out.silent_sensors[silent.sensor] = silent.silent_since
         for sensor in check.heard_again:
             self.audit("sensor_heard", sensor=sensor)
@@ -281,6 +283,9 @@ class _Step:
             detail=_json(event),
             **({"actor": self.actors[source]} if source in self.actors else {}),
         )
+        if isinstance(event, IncidentReported):
+            incident = self.center.incidents[event.incident]
+            self.out.alerts.append(reported_alert(incident, self.now))
         self.perform(effects)
         if isinstance(event, IncidentReported):
             self.auto_dispatch(event.incident, ())
@@ -355,6 +360,8 @@ class _Step:
         body = _json(effect)
         self.out.events.append({"type": kind.feed, "body": body})
         self.audit(kind.audit, incident=effect.incident, detail=body)
+        incident = self.center.incidents.get(effect.incident)
+        self.out.alerts.append(effect_alert(effect, incident, self.now))
 
     def audit(self, kind: str, **fields: str) -> None:
         self.out.audit.append({"at": f"{self.now:.3f}", "kind": kind, **fields})

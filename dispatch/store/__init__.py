@@ -3,8 +3,8 @@
 Nothing outside this package names a key or imports redis: keys share a prefix (one
 deployment, or one test) and are built by `Keys`. `Store` holds one connection pool and a
 store per concern over it — ingest, registry, tracks, clips, incidents (the engine's keys),
-the position feed, the hotline's work orders, JT/T 808 terminals, citizens' reports and IoT
-sensors — each returning typed values.
+the position feed, the hotline's work orders, JT/T 808 terminals, citizens' reports, IoT
+sensors and alerts — each returning typed values.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import redis
 
 from devices.presence import Presence
 from dispatch.core.roster import OfficerId
+from dispatch.store.alerts import AlertStore, UnknownAlertError
 from dispatch.store.citizen import CitizenStore
 from dispatch.store.clips import ClipStore
 from dispatch.store.feed import PositionFeed, ScreenFeed, Snapshot
@@ -51,6 +52,7 @@ class Store:
         self.hotline = HotlineStore(client, self.keys)
         self.terminals = TerminalStore(client, self.keys)
         self.citizen = CitizenStore(client, self.keys)
+        self.alerts = AlertStore(client, self.keys)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "yiwang") -> Store:
@@ -105,6 +107,7 @@ class Store:
 
 __all__ = [
     "UNAVAILABLE",
+    "AlertStore",
     "CitizenStore",
     "ClipStore",
     "DeviceSnapshot",
@@ -121,5 +124,6 @@ __all__ = [
     "Store",
     "TerminalStore",
     "TrackStore",
+    "UnknownAlertError",
     "decode_incident",
 ]

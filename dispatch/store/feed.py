@@ -9,7 +9,9 @@ leader re-reads what the last one never settled.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 import redis
@@ -64,6 +66,7 @@ class Snapshot:
     seq: str
     incidents: list[Incident]
     devices: list[PositionRow]
+    alerts: list[dict[str, Any]]  # every alert held, as stored (dispatch.core.alerts records)
 
 
 class ScreenFeed:
@@ -88,7 +91,7 @@ class ScreenFeed:
         return str(first[0][0]) if first else None
 
     async def snapshot(self) -> Snapshot:
-        """Open incidents and every device's live position. Screens asking at once share one
+        """Open incidents, every device's live position and the alerts held. Screens asking at once share one
         read: fifty connecting together cost Redis and this process one snapshot, not fifty."""
         if self._reading is None:
             self._reading = asyncio.ensure_future(self._read_snapshot())
@@ -105,7 +108,8 @@ class ScreenFeed:
         pipe = self.redis.pipeline(transaction=False)
         pipe.xrevrange(self.keys.events, count=1)
         pipe.hvals(self.keys.incidents)
-        last, raw_incidents = await pipe.execute()
+        pipe.hvals(self.keys.alerts)
+        last, raw_incidents, raw_alerts = await pipe.execute()
         flat = await self._device_rows(keys=[self.keys.seen_at], args=[self.keys.device("")])
         # `received_at` is when the center last heard the device, by its own clock: screens
         # judge presence by it, never by the device's clock.
@@ -114,7 +118,8 @@ class ScreenFeed:
             for device, heard_at, lon, lat, fix_at, fix in _chunks(flat, _ROW_WIDTH)
         ]
         incidents = [_INCIDENT.decode(raw) for raw in raw_incidents]
-        return Snapshot(last[0][0] if last else "0-0", incidents, rows)
+        alerts = [json.loads(raw) for raw in raw_alerts]
+        return Snapshot(last[0][0] if last else "0-0", incidents, rows, alerts)
 
     async def read_after(
         self, cursor: str, count: int, block_ms: int

@@ -13,6 +13,7 @@ import redis
 
 from dispatch.core.model import Incident
 from dispatch.core.step import EngineStep
+from dispatch.store.alerts import raise_alerts
 from dispatch.store.feed import POSITIONS_GROUP, ensure_group
 from dispatch.store.keys import Keys
 
@@ -142,8 +143,9 @@ class IncidentStore:
         raw = self.redis.hget(self.keys.incidents, incident_id)
         return None if raw is None else _INCIDENT.decode(raw)
 
-    def apply(self, step: EngineStep, holder: str) -> bool:
-        """Write a step if we still lead; False (nothing written) if leadership was lost."""
+    def apply(self, step: EngineStep, holder: str, *, zone: str) -> bool:
+        """Write a step if we still lead; False (nothing written) if leadership was lost.
+        Alerts carry their times in `zone` too, the center's."""
         pipe = self.redis.pipeline(transaction=True)
         try:
             pipe.watch(self.keys.engine_lease)
@@ -160,6 +162,7 @@ class IncidentStore:
                 pipe.zrem(self.keys.deadlines, *done)
             for event in step.events:
                 pipe.xadd(self.keys.events, event, maxlen=100_000, approximate=True)
+            raise_alerts(pipe, self.keys, step.alerts, zone)
             for record in step.audit:
                 pipe.xadd(self.keys.audit, record)
             for order in step.outbox:

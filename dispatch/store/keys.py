@@ -214,6 +214,21 @@ class Keys:
         return f"{self.prefix}:requests:{who}:{window}"
 
     @property
+    def alerts(self) -> str:
+        """Alerts by id: the record screens see (dispatch.core.alerts)."""
+        return f"{self.prefix}:alerts"
+
+    @property
+    def alerts_by_raise(self) -> str:
+        """Alert ids by when each was raised (a ZSET): the order screens and replay read."""
+        return f"{self.prefix}:alerts_by_raise"
+
+    @property
+    def alerts_by_ack(self) -> str:
+        """Acknowledged alert ids by when each was acknowledged (a ZSET), to drop them after."""
+        return f"{self.prefix}:alerts_by_ack"
+
+    @property
     def patrol_checked(self) -> str:
         """Until when ended shifts have been judged for patrol shortfalls."""
         return f"{self.prefix}:patrol_checked"

@@ -265,3 +265,48 @@ local function trim_consumed(keys, args)
 end
 
 redis.register_function{function_name = 'trim_consumed', callback = trim_consumed}
+
+-- Raise an alert once (dispatch/store/alerts.py): KEYS alerts hash, alerts by raise time, alerts
+-- by ack time, the screens' stream; ARGV id, raised_at, record JSON, cap, drop acknowledged
+-- before. An id already held is left as it is (a step redone, a watcher looking again) and
+-- nothing goes to the screens; returns 1 when raised. Acknowledged alerts past their time go,
+-- and beyond the cap the oldest, so the keys stay bounded however long the center runs.
+local function raise_alert(keys, args)
+  local alerts, by_raise, by_ack, events = keys[1], keys[2], keys[3], keys[4]
+  local id, raised_at, record, cap, ack_before = args[1], args[2], args[3], tonumber(args[4]),
+    args[5]
+  if redis.call('HEXISTS', alerts, id) == 1 then return 0 end
+  redis.call('HSET', alerts, id, record)
+  redis.call('ZADD', by_raise, raised_at, id)
+  redis.call('XADD', events, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'type', 'alert', 'body', record)
+  local old = redis.call('ZRANGEBYSCORE', by_ack, '-inf', '(' .. ack_before)
+  local excess = redis.call('ZCARD', by_raise) - cap
+  if excess > 0 then
+    for _, gone in ipairs(redis.call('ZRANGE', by_raise, 0, excess - 1)) do old[#old + 1] = gone end
+  end
+  for _, gone in ipairs(old) do
+    redis.call('HDEL', alerts, gone)
+    redis.call('ZREM', by_raise, gone)
+    redis.call('ZREM', by_ack, gone)
+  end
+  return 1
+end
+
+redis.register_function('raise_alert', raise_alert)
+
+-- Acknowledge an alert, if it is still as the caller read it (dispatch/store/alerts.py decides
+-- from that reading): KEYS alerts hash, alerts by ack time, the screens' stream; ARGV id, the
+-- record read, the acknowledged record, acknowledged at. Returns 1 when written, else the
+-- record as it is now (false if gone), for the caller to decide again.
+local function ack_alert(keys, args)
+  local alerts, by_ack, events = keys[1], keys[2], keys[3]
+  local id, read, acked, at = args[1], args[2], args[3], args[4]
+  local now = redis.call('HGET', alerts, id)
+  if now ~= read then return now end
+  redis.call('HSET', alerts, id, acked)
+  redis.call('ZADD', by_ack, at, id)
+  redis.call('XADD', events, 'MAXLEN', '~', EVENTS_MAXLEN, '*', 'type', 'alert_ack', 'body', acked)
+  return 1
+end
+
+redis.register_function('ack_alert', ack_alert)

@@ -233,6 +233,8 @@ EXPECTED: dict[tuple[str, str], dict[str, int | str]] = {
     ("GET", "/api/clock"): ANY_ACCOUNT,
     ("GET", "/api/route"): ANY_ACCOUNT,
     ("GET", "/api/replay"): READERS,
+    ("GET", "/api/alerts"): WATCHERS,
+    ("POST", "/api/alerts/{alert_id}/ack"): ACTORS,
     ("GET", "/api/patrol"): AUDITORS,
     ("GET", "/api/stats/summary"): AUDITORS,
     ("GET", "/api/stats/breakdown"): AUDITORS,
@@ -265,6 +267,7 @@ class Sweep:
             "device": "BC-1",
             "order_id": "O-nope",  # an officer's answer to an unknown order is a 404
             "sha256": "0" * 64,  # no photo of the incident: a 404 for those who may read it
+            "alert_id": "ALR-nope",  # an unknown alert: a 404 for those who may acknowledge
         }
         now = time.time()
         self.queries = {

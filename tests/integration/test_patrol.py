@@ -107,4 +107,11 @@ def test_a_shift_ending_below_target_warns_the_screens_once(tmp_path, store) -> 
         "team-east": ["east"],
         "team-west": ["west"],
     }
+    # Each an alert to acknowledge, raised as of the shift's end, once even if looked at again.
+    shortfalls = [a for a in store.alerts.alerts() if a.kind == "patrol_shortfall"]
+    assert sorted(a.team for a in shortfalls) == ["team-east", "team-west"]
+    assert all(a.raised_at <= last_midnight.timestamp() for a in shortfalls)
+    store.incidents.check_until(last_midnight.timestamp() - 60)
+    assert len(watch.check_once()) == 2
+    assert sum(e["type"] == "alert" for e in store.recent_events(1000)) == 2
     assert watch.check_once() == []

@@ -103,6 +103,15 @@ def test_a_redone_step_issues_the_same_order_id() -> None:
     assert sent_orders(first) == sent_orders(again)
 
 
+def test_a_new_incident_raises_an_alert_whose_id_a_redone_step_repeats() -> None:
+    first = core(auto=False).step([("1-0", reported())], [], Reads(online()), T0)
+    again = core(auto=False).step([("1-0", reported())], [], Reads(online()), T0 + 2)
+    assert [(a.kind, a.incident, a.location) for a in first.alerts] == [
+        ("new_incident", "INC-1", (SCENE.lon, SCENE.lat))
+    ]
+    assert [a.id for a in first.alerts] == [a.id for a in again.alerts]
+
+
 def test_two_officer_rule_orders_the_best_two_or_no_one() -> None:
     both = core(two=True).step(
         [("1-0", reported())], [], Reads(online("near", "far", "farther")), T0
@@ -138,6 +147,9 @@ def test_officer_gone_silent_on_the_way_is_replaced_by_the_next_best() -> None:
     assert [a["kind"] for a in step.audit].count("redispatch") == 1
     assert sent_orders(step)[0]["officers"] == ["far"]
     assert [e["type"] for e in step.events].count("redispatch") == 1
+    (alert,) = step.alerts
+    assert alert.kind == "redispatch" and alert.incident == "INC-1"
+    assert alert.location == (SCENE.lon, SCENE.lat)
 
 
 def test_silence_is_checked_at_most_every_few_seconds_and_spares_the_present() -> None:
@@ -255,6 +267,7 @@ def test_an_sos_without_a_position_opens_where_its_officer_was_last_seen() -> No
     incident = msgspec.json.decode(step.incidents["SOS-5-1"], type=Incident)
     assert incident.location == WHERE[OfficerId("far")] and incident.priority == 1
     assert "at the last known position: the alarm carries no position" in incident.title
+    assert [(a.kind, a.incident) for a in step.alerts] == [("sos", "SOS-5-1")]
     # Other inbox entries never make the step read where officers are.
     quiet = Reads(online("near"))
     core(auto=False).step([("1-0", reported())], [], quiet, T0)
