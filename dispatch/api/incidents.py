@@ -10,11 +10,12 @@ in `dispatch.api.errors`.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
+from zoneinfo import ZoneInfo
 
 import msgspec
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
@@ -29,6 +30,7 @@ from dispatch.core import events as ev
 from dispatch.core import timeline
 from dispatch.core.access import Permission, Principal
 from dispatch.core.center import UnknownIncident
+from dispatch.core.intake import area_or_raise
 from dispatch.core.model import Incident, IncidentId, Milestone, Phase, Source
 from dispatch.core.roster import OfficerId
 from dispatch.core.timeline import TimelineError
@@ -62,6 +64,15 @@ class NewIncident(RequestBody):
     source: Source = Source.HOTLINE_12345
     title: str = Field("", max_length=200)
     team: str | None = Field(None, max_length=_ID)
+    address: str = Field("", max_length=200, description="blank: the nearest named place")
+    description: str = Field("", max_length=2000, description="what the caller reported")
+    caller_name: str = Field("", max_length=64)
+    caller_phone: str = Field("", max_length=32)
+    ticket: str = Field(
+        "",
+        max_length=_ID,
+        description="an external work order (工单号): the same one twice opens one incident",
+    )
 
 
 class Reason(RequestBody):
@@ -105,8 +116,9 @@ def command_body(event: ev.Event) -> dict[str, Any]:
     return {"type": type(event).__name__, **msgspec.to_builtins(event)}
 
 
-def new_incident_id() -> IncidentId:
-    stamp = time.strftime("%Y%m%d", time.gmtime())
+def new_incident_id(now: float, zone: str) -> IncidentId:
+    """`INC-<local date>-XXXXXX`: the date a dispatcher reads on the wall clock, not UTC's."""
+    stamp = datetime.fromtimestamp(now, ZoneInfo(zone)).strftime("%Y%m%d")
     return IncidentId(f"INC-{stamp}-{uuid.uuid4().hex[:6].upper()}")
 
 
@@ -137,10 +149,12 @@ def report_incident(new: NewIncident, request: Request, caller: Reporter) -> dic
     state = app_state(request)
     state.policies.category_or_raise(new.category)
     point = to_wgs84(new.lon, new.lat, new.crs)
+    if state.city is not None:
+        area_or_raise(state.city.roster, point)
     if not scope_of(caller, state).covers_point(point):
         raise refuse(state, caller, "POST /api/incidents", "the place is outside your area scope")
     event = ev.IncidentReported(
-        new_incident_id(),
+        new_incident_id(state.clock(), state.settings.timezone),
         new.category,
         new.priority,
         point,
@@ -148,6 +162,11 @@ def report_incident(new: NewIncident, request: Request, caller: Reporter) -> dic
         title=new.title,
         team=new.team,  # type: ignore[arg-type]
         by=caller.account,
+        address=new.address.strip(),
+        description=new.description.strip(),
+        caller_name=new.caller_name.strip(),
+        caller_phone=new.caller_phone.strip(),
+        ticket=new.ticket.strip(),
     )
     return _submit(request, event, caller)
 

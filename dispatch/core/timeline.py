@@ -211,6 +211,13 @@ def report(event: ev.IncidentReported, now: float) -> tuple[Incident, list[Effec
         reported_at=now,
         title=event.title,
         team=event.team,
+        area=event.area,
+        area_name=event.area_name,
+        address=event.address,
+        description=event.description,
+        caller_name=event.caller_name,
+        caller_phone=event.caller_phone,
+        ticket=event.ticket,
     )
     return incident, [Publish(incident)]
 

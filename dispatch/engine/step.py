@@ -39,6 +39,7 @@ from dispatch.core.assignment import (
 from dispatch.core.center import CommandCenter
 from dispatch.core.events import Event, IncidentReported, OrderIssued
 from dispatch.core.feed import FeedType, PositionRow
+from dispatch.core.intake import placed
 from dispatch.core.model import Incident, IncidentId, Milestone, Order, OrderId
 from dispatch.core.policy import PolicyBook
 from dispatch.core.roster import OfficerId
@@ -266,6 +267,8 @@ class _Step:
     def event(self, event: Event, source: str, *, at: float | None = None) -> None:
         """Apply one event (at `at`, by default now); a refused one is audited with its
         reason, nothing else changes."""
+        if isinstance(event, IncidentReported) and self.core.city is not None:
+            event = placed(event, self.core.city.roster)
         try:
             if isinstance(event, OrderIssued) and source != "auto":
                 self._check_crew(event)
