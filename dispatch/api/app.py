@@ -28,6 +28,7 @@ from dispatch.api import (
     health,
     hotline,
     incidents,
+    intake,
     live,
     osmand,
     pages,
@@ -245,6 +246,7 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
     app.include_router(osmand.router)
     app.include_router(incidents.router)
     app.include_router(hotline.router)
+    app.include_router(intake.router)
     app.include_router(reports.router)
     app.include_router(live.router)
     app.include_router(stats.router)

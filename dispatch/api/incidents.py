@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import msgspec
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from dispatch.api.auth import refuse, requested_scope, require, scope_of
 from dispatch.api.bodies import RequestBody
@@ -30,6 +30,7 @@ from dispatch.core import events as ev
 from dispatch.core import timeline
 from dispatch.core.access import Permission, Principal
 from dispatch.core.center import UnknownIncident
+from dispatch.core.feed import incident_body
 from dispatch.core.intake import area_or_raise
 from dispatch.core.model import Incident, IncidentId, Milestone, Phase, Source
 from dispatch.core.roster import OfficerId
@@ -57,7 +58,9 @@ class NewIncident(RequestBody):
     category: str = Field(
         max_length=_ID, examples=["street_vending"], description="a key of GET /api/policies"
     )
-    priority: int = Field(3, ge=1, le=4, description="1 most urgent")
+    priority: int | None = Field(
+        None, ge=1, le=4, description="1 most urgent; none: the category's (GET /api/categories)"
+    )
     lon: float = Field(ge=-180, le=180)
     lat: float = Field(ge=-90, le=90)
     crs: Datum = Datum.WGS84
@@ -71,12 +74,26 @@ class NewIncident(RequestBody):
     ticket: str = Field(
         "",
         max_length=_ID,
+        pattern=r"^[^\x00-\x1f\x7f]*$",  # printable: it becomes part of a key
         description="an external work order (工单号): the same one twice opens one incident",
     )
 
 
 class Reason(RequestBody):
     reason: str = Field("", max_length=2000)
+
+
+class RequiredReason(RequestBody):
+    """Cancelling or closing ends the incident's clock: the audit keeps why."""
+
+    reason: str = Field(min_length=1, max_length=2000, description="why; never blank")
+
+    @field_validator("reason")
+    @classmethod
+    def _not_blank(cls, reason: str) -> str:
+        if not reason.strip():
+            raise ValueError("a reason is required to cancel or close an incident")
+        return reason.strip()
 
 
 class Assignment(RequestBody):
@@ -123,18 +140,25 @@ def new_incident_id(now: float, zone: str) -> IncidentId:
 
 
 def _view(incident: Incident, zone: str) -> dict[str, Any]:
-    view: dict[str, Any] = msgspec.to_builtins(incident)
+    view = incident_body(incident)
     view["reported_time"] = local_iso(incident.reported_at, zone)
     return view
 
 
 def _submit(request: Request, event: ev.Event, caller: Principal) -> dict[str, str]:
+    entry = _engine(request).command(command_body(event), actor=actor_of(caller))
+    return _submitted(request, event, caller, entry)
+
+
+def _submitted(request: Request, event: ev.Event, caller: Principal, entry: str) -> dict[str, str]:
     state = app_state(request)
-    body = command_body(event)
-    entry = _engine(request).command(body, actor=actor_of(caller))
     # Also in the access audit, where auditors list actions by actor and time across incidents.
     state.identity.record(
-        caller, f"incident:{body['type']}", now=state.clock(), target=event.incident, detail=entry
+        caller,
+        f"incident:{type(event).__name__}",
+        now=state.clock(),
+        target=event.incident,
+        detail=entry,
     )
     reply = {"incident": event.incident, "command": entry}
     if isinstance(event, ev.OrderIssued):
@@ -142,10 +166,19 @@ def _submit(request: Request, event: ev.Event, caller: Principal) -> dict[str, s
     return reply
 
 
-@router.post("/api/incidents", status_code=202)
-def report_incident(new: NewIncident, request: Request, caller: Reporter) -> dict[str, str]:
+@router.post(
+    "/api/incidents",
+    status_code=202,
+    responses={200: {"description": "the ticket opened an incident before: its id"}},
+)
+def report_incident(
+    new: NewIncident, request: Request, response: Response, caller: Reporter
+) -> dict[str, Any]:
     """Open an incident; its clock starts when the engine takes it (milliseconds later).
-    The category is one of the catalogue's (GET /api/policies); 422 lists them otherwise."""
+    The category is one of the catalogue's (GET /api/categories); 422 lists them otherwise.
+    A point in no area of the city is refused (422 "outside jurisdiction"): an incident no
+    team owns would run its clock unseen. A `ticket` opens one incident however often it is
+    sent: a repeat answers 200 `{"incident": <the first one's id>, "duplicate": true}`."""
     state = app_state(request)
     state.policies.category_or_raise(new.category)
     point = to_wgs84(new.lon, new.lat, new.crs)
@@ -156,7 +189,7 @@ def report_incident(new: NewIncident, request: Request, caller: Reporter) -> dic
     event = ev.IncidentReported(
         new_incident_id(state.clock(), state.settings.timezone),
         new.category,
-        new.priority,
+        new.priority or state.policies.priority_of(new.category),
         point,
         new.source,
         title=new.title,
@@ -168,7 +201,15 @@ def report_incident(new: NewIncident, request: Request, caller: Reporter) -> dic
         caller_phone=new.caller_phone.strip(),
         ticket=new.ticket.strip(),
     )
-    return _submit(request, event, caller)
+    if not event.ticket:
+        return _submit(request, event, caller)
+    ticketed = _engine(request).command_once(
+        event.ticket, event.incident, command_body(event), actor_of(caller)
+    )
+    if not ticketed.created:
+        response.status_code = 200
+        return {"incident": ticketed.incident, "duplicate": True}
+    return _submitted(request, event, caller, ticketed.entry)
 
 
 @router.get("/api/incidents")
@@ -234,7 +275,9 @@ Body = TypeVar("Body", bound=BaseModel)
 
 @dataclass(frozen=True, slots=True)
 class Action(Generic[Body]):
-    """A dispatcher's action: POST /api/incidents/{id}/`name` with a `body`, answered 202."""
+    """A dispatcher's action: POST /api/incidents/{id}/`name` with a `body`, answered 202.
+    `name` is a key of `timeline.ACTION_EVENTS`, which says the event it sends and so the
+    phases that allow it (each incident view lists them under `actions`)."""
 
     name: str
     body: type[Body]
@@ -292,7 +335,7 @@ ACTIONS: tuple[Action[Any], ...] = (
     ),
     Action(
         "cancel",
-        Reason,
+        RequiredReason,
         lambda _, i, a, c: ev.IncidentCancelled(i.id, by=c.account, reason=a.reason),
     ),
     Action(
@@ -300,7 +343,11 @@ ACTIONS: tuple[Action[Any], ...] = (
         Reason,
         lambda _, i, a, c: ev.IncidentResolved(i.id, by=c.account, result=a.reason),
     ),
-    Action("close", Reason, lambda _, i, a, c: ev.IncidentClosed(i.id, by=c.account)),
+    Action(
+        "close",
+        RequiredReason,
+        lambda _, i, a, c: ev.IncidentClosed(i.id, by=c.account, reason=a.reason),
+    ),
     Action(
         "merge",
         Merge,

@@ -32,7 +32,7 @@ from dispatch.api.auth import identify, same_origin, scope_of
 from dispatch.api.connections import TRY_AGAIN_LATER
 from dispatch.api.state import AppState
 from dispatch.core.access import AreaScope, Permission, Principal
-from dispatch.core.feed import FeedType, resume_after
+from dispatch.core.feed import FeedType, incident_body, resume_after
 from dispatch.store import ScreenFeed
 from gis.coords import LonLat
 
@@ -129,12 +129,12 @@ async def _snapshot(feed: ScreenFeed, scope: Scope) -> tuple[str, str]:
             {
                 "seq": snapshot.seq,
                 "type": FeedType.SNAPSHOT,
-                "incidents": shown,
+                "incidents": [incident_body(i) for i in shown],
                 "devices": snapshot.devices,
             }
         ).decode()
         return text, snapshot.seq
-    incidents = [msgspec.to_builtins(i) for i in shown]
+    incidents = [incident_body(i) for i in shown]
     devices = [msgspec.to_builtins(row) for row in snapshot.devices]
     body = {
         "seq": snapshot.seq,

@@ -38,7 +38,7 @@ from dispatch.core.assignment import (
 )
 from dispatch.core.center import CommandCenter
 from dispatch.core.events import Event, IncidentReported, OrderIssued
-from dispatch.core.feed import FeedType, PositionRow
+from dispatch.core.feed import FeedType, PositionRow, incident_body
 from dispatch.core.intake import placed
 from dispatch.core.model import Incident, IncidentId, Milestone, Order, OrderId
 from dispatch.core.policy import PolicyBook
@@ -323,10 +323,10 @@ class _Step:
                 case fx.Publish(incident=published):
                     # The latest state: an auto-dispatch inside this step may have moved it on.
                     incident = self.center.incidents[published.id]
-                    encoded = msgspec.json.encode(incident)
-                    self.out.incidents[incident.id] = encoded
+                    self.out.incidents[incident.id] = msgspec.json.encode(incident)
                     self.out.deadlines[incident.id] = self.center.deadline_of(incident)
-                    self.out.events.append({"type": FeedType.INCIDENT, "body": encoded.decode()})
+                    body = msgspec.json.encode(incident_body(incident)).decode()
+                    self.out.events.append({"type": FeedType.INCIDENT, "body": body})
                 case fx.RecordMilestone(incident=incident_id, record=record):
                     self.audit("milestone", incident=incident_id, detail=_json(record))
                 case fx.SendOrder(incident=incident, order=order):
