@@ -16,6 +16,7 @@ from dispatch.core.events import IncidentReported
 from dispatch.core.roster import Roster
 from gis.areas import Area
 from gis.coords import LonLat
+from gis.places import PlaceIndex
 
 
 class OutsideJurisdiction(ValueError):  # noqa: N818 - reads as what the point is
@@ -36,10 +37,14 @@ def area_or_raise(roster: Roster, point: LonLat) -> Area:
     return area
 
 
-def placed(report: IncidentReported, roster: Roster) -> IncidentReported:
-    """The report with its area and area name and, unless it names one, the owning team.
-    A point outside every area keeps `area` None (channels that cannot be refused, such as
-    an officer's SOS, still open an incident)."""
+def placed(
+    report: IncidentReported, roster: Roster, places: PlaceIndex | None = None
+) -> IncidentReported:
+    """The report with its area and area name, unless it names them the owning team and the
+    address (nearest named street and place). A point outside every area keeps `area` None
+    (channels that cannot be refused, such as an officer's SOS, still open an incident)."""
+    if not report.address and places is not None:
+        report = replace(report, address=places.address_of(report.location))
     area = roster.areas.area_for(report.location)
     if area is None:
         return report

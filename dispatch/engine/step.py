@@ -268,7 +268,7 @@ class _Step:
         """Apply one event (at `at`, by default now); a refused one is audited with its
         reason, nothing else changes."""
         if isinstance(event, IncidentReported) and self.core.city is not None:
-            event = placed(event, self.core.city.roster)
+            event = placed(event, self.core.city.roster, self.core.city.places)
         try:
             if isinstance(event, OrderIssued) and source != "auto":
                 self._check_crew(event)

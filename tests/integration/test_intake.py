@@ -4,18 +4,35 @@ an unknown category, a repeated ticket, an ending without a reason)."""
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
 
+from dispatch.core.access import Role
 from tests.integration.helpers import bearer, wait_until
 from tests.integration.test_access import EAST, running_center
 
 pytestmark = pytest.mark.timeout(180)
 
 
+# Beside the areas file, where the city looks for its places: one in each district.
+PLACES = {
+    "type": "FeatureCollection",
+    "features": [
+        {
+            "type": "Feature",
+            "properties": {"name": name, "kind": "poi"},
+            "geometry": {"type": "Point", "coordinates": [lon, 29.08]},
+        }
+        for name, lon in (("东市街菜场", 119.6502), ("西市街菜场", 119.642))
+    ],
+}
+
+
 @pytest.fixture
 def center(tmp_path, redis_service, prefix, database_url):
+    (tmp_path / "places.geojson").write_text(json.dumps(PLACES, ensure_ascii=False))
     with running_center(tmp_path, redis_service, prefix, database_url) as client:
         client.headers.update(bearer(database_url))
         yield client
@@ -111,3 +128,29 @@ def test_cancel_and_close_need_a_reason_which_the_audit_keeps(center) -> None:
     assert center.get(f"/api/incidents/{incident}").json()["actions"] == []
     audit = center.get(f"/api/incidents/{incident}/audit").json()
     assert any(r.get("event") == "IncidentCancelled" and "误报" in r["detail"] for r in audit)
+
+
+def test_places_are_searched_by_name_within_the_callers_scope(center, database_url) -> None:
+    found = center.get("/api/places", params={"q": "市街", "limit": 5}).json()
+    assert [(p["name"], p["area"]) for p in found] == [
+        ("东市街菜场", "east"),
+        ("西市街菜场", "west"),
+    ]
+    assert found[0] == {
+        "name": "东市街菜场",
+        "kind": "poi",
+        "lon": 119.6502,
+        "lat": 29.08,
+        "area": "east",
+        "area_name": "east",
+        "address": "",
+    }
+    assert len(center.get("/api/places", params={"q": "菜场", "limit": 1}).json()) == 1
+    west = bearer(database_url, Role.DISPATCHER, name="west-dispatcher", scope="west")
+    assert [
+        p["name"] for p in center.get("/api/places", params={"q": "菜场"}, headers=west).json()
+    ] == ["西市街菜场"]
+    blank = center.get("/api/places", params={"q": "  "})
+    assert blank.status_code == 422 and "blank" in blank.json()["detail"]
+    # A report near a place, naming no address, is addressed by it.
+    assert opened(center, lon=119.6503, lat=29.0801)["address"] == "东市街菜场附近"
