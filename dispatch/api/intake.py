@@ -65,7 +65,9 @@ def places(
                 "lat": place.location.lat,
                 "area": None if area is None else area.id,
                 "area_name": "" if area is None else area.name,
-                "address": "" if place.kind == STREET else city.places.nearest_street(place.location) or "",
+                "address": ""
+                if place.kind == STREET
+                else city.places.nearest_street(place.location) or "",
             }
         )
     return answer
