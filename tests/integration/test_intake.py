@@ -78,6 +78,15 @@ def test_a_report_records_its_area_team_caller_and_the_actions_it_allows(center)
     assert incident["actions"] == ["acknowledge", "assign", "cancel", "merge"]
     listed = center.get("/api/incidents").json()
     assert [i["actions"] for i in listed if i["id"] == incident["id"]] == [incident["actions"]]
+    with center.websocket_connect("/ws/live") as ws:
+        snapshot = ws.receive_json()
+        shown = [i for i in snapshot["incidents"] if i["id"] == incident["id"]]
+        assert [i["actions"] for i in shown] == [incident["actions"]]
+        center.post(f"/api/incidents/{incident['id']}/acknowledge", json={})
+        while (entry := ws.receive_json())["type"] != "incident":
+            pass
+    assert entry["body"]["phase"] == "acknowledged"
+    assert entry["body"]["actions"] == ["assign", "cancel", "merge"]
 
 
 def test_intake_refuses_a_point_outside_jurisdiction_and_an_unknown_category(center) -> None:

@@ -12,9 +12,11 @@ from shapely.geometry import box
 from dispatch.api.incidents import ACTIONS, new_incident_id
 from dispatch.core import events as ev
 from dispatch.core import timeline
+from dispatch.core.feed import incident_body
 from dispatch.core.intake import OutsideJurisdiction, area_or_raise, placed
 from dispatch.core.model import Incident, IncidentId, Order, OrderId, Phase, Source
 from dispatch.core.roster import OfficerId, Roster, Team, TeamId
+from dispatch.store import decode_incident
 from gis.areas import DISTRICT, GRID, Area, AreaId, AreaIndex
 from gis.coords import LonLat
 
@@ -107,3 +109,18 @@ def test_incident_ids_carry_the_local_date() -> None:
     late = 1_796_254_200.0
     assert re.fullmatch(r"INC-20261203-[0-9A-F]{6}", new_incident_id(late, "Asia/Shanghai"))
     assert new_incident_id(late, "UTC").startswith("INC-20261202-")
+
+
+def test_every_screen_receives_an_incident_with_its_actions() -> None:
+    body = incident_body(incident(Phase.RESOLVED, order=True))
+    assert body["phase"] == "resolved" and body["actions"] == ["close"]
+    assert body["area"] is None and body["ticket"] == ""  # defaults of records kept before
+
+
+def test_a_record_kept_before_intake_fields_existed_still_loads() -> None:
+    old = (
+        b'{"id":"INC-1","category":"street_vending","priority":3,"location":[119.65,29.08],'
+        b'"source":"12345","reported_at":1795300000.0,"phase":"reported"}'
+    )
+    loaded = decode_incident(old)
+    assert (loaded.area, loaded.address, loaded.caller_phone) == (None, "", "")
