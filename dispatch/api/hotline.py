@@ -22,7 +22,7 @@ from dispatch.api.bodies import RequestBody
 from dispatch.api.incidents import actor_of, command_body, new_incident_id
 from dispatch.api.state import AppState, app_state
 from dispatch.core.access import Permission, Principal
-from dispatch.core.intake import OutsideJurisdiction
+from dispatch.core.intake import OutsideJurisdiction, area_or_raise
 from dispatch.core.model import Source
 from dispatch.core.policy import UnknownCategory
 from dispatch.core.workorders import WorkOrder, incident_report
@@ -89,9 +89,12 @@ def receive_work_order(
     except UnknownCategory:
         state.store.ingest.count_channel(CHANNEL, "rejected:unknown_category")
         raise
-    if state.city is not None and state.city.areas.area_for(report.location) is None:
-        state.store.ingest.count_channel(CHANNEL, "refused:outside_jurisdiction")
-        raise OutsideJurisdiction(report.location)
+    if state.city is not None:
+        try:
+            area_or_raise(state.city.roster, report.location)
+        except OutsideJurisdiction:
+            state.store.ingest.count_channel(CHANNEL, "refused:outside_jurisdiction")
+            raise
     if not scope_of(caller, state).covers_point(report.location):
         state.store.ingest.count_channel(CHANNEL, "refused:outside_scope")
         raise refuse(
