@@ -11,23 +11,37 @@ Roster file (YAML):
 
 Times without an offset are local (the deployment's zone). A daily shift is laid out for
 yesterday through the next week; one that ends before it starts runs past midnight.
+
+Places file (GeoJSON, WGS-84; by default `places.geojson` beside the areas file): a
+FeatureCollection of Points with properties `name` and `kind`. With the street graph's edge
+`name`s (OSM exports carry them) they feed the intake's place search and addresses.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import networkx as nx
 import yaml
+from shapely.geometry import LineString
 
 from dispatch.core.roster import OfficerId, Roster, RosterError, Shift, Team, TeamId
 from gis.areas import AreaId, AreaIndex, load_areas
+from gis.coords import LonLat
+from gis.places import Place, PlaceIndex
 from gis.routing import StraightLine, StreetGraph, TravelTimes
 
 _DAILY_DAYS = range(-1, 8)
+PLACES = "places.geojson"
+
+
+class PlacesFileError(ValueError):
+    """A places file that cannot be used; the message names the file and the feature."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +49,7 @@ class City:
     areas: AreaIndex
     roster: Roster
     travel: TravelTimes
+    places: PlaceIndex = field(default_factory=lambda: PlaceIndex([]))
 
 
 def load_city(
@@ -47,13 +62,49 @@ def load_city(
     streets_file: Path | None,
     zone: str,
     today: datetime,
+    places_file: Path | None = None,
 ) -> City:
     areas = AreaIndex(
         load_areas(areas_file, datum=areas_datum, id_field=id_field, name_field=name_field)
     )
     roster = load_roster(roster_file, areas, zone=zone, today=today)
     travel: TravelTimes = StreetGraph.from_graphml(streets_file) if streets_file else StraightLine()
-    return City(areas, roster, travel)
+    places_file = places_file or areas_file.parent / PLACES
+    places = load_places(places_file if places_file.exists() else None, streets_file)
+    return City(areas, roster, travel, places)
+
+
+def load_places(places_file: Path | None, streets_file: Path | None) -> PlaceIndex:
+    """The named places of `places_file` and the named streets of `streets_file`."""
+    places = []
+    if places_file is not None:
+        data = json.loads(places_file.read_text(encoding="utf-8"))
+        for n, feature in enumerate(data.get("features", [])):
+            try:
+                lon, lat = feature["geometry"]["coordinates"][:2]
+                props = feature.get("properties") or {}
+                places.append(
+                    Place(str(props["name"]), str(props.get("kind", "poi")), LonLat(lon, lat))
+                )
+            except (KeyError, TypeError, ValueError) as exc:
+                raise PlacesFileError(
+                    f"{places_file}: feature {n} needs a Point and a name: {exc!r}"
+                ) from None
+    return PlaceIndex(places, _named_streets(streets_file) if streets_file else ())
+
+
+def _named_streets(path: Path) -> list[tuple[str, LineString]]:
+    graph = nx.read_graphml(path)
+    nodes = graph.nodes
+    return [
+        (str(data["name"]), LineString([_xy(nodes[u]), _xy(nodes[v])]))
+        for u, v, data in graph.edges(data=True)
+        if data.get("name") and u != v
+    ]
+
+
+def _xy(node: dict[str, Any]) -> tuple[float, float]:
+    return float(node["x"]), float(node["y"])
 
 
 def load_roster(path: Path, areas: AreaIndex, *, zone: str, today: datetime) -> Roster:

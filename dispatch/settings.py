@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     areas_name_field: str = "name"
     roster_file: Path | None = None
     streets_file: Path | None = None
+    # Named places for the intake's search (GeoJSON Points); none: places.geojson beside
+    # the areas file, if there is one.
+    places_file: Path | None = None
     basemap_file: Path | None = None  # PMTiles of areas and streets for the map page
     # Patrol targets per grid (YAML: `default: {visits: 2}` and `grids: {ID: {...}}`).
     patrol_targets_file: Path | None = None
@@ -233,6 +236,7 @@ class Settings(BaseSettings):
             streets_file=self.streets_file,
             zone=self.timezone,
             today=today,
+            places_file=self.places_file,
         )
 
     def areas(self) -> AreaIndex | None:

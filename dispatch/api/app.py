@@ -30,6 +30,7 @@ from dispatch.api import (
     health,
     hotline,
     incidents,
+    intake,
     live,
     osmand,
     pages,
@@ -252,6 +253,7 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
     app.include_router(sos.router)
     app.include_router(alerts.router)
     app.include_router(hotline.router)
+    app.include_router(intake.router)
     app.include_router(reports.router)
     app.include_router(live.router)
     app.include_router(stats.router)

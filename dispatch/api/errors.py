@@ -1,7 +1,8 @@
 """Domain errors as HTTP answers: one handler, and the table from error to status.
 
 Routes raise what the core and the stores raise (an unknown incident, an event the timeline
-refuses, an order to an officer who cannot take it, an alert unknown or acknowledged before, a category the catalogue lacks, Redis or
+refuses, an order to an officer who cannot take it, an alert unknown or acknowledged before,
+a category the catalogue lacks, a point outside every area, Redis or
 PostgreSQL out of reach, a value the database cannot store); the answer is
 `{"detail": "<why>"}`, the body FastAPI gives an HTTPException. A request that fails its
 model's validation gets the same form, one sentence per field, and never its input echoed
@@ -19,6 +20,7 @@ from fastapi.responses import JSONResponse
 from dispatch.core.alerts import AlreadyAcknowledgedError
 from dispatch.core.assignment import CrewRefused
 from dispatch.core.center import UnknownIncident
+from dispatch.core.intake import OutsideJurisdiction
 from dispatch.core.policy import UnknownCategory
 from dispatch.core.timeline import TimelineError
 from dispatch.db import DatabaseUnavailable, ValueNotStorable
@@ -36,6 +38,7 @@ STATUS: tuple[tuple[type[Exception], int], ...] = (
     (TimelineError, 409),
     (CrewRefused, 409),
     (UnknownCategory, 422),
+    (OutsideJurisdiction, 422),
     *((error, 422) for error in ValueNotStorable),
     *((error, 503) for error in (*UNAVAILABLE, *DatabaseUnavailable)),
 )
@@ -51,6 +54,8 @@ async def domain_error(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": "the store is unavailable; try again shortly"}, 503)
     if isinstance(exc, UnknownCategory):
         return JSONResponse({"detail": str(exc), "categories": exc.known}, 422)
+    if isinstance(exc, OutsideJurisdiction):
+        return JSONResponse({"detail": str(exc)}, 422)
     if status == 422:
         return JSONResponse({"detail": f"a value cannot be stored: {exc}"}, 422)
     return JSONResponse({"detail": str(exc)}, status)

@@ -5,7 +5,8 @@ work order opens one incident however often it is sent: the first answer is 201 
 incident id, a repeat 200 with the same id, so the hotline may resend until it sees an answer.
 The category is the catalogue's (a key, a label or an alias of the policy file; 422 lists the
 catalogue), the coordinates are in the datum the order declares (`crs`), and the place lies in
-the account's area scope (403 otherwise). The result goes back to the hotline once the incident
+the account's area scope (403 otherwise) and in an area of the city (422 "outside
+jurisdiction" otherwise, counted as refused). The result goes back to the hotline once the incident
 ends (`dispatch.hotline`). Outcomes are counted under `hotline` in /api/ingest/stats.
 """
 
@@ -21,6 +22,7 @@ from dispatch.api.bodies import RequestBody
 from dispatch.api.incidents import actor_of, command_body, new_incident_id
 from dispatch.api.state import AppState, app_state
 from dispatch.core.access import Permission, Principal
+from dispatch.core.intake import OutsideJurisdiction, area_or_raise
 from dispatch.core.model import Source
 from dispatch.core.policy import UnknownCategory
 from dispatch.core.workorders import WorkOrder, incident_report
@@ -73,21 +75,31 @@ def receive_work_order(
         order.address,
         order.text,
         order.priority,
+        order.caller_name,
+        order.caller_phone,
     )
     known = state.store.hotline.ticket(work.ticket)
     if known is not None:
         return _repeated(state, response, work, known["incident"])
     try:
-        report = incident_report(work, new_incident_id(), state.policies, by=caller.account)
+        now = state.clock()
+        report = incident_report(
+            work, new_incident_id(now, state.settings.timezone), state.policies, by=caller.account
+        )
     except UnknownCategory:
         state.store.ingest.count_channel(CHANNEL, "rejected:unknown_category")
         raise
+    if state.city is not None:
+        try:
+            area_or_raise(state.city.roster, report.location)
+        except OutsideJurisdiction:
+            state.store.ingest.count_channel(CHANNEL, "refused:outside_jurisdiction")
+            raise
     if not scope_of(caller, state).covers_point(report.location):
         state.store.ingest.count_channel(CHANNEL, "refused:outside_scope")
         raise refuse(
             state, caller, "POST /api/hotline/orders", "the place is outside your area scope"
         )
-    now = state.clock()
     received = state.store.hotline.receive(
         work.ticket,
         report.incident,

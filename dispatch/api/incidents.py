@@ -10,15 +10,16 @@ in `dispatch.api.errors`.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
+from zoneinfo import ZoneInfo
 
 import msgspec
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from dispatch.api.answers import ack_body, allowed_answers, check_answer
 from dispatch.api.auth import refuse, requested_scope, require, scope_of
@@ -31,6 +32,8 @@ from dispatch.core import events as ev
 from dispatch.core import timeline
 from dispatch.core.access import Permission, Principal
 from dispatch.core.center import UnknownIncident
+from dispatch.core.feed import incident_body
+from dispatch.core.intake import area_or_raise
 from dispatch.core.model import Incident, IncidentId, Milestone, Phase, Source
 from dispatch.core.roster import OfficerId
 from dispatch.core.timeline import TimelineError
@@ -58,17 +61,42 @@ class NewIncident(RequestBody):
     category: str = Field(
         max_length=_ID, examples=["street_vending"], description="a key of GET /api/policies"
     )
-    priority: int = Field(3, ge=1, le=4, description="1 most urgent")
+    priority: int | None = Field(
+        None, ge=1, le=4, description="1 most urgent; none: the category's (GET /api/categories)"
+    )
     lon: float = Field(ge=-180, le=180)
     lat: float = Field(ge=-90, le=90)
     crs: Datum = Datum.WGS84
     source: Source = Source.HOTLINE_12345
     title: str = Field("", max_length=200)
     team: str | None = Field(None, max_length=_ID)
+    address: str = Field("", max_length=200, description="blank: the nearest named place")
+    description: str = Field("", max_length=2000, description="what the caller reported")
+    caller_name: str = Field("", max_length=64)
+    caller_phone: str = Field("", max_length=32)
+    ticket: str = Field(
+        "",
+        max_length=_ID,
+        pattern=r"^[^\x00-\x1f\x7f]*$",  # printable: it becomes part of a key
+        description="an external work order (工单号): the same one twice opens one incident",
+    )
 
 
 class Reason(RequestBody):
     reason: str = Field("", max_length=2000)
+
+
+class RequiredReason(RequestBody):
+    """Cancelling or closing ends the incident's clock: the audit keeps why."""
+
+    reason: str = Field(min_length=1, max_length=2000, description="why; never blank")
+
+    @field_validator("reason")
+    @classmethod
+    def _not_blank(cls, reason: str) -> str:
+        if not reason.strip():
+            raise ValueError("a reason is required to cancel or close an incident")
+        return reason.strip()
 
 
 class Assignment(RequestBody):
@@ -108,24 +136,32 @@ def command_body(event: ev.Event) -> dict[str, Any]:
     return {"type": type(event).__name__, **msgspec.to_builtins(event)}
 
 
-def new_incident_id() -> IncidentId:
-    stamp = time.strftime("%Y%m%d", time.gmtime())
+def new_incident_id(now: float, zone: str) -> IncidentId:
+    """`INC-<local date>-XXXXXX`: the date a dispatcher reads on the wall clock, not UTC's."""
+    stamp = datetime.fromtimestamp(now, ZoneInfo(zone)).strftime("%Y%m%d")
     return IncidentId(f"INC-{stamp}-{uuid.uuid4().hex[:6].upper()}")
 
 
 def _view(incident: Incident, zone: str) -> dict[str, Any]:
-    view: dict[str, Any] = msgspec.to_builtins(incident)
+    view = incident_body(incident)
     view["reported_time"] = local_iso(incident.reported_at, zone)
     return view
 
 
 def _submit(request: Request, event: ev.Event, caller: Principal) -> dict[str, str]:
+    entry = _engine(request).command(command_body(event), actor=actor_of(caller))
+    return _submitted(request, event, caller, entry)
+
+
+def _submitted(request: Request, event: ev.Event, caller: Principal, entry: str) -> dict[str, str]:
     state = app_state(request)
-    body = command_body(event)
-    entry = _engine(request).command(body, actor=actor_of(caller))
     # Also in the access audit, where auditors list actions by actor and time across incidents.
     state.identity.record(
-        caller, f"incident:{body['type']}", now=state.clock(), target=event.incident, detail=entry
+        caller,
+        f"incident:{type(event).__name__}",
+        now=state.clock(),
+        target=event.incident,
+        detail=entry,
     )
     reply = {"incident": event.incident, "command": entry}
     if isinstance(event, ev.OrderIssued):
@@ -133,26 +169,50 @@ def _submit(request: Request, event: ev.Event, caller: Principal) -> dict[str, s
     return reply
 
 
-@router.post("/api/incidents", status_code=202)
-def report_incident(new: NewIncident, request: Request, caller: Reporter) -> dict[str, str]:
+@router.post(
+    "/api/incidents",
+    status_code=202,
+    responses={200: {"description": "the ticket opened an incident before: its id"}},
+)
+def report_incident(
+    new: NewIncident, request: Request, response: Response, caller: Reporter
+) -> dict[str, Any]:
     """Open an incident; its clock starts when the engine takes it (milliseconds later).
-    The category is one of the catalogue's (GET /api/policies); 422 lists them otherwise."""
+    The category is one of the catalogue's (GET /api/categories); 422 lists them otherwise.
+    A point in no area of the city is refused (422 "outside jurisdiction"): an incident no
+    team owns would run its clock unseen. A `ticket` opens one incident however often it is
+    sent: a repeat answers 200 `{"incident": <the first one's id>, "duplicate": true}`."""
     state = app_state(request)
     state.policies.category_or_raise(new.category)
     point = to_wgs84(new.lon, new.lat, new.crs)
+    if state.city is not None:
+        area_or_raise(state.city.roster, point)
     if not scope_of(caller, state).covers_point(point):
         raise refuse(state, caller, "POST /api/incidents", "the place is outside your area scope")
     event = ev.IncidentReported(
-        new_incident_id(),
+        new_incident_id(state.clock(), state.settings.timezone),
         new.category,
-        new.priority,
+        new.priority or state.policies.priority_of(new.category),
         point,
         new.source,
         title=new.title,
         team=new.team,  # type: ignore[arg-type]
         by=caller.account,
+        address=new.address.strip(),
+        description=new.description.strip(),
+        caller_name=new.caller_name.strip(),
+        caller_phone=new.caller_phone.strip(),
+        ticket=new.ticket.strip(),
     )
-    return _submit(request, event, caller)
+    if not event.ticket:
+        return _submit(request, event, caller)
+    ticketed = _engine(request).command_once(
+        event.ticket, event.incident, command_body(event), actor_of(caller)
+    )
+    if not ticketed.created:
+        response.status_code = 200
+        return {"incident": ticketed.incident, "duplicate": True}
+    return _submitted(request, event, caller, ticketed.entry)
 
 
 @router.get("/api/incidents")
@@ -218,7 +278,9 @@ Body = TypeVar("Body", bound=BaseModel)
 
 @dataclass(frozen=True, slots=True)
 class Action(Generic[Body]):
-    """A dispatcher's action: POST /api/incidents/{id}/`name` with a `body`, answered 202."""
+    """A dispatcher's action: POST /api/incidents/{id}/`name` with a `body`, answered 202.
+    `name` is a key of `timeline.ACTION_EVENTS`, which says the event it sends and so the
+    phases that allow it (each incident view lists them under `actions`)."""
 
     name: str
     body: type[Body]
@@ -276,7 +338,7 @@ ACTIONS: tuple[Action[Any], ...] = (
     ),
     Action(
         "cancel",
-        Reason,
+        RequiredReason,
         lambda _, i, a, c: ev.IncidentCancelled(i.id, by=c.account, reason=a.reason),
     ),
     Action(
@@ -284,7 +346,11 @@ ACTIONS: tuple[Action[Any], ...] = (
         Reason,
         lambda _, i, a, c: ev.IncidentResolved(i.id, by=c.account, result=a.reason),
     ),
-    Action("close", Reason, lambda _, i, a, c: ev.IncidentClosed(i.id, by=c.account)),
+    Action(
+        "close",
+        RequiredReason,
+        lambda _, i, a, c: ev.IncidentClosed(i.id, by=c.account, reason=a.reason),
+    ),
     Action(
         "merge",
         Merge,

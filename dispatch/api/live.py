@@ -33,7 +33,7 @@ from dispatch.api.connections import TRY_AGAIN_LATER
 from dispatch.api.state import AppState
 from dispatch.core.access import AreaScope, Permission, Principal
 from dispatch.core.alerts import Alert, alert_from_record, in_scope, kept
-from dispatch.core.feed import FeedType, resume_after
+from dispatch.core.feed import FeedType, incident_body, resume_after
 from dispatch.store import ScreenFeed
 from gis.coords import LonLat
 
@@ -148,13 +148,13 @@ async def _snapshot(feed: ScreenFeed, scope: Scope, now: float) -> tuple[str, st
             {
                 "seq": snapshot.seq,
                 "type": FeedType.SNAPSHOT,
-                "incidents": shown,
+                "incidents": [incident_body(i) for i in shown],
                 "devices": snapshot.devices,
                 "alerts": _alerts(snapshot.alerts, scope, now),
             }
         ).decode()
         return text, snapshot.seq
-    incidents = [msgspec.to_builtins(i) for i in shown]
+    incidents = [incident_body(i) for i in shown]
     devices = [msgspec.to_builtins(row) for row in snapshot.devices]
     body = {
         "seq": snapshot.seq,

@@ -141,7 +141,7 @@ def receive_report(
             f"{place.came_from.value}) lies outside the areas this center serves",
         )  # fmt: skip
     sha256 = state.settings.photos().put(clean.jpeg)
-    event = incident_report(new_incident_id(), key, place, description)
+    event = incident_report(new_incident_id(now, state.settings.timezone), key, place, description)
     record = {
         "incident": event.incident,
         "received_at": now,

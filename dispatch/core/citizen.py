@@ -100,5 +100,12 @@ def incident_report(
     text = " ".join(description.split())
     title = text if len(text) <= TITLE_MAX else text[: TITLE_MAX - 1] + "…"
     return IncidentReported(
-        incident, category, 3, place.location, Source.CITIZEN_REPORT, title=title, by=by
+        incident,
+        category,
+        3,
+        place.location,
+        Source.CITIZEN_REPORT,
+        title=title,
+        by=by,
+        description=text,
     )

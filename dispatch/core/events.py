@@ -20,6 +20,13 @@ class IncidentReported:
     title: str = ""
     team: TeamId | None = None
     by: str = "intake"
+    area: str | None = None
+    area_name: str = ""
+    address: str = ""
+    description: str = ""
+    caller_name: str = ""
+    caller_phone: str = ""
+    ticket: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +99,7 @@ class IncidentResolved:
 class IncidentClosed:
     incident: IncidentId
     by: str
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,12 @@ Entries are ordered by their stream id (`<ms>-<n>`), which screens hold as their
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 import msgspec
+
+from dispatch.core.model import Incident
+from dispatch.core.timeline import allowed_actions
 
 
 class FeedType(StrEnum):
@@ -39,6 +43,14 @@ class FeedType(StrEnum):
     # Control messages of the WebSocket itself, never stored.
     SNAPSHOT = "snapshot"
     RESYNC = "resync"
+
+
+def incident_body(incident: Incident) -> dict[str, Any]:
+    """An incident as every screen receives it (feed, snapshot, REST): the record and the
+    actions the timeline allows it now, so the page shows only those."""
+    body: dict[str, Any] = msgspec.to_builtins(incident)
+    body["actions"] = list(allowed_actions(incident))
+    return body
 
 
 class PositionRow(msgspec.Struct, array_like=True, frozen=True):

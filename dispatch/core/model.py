@@ -123,6 +123,14 @@ class Incident:
     alerts: tuple[tuple[Milestone, int], ...] = ()
     partner_alerted: bool = False  # 双人执法: one officer alone on scene past the limit
     alarms: SensorAlarms | None = None  # opened by an IoT sensor
+    # Where and from whom (defaulted: records written before intake kept them still load).
+    area: str | None = None  # the innermost area at report time; None outside every area
+    area_name: str = ""
+    address: str = ""
+    description: str = ""
+    caller_name: str = ""
+    caller_phone: str = ""
+    ticket: str = ""  # the external work order (工单号) that opened it
 
     def reached(self, milestone: Milestone) -> MilestoneRecord | None:
         return next((m for m in self.milestones if m.milestone is milestone), None)

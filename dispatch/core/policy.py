@@ -90,6 +90,33 @@ CATEGORIES: Mapping[str, str] = {
     "waterlogging": "道路积水",
 }
 
+# The same categories in English, for the screens' English toggle.
+CATEGORIES_EN: Mapping[str, str] = {
+    "street_vending": "Street vending",
+    "illegal_parking": "Illegal parking",
+    "construction_noise": "Night construction noise",
+    "exposed_garbage": "Exposed garbage",
+    "illegal_advertising": "Illegal advertising",
+    "market_price": "Price fraud",
+    "sewage_discharge": "Illegal sewage discharge",
+    "illegal_construction": "Illegal construction",
+    "sos": "Officer SOS",
+    "fire_hazard": "Fire hazard",
+    "cooking_fume": "Cooking fumes",
+    "grease_trap": "Grease trap overflow",
+    "waterlogging": "Road waterlogging",
+}
+# The priority a report of the category starts with (1 most urgent) when it names none:
+# a threat to people first, then harm that spreads while it waits, then the rest.
+DEFAULT_PRIORITY = 3
+CATEGORY_PRIORITIES: Mapping[str, int] = {
+    "sos": 1,
+    "fire_hazard": 1,
+    "sewage_discharge": 2,
+    "waterlogging": 2,
+    "grease_trap": 2,
+}
+
 # Policies the center ships with, beneath the policy file's (`PolicyBook.from_dict`, which
 # the center reads its policies through, file or none): a smoke alarm cannot wait for a
 # dispatcher to notice it. A file entry for one of them changes it key by key.
@@ -119,6 +146,16 @@ class PolicyBook:
     aliases: Mapping[str, str] = field(default_factory=dict)
     # The IoT sensor types: what their alarms open, thresholds, heartbeats.
     sensors: SensorCatalogue = field(default_factory=SensorCatalogue)
+    english: Mapping[str, str] = field(default_factory=lambda: dict(CATEGORIES_EN))
+    priorities: Mapping[str, int] = field(default_factory=lambda: dict(CATEGORY_PRIORITIES))
+
+    def english_name(self, category: str) -> str:
+        """The category's English name; its key where none is given."""
+        return self.english.get(category, category.replace("_", " "))
+
+    def priority_of(self, category: str) -> int:
+        """The priority a report of `category` starts with."""
+        return self.priorities.get(category, DEFAULT_PRIORITY)
 
     def for_incident(self, category: str, priority: int) -> TimelinePolicy:
         return self.by_category_priority.get(
@@ -151,14 +188,15 @@ class PolicyBook:
                       warn_at: 0.8, accept_within_s: 45, auto_dispatch: false,
                       ladder: [[0, notify_squad_leader], [60, notify_duty_commander]]}
             categories:
-              fire_hazard: {label: 消防隐患, respond_s: 30}
+              fire_hazard: {label: 消防隐患, en: Fire hazard, priority: 1, respond_s: 30}
               fire_hazard/1: {turn_out_s: 120}
             sensors:
               smoke: {threshold: 0.15}
 
         Entries override the default key by key (and a built-in category's own policy,
         `BUILT_IN_POLICIES`, beneath them). A category named here joins the catalogue,
-        with its `label` (or its key, if it has none and is not in the catalogue already), and
+        with its `label` (or its key, if it has none and is not in the catalogue already), its
+        English name (`en`) and the priority its reports start with (`priority`), and
         the `aliases` other systems call it by (`aliases: [消防安全隐患]`), each naming one
         category only. `sensors` changes and adds IoT sensor types (dispatch.core.sensors),
         each opening a category of the catalogue.
@@ -167,11 +205,16 @@ class PolicyBook:
         by_category: dict[str, TimelinePolicy] = _built_in(default)
         by_priority: dict[tuple[str, int], TimelinePolicy] = {}
         categories = dict(CATEGORIES)
+        english, priorities = dict(CATEGORIES_EN), dict(CATEGORY_PRIORITIES)
         aliases: dict[str, str] = {}
         for key, given in (data.get("categories") or {}).items():
             category, _, priority = str(key).partition("/")
             entry = dict(given or {})
             label = entry.pop("label", None)
+            if "en" in entry:
+                english[category] = str(entry.pop("en"))
+            if "priority" in entry:
+                priorities[category] = _priority(entry.pop("priority"), str(key))
             for alias in entry.pop("aliases", None) or ():
                 known = aliases.setdefault(str(alias), category)
                 if known != category:
@@ -189,7 +232,16 @@ class PolicyBook:
             sensors = SensorCatalogue.from_dict(data.get("sensors") or {}, categories)
         except SensorCatalogueError as exc:
             raise PolicyError(f"policy {exc}") from None
-        return cls(default, by_category, by_priority, categories, aliases, sensors)
+        return cls(
+            default, by_category, by_priority, categories, aliases, sensors, english, priorities
+        )
+
+
+def _priority(value: Any, name: str) -> int:
+    priority = value if isinstance(value, int) and not isinstance(value, bool) else 0
+    if not 1 <= priority <= 4:
+        raise PolicyError(f"policy {name}: priority must be 1 (most urgent) to 4, got {value!r}")
+    return priority
 
 
 _DEADLINE_KEYS = {f"{m.value}_s": m for m in Milestone}

@@ -108,6 +108,28 @@ TRANSITIONS: dict[Phase, dict[type, Phase]] = {
     P.MERGED: {},
 }
 
+# A dispatcher's actions (`POST /api/incidents/{id}/<name>`, `dispatch.api.incidents.ACTIONS`)
+# and the event each sends: an action is allowed in a phase whose row takes its event.
+ACTION_EVENTS: dict[str, type] = {
+    "acknowledge": ev.IncidentAcknowledged,
+    "assign": ev.OrderIssued,
+    "reassign": ev.ReassignRequested,
+    "cancel": ev.IncidentCancelled,
+    "resolve": ev.IncidentResolved,
+    "close": ev.IncidentClosed,
+    "merge": ev.DuplicateMerged,
+}
+# Actions a dispatcher can only take with a reason, which the audit keeps.
+REASON_REQUIRED = frozenset({"cancel", "close"})
+
+
+def allowed_actions(incident: Incident) -> tuple[str, ...]:
+    """The actions `TRANSITIONS` allows in the incident's phase, in `ACTION_EVENTS` order:
+    what a screen offers, so that it never restates the rules."""
+    allowed = TRANSITIONS[incident.phase]
+    return tuple(name for name, event in ACTION_EVENTS.items() if event in allowed)
+
+
 _ORDER_EVENTS = (ev.OrderAccepted, ev.OrderRejected, ev.OfficerDeparted, ev.OfficerArrived)
 _OFFICER_EVENTS = (*_ORDER_EVENTS, ev.OfficerWentOffline)
 _SENSOR_EVENTS = (ev.SensorAlarmed, ev.SensorCleared)
@@ -211,6 +233,13 @@ def report(event: ev.IncidentReported, now: float) -> tuple[Incident, list[Effec
         reported_at=now,
         title=event.title,
         team=event.team,
+        area=event.area,
+        area_name=event.area_name,
+        address=event.address,
+        description=event.description,
+        caller_name=event.caller_name,
+        caller_phone=event.caller_phone,
+        ticket=event.ticket,
     )
     return incident, [Publish(incident)]
 

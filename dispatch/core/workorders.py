@@ -45,6 +45,8 @@ class WorkOrder:
     address: str = ""
     text: str = ""
     priority: int = 3
+    caller_name: str = ""
+    caller_phone: str = ""
 
     @property
     def ticket(self) -> str:
@@ -66,6 +68,11 @@ def incident_report(
         order.source,
         title=_title(order),
         by=by,
+        address=order.address.strip(),
+        description=order.text.strip(),
+        caller_name=order.caller_name.strip(),
+        caller_phone=order.caller_phone.strip(),
+        ticket=order.ticket,
     )
 
 

@@ -39,7 +39,8 @@ from dispatch.core.assignment import (
 )
 from dispatch.core.center import CommandCenter
 from dispatch.core.events import Event, IncidentReported, OrderIssued
-from dispatch.core.feed import FeedType, PositionRow
+from dispatch.core.feed import FeedType, PositionRow, incident_body
+from dispatch.core.intake import placed
 from dispatch.core.model import Incident, IncidentId, Milestone, Order, OrderId
 from dispatch.core.policy import PolicyBook
 from dispatch.core.roster import OfficerId
@@ -268,6 +269,8 @@ class _Step:
     def event(self, event: Event, source: str, *, at: float | None = None) -> None:
         """Apply one event (at `at`, by default now); a refused one is audited with its
         reason, nothing else changes."""
+        if isinstance(event, IncidentReported) and self.core.city is not None:
+            event = placed(event, self.core.city.roster, self.core.city.places)
         try:
             if isinstance(event, OrderIssued) and source != "auto":
                 self._check_crew(event)
@@ -325,10 +328,10 @@ class _Step:
                 case fx.Publish(incident=published):
                     # The latest state: an auto-dispatch inside this step may have moved it on.
                     incident = self.center.incidents[published.id]
-                    encoded = msgspec.json.encode(incident)
-                    self.out.incidents[incident.id] = encoded
+                    self.out.incidents[incident.id] = msgspec.json.encode(incident)
                     self.out.deadlines[incident.id] = self.center.deadline_of(incident)
-                    self.out.events.append({"type": FeedType.INCIDENT, "body": encoded.decode()})
+                    body = msgspec.json.encode(incident_body(incident)).decode()
+                    self.out.events.append({"type": FeedType.INCIDENT, "body": body})
                 case fx.RecordMilestone(incident=incident_id, record=record):
                     self.audit("milestone", incident=incident_id, detail=_json(record))
                 case fx.SendOrder(incident=incident, order=order):

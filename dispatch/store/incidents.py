@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -53,11 +54,33 @@ def inbox_fields(
     return fields
 
 
+# A ticket names its incident this long: longer than any incident stays open, so a resend
+# finds it, and short enough that the keys do not pile up.
+INTAKE_TICKET_TTL_S = 30 * 86400
+
+# KEYS: ticket, inbox. ARGV: incident, ttl s, then the inbox entry's fields.
+_COMMAND_ONCE = """
+local known = redis.call('GET', KEYS[1])
+if known then return {0, known, ''} end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+local entry = redis.call('XADD', KEYS[2], '*', unpack(ARGV, 3))
+return {1, ARGV[1], entry}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Ticketed:
+    incident: str
+    created: bool  # False: the ticket was known, and `incident` is the one it opened
+    entry: str  # the inbox entry of the report ("" when the ticket was known)
+
+
 class IncidentStore:
     def __init__(self, client: redis.Redis, keys: Keys) -> None:
         self.redis = client
         self.keys = keys
         self._renew = self.redis.register_script(_RENEW_LEASE)
+        self._command_once = self.redis.register_script(_COMMAND_ONCE)
 
     def try_lead(self, holder: str, ttl_ms: int) -> bool:
         return bool(self.redis.set(self.keys.engine_lease, holder, nx=True, px=ttl_ms))
@@ -124,6 +147,18 @@ class IncidentStore:
     def command(self, body: dict[str, Any], actor: dict[str, str] | None = None) -> str:
         """Queue a dispatcher command for the engine; returns its inbox id."""
         return self.post("command", body, actor=actor)
+
+    def command_once(
+        self, ticket: str, incident: str, body: dict[str, Any], actor: dict[str, str]
+    ) -> Ticketed:
+        """Queue the report `body` of `incident` unless `ticket` opened one before: one Redis
+        call, so the same ticket sent twice at once still opens one incident."""
+        fields = inbox_fields("command", body, actor=actor)
+        created, known, entry = self._command_once(
+            keys=[self.keys.intake_ticket(ticket), self.keys.inbox],
+            args=[incident, INTAKE_TICKET_TTL_S, *(x for pair in fields.items() for x in pair)],
+        )
+        return Ticketed(str(known), bool(created), str(entry))
 
     def post(
         self,

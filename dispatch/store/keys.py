@@ -154,6 +154,11 @@ class Keys:
     def outbox(self) -> str:
         return f"{self.prefix}:outbox"
 
+    def intake_ticket(self, ticket: str) -> str:
+        """The incident an external work order number (工单号) given at intake opened; it
+        expires (`INTAKE_TICKET_TTL_S`), so the keys stay bounded."""
+        return f"{self.prefix}:intake:ticket:{ticket}"
+
     @property
     def hotline_tickets(self) -> str:
         """Hotline work orders received, by `source:ticket`: the incident each opened."""

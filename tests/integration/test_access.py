@@ -218,6 +218,8 @@ EXPECTED: dict[tuple[str, str], dict[str, int | str]] = {
     ("GET", "/api/incidents/{incident_id}/audit"): READERS,
     **{("POST", f"/api/incidents/{{incident_id}}/{name}"): ACTORS for name in INCIDENT_ACTIONS},
     ("POST", "/api/hotline/orders"): HOTLINE,
+    ("GET", "/api/categories"): ANY_ACCOUNT,
+    ("GET", "/api/places"): ACTORS,
     # Citizens' reports (随手拍): a public channel, its photos read like the incident.
     ("POST", "/api/reports"): PUBLIC,
     ("GET", "/api/reports/categories"): PUBLIC,
@@ -275,6 +277,7 @@ class Sweep:
             "/api/replay": {"from": str(int(now - 600)), "to": str(int(now))},
             "/api/audit/access": {"limit": "5"},
             "/api/stats/breakdown": {"by": "team"},
+            "/api/places": {"q": "路"},
         }
         self.bodies: dict[tuple[str, str], Any] = {
             ("POST", "/api/session"): {"name": "dispatcher-1", "password": PASSWORD},
@@ -396,7 +399,12 @@ def test_a_west_dispatcher_neither_sees_nor_touches_the_east(
             refused = client.get(f"/api/incidents/{east_incident}{path}", headers=west)
             assert refused.status_code == 403, (path, refused.text)
             assert "outside your area scope" in refused.json()["detail"]
-        bodies = {"assign": {"officers": ["wang5"]}, "merge": {"into": west_incident}}
+        bodies = {
+            "assign": {"officers": ["wang5"]},
+            "merge": {"into": west_incident},
+            "cancel": {"reason": "误报"},
+            "close": {"reason": "处置完毕"},
+        }
         for action in INCIDENT_ACTIONS:
             refused = client.post(
                 f"/api/incidents/{east_incident}/{action}",

@@ -218,6 +218,7 @@ NUMERIC_TEXT = {"from", "to", "since", "until"}
 VALID_QUERIES: dict[str, dict[str, str]] = {
     "/api/route": {"from": "119.642,29.08", "to": "119.65,29.08"},
     "/api/stats/breakdown": {"by": "team"},
+    "/api/places": {"q": "路"},
 }
 
 
@@ -331,7 +332,7 @@ def test_every_hostile_body_and_query_number_answers_4xx_with_a_reason(center: C
     # Every body of the schema (five for accounts, eight for incidents, one for orders, one
     # for an officer's SOS, one for the hotline's work orders and one for citizens' reports).
     assert len(body_routes) == 17 and set(VALID_BODIES) <= body_routes, body_routes
-    assert len(query_routes) == 11, query_routes
+    assert len(query_routes) == 12, query_routes
     print(f"\n{len(body_routes)} body routes, {len(query_routes)} routes with number queries")
     assert {400, 413, 415, 422} <= set(answered), answered
     print(f"\n{len(cases)} hostile requests, answers by status: {dict(sorted(answered.items()))}")

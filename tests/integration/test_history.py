@@ -51,7 +51,8 @@ def report_and_close(client: TestClient, title: str) -> str:
     ).json()["incident"]
     wait_until(lambda: client.get(f"/api/incidents/{incident}").status_code == 200, 10)
     for action in ("acknowledge", "cancel"):
-        assert client.post(f"/api/incidents/{incident}/{action}", json={}).status_code == 202
+        reply = client.post(f"/api/incidents/{incident}/{action}", json={"reason": "误报"})
+        assert reply.status_code == 202
     wait_until(lambda: client.get(f"/api/incidents/{incident}").json()["phase"] == "cancelled", 10)
     return incident
 

@@ -205,6 +205,8 @@ def test_only_an_integration_account_in_scope_hands_work_orders_over(
         assert unknown.status_code == 422
         assert "城市管理/其他" in unknown.json()["detail"]
         assert "street_vending" in unknown.json()["categories"]
+        far = center.post({**wgs84, "lon": 120.5, "lat": 30.0})
+        assert far.status_code == 422 and "outside jurisdiction" in far.json()["detail"]
         no_crs = center.post({k: v for k, v in wgs84.items() if k != "crs"})
         assert no_crs.status_code == 422 and "crs" in no_crs.json()["detail"]
         assert center.store.hotline.open_tickets() == {}  # nothing was received
@@ -215,6 +217,7 @@ def test_only_an_integration_account_in_scope_hands_work_orders_over(
         assert stats["channels"]["hotline"] == {
             "created": 1,
             "refused:outside_scope": 1,
+            "refused:outside_jurisdiction": 1,
             "rejected:unknown_category": 1,
         }
 

@@ -98,7 +98,7 @@ def test_dispatcher_actions_with_immediate_refusals(
         )
         kinds = [r["kind"] for r in client.get(f"/api/incidents/{incident}/audit").json()]
         assert kinds[:2] == ["event", "event"] and "milestone" in kinds
-        assert client.post("/api/incidents/nope/cancel", json={}).status_code == 404
+        assert client.post("/api/incidents/nope/cancel", json={"reason": "误报"}).status_code == 404
         order = view["order"]["id"]
         li4 = bearer(database_url, Role.OFFICER, name="li4")
         for status in ("accepted", "enroute"):  # from the officer page

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import csv
 import itertools
+import json
 from pathlib import Path
 
+import networkx as nx
 import pytest
 import shapely
 
@@ -155,7 +157,17 @@ def test_the_simulated_dispatcher_acts_once_per_phase_after_its_delay() -> None:
 def test_demo_city_folder_is_complete(tmp_path: Path) -> None:
     folder = build_demo_city(tmp_path / "city", officers_per_team=1)
     names = {p.name for p in folder.iterdir()}
-    assert names == {"areas.geojson", "streets.graphml", "roster.yaml", "devices.csv"}
+    assert names == {
+        "areas.geojson",
+        "streets.graphml",
+        "places.geojson",
+        "roster.yaml",
+        "devices.csv",
+    }
+    places = json.loads((folder / "places.geojson").read_text(encoding="utf-8"))["features"]
+    assert len(places) == 3 * DEMO_TEAMS and len({p["properties"]["name"] for p in places}) == 51
+    streets = nx.read_graphml(folder / "streets.graphml")
+    assert all(data["name"] for _, _, data in streets.edges(data=True))
 
 
 def test_a_city_whose_officers_carry_phones_of_one_name_binds_them_as_pairs(
