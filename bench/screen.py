@@ -84,8 +84,9 @@ _JS_MS = """() => {
 }"""
 
 
-def _p(values: list[float], q: int) -> float:
-    return round(float(np.percentile(values, q)), 2) if values else float("nan")
+def _p(values: list[float], q: int) -> float | None:
+    """The q-th percentile, or None (JSON null) when no update got that far."""
+    return round(float(np.percentile(values, q)), 2) if values else None
 
 
 def _run(
@@ -189,7 +190,11 @@ def main(loads: tuple[int, ...] = (2_000, 10_000), seconds: int = 20) -> int:
                         progress,
                     )
                 json_p99, binary_p99 = by_mode["json"]["js_ms_p99"], by_mode["binary"]["js_ms_p99"]
-                ratio = round(json_p99 / max(binary_p99, 0.01), 1)  # type: ignore[operator]
+                ratio = (
+                    round(json_p99 / max(binary_p99, 0.01), 1)  # type: ignore[operator]
+                    if json_p99 is not None and binary_p99 is not None
+                    else None
+                )
                 for mode, result in by_mode.items():
                     tqdm.write(
                         f"  {officers:>6,} officers, {mode:>6}: JavaScript per update p50 "

@@ -106,22 +106,24 @@ class PositionFrames:
         )
         head += seq_bytes + bytes(names)
         head += bytes(-len(head) % 8)
+        # Rows may stop after fix_at: the feed's rows leave out trailing fields not reported.
+        acc, cog, received = ([row[k] if len(row) > k else None for row in rows] for k in (4, 5, 6))
         status = [
-            (STATUS_ACC if row[4] is not None else 0)
-            | (STATUS_COG if row[5] is not None else 0)
-            | (STATUS_RECEIVED if row[6] is not None else 0)
-            for row in rows
+            (STATUS_ACC if a is not None else 0)
+            | (STATUS_COG if c is not None else 0)
+            | (STATUS_RECEIVED if r is not None else 0)
+            for a, c, r in zip(acc, cog, received, strict=True)
         ]
         return b"".join(
             (
                 head,
-                _column("d", (row[6] or 0.0 for row in rows)),
+                _column("d", (r or 0.0 for r in received)),
                 _column("I", (self.numbers[row[0]] for row in rows)),
                 _column("i", (round(row[1] * SCALE) for row in rows)),
                 _column("i", (round(row[2] * SCALE) for row in rows)),
                 _column("I", (int(row[3]) for row in rows)),
-                _column("f", (row[4] or 0.0 for row in rows)),
-                _column("f", (row[5] or 0.0 for row in rows)),
+                _column("f", (a or 0.0 for a in acc)),
+                _column("f", (c or 0.0 for c in cog)),
                 _column("B", status),
             )
         )

@@ -26,6 +26,11 @@ def test_round_trip_keeps_every_field() -> None:
     assert rows[1][3:] == [1_790_000_001, None, None, None]
 
 
+def test_rows_may_leave_out_trailing_fields() -> None:
+    _seq, rows = FrameReader().read(PositionFrames().encode("1-0", [["d", 1.0, 2.0, 3]]))
+    assert rows == [["d", 1.0, 2.0, 3, None, None, None]]
+
+
 def test_frame_states_its_version_and_columns_are_aligned() -> None:
     frame = PositionFrames().encode("1-0", _ROWS)
     assert frame[:4] == b"YWPF"
