@@ -16,12 +16,10 @@ def test_positions_arrive_as_frames_and_move_the_officer(center, browser) -> Non
     device = Device(center.broker)
     device.at(lon, lat)
     requests: list[str] = []
-    page = open_page(
-        browser, center, "/?positions=binary", requests, viewport={"width": 1400, "height": 850}
-    )
+    page = open_page(browser, center, "/", requests, viewport={"width": 1400, "height": 850})
     sockets: list[str] = []
     page.on("websocket", lambda ws: sockets.append(ws.url))
-    page.reload()
+    page.goto(center.base + "/?positions=binary")
     before = officer_on_screen(page, lon, lat)
     assert before["picked"] == "officer001/bodycam001"
     east = lon + 2000 / (111_320 * math.cos(math.radians(lat)))
