@@ -101,7 +101,8 @@ function onMessage(message, arrived = performance.now()) {
     for (const incident of message.incidents) state.incidents.set(incident.id, incident);
     state.officers.applyRows(message.devices);
   } else if (message.type === "positions") {
-    state.officers.applyRows(message.body);
+    if (message.frame) state.officers.applyColumns(message.frame);
+    else state.officers.applyRows(message.body);
     state.lastPositionsSeq = message.seq;
     state.positionsMs = performance.now() - arrived;
     state.received.push([message.seq, Date.now()]);
@@ -204,6 +205,7 @@ function redraw() {
   state.drawnSeq = state.lastPositionsSeq;
   state.overlay.setProps({ layers: layers() });
   state.layersMs = performance.now() - started;
+  performance.measure("yiwang:layers", { start: started, detail: state.drawnSeq });
 }
 function scheduleRedraw() {
   if (!frameScheduled) {
@@ -312,7 +314,8 @@ async function start() {
   state.map = map;
   state.overlay = overlay;
   map.on("load", () => { state.mapLoaded = true; });
-  new LiveFeed("/ws/live", onMessage, (s) => { $("feed").textContent = s; });
+  const positionsFormat = new URLSearchParams(location.search).get("positions") || "json";
+  new LiveFeed("/ws/live", onMessage, (s) => { $("feed").textContent = s; }, { positions: positionsFormat });
   wireReplay();
 
   $("queue").addEventListener("click", (e) => {

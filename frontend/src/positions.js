@@ -4,10 +4,13 @@
 //
 //   store.applyRows(rows)       rows of the snapshot or of a `positions` message:
 //                               [device, lon, lat, fix_at, acc_m, cog_deg, received_at]
+//   store.applyColumns(frame)   a decoded positions frame (position_frames.js): the same
+//                               update read straight from its typed arrays
 //   store.size, store.devices   how many devices, and their keys in column order
 //   store.get(dev)              {dev, officer, lon, lat, fix_at, heard_at, heading, acc_m} or undefined
 //   store.trail(dev)            [[lon, lat, fix_at], …] of the last `trailSeconds`
 //   store.columns()             {length, positions: Float32Array(2n), heardAt: Float64Array(n)}
+import { SCALE, STATUS_ACC, STATUS_COG, STATUS_RECEIVED } from "./position_frames.js";
 
 export class PositionStore {
   constructor({ trailSeconds = 300, capacity = 1024 } = {}) {
@@ -51,6 +54,16 @@ export class PositionStore {
 
   applyRows(rows) {
     for (const [dev, lon, lat, fixAt, acc, cog, receivedAt] of rows) this.move(dev, lon, lat, fixAt, acc, cog, receivedAt);
+  }
+
+  applyColumns({ length, names, device, lon, lat, fixAt, acc, cog, receivedAt, status }) {
+    for (let k = 0; k < length; k++) {
+      const s = status[k];
+      this.move(
+        names[device[k]], lon[k] / SCALE, lat[k] / SCALE, fixAt[k], s & STATUS_ACC ? acc[k] : null,
+        s & STATUS_COG ? cog[k] : null, s & STATUS_RECEIVED ? receivedAt[k] : null,
+      );
+    }
   }
 
   move(dev, lon, lat, fixAt, acc, cog, receivedAt) {

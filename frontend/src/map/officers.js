@@ -13,7 +13,10 @@ export const TRAILS_FOR_ALL_MAX = 1000;
 export function officerLayers(store, { colourOf, trailed }) {
   const { length, positions } = store.columns();
   const colours = new Uint8Array(length * 4);
-  store.devices.forEach((dev, n) => colours.set([...colourOf(dev), 255], 4 * n));
+  for (let n = 0; n < length; n++) {
+    colours.set(colourOf(store.devices[n]), 4 * n);
+    colours[4 * n + 3] = 255;
+  }
   const all = length <= TRAILS_FOR_ALL_MAX;
   const followed = store.devices.filter((dev) => all || trailed(dev)).map((dev) => store.get(dev));
   return [
