@@ -90,6 +90,7 @@ function onMessage(message, arrived = performance.now()) {
       message: body.milestone ? name("milestone", body.milestone) : body.summary ?? "", raised_at: liveNow(state), local: true });
   }
   store.notify();
+  scheduleRedraw();
 }
 
 // --- the map --------------------------------------------------------------------------------
@@ -260,11 +261,18 @@ async function start() {
   const refreshUnits = () => loadUnits().catch((error) => state.errors.push(String(error)));
   refreshUnits();
   setInterval(refreshUnits, UNITS_EVERY_MS);
+  // Clocks change by the second: the map and the panels are redrawn when the shown second
+  // turns, not on every tick (a software-rendered map cannot afford four frames a second).
+  let shownSecond = null;
   setInterval(() => {
     if (state.replay) stepReplay(state.replay);
-    redraw();
+    const second = Math.floor(now(state));
+    if (second !== shownSecond) {
+      shownSecond = second;
+      scheduleRedraw();
+      store.notify();
+    }
     attention(state, audio);
-    store.notify();
     state.frames = (state.frames || 0) + 1;
   }, TICK_MS);
 }

@@ -16,7 +16,8 @@ const REPEAT_S = 15;
 export const isNew = (alert) => !alert.acknowledged_by && !alert.acknowledged_at;
 
 export function attention(state, audio) {
-  const waiting = !state.replay && state.alerts.some(isNew);
+  // Live alerts call for attention in replay too: the present does not wait for the past.
+  const waiting = state.alerts.some(isNew);
   const newest = state.alerts.find(isNew)?.id;
   const t0 = performance.now() / 1000;
   if (!waiting) return;
