@@ -288,6 +288,7 @@ def test_an_incident_is_created_from_a_click_on_the_map(center, browser) -> None
     lon, lat = center.centre
     requests: list[str] = []
     page = console(browser, center, requests)
+    page.click("#intake summary")
     page.wait_for_selector("#intake-category option:nth-child(2)", state="attached", timeout=10_000)
     page.select_option("#intake-category", "illegal_parking")
     page.click("#intake-pick")

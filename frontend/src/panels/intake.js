@@ -65,8 +65,8 @@ export function Intake({ state, categories, onPick, onCreated }) {
       setSending(false);
     }
   };
-  return html`<section id="intake">
-    <h2>${t("intake")}</h2>
+  // Folded by default: an open form would push the panels below it while the dispatcher works.
+  return html`<details id="intake"><summary><h2>${t("intake")}</h2></summary>
     <form id="intake-form" onSubmit=${submit}>
       <label>${t("source")} <select id="intake-source" value=${form.source} onChange=${set("source")}>
         ${SOURCES.map((s) => html`<option key=${s} value=${s}>${name("source", s)}</option>`)}</select></label>
@@ -93,5 +93,5 @@ export function Intake({ state, categories, onPick, onCreated }) {
       <button type="submit" id="intake-submit" disabled=${sending || !form.category}>${t("submit_incident")}</button>
     </form>
     ${answer ? html`<p id="intake-answer" class=${answer.ok ? (answer.duplicate ? "duplicate" : "sent") : "refused"} data-incident=${answer.id || ""}>${answer.text}</p>` : null}
-  </section>`;
+  </details>`;
 }
