@@ -168,7 +168,9 @@ def test_the_map_answers_hover_and_click_and_flies_to_a_selection(
     page.wait_for_function(f"() => window.__yiwang.officers.size >= {UNITS}", timeout=60_000)
     page.wait_for_selector(f"#queue [data-id='{incident}']", timeout=30_000)
     dev = "unit010/cam010"
-    page.mouse.move(*map_point(page, page.evaluate(f"window.__officerPixel('{dev}')")))
+    x, y = map_point(page, page.evaluate(f"window.__officerPixel('{dev}')"))
+    page.mouse.move(x - 20, y - 20)
+    page.mouse.move(x, y, steps=4)  # a pointer arriving, as a hand moves it
     page.wait_for_function(
         "(name) => { const tip = document.querySelector('#tooltip');"
         " return !tip.hidden && tip.dataset.kind === 'officer' && tip.textContent.includes(name); }",
