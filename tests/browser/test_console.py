@@ -168,6 +168,13 @@ def test_the_map_answers_hover_and_click_and_flies_to_a_selection(
     page.wait_for_function(f"() => window.__yiwang.officers.size >= {UNITS}", timeout=60_000)
     page.wait_for_selector(f"#queue [data-id='{incident}']", timeout=30_000)
     dev = "unit010/cam010"
+    # Close in, where 200 officers no longer cover each other.
+    page.evaluate(
+        "(dev) => { const o = window.__yiwang.officers.get(dev);"
+        " window.__yiwang.map.jumpTo({center: [o.lon, o.lat], zoom: 17}); }",
+        dev,
+    )
+    page.wait_for_timeout(1500)
     x, y = map_point(page, page.evaluate(f"window.__officerPixel('{dev}')"))
     page.mouse.move(x - 20, y - 20)
     page.mouse.move(x, y, steps=4)  # a pointer arriving, as a hand moves it
@@ -181,7 +188,10 @@ def test_the_map_answers_hover_and_click_and_flies_to_a_selection(
     assert "km/h" in tip or "速度" in tip, tip
     page.screenshot(path=str(SHOTS / "console-tooltip.png"))
     # A click on the incident on the map selects it in the queue.
-    page.wait_for_timeout(500)
+    page.evaluate(
+        "(p) => window.__yiwang.map.jumpTo({center: p, zoom: 15})", [lon - 0.004, lat + 0.004]
+    )
+    page.wait_for_timeout(1500)
     page.mouse.click(*map_point(page, page.evaluate(f"window.__incidentPixel('{incident}')")))
     page.wait_for_function("(id) => window.__yiwang.selected === id", arg=incident, timeout=10_000)
     page.wait_for_selector(f"#queue [data-id='{incident}'].selected", timeout=5_000)
