@@ -1,98 +1,62 @@
-// The command-center page: the live map (MapLibre over an offline PMTiles basemap, deck.gl
-// layers on top), the incident queue with running clocks, the selected incident with its
-// timeline, recommendations and actions, the officer list and the alerts feed.
-import { esc } from "./escape.js";
-import { Map as MapLibre, addProtocol, setWorkerUrl } from "maplibre-gl";
-import { MapboxOverlay } from "@deck.gl/mapbox";
-import { GeoJsonLayer, ScatterplotLayer, TextLayer, PathLayer } from "@deck.gl/layers";
-import { Protocol } from "pmtiles";
+// The command-center page: wires the live feed into the store, the store into the map scene and
+// the panels (Preact, keyed: updates patch the DOM), and the panels' requests to the API.
+// Layers live in map/, panels in panels/, what is shown (live or replayed) in situation.js.
+import { render } from "preact";
+import { useEffect, useState } from "preact/hooks";
+import { html } from "./html.js";
 import { LiveFeed } from "./live.js";
 import { PositionStore } from "./positions.js";
-import { officerLayers } from "./map/officers.js";
-import { LOCAL_IDEOGRAPHS, baseStyle } from "./map/basemap.js";
+import { createStore } from "./store.js";
 import { api, me, showAccount } from "./session.js";
-import { LABELS, clocks, countdown, localTime, nextDeadline, policyFor, worst } from "./clock.js";
+import { currentLanguage, name, setLanguage, t, useCategories, when } from "./i18n.js";
+import { TRAIL_S, currentIncidents, isOpen, liveNow, now, officerStatus, ordersByOfficer, shownAlerts, shownPositions } from "./situation.js";
+import { Scene } from "./map/scene.js";
+import { Legend, TOGGLES } from "./map/legend.js";
+import { Queue } from "./panels/queue.js";
+import { Detail } from "./panels/detail.js";
+import { Units } from "./panels/units.js";
+import { Alerts, attention, isNew } from "./panels/alerts.js";
+import { Intake } from "./panels/intake.js";
+import { ReplayBar, stepReplay } from "./panels/replay.js";
 
-const STATUS_COLOURS = {
-  available: [46, 160, 67], ordered: [245, 159, 0], en_route: [25, 113, 194],
-  on_scene: [132, 94, 247], offline: [134, 142, 150],
-};
-const CLOCK_COLOURS = { running: [25, 113, 194], warning: [245, 159, 0], breached: [224, 49, 49], done: [46, 160, 67] };
-const TRAIL_S = 300;
-const OFFLINE_AFTER_S = 300;
-const OFFICER_LIST_MAX = 300;
+const TICK_MS = 250;
+const UNITS_EVERY_MS = 10_000;
+const ALERTS_MAX = 200;
+// Typed feed entries an older server sends instead of `alert` records.
+const LEGACY_ALERTS = ["warning", "escalation", "partner_missing", "redispatch", "patrol_shortfall", "sensor_silent"];
 
 const state = {
   officers: new PositionStore({ trailSeconds: TRAIL_S }),
   incidents: new Map(),
   selected: null,
+  selectedOfficer: null,
   alerts: [],
+  alertRecords: false, // the server sends alert records: typed warnings are not shown twice
+  units: new Map(), // device → GET /api/devices view (battery, speed, presence)
+  teamOf: new Map(), // officer → team, as recommendations name it
+  layers: Object.fromEntries(TOGGLES.map((id) => [id, true])),
+  intake: { picking: false, point: null },
   city: null,
   policies: null,
+  categories: [],
   clock: { server: 0, local: 0, rate: 1 },
   errors: [],
+  sounds: 0, // attention sounds started (window.__yiwang.sounds)
+  soundsPlayed: 0, // …and actually played by the audio element
+  flights: 0, // times the map flew to a selection off screen
   // Stream sequence of each positions update, with when it arrived and when it was drawn.
   received: [],
   renders: [],
 };
+const store = createStore(state);
 window.__yiwang = state;
 window.addEventListener("error", (e) => state.errors.push(String(e.message)));
 
-const $ = (id) => document.getElementById(id);
-const liveNow = () => state.clock.server + ((performance.now() - state.clock.local) / 1000) * state.clock.rate;
-const now = () => (state.replay ? state.replay.t : liveNow());
+const parsed = (body) => (typeof body === "string" ? JSON.parse(body) : body);
 
-// --- what the screen shows: the live state, or a past moment of a replayed window ----------
-
-// The positions shown: the live store, or one laid out for the replayed moment.
-function shownPositions() {
-  if (!state.replay) return state.officers;
-  const t = state.replay.t;
-  const shown = new PositionStore({ trailSeconds: TRAIL_S });
-  for (const [dev, fixes] of Object.entries(state.replay.tracks)) {
-    let n = fixes.findIndex((f) => f[0] > t);
-    if (n === 0) continue; // not yet heard from at t
-    if (n === -1) n = fixes.length;
-    for (const [fixAt, lon, lat] of fixes.slice(0, n)) if (fixAt >= t - TRAIL_S) shown.move(dev, lon, lat, fixAt);
-    const [t0, lon0, lat0] = fixes[n - 1];
-    if (n < fixes.length) {
-      const [t1, lon1, lat1] = fixes[n];
-      const share = (t - t0) / (t1 - t0);
-      shown.move(dev, lon0 + (lon1 - lon0) * share, lat0 + (lat1 - lat0) * share, t0);
-    }
-  }
-  return shown;
-}
-
-function currentOfficers() {
-  const store = shownPositions();
-  return store.devices.map((dev) => store.get(dev));
-}
-
-const PHASE_AFTER = { respond: "dispatched", turn_out: "en_route", arrive: "on_scene", handle: "resolved" };
-
-function currentIncidents() {
-  if (!state.replay) return [...state.incidents.values()];
-  const t = state.replay.t;
-  return state.replay.incidents.filter((i) => i.reported_at <= t).map((incident) => {
-    const milestones = (incident.milestones || []).filter((m) => m.reached_at <= t);
-    const last = milestones.length ? milestones[milestones.length - 1].milestone : null;
-    const phase = last ? PHASE_AFTER[last] : "reported";
-    return { ...incident, milestones, phase, order: phase === "reported" ? null : incident.order };
-  });
-}
-
-function officerStatus(officer) {
-  // By when the center last heard the device (its own clock), not the device's clock.
-  if (now() - officer.heard_at > OFFLINE_AFTER_S) return "offline";
-  for (const incident of currentIncidents()) {
-    const order = incident.order;
-    if (!order || !order.officers.includes(officer.officer)) continue;
-    if (incident.phase === "dispatched") return "ordered";
-    if (incident.phase === "en_route") return "en_route";
-    if (incident.phase === "on_scene") return "on_scene";
-  }
-  return "available";
+function keepAlert(alert) {
+  const others = state.alerts.filter((a) => a.id !== alert.id);
+  state.alerts = [alert, ...others].sort((a, b) => b.raised_at - a.raised_at).slice(0, ALERTS_MAX);
 }
 
 function onMessage(message, arrived = performance.now()) {
@@ -100,6 +64,11 @@ function onMessage(message, arrived = performance.now()) {
     state.incidents.clear();
     for (const incident of message.incidents) state.incidents.set(incident.id, incident);
     state.officers.applyRows(message.devices);
+    if (Array.isArray(message.alerts)) {
+      state.alertRecords = true;
+      state.alerts = [];
+      for (const alert of message.alerts) keepAlert(alert);
+    }
   } else if (message.type === "positions") {
     if (message.frame) state.officers.applyColumns(message.frame);
     else state.officers.applyRows(message.body);
@@ -108,104 +77,30 @@ function onMessage(message, arrived = performance.now()) {
     state.received.push([message.seq, Date.now()]);
     if (state.received.length > 2000) state.received.splice(0, 1000);
     scheduleRedraw();
+    return; // the panels catch up on their tick; the map draws on the next frame
   } else if (message.type === "incident") {
-    const incident = JSON.parse(typeof message.body === "string" ? message.body : JSON.stringify(message.body));
+    const incident = parsed(message.body);
     state.incidents.set(incident.id, incident);
-  } else if (["warning", "escalation", "partner_missing", "redispatch", "patrol_shortfall", "sensor_silent"].includes(message.type)) {
-    const body = typeof message.body === "string" ? JSON.parse(message.body) : message.body;
-    state.alerts.unshift({ type: message.type, body, at: now() });
-    state.alerts.length = Math.min(state.alerts.length, 50);
+  } else if (message.type === "alert" || message.type === "alert_ack") {
+    state.alertRecords = true;
+    keepAlert(parsed(message.body));
+  } else if (LEGACY_ALERTS.includes(message.type) && !state.alertRecords) {
+    const body = parsed(message.body);
+    // Stamped with the live clock even during replay: it happened now, not at the replayed moment.
+    keepAlert({ id: `${message.type}:${message.seq}`, kind: message.type, incident: body.incident ?? null,
+      message: body.milestone ? name("milestone", body.milestone) : body.summary ?? "", raised_at: liveNow(state), local: true });
   }
-  state.dirty = true;
+  store.notify();
+  scheduleRedraw();
 }
 
-// --- the map -------------------------------------------------------------------------------
+// --- the map --------------------------------------------------------------------------------
 
-function layers() {
-  const t = now();
-  const positions = shownPositions();
-  state.officerOrder = positions.devices;
-  const statusOf = (dev) => officerStatus(positions.get(dev));
-  const open = currentIncidents().filter((i) => !["closed", "cancelled", "merged"].includes(i.phase));
-  const incidentState = (i) => worst(clocks(i, policyFor(state.policies, i), t));
-  const busy = new Map();
-  for (const incident of open) {
-    const area = areaOf(incident.location);
-    if (area) busy.set(area, (busy.get(area) || 0) + 1);
-  }
-  const route = state.route ? [state.route] : [];
-  return [
-    new GeoJsonLayer({
-      // Areas with open incidents are shaded, darker the more they hold.
-      id: "areas", data: state.city.areas, stroked: false, filled: true, pickable: true,
-      getFillColor: (f) => [224, 49, 49, Math.min(90, 25 * (busy.get(f.properties.id) || 0))],
-      updateTriggers: { getFillColor: [...busy.entries()].join() },
-    }),
-    new TextLayer({
-      id: "area-labels", data: state.city.labels, getPosition: (d) => d.position, getText: (d) => d.name,
-      getSize: 13, getColor: [70, 80, 90], characterSet: "auto", fontFamily: "Noto Sans CJK SC, sans-serif",
-    }),
-    new PathLayer({ id: "route", data: route, getPath: (d) => d.path, getColor: [224, 49, 49], widthMinPixels: 4 }),
-    ...officerLayers(positions, {
-      colourOf: (dev) => STATUS_COLOURS[statusOf(dev)],
-      trailed: (dev) => statusOf(dev) !== "available",
-    }),
-    new ScatterplotLayer({
-      id: "incident-rings", data: open, getPosition: (i) => i.location, radiusUnits: "pixels", getRadius: 14,
-      filled: false, stroked: true, lineWidthMinPixels: 4, getLineColor: (i) => CLOCK_COLOURS[incidentState(i)],
-      updateTriggers: { getLineColor: Math.floor(t) },
-    }),
-    new ScatterplotLayer({
-      id: "incidents", data: open, pickable: true, getPosition: (i) => i.location, radiusUnits: "pixels",
-      getRadius: 7, getFillColor: (i) => CLOCK_COLOURS[incidentState(i)], updateTriggers: { getFillColor: Math.floor(t) },
-    }),
-  ];
-}
-
-function inRing(ring, [x, y]) {
-  let inside = false;
-  for (let i = 0, j = ring.length - 1; i < ring.length; j = i++) {
-    const [xi, yi] = ring[i];
-    const [xj, yj] = ring[j];
-    if (yi > y !== yj > y && x < ((xj - xi) * (y - yi)) / (yj - yi) + xi) inside = !inside;
-  }
-  return inside;
-}
-
-function areaOf(point) {
-  for (const feature of state.city.areas.features) {
-    const { type, coordinates } = feature.geometry;
-    const polygons = type === "Polygon" ? [coordinates] : coordinates;
-    for (const [outer, ...holes] of polygons) {
-      if (inRing(outer, point) && !holes.some((h) => inRing(h, point))) return feature.properties.id;
-    }
-  }
-  return null;
-}
-
-async function loadRoute(incident) {
-  const officer = officersOf(incident)[0];
-  state.route = null;
-  if (!officer) return;
-  const route = await api(`/api/route?from=${officer.lon},${officer.lat}&to=${incident.location.join(",")}`);
-  state.route = { path: route.path, eta_s: route.eta_s };
-}
-
-function officersOf(incident) {
-  const names = incident.order ? incident.order.officers : [];
-  return currentOfficers().filter((o) => names.includes(o.officer));
-}
-
-// New positions are drawn on the next animation frame, not on the panels' 4 Hz tick.
+let scene = null;
 let frameScheduled = false;
 function redraw() {
   frameScheduled = false;
-  if (!state.overlay || !state.policies) return;
-  const started = performance.now();
-  state.drawnSeq = state.lastPositionsSeq;
-  state.overlay.setProps({ layers: layers() });
-  state.layersMs = performance.now() - started;
-  performance.measure("yiwang:layers", { start: started, detail: state.drawnSeq });
+  if (scene) scene.redraw();
 }
 function scheduleRedraw() {
   if (!frameScheduled) {
@@ -214,184 +109,200 @@ function scheduleRedraw() {
   }
 }
 
-// --- panels ---------------------------------------------------------------------------------
-
-function renderQueue() {
-  const t = now();
-  const open = currentIncidents().filter((i) => !["closed", "cancelled", "merged"].includes(i.phase));
-  open.sort((a, b) => nextDeadline(a, policyFor(state.policies, a), t) - nextDeadline(b, policyFor(state.policies, b), t));
-  $("queue").innerHTML = open.map((incident) => {
-    const running = clocks(incident, policyFor(state.policies, incident), t);
-    const chips = running.filter((c) => c.due != null).map((c) => {
-      const text = c.reached ? (c.reached.late_by_s > 0 ? `超时${Math.round(c.reached.late_by_s)}s` : "✓") : countdown(c.left);
-      return `<span class="chip ${c.state}" data-milestone="${c.milestone}">${LABELS[c.milestone]} ${text}</span>`;
-    }).join("");
-    return `<li class="incident ${incident.id === state.selected ? "selected" : ""}" data-id="${esc(incident.id)}" data-phase="${esc(incident.phase)}">
-      <b>${esc(incident.title || incident.category)}</b> <small>${esc(incident.id)} · ${esc(incident.phase)}</small><div>${chips}</div></li>`;
-  }).join("");
-  $("open-count").textContent = open.length;
+function shownIncident() {
+  if (!state.selected) return null;
+  if (state.replay) return currentIncidents(state).find((i) => i.id === state.selected) ?? null;
+  return state.incidents.get(state.selected) ?? null;
 }
 
-// An IoT sensor's alarms counted on its incident: how many, the latest reading, the clear.
-function sensorAlarms(alarms) {
-  if (!alarms) return "";
-  const cleared = alarms.cleared_at ? ` · 已解除 cleared ${localTime(alarms.cleared_at)}` : "";
-  return `<p id="detail-alarms">传感器 ${esc(alarms.sensor)} · 报警 <b>${esc(alarms.count)}</b> 次 · 最新 ${esc(alarms.value)} ${esc(alarms.unit)} ${localTime(alarms.last_at)}${cleared}</p>`;
+async function loadRoute(incident) {
+  state.route = null;
+  const crew = incident.order ? incident.order.officers : [];
+  const positions = shownPositions(state);
+  const officer = positions.devices.map((dev) => positions.get(dev)).find((o) => crew.includes(o.officer));
+  if (!officer || !isOpen(incident)) return;
+  const route = await api(`/api/route?from=${officer.lon},${officer.lat}&to=${incident.location.join(",")}`);
+  if (state.selected === incident.id) state.route = { path: route.path, eta_s: route.eta_s };
+  scheduleRedraw();
 }
 
-async function renderDetail() {
-  const incident = state.selected && state.incidents.get(state.selected);
-  if (!incident) { $("detail").innerHTML = "<p class='hint'>选择一个事件 Select an incident</p>"; return; }
-  const milestones = (incident.milestones || []).map((m) =>
-    `<tr><td>${LABELS[m.milestone]}</td><td>${localTime(m.reached_at)}</td><td>${m.late_by_s > 0 ? `+${Math.round(m.late_by_s)}s` : "按时"}</td><td>${esc(m.by)} · ${esc(m.via)}</td></tr>`).join("");
-  $("detail").innerHTML = `<h3>${esc(incident.title || incident.category)} <small data-phase="${esc(incident.phase)}" id="detail-phase">${esc(incident.phase)}</small></h3>
-    <p>${esc(incident.id)} · 上报 ${localTime(incident.reported_at)} · P${esc(incident.priority)} · ${esc(incident.source)}</p>
-    ${sensorAlarms(incident.alarms)}
-    <table>${milestones}</table>
-    <div class="photos" id="photos"></div>
-    <div class="actions">${["acknowledge", "reassign", "resolve", "close", "cancel"].map((a) =>
-      `<button data-action="${a}">${{ acknowledge: "受理", reassign: "改派", resolve: "办结", close: "结案", cancel: "撤销" }[a]}</button>`).join("")}</div>
-    <h4>推荐 Recommended</h4><ol id="recommendations"><li class="hint">…</li></ol>`;
-  loadRoute(incident).catch((error) => state.errors.push(String(error)));
-  renderPhotos(incident).catch((error) => { $("photos").textContent = error.message; });
+function selectIncident(id, { fromMap = false } = {}) {
+  state.selected = id;
+  state.selectedOfficer = null;
+  const incident = shownIncident();
+  if (incident) {
+    if (!state.replay) loadRoute(incident).catch((error) => state.errors.push(String(error)));
+    if (!fromMap) scene.show(incident.location);
+  }
+  store.notify();
+  scheduleRedraw();
+  if (fromMap) requestAnimationFrame(() => document.querySelector(`#queue [data-id="${CSS.escape(id)}"]`)?.scrollIntoView({ block: "nearest" }));
+}
+
+function selectOfficer(dev, { fromMap = false } = {}) {
+  state.selectedOfficer = dev;
+  const officer = shownPositions(state).get(dev);
+  if (officer && !fromMap) scene.show([officer.lon, officer.lat]);
+  store.notify();
+  scheduleRedraw();
+  if (fromMap) requestAnimationFrame(() => document.querySelector(`#officers [data-dev="${CSS.escape(dev)}"]`)?.scrollIntoView({ block: "nearest" }));
+}
+
+// --- what the panels ask of the server ------------------------------------------------------
+
+const act = (action, body) => api(`/api/incidents/${encodeURIComponent(state.selected)}/${action}`, body);
+
+async function acknowledge(alert) {
+  if (alert.local) {
+    // A typed warning of an older server has no record to acknowledge: kept on this page only.
+    keepAlert({ ...alert, acknowledged_by: state.account.account, acknowledged_at: liveNow(state) });
+  } else {
+    const answer = await api(`/api/alerts/${encodeURIComponent(alert.id)}/ack`, {});
+    if (answer && answer.id === alert.id) keepAlert(answer);
+  }
+  store.notify();
+}
+
+async function loadReplay(from, to) {
+  const past = await api(`/api/replay?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`);
+  if (!state.replay) state.liveSelected = state.selected;
+  state.selected = null;
+  state.replay = { ...past, alerts: past.alerts ?? [], t: past.from, playing: false, speed: 10, lastTick: performance.now() };
+  store.notify();
+  scheduleRedraw();
+}
+
+function leaveReplay() {
+  if (!state.replay) return;
+  state.replay = null;
+  state.selected = state.liveSelected ?? null;
+  store.notify();
+  scheduleRedraw();
+}
+
+function pickPoint(picking, point) {
+  state.intake.picking = picking;
+  if (point) state.intake.point = point;
+  store.notify();
+  scheduleRedraw();
+}
+
+async function loadUnits() {
+  const devices = await api("/api/devices");
+  state.units = new Map(devices.map((d) => [`${d.user}/${d.device}`, d]));
+}
+
+async function loadCategories() {
   try {
-    const ranked = await api(`/api/incidents/${incident.id}/recommendations`);
-    $("recommendations").innerHTML = ranked.map((r) =>
-      `<li>${esc(r.officer)} <small>${esc(r.team)} · ${Math.round(r.eta_s / 60)} min · ${esc(r.reason)}</small> <button data-assign="${esc(r.officer)}">派单</button></li>`).join("") || "<li class='hint'>无可用警员</li>";
-  } catch (error) {
-    $("recommendations").innerHTML = `<li class="hint">${esc(error.message)}</li>`;
+    return await api("/api/categories");
+  } catch {
+    // An older server: the policy catalogue's labels (Chinese) stand in.
+    return Object.entries(state.policies.categories || {}).map(([key, zh]) => ({ key, zh, en: key.replaceAll("_", " ") }));
   }
 }
 
-// A citizen's report (随手拍) brings its photo: served only to those who may read the incident.
-async function renderPhotos(incident) {
-  if (incident.source !== "citizen") return;
-  const photos = await api(`/api/incidents/${encodeURIComponent(incident.id)}/photos`);
-  if (state.selected !== incident.id) return; // another incident was chosen meanwhile
-  $("photos").innerHTML = photos.map((p) => `<figure data-sha256="${esc(p.sha256)}">
-      <a href="${esc(p.url)}" target="_blank" rel="noopener"><img src="${esc(p.url)}" alt="随手拍照片"></a>
-      <figcaption>随手拍 · ${p.place_from === "exif" ? "照片定位" : "上报位置"} · 联系 ${esc(p.contact)}<br>sha256 ${esc(p.sha256.slice(0, 16))}…</figcaption></figure>`).join("");
+// --- the page -------------------------------------------------------------------------------
+
+function useStore() {
+  const [, setVersion] = useState(0);
+  useEffect(() => store.subscribe(() => setVersion((n) => n + 1)), []);
 }
 
-function renderOfficers() {
-  const all = currentOfficers().sort((a, b) => (a.officer < b.officer ? -1 : a.officer > b.officer ? 1 : 0));
-  const list = all.slice(0, OFFICER_LIST_MAX);
-  $("officers").innerHTML = (all.length > list.length ? `<li class="hint">${all.length} officers, first ${list.length}</li>` : "") + list.map((o) => `<li><i style="background:rgb(${STATUS_COLOURS[officerStatus(o)]})"></i>${esc(o.officer)} <small>${officerStatus(o)}</small></li>`).join("");
+function Header() {
+  useStore();
+  const alerts = shownAlerts(state);
+  const open = currentIncidents(state).filter(isOpen).length;
+  return html`
+    <b>${t("title")}</b> · <span id="now" class=${state.replay ? "replayed" : ""}>${state.replay ? `${t("replay")} ` : ""}${when(now(state), liveNow(state))}</span>
+    · ${t("open")} <span id="open-count">${open}</span>
+    · ${t("alerts")} <span id="header-alerts" class=${alerts.some(isNew) ? "flash" : ""}>${t("new_alerts", { n: alerts.filter(isNew).length, total: alerts.length })}</span>
+    · ${t("feed")} <span id="feed" data-state=${state.feed}>${name("feed", state.feed ?? "connecting")}</span>
+    <${ReplayBar} state=${state} onLoad=${loadReplay} onLeave=${leaveReplay} onChange=${() => { store.notify(); scheduleRedraw(); }} />
+    <button id="language" onClick=${() => { setLanguage(currentLanguage() === "en" ? "zh" : "en"); store.notify(); }}>${t("language")}</button>
+    <a href="/supervision">${t("supervision")}</a>`;
 }
 
-function renderAlerts() {
-  $("alerts").innerHTML = state.alerts.map((a) =>
-    `<li class="${esc(a.type)}">${localTime(a.at)} ${esc(a.type)} ${esc(a.body.incident ?? a.body.summary)} ${esc(a.body.milestone)}</li>`).join("");
+function Panels() {
+  useStore();
+  const incident = shownIncident();
+  return html`
+    <${Queue} state=${state} onSelect=${(id) => selectIncident(id)} />
+    <${Detail} state=${state} incident=${incident} onAction=${act} />
+    ${state.replay ? null : html`<${Intake} state=${state} categories=${state.categories} onPick=${pickPoint} onCreated=${(id) => { state.selected = id; store.notify(); }} />`}
+    <${Alerts} state=${state} alerts=${shownAlerts(state)} onAck=${acknowledge} />
+    <${Units} state=${state} onLocate=${(dev) => selectOfficer(dev)} />`;
 }
 
-async function act(action, officer) {
-  const id = state.selected;
-  if (action === "assign") await api(`/api/incidents/${id}/assign`, { officers: [officer] });
-  else await api(`/api/incidents/${id}/${action}`, { reason: "" });
+function MapCorner() {
+  useStore();
+  return html`<${Legend} layers=${state.layers} lang=${currentLanguage()} onToggle=${(id) => { state.layers[id] = !state.layers[id]; store.notify(); scheduleRedraw(); }} />`;
 }
 
-// --- start ------------------------------------------------------------------------------------
+const $ = (id) => document.getElementById(id);
 
 async function start() {
+  setLanguage(currentLanguage());
   const [account, city, policies, clock] = await Promise.all([me(), api("/api/city"), api("/api/policies"), api("/api/clock")]);
   showAccount($("account-slot"), account);
-  Object.assign(state, { city, policies, clock: { server: clock.now, local: performance.now(), rate: clock.rate } });
-  addProtocol("pmtiles", new Protocol().tile);
-  setWorkerUrl(new URL("/static/maplibre-gl-worker.mjs", location.href).href);
-  const map = new MapLibre({ container: "map", style: baseStyle(location.origin), localIdeographFontFamily: LOCAL_IDEOGRAPHS, bounds: city.bounds, fitBoundsOptions: { padding: 20 }, attributionControl: false });
-  const overlay = new MapboxOverlay({
-    interleaved: false,
-    layers: [],
-    onAfterRender: () => {
-      if (state.drawnSeq && state.drawnSeq !== state.reportedSeq) {
-        state.renders.push([state.drawnSeq, Date.now()]);
-        if (state.renders.length > 2000) state.renders.splice(0, 1000);
-        state.reportedSeq = state.drawnSeq;
-      }
-    },
+  Object.assign(state, { account, city, policies, clock: { server: clock.now, local: performance.now(), rate: clock.rate } });
+  state.categories = await loadCategories();
+  useCategories(state.categories);
+  scene = new Scene($("map"), state, {
+    onSelect: (picked) => (picked.incident ? selectIncident(picked.incident, { fromMap: true }) : selectOfficer(picked.officer, { fromMap: true })),
+    onPoint: (point) => pickPoint(false, point),
   });
-  map.addControl(overlay);
-  state.map = map;
-  state.overlay = overlay;
-  map.on("load", () => { state.mapLoaded = true; });
-  const positionsFormat = new URLSearchParams(location.search).get("positions") || "json";
-  new LiveFeed("/ws/live", onMessage, (s) => { $("feed").textContent = s; }, { positions: positionsFormat });
-  wireReplay();
-
-  $("queue").addEventListener("click", (e) => {
-    const item = e.target.closest("[data-id]");
-    if (item) { state.selected = item.dataset.id; renderDetail(); }
-  });
-  $("detail").addEventListener("click", async (e) => {
-    const button = e.target.closest("button");
-    if (!button) return;
-    try { await act(button.dataset.assign ? "assign" : button.dataset.action, button.dataset.assign); }
-    catch (error) { state.alerts.unshift({ type: "refused", body: { incident: error.message }, at: now() }); }
-  });
-  let lastPhase = null;
+  state.map = scene.map;
+  state.overlay = scene.overlay;
+  const audio = $("alert-sound");
+  audio.addEventListener("play", () => { state.soundsPlayed += 1; });
+  render(html`<${Header} />`, $("header-app"));
+  render(html`<${Panels} />`, $("panels"));
+  render(html`<${MapCorner} />`, $("map-corner"));
+  // `/?positions=binary` takes positions as column frames, for cities of thousands of officers.
+  const positions = new URLSearchParams(location.search).get("positions") || "json";
+  new LiveFeed("/ws/live", onMessage, (s) => { state.feed = s; store.notify(); }, { positions });
+  const refreshUnits = () => loadUnits().catch((error) => state.errors.push(String(error)));
+  refreshUnits();
+  setInterval(refreshUnits, UNITS_EVERY_MS);
+  // Clocks change by the second: the map and the panels are redrawn when the shown second
+  // turns, not on every tick (a software-rendered map cannot afford four frames a second).
+  let shownSecond = null;
   setInterval(() => {
-    redraw();
-    renderQueue();
-    renderOfficers();
-    renderAlerts();
-    const selected = state.selected && state.incidents.get(state.selected);
-    if (selected && selected.phase !== lastPhase) { lastPhase = selected.phase; renderDetail(); }
-    $("now").textContent = (state.replay ? "回放 " : "") + localTime(now());
-    if (state.replay) stepReplay();
+    if (state.replay) stepReplay(state.replay);
+    const second = Math.floor(now(state));
+    if (second !== shownSecond) {
+      shownSecond = second;
+      scheduleRedraw();
+      store.notify();
+    }
+    attention(state, audio);
     state.frames = (state.frames || 0) + 1;
-  }, 250);
+  }, TICK_MS);
 }
 
-// --- situation replay ------------------------------------------------------------------------
+// --- hooks for tests and benches -------------------------------------------------------------
 
-const localInput = (epoch) => new Date(epoch * 1000).toLocaleString("sv-SE", { timeZone: "Asia/Shanghai" }).replace(" ", "T").slice(0, 16);
-
-async function loadReplay(from, to) {
-  const window_ = await api(`/api/replay?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`);
-  state.replay = { ...window_, t: window_.from, playing: false, lastTick: performance.now() };
-  const slider = $("replay-slider");
-  Object.assign(slider, { min: window_.from, max: window_.to, step: 1, value: window_.from });
-  state.dirty = true;
-}
-
-function stepReplay() {
-  const replay = state.replay;
-  const tick = performance.now();
-  if (replay.playing) replay.t = Math.min(replay.to, replay.t + ((tick - replay.lastTick) / 1000) * Number($("replay-speed").value));
-  replay.lastTick = tick;
-  $("replay-slider").value = replay.t;
-}
-
-window.__replayAt = (t) => { state.replay.t = t; };
-
-function wireReplay() {
-  $("replay-toggle").addEventListener("click", () => {
-    const bar = $("replay-bar");
-    bar.hidden = !bar.hidden;
-    const t = liveNow();
-    $("replay-from").value = localInput(t - 1800);
-    $("replay-to").value = localInput(t);
-    if (bar.hidden) state.replay = null;
-  });
-  $("replay-load").addEventListener("click", () => loadReplay($("replay-from").value, $("replay-to").value)
-    .catch((error) => state.errors.push(String(error))));
-  $("replay-slider").addEventListener("input", (e) => { if (state.replay) state.replay.t = Number(e.target.value); });
-  $("replay-play").addEventListener("click", () => { if (state.replay) state.replay.playing = !state.replay.playing; });
-}
-
-// The pixel where an officer is drawn, for tests and for the list's "show on map".
+window.__replayAt = (t) => { state.replay.t = t; store.notify(); scheduleRedraw(); };
+// The pixel where an officer is drawn, and how it is drawn (colour by status, arrow by heading).
 window.__officerPixel = (dev) => {
-  const officer = currentOfficers().find((o) => o.dev === dev);
+  const officer = shownPositions(state).get(dev);
   return officer && state.map.project([officer.lon, officer.lat]);
 };
-// How the map shows an officer (colour by status, arrow by heading), for tests.
+window.__incidentPixel = (id) => {
+  const incident = currentIncidents(state).find((i) => i.id === id);
+  return incident && state.map.project(incident.location);
+};
 window.__officerLook = (dev) => {
-  const officer = currentOfficers().find((o) => o.dev === dev);
-  return officer && { status: officerStatus(officer), heading: officer.heading };
+  const officer = shownPositions(state).get(dev);
+  if (!officer) return undefined;
+  const status = officerStatus(officer, ordersByOfficer(currentIncidents(state)), now(state));
+  return { status, heading: officer.heading };
 };
 window.__pick = (x, y) => {
   const info = state.overlay.pickObject({ x, y, radius: 3, layerIds: ["officers"] });
   return info ? state.officerOrder[info.index] : null;
 };
+// The store, for tests that play a newer server's fields (e.g. `actions`) into the page.
+window.__store = store;
 
-start().catch((error) => { state.errors.push(String(error)); $("feed").textContent = `error: ${error.message}`; });
+start().catch((error) => { state.errors.push(String(error)); $("panels").textContent = `${t("error")}: ${error.message}`; });

@@ -1,0 +1,83 @@
+// The situation the screen shows: the live state, or a past moment of a replayed window.
+// Pure reads of the store's state; `now(state)` is the screen's clock.
+import { PositionStore } from "./positions.js";
+
+export const TRAIL_S = 300;
+const OFFLINE_AFTER_S = 300;
+const TERMINAL = ["closed", "cancelled", "merged"];
+const PHASE_AFTER = { respond: "dispatched", turn_out: "en_route", arrive: "on_scene", handle: "resolved" };
+
+export const liveNow = (state) => state.clock.server + ((performance.now() - state.clock.local) / 1000) * state.clock.rate;
+export const now = (state) => (state.replay ? state.replay.t : liveNow(state));
+
+// The positions shown: the live store, or one laid out for the replayed moment (cached per t).
+export function shownPositions(state) {
+  const replay = state.replay;
+  if (!replay) return state.officers;
+  if (replay.shown && replay.shownAt === replay.t) return replay.shown;
+  const t = replay.t;
+  const shown = new PositionStore({ trailSeconds: TRAIL_S });
+  for (const [dev, fixes] of Object.entries(replay.tracks)) {
+    let n = fixes.findIndex((f) => f[0] > t);
+    if (n === 0) continue; // not yet heard from at t
+    if (n === -1) n = fixes.length;
+    for (const [fixAt, lon, lat] of fixes.slice(0, n)) if (fixAt >= t - TRAIL_S) shown.move(dev, lon, lat, fixAt);
+    const [t0, lon0, lat0] = fixes[n - 1];
+    if (n < fixes.length) {
+      const [t1, lon1, lat1] = fixes[n];
+      const share = (t - t0) / (t1 - t0);
+      shown.move(dev, lon0 + (lon1 - lon0) * share, lat0 + (lat1 - lat0) * share, t0);
+    }
+  }
+  Object.assign(replay, { shown, shownAt: t });
+  return shown;
+}
+
+export function currentOfficers(state) {
+  const store = shownPositions(state);
+  return store.devices.map((dev) => store.get(dev));
+}
+
+export function currentIncidents(state) {
+  if (!state.replay) return [...state.incidents.values()];
+  const t = state.replay.t;
+  return state.replay.incidents.filter((i) => i.reported_at <= t).map((incident) => {
+    const milestones = (incident.milestones || []).filter((m) => m.reached_at <= t);
+    const last = milestones.length ? milestones[milestones.length - 1].milestone : null;
+    const phase = last ? PHASE_AFTER[last] : "reported";
+    // A replayed incident allows nothing: the past cannot be acted on.
+    return { ...incident, milestones, phase, actions: [], order: phase === "reported" ? null : incident.order };
+  });
+}
+
+export const isOpen = (incident) => !TERMINAL.includes(incident.phase);
+
+// Who is on which open incident, for the officers' status and current order.
+export function ordersByOfficer(incidents) {
+  const orders = new Map();
+  for (const incident of incidents) {
+    if (!incident.order || !isOpen(incident)) continue;
+    for (const officer of incident.order.officers) orders.set(officer, incident);
+  }
+  return orders;
+}
+
+export function officerStatus(officer, orders, t) {
+  // By when the center last heard the device (its own clock), not the device's clock.
+  if (t - officer.heard_at > OFFLINE_AFTER_S) return "offline";
+  const incident = orders.get(officer.officer);
+  if (incident?.phase === "dispatched") return "ordered";
+  if (incident?.phase === "en_route") return "en_route";
+  if (incident?.phase === "on_scene") return "on_scene";
+  return "available";
+}
+
+// The alerts shown: live ones, or in replay those raised by the replayed moment, with the
+// acknowledgement only once it had happened.
+export function shownAlerts(state) {
+  if (!state.replay) return state.alerts;
+  const t = state.replay.t;
+  return (state.replay.alerts || []).filter((a) => a.raised_at <= t).map((a) =>
+    a.acknowledged_at != null && a.acknowledged_at > t ? { ...a, acknowledged_by: null, acknowledged_at: null } : a,
+  ).sort((a, b) => b.raised_at - a.raised_at);
+}
