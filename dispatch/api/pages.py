@@ -92,6 +92,23 @@ def login_page() -> FileResponse:
     return _page("login.html")
 
 
+@router.get("/api/roster")
+def roster(request: Request, caller: Caller) -> dict[str, Any]:
+    """The teams and, for each officer in the caller's scope, the team they answer to now and
+    whether they are on duty (the units board groups and filters by these)."""
+    state = app_state(request)
+    if state.city is None:
+        raise HTTPException(503, "no roster is configured: set YIWANG_ROSTER_FILE")
+    book, scope, now = state.city.roster, scope_of(caller, state), state.clock()
+    officers = []
+    for officer in sorted(o for o in book.officers if scope.covers_officer(o)):
+        team, on_duty = book.home_team(officer, now)
+        officers.append({"officer": officer, "team": team, "on_duty": on_duty})
+    shown = {o["team"] for o in officers}
+    teams = [{"id": t.id, "name": t.name} for t in book.teams.values() if t.id in shown]
+    return {"teams": teams, "officers": officers}
+
+
 @router.get("/api/city")
 def city(request: Request, _: Caller) -> dict[str, Any]:
     """The areas as GeoJSON, a label point for each, and the bounds to frame the map."""

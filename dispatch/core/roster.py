@@ -82,6 +82,19 @@ class Roster:
     def duty_teams(self, officer: OfficerId, at: float) -> list[TeamId]:
         return sorted({s.team for s in self.shifts if officer in s.officers and s.covers(at)})
 
+    def home_team(self, officer: OfficerId, at: float) -> tuple[TeamId | None, bool]:
+        """The team an officer answers to at `at` and whether they are on duty: the team of a
+        shift covering `at`, else of their next shift, else of their last (so the units board
+        groups an officer off duty with the team they work for)."""
+        theirs = sorted((s for s in self.shifts if officer in s.officers), key=lambda s: s.start_at)
+        for shift in theirs:
+            if shift.covers(at):
+                return shift.team, True
+        upcoming = [s for s in theirs if s.start_at > at]
+        if upcoming:
+            return upcoming[0].team, False
+        return (theirs[-1].team, False) if theirs else (None, False)
+
     def out_of_area(self, officer: OfficerId, point: LonLat, at: float) -> bool | None:
         """Whether an on-duty officer stands outside every team area they serve now.
 

@@ -33,7 +33,9 @@ const state = {
   alerts: [],
   alertRecords: false, // the server sends alert records: typed warnings are not shown twice
   units: new Map(), // device → GET /api/devices view (battery, speed, presence)
-  teamOf: new Map(), // officer → team, as recommendations name it
+  teamOf: new Map(), // officer → team, from GET /api/roster and the recommendations
+  teamNames: new Map(), // team → its name
+  onDuty: new Map(), // officer → on a shift now
   layers: Object.fromEntries(TOGGLES.map((id) => [id, true])),
   intake: { picking: false, point: null },
   city: null,
@@ -188,8 +190,11 @@ function pickPoint(picking, point) {
 }
 
 async function loadUnits() {
-  const devices = await api("/api/devices");
+  const [devices, roster] = await Promise.all([api("/api/devices"), api("/api/roster")]);
   state.units = new Map(devices.map((d) => [`${d.user}/${d.device}`, d]));
+  state.teamNames = new Map(roster.teams.map((team) => [team.id, team.name]));
+  state.onDuty = new Map(roster.officers.map((o) => [o.officer, o.on_duty]));
+  for (const o of roster.officers) if (o.team) state.teamOf.set(o.officer, o.team);
 }
 
 async function loadCategories() {

@@ -1,6 +1,7 @@
 // The situation the screen shows: the live state, or a past moment of a replayed window.
 // Pure reads of the store's state; `now(state)` is the screen's clock.
 import { PositionStore } from "./positions.js";
+import { t } from "./i18n.js";
 
 export const TRAIL_S = 300;
 const OFFLINE_AFTER_S = 300;
@@ -80,4 +81,10 @@ export function shownAlerts(state) {
   return (state.replay.alerts || []).filter((a) => a.raised_at <= t).map((a) =>
     a.acknowledged_at != null && a.acknowledged_at > t ? { ...a, acknowledged_by: null, acknowledged_at: null } : a,
   ).sort((a, b) => b.raised_at - a.raised_at);
+}
+
+// The name of the team an officer answers to (GET /api/roster, else the recommendations).
+export function teamName(state, officer) {
+  const team = state.teamOf.get(officer);
+  return team ? state.teamNames.get(team) || team : t("none");
 }

@@ -231,6 +231,7 @@ EXPECTED: dict[tuple[str, str], dict[str, int | str]] = {
     ("GET", "/api/incidents/{incident_id}/evidence"): AUDITORS,
     ("GET", "/api/incidents/{incident_id}/recommendations"): ACTORS,
     ("GET", "/api/city"): ANY_ACCOUNT,
+    ("GET", "/api/roster"): ANY_ACCOUNT,
     ("GET", "/api/policies"): ANY_ACCOUNT,
     ("GET", "/api/clock"): ANY_ACCOUNT,
     ("GET", "/api/route"): ANY_ACCOUNT,

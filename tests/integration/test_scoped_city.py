@@ -92,6 +92,10 @@ def test_a_scoped_dispatcher_sees_only_its_area_for_a_minute(tmp_path: Path) -> 
             messages = asyncio.run(watch(url, token, WATCH_S))
             incidents = get(center.base_url, "/api/incidents?open_only=false", headers)
             devices = get(center.base_url, "/api/devices", headers)
+            roster = get(center.base_url, "/api/roster", headers)
+            whole_roster = get(center.base_url, "/api/roster", {
+                "authorization": f"Bearer {center.token}"
+            })  # fmt: skip
             everything = get(center.base_url, "/api/incidents?open_only=false", {
                 "authorization": f"Bearer {center.token}"
             })  # fmt: skip
@@ -121,5 +125,9 @@ def test_a_scoped_dispatcher_sees_only_its_area_for_a_minute(tmp_path: Path) -> 
     assert shown and positions > 0 and "incident" in kinds, kinds
     assert incidents and all(in_scope(i["location"]) for i in incidents)
     assert {d["user"] for d in devices} <= mine and devices
+    # The units board's roster: this scope's officers and teams, each officer with a team.
+    assert {o["officer"] for o in roster["officers"]} == mine
+    assert {o["team"] for o in roster["officers"]} == {t["id"] for t in roster["teams"]}
+    assert len(whole_roster["officers"]) > len(roster["officers"])
     # The city did run elsewhere: most of its incidents were out of this scope.
     assert len(everything) > 3 * len(incidents)

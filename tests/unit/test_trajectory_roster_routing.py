@@ -92,6 +92,15 @@ def test_out_of_area_only_for_officers_on_duty() -> None:
     assert r.out_of_area(OfficerId("zhang3"), LonLat(1.5, 0.5), 200.0) is None
 
 
+def test_an_officer_off_duty_keeps_the_team_of_the_next_or_last_shift() -> None:
+    r = roster()
+    wang5 = OfficerId("wang5")
+    assert r.home_team(wang5, 10.0) == ("t2", False)  # before the shift: the coming team
+    assert r.home_team(wang5, 60.0) == ("t2", True)
+    assert r.home_team(wang5, 150.0) == ("t2", False)  # after it (ends exclusive): the last
+    assert r.home_team(OfficerId("nobody"), 60.0) == (None, False)
+
+
 def test_contradictory_rosters_are_refused() -> None:
     base = roster()
     double = [*base.teams.values(), Team(TeamId("t3"), "三中队", frozenset({AreaId("d-e")}))]

@@ -19,7 +19,7 @@ import { selectionLayers } from "./selection.js";
 import { STATUS_COLOURS } from "./legend.js";
 import { clocks, countdown, policyFor, worst } from "../clock.js";
 import { ago, name, t } from "../i18n.js";
-import { currentIncidents, isOpen, now, officerStatus, ordersByOfficer, shownPositions } from "../situation.js";
+import { currentIncidents, isOpen, now, officerStatus, ordersByOfficer, shownPositions, teamName } from "../situation.js";
 
 const FLY_ZOOM = 15;
 
@@ -161,7 +161,7 @@ export class Scene {
     const status = officerStatus(officer, ordersByOfficer(currentIncidents(state)), t0);
     const speed = unit?.fix?.vel_kmh;
     const battery = unit?.fix?.batt_pct;
-    return [officer.officer, `${t("team")} ${state.teamOf.get(officer.officer) || t("none")} · ${name("status", status)}`,
+    return [officer.officer, `${t("team")} ${teamName(state, officer.officer)} · ${name("status", status)}`,
       `${t("speed")} ${speed == null ? t("none") : `${Math.round(speed)} km/h`} · ${t("battery")} ${battery == null ? t("none") : `${battery}%`}`,
       `${t("fix_age")} ${ago(t0 - officer.fix_at)}`];
   }

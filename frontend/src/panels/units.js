@@ -20,6 +20,7 @@ export function Units({ state, onLocate }) {
   const orders = ordersByOfficer(currentIncidents(state));
   const rows = currentOfficers(state).map((o) => ({
     ...o, status: officerStatus(o, orders, t0), team: state.teamOf.get(o.officer) || "", order: orders.get(o.officer), unit: state.units.get(o.dev),
+    onDuty: state.onDuty.get(o.officer),
   }));
   const teams = [...new Set(rows.map((r) => r.team).filter(Boolean))].sort();
   const needle = query.trim().toLowerCase();
@@ -37,17 +38,17 @@ export function Units({ state, onLocate }) {
     <div class="filters">
       <input id="units-search" type="search" placeholder=${t("search")} value=${query} onInput=${(e) => setQuery(e.target.value)} />
       <select id="units-team" value=${team} onChange=${(e) => setTeam(e.target.value)}>
-        <option value="">${t("team")}: ${t("all")}</option>${teams.map((x) => html`<option key=${x} value=${x}>${x}</option>`)}</select>
+        <option value="">${t("team")}: ${t("all")}</option>${teams.map((x) => html`<option key=${x} value=${x}>${state.teamNames.get(x) || x}</option>`)}</select>
       <select id="units-status" value=${status} onChange=${(e) => setStatus(e.target.value)}>
         <option value="">${t("status")}: ${t("all")}</option>${STATUSES.map((s) => html`<option key=${s} value=${s}>${name("status", s)}</option>`)}</select>
     </div>
     ${matching.length > shown.length ? html`<p class="hint">${t("officers_shown", { all: matching.length, n: shown.length })}</p>` : null}
     <ul id="officers">${[...groups].map(([teamId, members]) => html`<li key=${`team:${teamId}`} class="team" data-team=${teamId}>
-      <h4>${teamId || t("no_team")} <small>${members.length}</small></h4>
+      <h4>${state.teamNames.get(teamId) || teamId || t("no_team")} <small>${members.length}</small></h4>
       <ul>${members.map((r) => html`<li key=${r.dev} data-dev=${r.dev} data-status=${r.status}
           class="unit ${r.dev === state.selectedOfficer ? "selected" : ""}" onClick=${() => onLocate(r.dev)}>${r.officer}
         <i class="swatch" style=${{ background: `rgb(${STATUS_COLOURS[r.status].join(",")})` }}></i>
-        <small>${name("status", r.status)}${r.unit?.on_duty == null ? "" : ` · ${t(r.unit.on_duty ? "on_duty" : "off_duty")}`}
+        <small>${name("status", r.status)}${r.onDuty == null ? "" : ` · ${t(r.onDuty ? "on_duty" : "off_duty")}`}
           · ${t("last_seen")} ${ago(t0 - r.heard_at)}${r.unit?.fix?.batt_pct == null ? "" : ` · ${t("battery")} ${r.unit.fix.batt_pct}%`}
           ${r.order ? html` · ${t("current_order")} <span class="order" data-incident=${r.order.id}>${r.order.title || r.order.id}</span>` : null}</small>
       </li>`)}</ul></li>`)}
