@@ -2,7 +2,8 @@
 // the trail behind it. Positions go to deck.gl as binary attributes straight from the
 // PositionStore's columns; a pick's `index` is the device at that column.
 //
-//   officerLayers(store, {colourOf(dev) → [r, g, b], trailed(dev) → bool})
+//   officerLayers(store, {statuses, colours: {status → [r, g, b]}, trailed(status) → bool})
+//     statuses: each device's status in the store's column order
 //     → [trails, headings, officers] layers (ids "trails", "headings", "officers")
 import { PathLayer, ScatterplotLayer, TextLayer } from "@deck.gl/layers";
 
@@ -10,15 +11,19 @@ import { PathLayer, ScatterplotLayer, TextLayer } from "@deck.gl/layers";
 // redraws within the second.
 export const TRAILS_FOR_ALL_MAX = 1000;
 
-export function officerLayers(store, { colourOf, trailed }) {
+export function officerLayers(store, { statuses, colours, trailed }) {
   const { length, positions } = store.columns();
-  const colours = new Uint8Array(length * 4);
+  const fill = new Uint8Array(length * 4);
   for (let n = 0; n < length; n++) {
-    colours.set(colourOf(store.devices[n]), 4 * n);
-    colours[4 * n + 3] = 255;
+    const [r, g, b] = colours[statuses[n]];
+    fill[4 * n] = r;
+    fill[4 * n + 1] = g;
+    fill[4 * n + 2] = b;
+    fill[4 * n + 3] = 255;
   }
   const all = length <= TRAILS_FOR_ALL_MAX;
-  const followed = store.devices.filter((dev) => all || trailed(dev)).map((dev) => store.get(dev));
+  const followed = [];
+  for (let n = 0; n < length; n++) if (all || trailed(statuses[n])) followed.push(store.get(store.devices[n]));
   return [
     new PathLayer({
       id: "trails", data: followed.filter((o) => store.trail(o.dev).length > 1),
@@ -32,7 +37,7 @@ export function officerLayers(store, { colourOf, trailed }) {
     new ScatterplotLayer({
       id: "officers", pickable: true, radiusUnits: "pixels", getRadius: 6, stroked: true,
       lineWidthMinPixels: 1, getLineColor: [255, 255, 255],
-      data: { length, attributes: { getPosition: { value: positions, size: 2 }, getFillColor: { value: colours, size: 4 } } },
+      data: { length, attributes: { getPosition: { value: positions, size: 2 }, getFillColor: { value: fill, size: 4 } } },
     }),
   ];
 }

@@ -19,7 +19,7 @@ import { selectionLayers } from "./selection.js";
 import { STATUS_COLOURS } from "./legend.js";
 import { clocks, countdown, policyFor, worst } from "../clock.js";
 import { ago, name, t } from "../i18n.js";
-import { currentIncidents, isOpen, now, officerStatus, ordersByOfficer, shownPositions, teamName } from "../situation.js";
+import { currentIncidents, isOpen, now, officerStatus, officerStatuses, ordersByOfficer, shownPositions, teamName } from "../situation.js";
 
 const FLY_ZOOM = 15;
 
@@ -78,10 +78,9 @@ export class Scene {
     const orders = ordersByOfficer(incidents);
     const open = incidents.filter(isOpen);
     const visible = state.layers;
-    const status = new Map(positions.devices.map((dev) => [dev, officerStatus(positions.get(dev), orders, t0)]));
     const [trails, headings, officers] = officerLayers(positions, {
-      colourOf: (dev) => STATUS_COLOURS[status.get(dev)],
-      trailed: (dev) => status.get(dev) !== "available",
+      statuses: officerStatuses(positions, orders, t0), colours: STATUS_COLOURS,
+      trailed: (status) => status !== "available",
     });
     const zoom = this.map.getZoom();
     const selectedOfficer = state.selectedOfficer ? positions.get(state.selectedOfficer) : null;
