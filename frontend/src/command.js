@@ -22,8 +22,6 @@ import { ReplayBar, stepReplay } from "./panels/replay.js";
 const TICK_MS = 250;
 const UNITS_EVERY_MS = 10_000;
 const ALERTS_MAX = 200;
-// Typed feed entries an older server sends instead of `alert` records.
-const LEGACY_ALERTS = ["warning", "escalation", "partner_missing", "redispatch", "patrol_shortfall", "sensor_silent"];
 
 const state = {
   officers: new PositionStore({ trailSeconds: TRAIL_S }),
@@ -31,7 +29,6 @@ const state = {
   selected: null,
   selectedOfficer: null,
   alerts: [],
-  alertRecords: false, // the server sends alert records: typed warnings are not shown twice
   units: new Map(), // device → GET /api/devices view (battery, speed, presence)
   teamOf: new Map(), // officer → team, from GET /api/roster and the recommendations
   teamNames: new Map(), // team → its name
@@ -66,11 +63,8 @@ function onMessage(message, arrived = performance.now()) {
     state.incidents.clear();
     for (const incident of message.incidents) state.incidents.set(incident.id, incident);
     state.officers.applyRows(message.devices);
-    if (Array.isArray(message.alerts)) {
-      state.alertRecords = true;
-      state.alerts = [];
-      for (const alert of message.alerts) keepAlert(alert);
-    }
+    state.alerts = [];
+    for (const alert of message.alerts) keepAlert(alert);
   } else if (message.type === "positions") {
     if (message.frame) state.officers.applyColumns(message.frame);
     else state.officers.applyRows(message.body);
@@ -84,13 +78,7 @@ function onMessage(message, arrived = performance.now()) {
     const incident = parsed(message.body);
     state.incidents.set(incident.id, incident);
   } else if (message.type === "alert" || message.type === "alert_ack") {
-    state.alertRecords = true;
     keepAlert(parsed(message.body));
-  } else if (LEGACY_ALERTS.includes(message.type) && !state.alertRecords) {
-    const body = parsed(message.body);
-    // Stamped with the live clock even during replay: it happened now, not at the replayed moment.
-    keepAlert({ id: `${message.type}:${message.seq}`, kind: message.type, incident: body.incident ?? null,
-      message: body.milestone ? name("milestone", body.milestone) : body.summary ?? "", raised_at: liveNow(state), local: true });
   }
   store.notify();
   scheduleRedraw();
@@ -155,13 +143,8 @@ function selectOfficer(dev, { fromMap = false } = {}) {
 const act = (action, body) => api(`/api/incidents/${encodeURIComponent(state.selected)}/${action}`, body);
 
 async function acknowledge(alert) {
-  if (alert.local) {
-    // A typed warning of an older server has no record to acknowledge: kept on this page only.
-    keepAlert({ ...alert, acknowledged_by: state.account.account, acknowledged_at: liveNow(state) });
-  } else {
-    const answer = await api(`/api/alerts/${encodeURIComponent(alert.id)}/ack`, {});
-    if (answer && answer.id === alert.id) keepAlert(answer);
-  }
+  const answer = await api(`/api/alerts/${encodeURIComponent(alert.id)}/ack`, {});
+  if (answer && answer.id === alert.id) keepAlert(answer);
   store.notify();
 }
 
@@ -195,15 +178,6 @@ async function loadUnits() {
   state.teamNames = new Map(roster.teams.map((team) => [team.id, team.name]));
   state.onDuty = new Map(roster.officers.map((o) => [o.officer, o.on_duty]));
   for (const o of roster.officers) if (o.team) state.teamOf.set(o.officer, o.team);
-}
-
-async function loadCategories() {
-  try {
-    return await api("/api/categories");
-  } catch {
-    // An older server: the policy catalogue's labels (Chinese) stand in.
-    return Object.entries(state.policies.categories || {}).map(([key, zh]) => ({ key, zh, en: key.replaceAll("_", " ") }));
-  }
 }
 
 // --- the page -------------------------------------------------------------------------------
@@ -250,7 +224,7 @@ async function start() {
   const [account, city, policies, clock] = await Promise.all([me(), api("/api/city"), api("/api/policies"), api("/api/clock")]);
   showAccount($("account-slot"), account);
   Object.assign(state, { account, city, policies, clock: { server: clock.now, local: performance.now(), rate: clock.rate } });
-  state.categories = await loadCategories();
+  state.categories = await api("/api/categories");
   useCategories(state.categories);
   scene = new Scene($("map"), state, {
     onSelect: (picked) => (picked.incident ? selectIncident(picked.incident, { fromMap: true }) : selectOfficer(picked.officer, { fromMap: true })),

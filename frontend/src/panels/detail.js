@@ -14,15 +14,11 @@ import { now } from "../situation.js";
 // Actions whose reason the audit keeps; cancel and close cannot go without one.
 const REASON_REQUIRED = ["cancel", "close"];
 const REASON_OPTIONAL = ["reassign", "resolve"];
-// Without the server's list (an older server) nothing destructive is offered.
-const SAFE_FALLBACK = ["acknowledge", "assign"];
 // Offered elsewhere: assign on a recommended officer; merge needs the incident it repeats.
 const NOT_BUTTONS = ["assign", "merge"];
 
-export function allowedActions(incident) {
-  if (Array.isArray(incident.actions)) return incident.actions;
-  return ["closed", "cancelled", "merged"].includes(incident.phase) ? [] : SAFE_FALLBACK;
-}
+// What the server allows in the incident's phase now: the page never re-derives the rules.
+export const allowedActions = (incident) => incident.actions ?? [];
 
 // A refusal as a person reads it: the server's `detail`, a validation list as its messages.
 export function readable(error) {
