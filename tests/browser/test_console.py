@@ -25,7 +25,7 @@ from dispatch.store import Store
 from harness.center import LocalCenter
 from tests.browser import test_screens
 from tests.browser.conftest import SHOTS
-from tests.browser.test_screens import call, open_page, phase, post, wait_for
+from tests.browser.test_screens import Device, call, open_page, phase, post, wait_for
 
 center = test_screens.center  # a whole local center for this module, set up as the screens tests do
 
@@ -335,8 +335,22 @@ def test_an_incident_is_created_from_a_place_search_once_per_ticket(center, brow
     assert record["area"] and record["team"] and record["caller_name"] == "王先生", record
     assert record["ticket"] == "12345-20261203-0001"
     assert place in record["address"], record["address"]
+    # The owning team's officer reports from the place: the console recommends them.
+    officer = next(
+        o["officer"]
+        for o in call(center, "GET", "/api/roster")["officers"]
+        if o["team"] == record["team"] and o["on_duty"]
+    )
+    device = Device(center.broker, officer, officer.replace("officer", "bodycam"))
+    device.tst = int(time.time()) - 300  # its next fix is now
+    device.at(*record["location"])
+    page.wait_for_function(
+        "(dev) => window.__yiwang.officers.get(dev) !== undefined",
+        arg=f"{officer}/{officer.replace('officer', 'bodycam')}",
+        timeout=30_000,
+    )
     page.click(f"#queue [data-id='{incident}']", timeout=30_000)
-    page.wait_for_selector("#recommendations li:not(.hint)", timeout=30_000)
+    page.wait_for_selector(f"#recommendations [data-assign='{officer}']", timeout=30_000)
     # The same ticket again opens nothing new: the page says which incident it already is.
     page.click("#intake-submit")
     page.wait_for_selector("#intake-answer.duplicate", timeout=10_000)
