@@ -13,6 +13,7 @@ import { now } from "../situation.js";
 
 // Actions whose reason the audit keeps; cancel and close cannot go without one.
 const REASON_REQUIRED = ["cancel", "close"];
+const RECOMMEND_EVERY_MS = 15_000;
 const REASON_OPTIONAL = ["reassign", "resolve"];
 // Offered elsewhere: assign on a recommended officer; merge needs the incident it repeats.
 const NOT_BUTTONS = ["assign", "merge"];
@@ -89,11 +90,14 @@ function Recommendations({ state, incident, allowed, onAction }) {
   useEffect(() => {
     let current = true;
     setRanked(null);
-    api(`/api/incidents/${encodeURIComponent(incident.id)}/recommendations`).then((list) => {
+    const load = () => api(`/api/incidents/${encodeURIComponent(incident.id)}/recommendations`).then((list) => {
       for (const r of list) state.teamOf.set(r.officer, r.team);
       if (current) setRanked(list);
     }, (error) => { if (current) setRanked(readable(error)); });
-    return () => { current = false; };
+    load();
+    // Officers move, report in and take other orders: the ranking is renewed while it is shown.
+    const timer = setInterval(load, RECOMMEND_EVERY_MS);
+    return () => { current = false; clearInterval(timer); };
   }, [incident.id, incident.phase]);
   if (ranked === null) return html`<ol id="recommendations"><li class="hint">…</li></ol>`;
   if (typeof ranked === "string") return html`<ol id="recommendations"><li class="hint">${ranked}</li></ol>`;
