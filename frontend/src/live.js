@@ -4,9 +4,9 @@
 // instead of `{seq, type, body}`.
 //
 // Each message's parse and handling is a performance measure, "yiwang:positions" for positions
-// updates (detail: the seq) and "yiwang:message" for the rest, so the page's JavaScript cost
-// per update can be read from outside (the screen bench does). Measures are cleared past
-// MEASURES_MAX so a page left open does not accumulate them.
+// updates (detail: the seq; "yiwang:parse" is the parse alone) and "yiwang:message" for the
+// rest, so the page's JavaScript cost per update can be read from outside (the screen bench
+// does). Measures are cleared past MEASURES_MAX so a page left open does not accumulate them.
 import { FrameDecoder } from "./position_frames.js";
 
 const MEASURES_MAX = 2000;
@@ -41,6 +41,7 @@ export class LiveFeed {
         message = JSON.parse(event.data);
       }
       this.seq = message.seq;
+      if (message.type === "positions") performance.measure("yiwang:parse", { start: arrived, detail: message.seq });
       this.onMessage(message, arrived);
       const name = message.type === "positions" ? "yiwang:positions" : "yiwang:message";
       if (performance.getEntriesByType("measure").length > MEASURES_MAX) performance.clearMeasures();

@@ -17,26 +17,23 @@ export function shownPositions(state) {
   if (!replay) return state.officers;
   if (replay.shown && replay.shownAt === replay.t) return replay.shown;
   const t = replay.t;
-  const shown = new PositionStore({ trailSeconds: TRAIL_S });
-  for (const [dev, fixes] of Object.entries(replay.tracks)) {
+  const tracks = Object.entries(replay.tracks);
+  const shown = new PositionStore({ trailSeconds: TRAIL_S, capacity: tracks.length });
+  const place = (dev, lon, lat, fixAt) => shown.move(shown.slot(dev), lon, lat, fixAt, NaN, NaN, fixAt);
+  for (const [dev, fixes] of tracks) {
     let n = fixes.findIndex((f) => f[0] > t);
     if (n === 0) continue; // not yet heard from at t
     if (n === -1) n = fixes.length;
-    for (const [fixAt, lon, lat] of fixes.slice(0, n)) if (fixAt >= t - TRAIL_S) shown.move(dev, lon, lat, fixAt);
+    for (const [fixAt, lon, lat] of fixes.slice(0, n)) if (fixAt >= t - TRAIL_S) place(dev, lon, lat, fixAt);
     const [t0, lon0, lat0] = fixes[n - 1];
     if (n < fixes.length) {
       const [t1, lon1, lat1] = fixes[n];
       const share = (t - t0) / (t1 - t0);
-      shown.move(dev, lon0 + (lon1 - lon0) * share, lat0 + (lat1 - lat0) * share, t0);
+      place(dev, lon0 + (lon1 - lon0) * share, lat0 + (lat1 - lat0) * share, t0);
     }
   }
   Object.assign(replay, { shown, shownAt: t });
   return shown;
-}
-
-export function currentOfficers(state) {
-  const store = shownPositions(state);
-  return store.devices.map((dev) => store.get(dev));
 }
 
 export function currentIncidents(state) {
@@ -72,11 +69,13 @@ export function officerStatus(officer, orders, t) {
 export function officerStatuses(positions, orders, t) {
   const { length, heardAt } = positions.columns();
   const statuses = new Array(length);
-  for (let n = 0; n < length; n++) {
-    const dev = positions.devices[n];
-    statuses[n] = statusOf(dev.slice(0, dev.indexOf("/")), heardAt[n], orders, t);
-  }
+  for (let n = 0; n < length; n++) statuses[n] = statusOf(positions.officers[n], heardAt[n], orders, t);
   return statuses;
+}
+
+// The status of the device at column n of the store.
+export function statusAt(positions, n, orders, t) {
+  return statusOf(positions.officers[n], positions.cols.heardAt[n], orders, t);
 }
 
 function statusOf(officer, heardAt, orders, t) {

@@ -27,7 +27,12 @@ def test_positions_arrive_as_frames_and_move_the_officer(center, browser) -> Non
     after = officer_on_screen(page, east, lat)
     assert after["picked"] == "officer001/bodycam001"
     assert after["pixel"]["x"] > before["pixel"]["x"] + 5
-    assert page.evaluate("window.__officerLook('officer001/bodycam001')")["heading"] == 45
+    look = page.evaluate("window.__officerLook('officer001/bodycam001')")
+    assert look["heading"] == 45
+    # The trail runs from where the officer was to where it is now (lon, lat pairs).
+    trail = look["trail"]
+    assert len(trail) >= 4
+    assert math.isclose(trail[0], lon, abs_tol=1e-5) and math.isclose(trail[-2], east, abs_tol=1e-5)
     assert any("positions=binary" in url for url in sockets), sockets
     # The move came as a frame: its handling is measured under the positions name.
     measured = page.evaluate("performance.getEntriesByName('yiwang:positions').length")

@@ -8,7 +8,7 @@ import { TextLayer } from "@deck.gl/layers";
 export const ZOOM_LABELS = 15;
 const FONT = "Noto Sans CJK SC, sans-serif";
 // Beyond this many officers in view the callsigns are left out: the text atlas would dominate.
-const CALLSIGNS_MAX = 2000;
+export const CALLSIGNS_MAX = 2000;
 
 export function labelLayers(city, { officers, incidents, zoom, visible }) {
   const street = visible && zoom >= ZOOM_LABELS;

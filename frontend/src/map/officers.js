@@ -1,5 +1,5 @@
 // The officers on the map: a dot per device coloured by status, an arrow for its heading and
-// the trail behind it. Positions go to deck.gl as binary attributes straight from the
+// the trail behind it. Dots and trails go to deck.gl as binary attributes straight from the
 // PositionStore's columns; a pick's `index` is the device at that column.
 //
 //   officerLayers(store, {statuses, colours: {status → [r, g, b]}, trailed(status) → bool})
@@ -23,16 +23,14 @@ export function officerLayers(store, { statuses, colours, trailed }) {
   }
   const all = length <= TRAILS_FOR_ALL_MAX;
   const followed = [];
-  for (let n = 0; n < length; n++) if (all || trailed(statuses[n])) followed.push(store.get(store.devices[n]));
+  for (let n = 0; n < length; n++) if (all || trailed(statuses[n])) followed.push(n);
+  const { heading, lon, lat } = store.cols;
   return [
-    new PathLayer({
-      id: "trails", data: followed.filter((o) => store.trail(o.dev).length > 1),
-      getPath: (o) => store.trail(o.dev).map((p) => [p[0], p[1]]), getColor: [25, 113, 194, 90], widthMinPixels: 2,
-    }),
+    trailsLayer(store, followed),
     new TextLayer({
       // Heading: an arrow glyph turned to the last movement's bearing (north up, clockwise).
-      id: "headings", data: followed.filter((o) => o.heading != null), getPosition: (o) => [o.lon, o.lat],
-      getText: () => "▲", getSize: 11, getAngle: (o) => -o.heading, getColor: [33, 37, 41, 200], characterSet: ["▲"],
+      id: "headings", data: followed.filter((n) => !Number.isNaN(heading[n])), getPosition: (n) => [lon[n], lat[n]],
+      getText: () => "▲", getSize: 11, getAngle: (n) => -heading[n], getColor: [33, 37, 41, 200], characterSet: ["▲"],
     }),
     new ScatterplotLayer({
       id: "officers", pickable: true, radiusUnits: "pixels", getRadius: 6, stroked: true,
@@ -40,4 +38,28 @@ export function officerLayers(store, { statuses, colours, trailed }) {
       data: { length, attributes: { getPosition: { value: positions, size: 2 }, getFillColor: { value: fill, size: 4 } } },
     }),
   ];
+}
+
+// The followed devices' trails as one flat array of lon, lat with where each path starts.
+function trailsLayer(store, followed) {
+  const drawn = [];
+  let points = 0;
+  for (const n of followed) {
+    const size = store.trailLength(n);
+    if (size > 1) {
+      drawn.push(n);
+      points += size;
+    }
+  }
+  const path = new Float32Array(points * 2);
+  const startIndices = new Uint32Array(drawn.length);
+  let at = 0;
+  drawn.forEach((n, k) => {
+    startIndices[k] = at;
+    at += store.copyTrail(n, path, at);
+  });
+  return new PathLayer({
+    id: "trails", _pathType: "open", positionFormat: "XY", getColor: [25, 113, 194, 90], widthMinPixels: 2,
+    data: { length: drawn.length, startIndices, attributes: { getPath: { value: path, size: 2 } } },
+  });
 }

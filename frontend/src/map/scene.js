@@ -14,7 +14,7 @@ import { officerLayers } from "./officers.js";
 import { areasLayer } from "./areas.js";
 import { incidentLayers } from "./incidents.js";
 import { routeLayer } from "./route.js";
-import { labelLayers } from "./labels.js";
+import { CALLSIGNS_MAX, ZOOM_LABELS, labelLayers } from "./labels.js";
 import { selectionLayers } from "./selection.js";
 import { STATUS_COLOURS } from "./legend.js";
 import { clocks, countdown, policyFor, worst } from "../clock.js";
@@ -95,11 +95,23 @@ export class Scene {
         selected: state.selected, visible: visible.incidents, tick: Math.floor(t0),
       }),
       ...labelLayers(state.city, {
-        officers: zoom >= 15 && visible.officers ? positions.devices.map((dev) => positions.get(dev)) : [],
+        officers: zoom >= ZOOM_LABELS && visible.officers ? this.inView(positions, CALLSIGNS_MAX + 1) : [],
         incidents: open, zoom, visible: visible.labels,
       }),
       ...selectionLayers({ officer: selectedOfficer, intake: state.intake.point }),
     ];
+  }
+
+  // Up to `most` of the shown officers inside the map's view (street zoom shows a few streets).
+  inView(positions, most) {
+    const bounds = this.map.getBounds();
+    const [west, east, south, north] = [bounds.getWest(), bounds.getEast(), bounds.getSouth(), bounds.getNorth()];
+    const { lon, lat } = positions.cols;
+    const shown = [];
+    for (let n = 0; n < positions.size && shown.length < most; n++) {
+      if (lon[n] >= west && lon[n] <= east && lat[n] >= south && lat[n] <= north) shown.push(positions.get(positions.devices[n]));
+    }
+    return shown;
   }
 
   pickAt(x, y) {
