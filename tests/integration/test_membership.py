@@ -6,17 +6,23 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import paho.mqtt.client as mqtt
+import pytest
 from fastapi.testclient import TestClient
 
+from devices import mqttwire
+from devices.broker import BrokerLogin
 from devices.ingest import IngestWorker
 from devices.membership import Roll, roll_call
+from devices.subscriber import Subscriber, TakenOverError
 from dispatch.api.app import create_app
 from dispatch.core.track import DeviceKey, verify_chain
 from dispatch.settings import Settings
@@ -226,3 +232,33 @@ def test_a_worker_whose_client_id_is_taken_ends_instead_of_taking_it_back(
         wait_until(lambda: verdicts(store) == 20, 10, "the winner to store")
         assert second.worker.connected.is_set()
         print(f"\nthe loser ended {ended_s:.2f} s after the takeover, with exit status 1")
+
+
+def test_a_broker_that_says_the_session_was_taken_over_ends_it_for_good() -> None:
+    """What EMQX and later Mosquitto send the client that lost its client id: a broker on a
+    loopback socket of this test's own, speaking the bytes by hand."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    subscriber = Subscriber(
+        BrokerLogin("127.0.0.1", listener.getsockname()[1], None, None), "yiwang-ingest-x"
+    )
+
+    def broker_side() -> None:
+        peer, _ = listener.accept()
+        with peer:
+            peer.recv(1024)  # CONNECT
+            peer.sendall(b"\x20\x03\x00\x00\x00")  # CONNACK, MQTT 5, no properties
+            peer.recv(1024)  # SUBSCRIBE
+            peer.sendall(b"\xe0\x02" + bytes([mqttwire.SESSION_TAKEN_OVER]) + b"\x00")
+            peer.recv(1024)  # whatever the client says last, until it closes
+
+    broker = threading.Thread(target=broker_side, daemon=True)
+    broker.start()
+    try:
+        subscriber.connect([("r/#", 1)], lambda suback: None)
+        with pytest.raises(TakenOverError, match="same client id"):
+            for _ in range(20):
+                subscriber.read(0.1)
+    finally:
+        subscriber.close()
+        listener.close()
+        broker.join(5)
