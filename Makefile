@@ -34,7 +34,8 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy gis dispatch/core devices/mqttwire.py devices/backlog.py devices/topics.py devices/messages.py \
 	  devices/quality.py devices/telemetry devices/translate.py devices/downlink.py devices/presence.py \
-	  devices/sink.py devices/backfill.py devices/osmand.py devices/jt808 devices/sensors.py
+	  devices/sink.py devices/backfill.py devices/membership.py devices/osmand.py devices/jt808 \
+	  devices/sensors.py
 	$(BIN)/lint-imports
 
 test: lint frontend

@@ -130,7 +130,7 @@ def _phase(
                 accounts["YIWANG_SIMULATOR_MQTT_USERNAME"],
                 accounts["YIWANG_SIMULATOR_MQTT_PASSWORD"],
             )
-            workers.append(_spawn("ingest", {**env, "YIWANG_INGEST_CLIENT_ID": f"{prefix}-ingest"}))
+            workers.append(_spawn("ingest", {**env, "YIWANG_INGEST_NAME": f"{prefix}-ingest"}))
             time.sleep(2.0)  # let the ingest subscribe before the devices start
             feed = threading.Thread(
                 target=_devices, args=(broker.port, prefix, devices, stop, login), daemon=True

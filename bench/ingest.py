@@ -23,8 +23,10 @@ from bench.receivers import CANDIDATES
 from devices.batch import BatchWriter, IngestConfig
 from devices.broker import BrokerLogin
 from devices.ingest import IngestWorker
+from devices.membership import client_id_for
 from devices.quality import Limits
 from devices.registry import UnknownDevicePolicy
+from devices.subscriber import Subscriber
 from devices.topics import DEFAULT_ROOT, uplink_filters
 from dispatch.store import Store
 from harness.center import center_accounts
@@ -97,35 +99,35 @@ def measure_pipeline(
         registrations_per_min=len(messages),
     )
 
-    def worker() -> IngestWorker:
-        return IngestWorker(
-            BatchWriter(store.ingest, config),
-            broker=broker,
-            client_id="bench-ingest",
-            session_expiry_s=3600,
-        )
-
-    first = worker()
-    thread = threading.Thread(target=first.run, daemon=True)
-    thread.start()
-    first.connected.wait(10)
-    time.sleep(0.5)  # let the subscriptions settle before the worker leaves
-    first.stop()
-    thread.join(10)
+    # The worker's session, subscribed and left without leaving the group (a stopped worker
+    # would end it): the broker queues every message there for the worker to drain.
+    session = Subscriber(broker, client_id_for("bench"), session_expiry_s=3600)
+    subscribed = threading.Event()
+    session.connect([(f, 1) for f in uplink_filters(DEFAULT_ROOT)], lambda _: subscribed.set())
+    deadline = time.monotonic() + 10
+    while not subscribed.is_set() and time.monotonic() < deadline:
+        session.read(0.1)
+    session.close()
     _publish(broker, messages, login)
 
     def verdicts() -> int:
         stats = store.ingest.stats()
         return sum(v for k, v in stats.items() if k == "accepted" or k.startswith("rejected:"))
 
-    second = worker()
+    worker = IngestWorker(
+        BatchWriter(store.ingest, config),
+        broker=broker,
+        name="bench",
+        roll=store.members,
+        session_expiry_s=3600,
+    )
     profiler = cProfile.Profile() if profile else None
     done = threading.Event()
 
     def run() -> None:
         if profiler:
             profiler.enable()
-        second.run()
+        worker.run()
         if profiler:
             profiler.disable()
         done.set()
@@ -137,7 +139,7 @@ def measure_pipeline(
     while verdicts() < len(messages) and time.perf_counter() < deadline:
         time.sleep(0.02)
     elapsed = time.perf_counter() - started
-    second.stop()
+    worker.stop()
     done.wait(10)
     lost = len(messages) - verdicts()
     text = ""

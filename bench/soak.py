@@ -79,7 +79,7 @@ def main(minutes: int = 30) -> int:
         settings = Settings(
             http_port=free_port(), data_dir=workdir, clock_rate=_RATE,
             clock_anchor=pinned_anchor(_RATE, 8, "Asia/Shanghai", time.time()),
-            engine_id="soak-engine", ingest_client_id="soak-ingest",
+            engine_id="soak-engine", ingest_name="soak-ingest",
         )  # fmt: skip
         print(
             f"soak bench: the demo city at ×{_RATE:.0f} for {minutes} min "

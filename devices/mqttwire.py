@@ -1,8 +1,8 @@
 """The subscriber's side of MQTT 3.1.1 and 5 on the wire: bytes in, packets out (sans-I/O).
 
-Only what a QoS 1 subscriber needs: it encodes CONNECT, SUBSCRIBE, PUBACK, PINGREQ and
-DISCONNECT, and decodes what a broker sends such a client (CONNACK, SUBACK, PUBLISH, PINGRESP,
-DISCONNECT). `Decoder.feed` takes whatever a socket read returned, any number of packets or
+Only what a QoS 1 subscriber needs: it encodes CONNECT, SUBSCRIBE, UNSUBSCRIBE, PUBACK,
+PINGREQ and DISCONNECT, and decodes what a broker sends such a client (CONNACK, SUBACK,
+UNSUBACK, PUBLISH, PINGRESP, DISCONNECT). `Decoder.feed` takes whatever a socket read returned, any number of packets or
 part of one, and returns every packet it completes, so one read of a busy connection yields
 hundreds of PUBLISH packets for one call. A broker that breaks the protocol gets a
 `ProtocolError` naming what was wrong; nothing else is raised.
@@ -26,6 +26,10 @@ MQTT_5 = 5
 CONNECT, CONNACK, PUBLISH, PUBACK = 1, 2, 3, 4
 SUBSCRIBE, SUBACK, UNSUBSCRIBE, UNSUBACK = 8, 9, 10, 11
 PINGREQ, PINGRESP, DISCONNECT = 12, 13, 14
+
+# MQTT 5 DISCONNECT reason codes the subscriber acts on.
+NORMAL_DISCONNECTION = 0x00
+SESSION_TAKEN_OVER = 0x8E  # another client connected with this client id
 
 # MQTT 5 property identifiers the client sends.
 _SESSION_EXPIRY = 0x11
@@ -65,6 +69,12 @@ class SubAck:
 
 
 @dataclass(frozen=True, slots=True)
+class UnsubAck:
+    packet_id: int
+    reason_codes: tuple[int, ...]  # MQTT 5: one per filter (0x11: there was none); 3.1.1: none
+
+
+@dataclass(frozen=True, slots=True)
 class PingResp:
     pass
 
@@ -74,7 +84,7 @@ class Disconnect:
     reason_code: int  # MQTT 5 only: the broker says why it is closing
 
 
-Packet = Publish | ConnAck | SubAck | PingResp | Disconnect
+Packet = Publish | ConnAck | SubAck | UnsubAck | PingResp | Disconnect
 
 
 def encode_connect(
@@ -130,6 +140,18 @@ def encode_subscribe(
     return _packet((SUBSCRIBE << 4) | 0x02, body)
 
 
+def encode_unsubscribe(packet_id: int, filters: Sequence[str], *, protocol: int = MQTT_5) -> bytes:
+    """An UNSUBSCRIBE packet for `filters`, as they were subscribed."""
+    if not filters:
+        raise ValueError("UNSUBSCRIBE needs at least one topic filter")
+    body = _U16.pack(packet_id)
+    if protocol == MQTT_5:
+        body += b"\x00"  # no properties
+    for topic_filter in filters:
+        body += _string(topic_filter)
+    return _packet((UNSUBSCRIBE << 4) | 0x02, body)
+
+
 def encode_pubacks(packet_ids: Iterable[int]) -> bytes:
     """PUBACKs for QoS 1 messages, concatenated for one write. The short form (no reason
     code: success) is the same bytes in 3.1.1 and 5."""
@@ -137,9 +159,15 @@ def encode_pubacks(packet_ids: Iterable[int]) -> bytes:
     return b"".join([pack(PUBACK << 4, 2, packet_id) for packet_id in packet_ids])
 
 
-def encode_disconnect() -> bytes:
-    """A normal DISCONNECT (3.1.1, and MQTT 5's reason 0 in its short form)."""
-    return bytes((DISCONNECT << 4, 0))
+def encode_disconnect(*, session_expiry_s: int | None = None) -> bytes:
+    """A normal DISCONNECT (3.1.1, and MQTT 5's reason 0 in its short form). In MQTT 5 a
+    `session_expiry_s` replaces the one given at CONNECT: 0 has the broker discard the session
+    at once, so nothing is queued for it afterwards."""
+    if session_expiry_s is None:
+        return bytes((DISCONNECT << 4, 0))
+    props = bytes((_SESSION_EXPIRY,)) + session_expiry_s.to_bytes(4, "big")
+    body = bytes((NORMAL_DISCONNECTION,)) + encode_varint(len(props)) + props
+    return _packet(DISCONNECT << 4, body)
 
 
 def encode_varint(value: int) -> bytes:
@@ -253,22 +281,32 @@ def _control(kind: int, first: int, body: bytes, v5: bool) -> Packet:
             raise ProtocolError("CONNACK shorter than 2 bytes")
         return ConnAck(bool(body[0] & 0x01), body[1])
     if kind == SUBACK:
-        if len(body) < 3:
-            raise ProtocolError("SUBACK without a reason code")
-        at = 2
-        if v5:
-            props_length, at = _varint_at(body, at, len(body))
-            at += props_length
-        codes = tuple(body[at:])
+        packet_id, codes = _answer("SUBACK", body, v5)
         if not codes:
             raise ProtocolError("SUBACK without a reason code")
-        return SubAck(_U16.unpack_from(body)[0], codes)
+        return SubAck(packet_id, codes)
+    if kind == UNSUBACK:
+        return UnsubAck(*_answer("UNSUBACK", body, v5))
     if kind == PINGRESP:
         return PingResp()
     if kind == DISCONNECT and v5:
         return Disconnect(body[0] if body else 0)
     name = _NAMES.get(kind, f"type {kind}")
     raise ProtocolError(f"a broker does not send {name} to a subscriber (first byte {first:#04x})")
+
+
+def _answer(name: str, body: bytes, v5: bool) -> tuple[int, tuple[int, ...]]:
+    """The packet identifier and reason codes of a SUBACK or UNSUBACK (in MQTT 5 the codes
+    follow its properties; a 3.1.1 UNSUBACK has none)."""
+    if len(body) < 2:
+        raise ProtocolError(f"{name} without a packet identifier")
+    at = 2
+    if v5:
+        props_length, at = _varint_at(body, at, len(body))
+        at += props_length
+        if at > len(body):
+            raise ProtocolError(f"{name} properties run past the packet")
+    return _U16.unpack_from(body)[0], tuple(body[at:])
 
 
 def _varint_at(buf: bytes, at: int, stop: int) -> tuple[int, int]:

@@ -5,6 +5,11 @@ time, decodes every packet in it, and acknowledges a stored batch with one write
 acknowledged unless the caller asks, so the broker redelivers whatever was read but not
 acknowledged when the session ends. Every connect subscribes again, so a broker that lost its
 sessions (restarted without persistence) still routes to this one.
+
+Leaving for good is three steps the caller takes in order: `unsubscribe` (the broker routes
+nothing new here once `awaiting_answer` turns false), reading and acknowledging what is still
+in flight, then `end`, which has an MQTT 5 broker discard the session instead of queueing for
+it until it expires.
 """
 
 from __future__ import annotations
@@ -18,7 +23,15 @@ from collections.abc import Callable, Iterable, Sequence
 
 from devices import mqttwire
 from devices.broker import BrokerLogin
-from devices.mqttwire import ConnAck, Disconnect, PingResp, ProtocolError, Publish, SubAck
+from devices.mqttwire import (
+    ConnAck,
+    Disconnect,
+    PingResp,
+    ProtocolError,
+    Publish,
+    SubAck,
+    UnsubAck,
+)
 
 _READ_BYTES = 256 * 1024
 _MAX_PACKET_BYTES = 1 << 20
@@ -31,6 +44,11 @@ class SessionError(Exception):
 
 class RefusedError(SessionError):
     """The broker refused the login: reconnecting will not help until the account is fixed."""
+
+
+class TakenOverError(SessionError):
+    """Another client connected with this client id and the broker gave it the session
+    (MQTT 5 reason 0x8E): reconnecting would only take it back, and so on, twice a second."""
 
 
 class Subscriber:
@@ -54,6 +72,8 @@ class Subscriber:
         self._sent_at = 0.0
         self._ping_sent_at: float | None = None
         self._packet_id = 0
+        # Packet ids of the SUBSCRIBE and UNSUBSCRIBE packets not answered yet.
+        self._awaiting: set[int] = set()
         self._early: list[Publish] = []
         self._on_subscribed: Callable[[SubAck], None] = lambda suback: None
 
@@ -64,7 +84,8 @@ class Subscriber:
         timeout_s: float = 10.0,
     ) -> None:
         """Open the session and ask for `filters`; `on_subscribed` gets the broker's SUBACK
-        (one code per filter) from within a later `read`.
+        (one code per filter) from within a later `read`. No filters resumes the session with
+        the subscriptions it has, asking for nothing.
 
         A resumed session's queued messages flow from the moment the broker accepts the
         login, ahead of the SUBACK: they are read like any others, so a long queue is never
@@ -105,8 +126,22 @@ class Subscriber:
                 f"(reason {connack.reason_code:#04x}): check the account and its password"
             )
         self.session_present = connack.session_present
-        self._packet_id = self._packet_id % 0xFFFF + 1
-        self._send(mqttwire.encode_subscribe(self._packet_id, filters, protocol=self.protocol))
+        if filters:
+            self._send(
+                mqttwire.encode_subscribe(self._next_request(), filters, protocol=self.protocol)
+            )
+
+    def unsubscribe(self, filters: Sequence[str]) -> None:
+        """Leave `filters`; `awaiting_answer` stays true until the broker's UNSUBACK has been
+        read. Messages it sent before still arrive, and need acknowledging like any other."""
+        self._send(
+            mqttwire.encode_unsubscribe(self._next_request(), filters, protocol=self.protocol)
+        )
+
+    @property
+    def awaiting_answer(self) -> bool:
+        """A SUBSCRIBE or UNSUBSCRIBE the broker has not answered yet."""
+        return bool(self._awaiting)
 
     def read(self, timeout_s: float) -> list[Publish]:
         """The PUBLISH packets that arrive within `timeout_s` (all that one read holds);
@@ -130,10 +165,12 @@ class Subscriber:
             raise SessionError(f"broker {self.login!r} closed the connection")
         publishes, answers = self._sorted(data)
         for answer in answers:
-            if not isinstance(answer, SubAck) or answer.packet_id != self._packet_id:
+            if not isinstance(answer, SubAck | UnsubAck) or answer.packet_id not in self._awaiting:
                 self.close()
                 raise SessionError(f"broker {self.login!r} sent an unexpected {answer}")
-            self._on_subscribed(answer)
+            self._awaiting.discard(answer.packet_id)
+            if isinstance(answer, SubAck):
+                self._on_subscribed(answer)
         return publishes
 
     def acknowledge(self, packet_ids: Iterable[int]) -> None:
@@ -143,16 +180,33 @@ class Subscriber:
             self._send(data)
 
     def close(self) -> None:
-        """End the session politely if the socket still works; the broker keeps it."""
+        """Disconnect politely if the socket still works; the broker keeps the session."""
+        self._disconnect(mqttwire.encode_disconnect())
+
+    def end(self) -> None:
+        """Disconnect and have the broker discard the session (MQTT 5 session expiry 0).
+        A 3.1.1 broker keeps it until its own expiry, without the subscriptions left."""
+        if self.protocol == mqttwire.MQTT_5:
+            self._disconnect(mqttwire.encode_disconnect(session_expiry_s=0))
+        else:
+            self._disconnect(mqttwire.encode_disconnect())
+
+    def _disconnect(self, packet: bytes) -> None:
         sock, self._sock = self._sock, None
         self._early = []
+        self._awaiting.clear()
         if sock is None:
             return
         with contextlib.suppress(OSError):
-            sock.sendall(mqttwire.encode_disconnect())
+            sock.sendall(packet)
         sock.close()
 
-    def _sorted(self, data: bytes) -> tuple[list[Publish], list[ConnAck | SubAck]]:
+    def _next_request(self) -> int:
+        self._packet_id = self._packet_id % 0xFFFF + 1
+        self._awaiting.add(self._packet_id)
+        return self._packet_id
+
+    def _sorted(self, data: bytes) -> tuple[list[Publish], list[ConnAck | SubAck | UnsubAck]]:
         """Decode `data`: the messages, and the broker's answers to this client's requests."""
         try:
             packets = self._decoder.feed(data)
@@ -160,7 +214,7 @@ class Subscriber:
             self.close()
             raise SessionError(f"broker {self.login!r} broke MQTT: {exc}") from exc
         publishes: list[Publish] = []
-        answers: list[ConnAck | SubAck] = []
+        answers: list[ConnAck | SubAck | UnsubAck] = []
         for packet in packets:
             if type(packet) is Publish:
                 publishes.append(packet)
@@ -168,6 +222,11 @@ class Subscriber:
                 self._ping_sent_at = None
             elif type(packet) is Disconnect:
                 self.close()
+                if packet.reason_code == mqttwire.SESSION_TAKEN_OVER:
+                    raise TakenOverError(
+                        f"broker {self.login!r} gave session {self.client_id!r} to another "
+                        "client that connected with the same client id"
+                    )
                 raise SessionError(
                     f"broker {self.login!r} ended the session (reason {packet.reason_code:#04x})"
                 )

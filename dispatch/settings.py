@@ -65,7 +65,12 @@ class Settings(BaseSettings):
     # 5 where the broker speaks it; 311 for brokers that do not. Devices may use any version.
     mqtt_protocol: int = 5
 
-    ingest_client_id: str = "yiwang-ingest-1"
+    # Each ingest worker's own name (its MQTT client id is `yiwang-ingest-{name}`); by
+    # default the host's name and the command, so `serve` and `ingest` never share one. Two
+    # `yiwang ingest` on one host need a name each.
+    ingest_name: str | None = Field(None, min_length=1, max_length=128)
+    # Every worker beats in Redis this often; three missed beats and it is reported dead.
+    ingest_beat_s: float = Field(2.0, gt=0)
     ingest_batch_max: int = 1000
     # How long the first message of a batch may wait for company: at 5,000 fixes/s this is
     # most of the median device → screen latency (measured: 20 ms → p50 43 ms, 5 ms → 31 ms).
@@ -266,6 +271,10 @@ class Settings(BaseSettings):
 
     def seal_policy(self) -> SealPolicy:
         return SealPolicy(self.archive_max_fixes, self.archive_max_age_s)
+
+    def ingest_worker_name(self, command: Literal["serve", "ingest"]) -> str:
+        """The name of the ingest worker `command` runs in this process."""
+        return self.ingest_name or f"{socket.gethostname()}-{command}"
 
     def ingest_config(self, city: City | None) -> IngestConfig:
         """How every ingest path (the MQTT worker, the JT/T 808 gateway) judges and batches."""

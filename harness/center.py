@@ -244,7 +244,7 @@ def run_scenario(scenario: Scenario, workdir: Path) -> tuple[list[str], Outcome]
         clock_anchor=time.time(),
         data_dir=workdir,
         engine_id="scenario-engine",
-        ingest_client_id="scenario-ingest",
+        ingest_name="scenario-ingest",
     )
     with local_center(settings, city_dir, workdir) as center:
         settings = center.settings

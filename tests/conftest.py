@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import secrets
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,8 +19,11 @@ import pytest
 from devices.batch import BatchWriter, IngestConfig
 from devices.broker import BrokerLogin
 from devices.ingest import IngestWorker
+from devices.membership import client_id_for
 from devices.quality import Limits
 from devices.registry import UnknownDevicePolicy
+from devices.subscriber import Subscriber
+from devices.topics import uplink_filters
 from dispatch.broker_accounts import BrokerAccounts
 from dispatch.db import Database, upgrade
 from dispatch.store import Store
@@ -159,15 +163,33 @@ class RunningIngest:
         self.thread.join(10)
 
 
+def session_left_behind(login: BrokerLogin, root: str, name: str) -> None:
+    """The broker session of the ingest worker `name`, subscribed as the worker subscribes
+    and dropped without leaving the shared subscription, as a worker that dies leaves it: the
+    broker queues that session's share from now on, for the worker to drain when it starts."""
+    session = Subscriber(login, client_id_for(name), session_expiry_s=600)
+    subscribed = threading.Event()
+    session.connect([(f, 1) for f in uplink_filters(root)], lambda _: subscribed.set())
+    deadline = time.monotonic() + 10
+    while not subscribed.is_set():
+        assert time.monotonic() < deadline, f"the broker did not answer {name}'s SUBSCRIBE"
+        session.read(0.1)
+    session.close()
+
+
 @pytest.fixture
 def start_ingest(logins: Logins, store: Store, prefix: str) -> Iterator:
     running: list[RunningIngest] = []
 
-    def start(config: IngestConfig | None = None, **kwargs: object) -> RunningIngest:
+    def start(
+        config: IngestConfig | None = None, name: str = "ingest", **kwargs: object
+    ) -> RunningIngest:
         worker = IngestWorker(
             BatchWriter(store.ingest, config or ingest_config(prefix)),
             broker=logins.worker("ingest"),
-            client_id=f"ingest-{prefix}",
+            # The broker's client ids are global: the test's prefix keeps them apart.
+            name=f"{name}-{prefix}",
+            roll=store.members,
             session_expiry_s=600,
             **kwargs,  # type: ignore[arg-type]
         )

@@ -60,13 +60,19 @@ from dispatch.store import ScreenFeed, Store
 log = logging.getLogger(__name__)
 
 
-def build_ingest(settings: Settings, store: Store, city: City | None) -> IngestWorker:
+def build_ingest(
+    settings: Settings, store: Store, city: City | None, *, name: str, client_id: str | None = None
+) -> IngestWorker:
+    """The ingest worker `name` (with `client_id`: the session of one that is to be retired)."""
     return IngestWorker(
         BatchWriter(store.ingest, settings.ingest_config(city), clock=settings.clock()),
         broker=settings.broker_login("ingest"),
-        client_id=settings.ingest_client_id,
+        name=name,
+        client_id=client_id,
+        roll=store.members,
         session_expiry_s=settings.ingest_session_expiry_s,
         protocol=mqttwire.MQTT_5 if settings.mqtt_protocol == 5 else mqttwire.MQTT_311,
+        beat_s=settings.ingest_beat_s,
     )
 
 
@@ -99,7 +105,9 @@ def start_workers(
 
     running = Workers()
     if "ingest" in names:
-        running.ingest = build_ingest(settings, own_store(), city)
+        running.ingest = build_ingest(
+            settings, own_store(), city, name=settings.ingest_worker_name("serve")
+        )
         running.threads.append(threading.Thread(target=running.ingest.run, name="ingest"))
     if "engine" in names:
         running.engine = Engine(

@@ -3,15 +3,19 @@ JT/T 808 gateway.
 
 Connected is not enough: a worker that holds its session but stops getting through its
 messages is reported too (the ingest by its last progress, the engine by how long the oldest
-inbox entry has waited, whichever engine leads).
+inbox entry has waited, whichever engine leads). So is every ingest worker, wherever it runs,
+that stopped beating without leaving the shared subscription: the broker keeps routing its
+share of the positions to a session nobody reads (devices.membership).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
 
+from devices.membership import roll_call
 from dispatch.api.state import app_state
 
 router = APIRouter(tags=["health"])
@@ -42,6 +46,9 @@ def health(request: Request) -> dict[str, Any]:
     delivery = None if state.delivery is None else state.delivery.connected.is_set()
     # Terminals dial in: a gateway that is not listening loses all of them.
     jt808 = None if state.jt808 is None else state.jt808.listening.is_set()
+    # Heartbeats are wall-clock times, whatever clock the center runs on.
+    roll = roll_call(state.store.members.members(), time.time()) if redis_ok else None
+    ingest_dead = None if roll is None else [m.name for m in roll.dead]
     healthy = (
         redis_ok
         and database_ok
@@ -49,6 +56,7 @@ def health(request: Request) -> dict[str, Any]:
         and engine_consuming
         and delivery is not False
         and jt808 is not False
+        and not ingest_dead
     )
     return {
         "status": "ok" if healthy else "degraded",
@@ -57,6 +65,8 @@ def health(request: Request) -> dict[str, Any]:
         "ingest_connected": ingest,
         "ingest_consuming": ingest_consuming,
         "ingest_backlog": ingest_backlog,
+        "ingest_workers": None if roll is None else [m.name for m in roll.alive],
+        "ingest_workers_dead": ingest_dead,
         "engine_leading": leading,
         "engine_inbox_waiting_s": inbox_waiting_s,
         "delivery_connected": delivery,

@@ -18,6 +18,7 @@ from dispatch.api.app import WORKERS, build_ingest, create_app
 from dispatch.broker_accounts import BrokerAccountError
 from dispatch.cli.broker import follow_binding, issue_credentials, revoke_credentials
 from dispatch.cli.device_keys import issue_http_key, revoke_http_key
+from dispatch.cli.ingest import retire_ingest
 from dispatch.cli.sensors import (
     add_sensor_actions,
     list_sensors,
@@ -62,23 +63,26 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
-
     store = Store.from_url(settings.redis_url, settings.key_prefix)
     store.upgrade()
-    worker = build_ingest(settings, store, settings.city(datetime.now(ZoneInfo(settings.timezone))))
-    signal.signal(signal.SIGTERM, lambda *_: worker.stop())
+    city = settings.city(datetime.now(ZoneInfo(settings.timezone)))
+    if args.retire is not None:
+        return retire_ingest(settings, store, city, args.retire)
+    worker = build_ingest(settings, store, city, name=settings.ingest_worker_name("ingest"))
+    # Ctrl-C too: stopped, it leaves the shared subscription for good rather than leaving
+    # its share queued in a session nobody reads.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: worker.stop())
     log.info(
-        "ingesting %s/# from %s:%d into %s",
+        "ingest %s: %s/# from %s:%d into %s",
+        worker.name,
         settings.topic_root,
         settings.mqtt_host,
         settings.mqtt_port,
         settings.redis_url,
     )
-    try:
-        worker.run()
-    except KeyboardInterrupt:
-        worker.stop()
-    return 0
+    worker.run()
+    return 1 if worker.taken_over else 0
 
 
 def cmd_engine(args: argparse.Namespace, settings: Settings) -> int:
@@ -202,7 +206,15 @@ def add_center_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     )
     serve.set_defaults(func=cmd_serve)
 
-    ingest = commands.add_parser("ingest", help="run one ingest worker (MQTT → Redis)")
+    ingest = commands.add_parser(
+        "ingest", help="run one ingest worker (MQTT → Redis), named by YIWANG_INGEST_NAME"
+    )
+    ingest.add_argument(
+        "--retire",
+        metavar="NAME",
+        help="store what the broker queued for the dead ingest worker NAME, then end its "
+        "session and registration",
+    )
     ingest.set_defaults(func=cmd_ingest)
 
     engine = commands.add_parser(

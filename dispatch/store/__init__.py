@@ -4,7 +4,7 @@ Nothing outside this package names a key or imports redis: keys share a prefix (
 deployment, or one test) and are built by `Keys`. `Store` holds one connection pool and a
 store per concern over it — ingest, registry, tracks, clips, incidents (the engine's keys),
 the position feed, the hotline's work orders, JT/T 808 terminals, citizens' reports, IoT
-sensors and alerts — each returning typed values.
+sensors, alerts and the ingest workers' registrations — each returning typed values.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from dispatch.store.hotline import HotlineStore
 from dispatch.store.incidents import IncidentStore, decode_incident
 from dispatch.store.ingest import UNAVAILABLE, IngestStore
 from dispatch.store.keys import Keys
+from dispatch.store.members import MemberStore
 from dispatch.store.presence import newest_fix, officer_positions
 from dispatch.store.registry import RegistryStore
 from dispatch.store.sensors import SensorStore
@@ -53,6 +54,7 @@ class Store:
         self.terminals = TerminalStore(client, self.keys)
         self.citizen = CitizenStore(client, self.keys)
         self.alerts = AlertStore(client, self.keys)
+        self.members = MemberStore(client, self.keys)
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "yiwang") -> Store:

@@ -117,6 +117,11 @@ class Keys:
         return f"{self.prefix}:broker"
 
     @property
+    def ingest_members(self) -> str:
+        """The ingest workers' registrations and heartbeats, by worker name."""
+        return f"{self.prefix}:ingest:members"
+
+    @property
     def ingest_status(self) -> str:
         return f"{self.prefix}:ingest_status"
 

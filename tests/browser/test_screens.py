@@ -49,7 +49,7 @@ def center(tmp_path_factory) -> Iterator[Screens]:
     policy = workdir / "policy.yaml"
     policy.write_text(yaml.safe_dump(POLICY))
     settings = Settings(http_port=free_port(), policy_file=policy, data_dir=workdir,
-                        engine_id="screens-engine", ingest_client_id="screens-ingest")  # fmt: skip
+                        engine_id="screens-engine", ingest_name="screens-ingest")  # fmt: skip
     sim = load_sim_city(city)
     home = next(o for o in sim.officers if o.officer == OFFICER).area
     centre = sim.areas.get(home).geometry.representative_point()

@@ -63,7 +63,7 @@ def running_center(
             "mqtt_port": logins.broker.port,
             **logins.settings,
             "topic_root": prefix,
-            "ingest_client_id": f"ingest-{prefix}",
+            "ingest_name": f"ingest-{prefix}",
             "unknown_devices": "register",  # the city's devices turn up on first sight
         }
         if logins is not None

@@ -21,7 +21,7 @@ def api_settings(broker, logins, redis_service, prefix, database_url) -> Setting
         mqtt_port=broker.port,
         **logins.settings,
         topic_root=prefix,
-        ingest_client_id=f"api-{prefix}",
+        ingest_name=f"api-{prefix}",
         database_url=database_url,
     )
 
@@ -63,6 +63,8 @@ def test_devices_tracks_and_stats(
             "ingest_connected": True,
             "ingest_consuming": True,
             "ingest_backlog": 0,
+            "ingest_workers": [f"api-{prefix}"],
+            "ingest_workers_dead": [],
             "engine_leading": None,
             "engine_inbox_waiting_s": 0.0,
             "delivery_connected": None,

@@ -41,7 +41,7 @@ def test_incident_package_holds_track_and_clip_and_detects_tampering(
     settings = Settings(
         areas_file=areas, roster_file=roster, redis_url=redis_service.url, key_prefix=prefix,
         mqtt_port=broker.port, **logins.settings, topic_root=prefix, policy_file=policy, engine_id=f"engine-{prefix}",
-        ingest_client_id=f"ingest-{prefix}", engine_lease_ms=3000, data_dir=tmp_path / "var", database_url=database_url,
+        ingest_name=f"ingest-{prefix}", engine_lease_ms=3000, data_dir=tmp_path / "var", database_url=database_url,
     )  # fmt: skip
     store.registry.bind([Binding("BC-1", "zhang3", "team-east")])
     terminal = mqtt_client(broker.port, f"{prefix}-bc1", mqtt.MQTTv311, logins.simulator)

@@ -263,7 +263,7 @@ def test_kill_9_of_the_engine_in_a_city_at_x30_loses_and_repeats_nothing(tmp_pat
         http_port=free_port(), data_dir=tmp_path, clock_rate=rate,
         # 10:00 local at the start whenever the test runs: the city's busy morning.
         clock_anchor=pinned_anchor(rate, 10, "Asia/Shanghai", time.time()),
-        engine_id="A", ingest_client_id="kill-ingest", engine_lease_ms=3000,
+        engine_id="A", ingest_name="kill-ingest", engine_lease_ms=3000,
         history_retention_s=86_400.0,  # every incident stays in Redis to compare with
     )  # fmt: skip
     with split_center(settings, city_dir, tmp_path / "center") as split:

@@ -19,7 +19,7 @@ from gis.service_area import box_area
 from harness.center import center_accounts
 from harness.daemons import ManagedMosquitto
 from simulators.load import RawPublisher, payload
-from tests.conftest import Logins, RunningIngest, ingest_config
+from tests.conftest import Logins, RunningIngest, ingest_config, session_left_behind
 from tests.integration.helpers import mqtt_client, publish_all, verdicts, wait_until
 from tests.owntracks_fixtures import ACCEPTED, REJECTED, TRANSITION
 
@@ -232,7 +232,7 @@ def test_a_lagging_ingest_shows_each_devices_newest_fix_first_and_stores_the_res
     broker, logins, store, prefix, start_ingest
 ) -> None:
     config = replace(ingest_config(prefix), batch_max=100, live_after_s=0.0)
-    start_ingest(config).stop()  # the persistent session: the broker queues from now on
+    session_left_behind(logins.worker("ingest"), prefix, f"ingest-{prefix}")
     now = time.time()
     devices, per_device = 40, 50
     queued = [
@@ -280,7 +280,8 @@ def test_a_broker_restarted_without_its_sessions_gets_the_ingests_subscriptions_
         worker = IngestWorker(
             BatchWriter(store.ingest, ingest_config(prefix)),
             broker=logins.worker("ingest"),
-            client_id=f"ingest-{prefix}",
+            name=f"ingest-{prefix}",
+            roll=store.members,
             session_expiry_s=600,
         )
         running = RunningIngest(worker)

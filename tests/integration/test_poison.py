@@ -159,7 +159,8 @@ def test_a_batch_that_cannot_be_written_keeps_its_good_messages(
         # Half a second's wait puts every message of the test in one batch.
         BatchWriter(sink, replace(ingest_config(prefix), batch_wait_s=0.5)),
         broker=logins.worker("ingest"),
-        client_id=f"ingest-{prefix}",
+        name=f"ingest-{prefix}",
+        roll=store.members,
         session_expiry_s=600,
     )
     running = RunningIngest(worker)

@@ -54,7 +54,7 @@ def test_a_scoped_dispatcher_sees_only_its_area_for_a_minute(tmp_path: Path) -> 
     city_dir = build_demo_city(tmp_path / "city", officers_per_team=2)
     settings = Settings(
         http_port=free_port(), data_dir=tmp_path, clock_rate=10.0, clock_anchor=time.time(),
-        engine_id="scoped-engine", ingest_client_id="scoped-ingest",
+        engine_id="scoped-engine", ingest_name="scoped-ingest",
     )  # fmt: skip
     with local_center(settings, city_dir, tmp_path) as center:
         settings = center.settings

@@ -23,7 +23,7 @@ from dispatch.core.track import DeviceKey, verify_chain
 from harness.center import as_environment
 from simulators.publisher import Publisher
 from simulators.replay import read_tdrive, replay, shifted
-from tests.conftest import ingest_config
+from tests.conftest import ingest_config, session_left_behind
 from tests.integration.feeds import expected_outcome, stored_keys
 from tests.integration.helpers import verdicts, wait_until
 
@@ -75,17 +75,17 @@ def test_tdrive_replay_every_fix_gets_its_verdict(
 
 
 def test_kill_9_of_ingest_mid_replay_loses_and_doubles_nothing(
-    tdrive, broker, logins, redis_service, store, prefix, start_ingest
+    tdrive, broker, logins, redis_service, store, prefix
 ) -> None:
     # Create the persistent session first, so the broker queues for it from the start.
-    start_ingest().stop()
+    session_left_behind(logins.worker("ingest"), prefix, f"ingest-{prefix}")
     env = {
         **os.environ,
         "YIWANG_REDIS_URL": redis_service.url,
         "YIWANG_KEY_PREFIX": prefix,
         "YIWANG_MQTT_PORT": str(broker.port),
         "YIWANG_TOPIC_ROOT": prefix,
-        "YIWANG_INGEST_CLIENT_ID": f"ingest-{prefix}",
+        "YIWANG_INGEST_NAME": f"ingest-{prefix}",
         "YIWANG_UNKNOWN_DEVICES": "register",
         "YIWANG_REGISTRATIONS_PER_MIN": "100000",
         "YIWANG_INGEST_LIVE_AFTER_S": "inf",

@@ -85,7 +85,7 @@ def app(broker, logins, redis_service, prefix, tmp_path, database_url) -> TestCl
         topic_root=prefix,
         policy_file=policy,
         engine_id=f"engine-{prefix}",
-        ingest_client_id=f"ingest-{prefix}",
+        ingest_name=f"ingest-{prefix}",
         engine_lease_ms=3000,
         database_url=database_url,
     )

@@ -13,9 +13,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from devices import mqttwire
-from devices.mqttwire import ConnAck, Decoder, Disconnect, PingResp, ProtocolError, Publish, SubAck
+from devices.mqttwire import (
+    ConnAck,
+    Decoder,
+    Disconnect,
+    PingResp,
+    ProtocolError,
+    Publish,
+    SubAck,
+    UnsubAck,
+)
 
 topics = st.text(
     st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00+#"),
@@ -146,7 +156,7 @@ def test_random_bytes_raise_nothing_but_a_protocol_error(data, protocol):
     decoder = Decoder(protocol, max_packet_bytes=4096)
     try:
         for packet in decoder.feed(data):
-            assert isinstance(packet, Publish | ConnAck | SubAck | PingResp | Disconnect)
+            assert isinstance(packet, Publish | ConnAck | SubAck | UnsubAck | PingResp | Disconnect)
     except ProtocolError as exc:
         assert str(exc)
 
@@ -167,6 +177,13 @@ def test_the_brokers_answers_decode() -> None:
     ) == [SubAck(7, (1, 0x87))]
     assert v311.feed(b"\x90\x04\x00\x09\x01\x80") == [SubAck(9, (1, 0x80))]
     assert v5.feed(b"\xd0\x00\xe0\x01\x8b") == [PingResp(), Disconnect(0x8B)]
+    assert v5.feed(b"\xe0\x01\x8e") == [Disconnect(mqttwire.SESSION_TAKEN_OVER)]
+    # MQTT 5 UNSUBACK with a reason string, then success and "no subscription existed".
+    assert v5.feed(
+        b"\xb0" + bytes([2 + 1 + len(reason) + 2]) + b"\x00\x0b" + bytes([len(reason)]) + reason
+        + b"\x00\x11"
+    ) == [UnsubAck(11, (0x00, 0x11))]  # fmt: skip
+    assert v311.feed(b"\xb0\x02\x00\x0c") == [UnsubAck(12, ())]
 
 
 @pytest.mark.parametrize(
@@ -181,6 +198,7 @@ def test_the_brokers_answers_decode() -> None:
         (b"\x62\x02\x00\x01", "PUBREL"),
         (b"\xe0\x00", "DISCONNECT"),  # 3.1.1 brokers never send one
         (b"\x20\x01\x00", "CONNACK shorter"),
+        (b"\xb0\x01\x00", "UNSUBACK without a packet identifier"),
     ],
 )
 def test_broken_packets_are_named(data: bytes, reason: str) -> None:
@@ -207,6 +225,14 @@ def test_connect_subscribe_and_acks_have_the_standard_bytes() -> None:
     assert mqttwire.encode_subscribe(3, [("a/#", 1)], protocol=mqttwire.MQTT_5) == (
         b"\x82\x09\x00\x03\x00\x00\x03a/#\x01"
     )
+    assert mqttwire.encode_unsubscribe(4, ["a/#"], protocol=mqttwire.MQTT_311) == (
+        b"\xa2\x07\x00\x04\x00\x03a/#"
+    )
+    assert mqttwire.encode_unsubscribe(4, ["a/#"]) == b"\xa2\x08\x00\x04\x00\x00\x03a/#"
+    assert mqttwire.encode_disconnect() == b"\xe0\x00"
+    assert mqttwire.encode_disconnect(session_expiry_s=0) == b"\xe0\x07\x00\x05\x11\x00\x00\x00\x00"
+    with pytest.raises(ValueError, match="at least one topic filter"):
+        mqttwire.encode_unsubscribe(1, [])
     assert mqttwire.encode_pubacks([1, 0x1234]) == b"\x40\x02\x00\x01\x40\x02\x12\x34"
     assert mqttwire.encode_varint(321) == b"\xc1\x02"
     with pytest.raises(ValueError, match="password needs a username"):
@@ -219,3 +245,26 @@ def test_a_packet_split_inside_its_length_waits_for_the_rest() -> None:
     assert decoder.feed(packet[:2]) == []
     assert decoder.buffered == 2
     assert decoder.feed(packet[2:]) == [Publish("t", b"x" * 200, 1, 5, False, False)]
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(filters=st.lists(topics, min_size=1, max_size=4))
+def test_unsubscribe_is_what_paho_sends(paho, filters) -> None:
+    publisher, protocol = paho
+    _, mid = publisher.client.unsubscribe(filters)
+    assert publisher.read_packet() == mqttwire.encode_unsubscribe(mid, filters, protocol=protocol)
+
+
+def test_a_disconnect_that_ends_the_session_is_what_paho_sends() -> None:
+    publisher = PahoPublisher(mqtt.MQTTv5)
+    try:
+        props = Properties(PacketTypes.DISCONNECT)
+        props.SessionExpiryInterval = 0
+        publisher.client.disconnect(
+            reasoncode=ReasonCode(PacketTypes.DISCONNECT, identifier=0), properties=props
+        )
+        assert publisher.read_packet() == mqttwire.encode_disconnect(session_expiry_s=0)
+    finally:
+        publisher.peer.close()

@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from dispatch import clock as clock_module
+from dispatch import settings as settings_module
 from dispatch.clock import Clock
 from dispatch.settings import Settings
 
@@ -34,3 +35,15 @@ def test_an_accelerated_clock_runs_rate_times_faster_from_its_anchor(
     monkeypatch.setenv("YIWANG_CLOCK_RATE", "0")
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_serve_and_ingest_have_their_own_default_ingest_names(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("YIWANG_INGEST_NAME", raising=False)
+    monkeypatch.setattr(settings_module.socket, "gethostname", lambda: "node-7")
+    settings = Settings()
+    assert settings.ingest_worker_name("serve") == "node-7-serve"
+    assert settings.ingest_worker_name("ingest") == "node-7-ingest"
+    monkeypatch.setenv("YIWANG_INGEST_NAME", "east-2")
+    assert Settings().ingest_worker_name("ingest") == "east-2"
