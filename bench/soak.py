@@ -1,12 +1,13 @@
 """Soak: the simulated city at ×30 for N minutes against the center as separate processes
-(engine, ingest, history worker, API), watching what must stay flat.
+(engine, ingest, history worker, archiver, API), watching what must stay flat.
 
 Every 30 s: each process's resident memory (VmRSS), Redis' `used_memory` and key count, the
 length of the engine's streams, and the incidents in Redis against those in PostgreSQL (Redis
 must hold only what is live, so its count stays bounded while PostgreSQL's grows). At the end:
 each series' slope over the second half in MB (or entries) per 10 minutes, from a least-squares
-fit, and its last value as a ratio to the first sample. The clock is pinned to 08:00 local at
-the start, so the city's daily profile is the same whenever the bench runs. Last line: JSON.
+fit, and its last value as a ratio to the first sample; and where Redis' memory is at the end,
+by key family. The clock is pinned to 08:00 local at the start, so the city's daily profile is
+the same whenever the bench runs. Last line: JSON.
 """
 
 from __future__ import annotations
@@ -55,6 +56,20 @@ def _sample(split: SplitCenter, store: Store, db: Database) -> dict[str, float]:
     return row
 
 
+def _families(store: Store, sample: int = 50) -> list[tuple[str, str, int, float]]:
+    """Where Redis' memory is: (family, type, keys, MB) for each key family (the key's first
+    part after the prefix), the memory estimated from up to `sample` keys of each."""
+    keys: dict[tuple[str, str], list[str]] = {}
+    for name in store.redis.scan_iter(count=1000):
+        family = name.split(":")[1] if ":" in name else name
+        keys.setdefault((family, str(store.redis.type(name))), []).append(name)
+    rows = []
+    for (family, kind), names in keys.items():
+        measured = [store.redis.memory_usage(n) or 0 for n in names[:sample]]
+        rows.append((family, kind, len(names), sum(measured) / len(measured) * len(names) / _MB))
+    return sorted(rows, key=lambda row: -row[3])
+
+
 def _slope_per_10_min(times: list[float], values: list[float]) -> float:
     """Least-squares slope over the second half of the samples, per 10 wall-clock minutes."""
     half = len(times) // 2
@@ -84,7 +99,7 @@ def main(minutes: int = 30) -> int:
         print(
             f"soak bench: the demo city at ×{_RATE:.0f} for {minutes} min "
             f"({minutes * _RATE / 60:.1f} simulated hours from 08:00), {_PER_HOUR:.0f} incidents "
-            f"an hour; engine, ingest, history and API as processes; a sample every {_EVERY_S:.0f} s"
+            f"an hour; engine, ingest, history, archiver and API as processes; a sample every {_EVERY_S:.0f} s"
         )
         rows: list[dict[str, float]] = []
         with split_center(settings, city_dir, workdir / "center") as split:
@@ -100,11 +115,15 @@ def main(minutes: int = 30) -> int:
                             {"t_s": time.monotonic() - started, **_sample(split, store, db)}
                         )
                     errors = len(driver.errors)
+                families = _families(store)
             finally:
                 db.close()
                 store.close()
     names = [n for n in rows[0] if n != "t_s"]
     print(_table(rows, names))
+    print("Redis at the end, by key family:")
+    for family, kind, count, mb in families[:12]:
+        print(f"  {family:<24} {kind:<8} {count:>7} keys {mb:>9.1f} MB")
     times = [r["t_s"] for r in rows]
     summary: dict[str, object] = {"minutes": minutes, "samples": len(rows), "city_errors": errors}
     print("second half: slope per 10 min, last / first sample")

@@ -158,6 +158,7 @@ class Settings(BaseSettings):
     evidence_key_file: Path | None = None  # default: <data_dir>/keys/evidence.pem
     archive_max_fixes: int = 10_000
     archive_max_age_s: float = 3600.0
+    archive_every_s: float = Field(60.0, gt=0)  # between the archiver's passes
 
     http_host: str = "127.0.0.1"
     http_port: int = 8080

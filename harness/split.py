@@ -40,6 +40,7 @@ COMMANDS = {
     "engine": ["engine"],
     "ingest": ["ingest"],
     "history": ["history"],
+    "archiver": ["archive"],
     "api": ["serve", "--workers", "delivery"],
 }
 
@@ -102,7 +103,7 @@ class SplitCenter:
 
 @contextmanager
 def split_center(settings: Settings, city_dir: Path, workdir: Path) -> Iterator[SplitCenter]:
-    """The center with its engine, ingest, history worker and API each in its own process;
+    """The center with its engine, ingest, history worker, archiver and API each in its own process;
     the API answers on leaving this block's first line."""
     with local_daemons(workdir) as daemons:
         update, center = prepare_center(settings, city_dir, daemons)

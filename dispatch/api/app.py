@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ from dispatch.db import AccountStore, Database, upgrade
 from dispatch.db.history import HistoryStore
 from dispatch.delivery import OrderDelivery
 from dispatch.engine import Engine
+from dispatch.evidence.archiver import Archiver
 from dispatch.history import HistoryWorker
 from dispatch.hotline import HotlineNotifier
 from dispatch.identity import Identity
@@ -78,7 +80,7 @@ def build_ingest(
 
 # The hotline notifier runs where a callback is configured (YIWANG_HOTLINE_CALLBACK_URL), the
 # JT/T 808 gateway where a port is (YIWANG_JT808_PORT).
-WORKERS = ("ingest", "engine", "delivery", "history", "hotline", "jt808")
+WORKERS = ("ingest", "engine", "delivery", "history", "archiver", "hotline", "jt808")
 
 
 @dataclass
@@ -153,6 +155,16 @@ def start_workers(
                 settings.timezone,
             )
             running.threads.append(threading.Thread(target=watch.run, args=(stop,), name="patrol"))
+    if "archiver" in names:
+        # Sealing is what bounds the live tracks in Redis: without it they grow by every fix.
+        archiver = Archiver(
+            own_store(), settings.archive(), settings.signer(), settings.seal_policy(), time.time
+        )
+        running.threads.append(
+            threading.Thread(
+                target=archiver.run, args=(stop, settings.archive_every_s), name="archiver"
+            )
+        )
     if "hotline" in names and settings.hotline_callback_url is not None:
         notifier_store = own_store()
         notifier = HotlineNotifier(

@@ -159,7 +159,7 @@ def cmd_archive(args: argparse.Namespace, settings: Settings) -> int:
         return 1 if failed else 0
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    archiver.run(stop, args.every)
+    archiver.run(stop, args.every if args.every is not None else settings.archive_every_s)
     return 0
 
 
@@ -178,7 +178,9 @@ def add_evidence_commands(commands: argparse._SubParsersAction[argparse.Argument
     archive = commands.add_parser("archive", help="seal live tracks into signed GeoParquet")
     archive.add_argument("--once", action="store_true", help="one pass, then exit")
     archive.add_argument("--force", action="store_true", help="seal every live track now")
-    archive.add_argument("--every", type=float, default=60.0, help="seconds between passes")
+    archive.add_argument(
+        "--every", type=float, help="seconds between passes (default YIWANG_ARCHIVE_EVERY_S, 60)"
+    )
     archive.set_defaults(func=cmd_archive)
 
     video = commands.add_parser("video", help="read clip files: container, streams, GPS")

@@ -5,6 +5,7 @@ guarded by the lease."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,8 +21,17 @@ from dispatch.store.keys import Keys
 
 ENGINE_GROUP = "engine"
 ENGINE_DEADLETTER_MAXLEN = 10_000
+# The screens' stream keeps this much of the past (wall clock, as its ids): a screen that was
+# away longer gets a fresh snapshot instead of every update it missed. Its length cap alone
+# would hold 100,000 positions updates: gigabytes for a city of thousands of officers.
+EVENTS_WINDOW_S = 900
 DELIVERY_GROUP = "delivery"
 _INCIDENT = msgspec.json.Decoder(Incident)
+
+
+def _window_start(now: float) -> str:
+    """The first stream id inside the screens' stream window at `now` (epoch seconds)."""
+    return f"{int((now - EVENTS_WINDOW_S) * 1000)}-0"
 
 
 def decode_incident(raw: bytes | str) -> Incident:
@@ -218,6 +228,8 @@ class IncidentStore:
                 pipe.fcall("trim_consumed", 1, self.keys.inbox)
             if step.positions_done:
                 pipe.xack(self.keys.positions, POSITIONS_GROUP, *step.positions_done)
+                pipe.fcall("trim_consumed", 1, self.keys.positions)
+            pipe.xtrim(self.keys.events, minid=_window_start(time.time()), approximate=True)
             silent = {k: f"{v:.3f}" for k, v in step.silent_sensors.items() if v is not None}
             if silent:
                 pipe.hset(self.keys.silent_sensors, mapping=silent)

@@ -14,6 +14,11 @@ local DEADLETTER_WINDOW_S = 3600
 local UNBOUND_REASONS = {unknown_device = true, registration_limit = true, unknown_sensor = true}
 local REJECTED_BY_DEVICE_MAX = 10000
 local MESSAGE_DEDUPE_TTL_S = 7 * 24 * 3600
+-- A device's index of stored fixes (its `seen` zset: duplicates, and the neighbours a late fix
+-- is judged against) keeps the fixes of this many seconds before its newest one. A copy of a
+-- fix older than that is no longer recognised by its fix (its message still is, for a week,
+-- by MESSAGE_DEDUPE_TTL_S); without the bound the index grows by every fix, for ever.
+local SEEN_HORIZON_S = 6 * 3600
 
 -- Fix statuses returned to the caller, in batch order.
 local STORED, DUPLICATE, CONFLICT = 0, 1, 2
@@ -22,6 +27,7 @@ local STORED, DUPLICATE, CONFLICT = 0, 1, 2
 --        received_at, acc_m, cog_deg}; the last two are nil when the device did not say.
 local function store_fixes(p, channel, fixes, statuses, positions, heard)
   local stored, backfilled = 0, 0
+  local newest = {}
   for n = 1, #fixes do
     local dev, member, geo, fix_at, lon, lat, canonical, raw, hash, prev, backfill, fix_rx, acc,
       cog = unpack(fixes[n])
@@ -37,6 +43,8 @@ local function store_fixes(p, channel, fixes, statuses, positions, heard)
       statuses[n] = CONFLICT
     else
       redis.call('ZADD', seen_key, fix_at, seen_member)
+      local at = tonumber(fix_at)
+      if newest[dev] == nil or at > newest[dev] then newest[dev] = at end
       if backfill == 1 then
         redis.call('XADD', p .. ':track:' .. dev, '*', 'f', canonical, 'r', raw, 'h', hash, 'b', '1')
         redis.call('HSET', dev_key, 'head', hash)
@@ -54,6 +62,9 @@ local function store_fixes(p, channel, fixes, statuses, positions, heard)
       statuses[n] = STORED
       stored = stored + 1
     end
+  end
+  for dev, at in pairs(newest) do
+    redis.call('ZREMRANGEBYSCORE', p .. ':seen:' .. dev, '-inf', '(' .. (at - SEEN_HORIZON_S))
   end
   local stats = p .. ':stats'
   if stored > 0 then

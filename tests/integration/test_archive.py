@@ -474,3 +474,19 @@ def test_the_track_endpoint_answers_each_fix_once_from_an_overlapping_archive(
     assert track.json()["properties"]["points"] == 65
     _line, *points = track.json()["features"]
     assert [p["properties"]["chain_hash"] for p in points] == [r.chain_hash for r in records]
+
+
+def test_the_servers_archiver_seals_live_tracks(
+    redis_service, store: Store, prefix, database_url, tmp_path
+) -> None:
+    dev = DeviceKey("wang5/BC-8")
+    store_walk(store, "wang5", "BC-8", 50)
+    settings = Settings(
+        redis_url=redis_service.url, key_prefix=prefix, database_url=database_url,
+        data_dir=tmp_path, archive_max_fixes=20, archive_every_s=0.2,
+    )  # fmt: skip
+    archive = settings.archive()
+    with TestClient(create_app(settings, workers=("archiver",))):
+        wait_until(lambda: len(archive.manifests(dev)) >= 1, what="a segment sealed by the server")
+        wait_until(lambda: store.redis.xlen(store.keys.track(dev)) < 50, what="the track trimmed")
+    assert verify_archive(store, archive, dev, settings.signer().public_hex) == (50, [])
