@@ -104,7 +104,7 @@ def choose_services(settings: Settings, recorded: Mapping[str, Any] | None) -> C
             names += [*_BROKER, *_BROKER_ACCOUNTS]
         for name in names:
             if name in recorded and name not in explicit:
-                annotation = Settings.model_fields[name].annotation
+                annotation: Any = Settings.model_fields[name].annotation
                 taken[name] = TypeAdapter(annotation).validate_python(recorded[name])
     chosen = settings.model_copy(update=taken)
     line = (
