@@ -4,14 +4,24 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 PYTHON  ?= python3
 BUNDLE  := frontend/dist/command.js
+# Debian packages: the daemons the demo and the tests start, npm for the screens' bundle, and
+# for the browser tests Debian's Chromium with a CJK font. Missing ones are installed as root,
+# else named in one `sudo apt-get install` line.
+PACKAGES      := deploy/system-packages.sh
+DEMO_PACKAGES := python3-venv redis-server mosquitto postgresql npm
+TEST_PACKAGES := $(DEMO_PACKAGES) chromium fonts-noto-cjk
+# Options for the demo: make demo ARGS="--speed 10 --fresh"
+ARGS    ?=
 
-.PHONY: install frontend demo test lint check bench clean
+.PHONY: install frontend demo test lint check bench clean shell demo-packages test-packages
+
+demo-packages:
+	@$(PACKAGES) $(DEMO_PACKAGES)
+
+test-packages:
+	@$(PACKAGES) $(TEST_PACKAGES)
 
 $(STAMP): pyproject.toml
-	@command -v redis-server >/dev/null && command -v mosquitto >/dev/null \
-	  && ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || { \
-	  echo "redis-server, mosquitto and PostgreSQL are needed:" \
-	    "sudo apt-get install redis-server mosquitto postgresql"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet --editable ".[dev]"
@@ -21,13 +31,18 @@ install: $(STAMP)
 
 # The screens: npm packages from the lock file, bundled by esbuild (no CDN at run time).
 $(BUNDLE): frontend/package-lock.json frontend/build.mjs $(wildcard frontend/src/*.js frontend/src/*/*.js frontend/static/*)
-	@command -v npm >/dev/null || { echo "npm is needed for the screens: sudo apt-get install npm"; exit 1; }
+	@$(PACKAGES) npm
 	cd frontend && npm ci --no-audit --no-fund --loglevel=error && node build.mjs
 
 frontend: $(BUNDLE)
 
-demo: install frontend
-	$(BIN)/yiwang demo
+demo: demo-packages install frontend
+	$(BIN)/yiwang demo $(ARGS)
+
+# A shell with the `yiwang` command on PATH (it is .venv/bin/yiwang).
+shell: install
+	@echo "yiwang is on PATH in this shell; exit to leave"
+	@PATH="$(CURDIR)/$(BIN):$$PATH" $${SHELL:-/bin/sh}
 
 lint: install
 	$(BIN)/ruff check .
@@ -38,7 +53,7 @@ lint: install
 	  devices/sensors.py
 	$(BIN)/lint-imports
 
-test: lint frontend
+test: test-packages lint frontend
 	$(BIN)/pytest
 
 bench: install

@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -117,7 +118,18 @@ class Officer:
 class CityModel:
     """Every simulated officer of a city, advanced together."""
 
-    def __init__(self, city: SimCity, *, behaviour: Behaviour, seed: int, now: float) -> None:
+    def __init__(
+        self,
+        city: SimCity,
+        *,
+        behaviour: Behaviour,
+        seed: int,
+        now: float,
+        resume_at: Mapping[str, LonLat] | None = None,
+    ) -> None:
+        """`resume_at`: where officers were last seen (a restarted demo's stored fixes); each
+        found there and inside the city starts from it, so its next fix is a plausible move
+        from the last one, and the others from a street node of their beat."""
         self.city = city
         self.behaviour = behaviour
         self._area_nodes = {a.id: city.nodes_in(a.id) for a in city.areas.areas}
@@ -125,7 +137,11 @@ class CityModel:
         self.officers: dict[str, Officer] = {}
         for who in city.officers:
             own = random.Random(rng.getrandbits(64))
-            officer = Officer(who, self._random_node(who.area, own), own)
+            start = self._random_node(who.area, own)
+            last = (resume_at or {}).get(who.officer)
+            if last is not None and city.areas.area_for(last) is not None:
+                start = last
+            officer = Officer(who, start, own)
             officer.next_report_at = now + own.uniform(0, behaviour.report_every_s)
             self.officers[who.officer] = officer
 

@@ -19,7 +19,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         return int(bench.main(Path(args.graph) if args.graph else None))
     if args.capability == "history":
         return int(bench.main(incidents=args.incidents, month=args.month_incidents))
-    if args.capability in ("recommend", "clocks"):
+    if args.capability in ("recommend", "clocks", "persistence"):
         return int(bench.main())
     if args.capability == "e2e":
         return int(bench.main(seconds=args.seconds))
@@ -44,6 +44,7 @@ def add_bench_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
             "screen",
             "history",
             "soak",
+            "persistence",
         ],
     )
     bench.add_argument(
@@ -62,4 +63,4 @@ def add_bench_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
         "--graph", help="gis: a GraphML street network (default: a generated lattice)"
     )
     bench.add_argument("--profile", action="store_true", help="print where the ingest time goes")
-    bench.set_defaults(func=cmd_bench)
+    bench.set_defaults(func=cmd_bench, own_services=True)

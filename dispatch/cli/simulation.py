@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
+from dispatch.cli.services import running_demo, services_path, write_services
 from dispatch.settings import Settings
-from harness.center import local_center, prepare_city, run_scenario, simulator_login
+from harness.center import LocalCenter, local_center, prepare_city, run_scenario, simulator_login
+from harness.demo_state import Resume, forget_previous_run, plan_resume, stored_fixes
 from simulators.city import Behaviour, CityModel
 from simulators.cityfiles import (
     AREAS,
@@ -31,13 +34,22 @@ from simulators.scenario import load_scenario
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     began = time.monotonic()
     workdir = (settings.data_dir / "demo").resolve()
+    services_file = services_path(settings.data_dir)
+    if running_demo(services_file):
+        print(
+            f"a demo is already running on the files in {workdir} ({services_file}): stop it "
+            "first, or give another one a folder of its own with YIWANG_DATA_DIR",
+            file=sys.stderr,
+        )
+        return 1
     city_dir = prepare_city(
         args.city, workdir / "city", officers_per_team=args.officers_per_team, seed=args.seed
     )
-    # The city's day runs from now, unless YIWANG_CLOCK_ANCHOR pins it (tests and trainings
-    # that must see the same hour of the day whenever they run).
-    anchor = settings.clock_anchor if "clock_anchor" in settings.model_fields_set else time.time()
-    settings = settings.model_copy(update={"clock_rate": args.speed, "clock_anchor": anchor})
+    city = load_sim_city(city_dir)
+    resume = _resume_or_forget(args, settings, workdir, [o.officer for o in city.officers])
+    settings = settings.model_copy(
+        update={"clock_rate": args.speed, "clock_anchor": resume.clock_anchor}
+    )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -45,7 +57,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
         settings = center.settings
         clock = settings.clock()
         model = CityModel(
-            load_sim_city(city_dir), behaviour=Behaviour(), seed=args.seed, now=clock()
+            city, behaviour=Behaviour(), seed=args.seed, now=clock(), resume_at=resume.positions
         )
         broker = (settings.mqtt_host, settings.mqtt_port)
         login = simulator_login(settings)
@@ -66,31 +78,77 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
                 ),
                 dispatcher=None if args.no_dispatcher else DispatcherBot(DispatcherPlan()),
             )
-            base = center.base_url
-            logins = "".join(
-                f"  {role.value:<12} {name} / {password}\n"
-                for role, (name, password) in center.logins.items()
-            )
-            print(
-                f"\nYiwang demo ready in {time.monotonic() - began:.0f} s: "
-                f"{len(model.officers)} officers in {len(model.city.areas)} areas "
-                f"({city_dir}), about {args.incidents_per_hour:g} incidents an hour"
-                + (f", clock ×{args.speed:g}" if args.speed != 1 else "")
-                + f"\n  command page {base}/         (log in as the dispatcher)\n"
-                f"  officer page {base}/officer  (log in as the officer)\n"
-                f"  incidents    {base}/api/incidents   (POST one to start its clock)\n"
-                f"  live feed    ws://{settings.http_host}:{settings.http_port}/ws/live\n"
-                f"  health       {base}/api/health\n"
-                f"  JT/T 808     {settings.jt808_host}:{settings.jt808_port}  (terminals: "
-                "`yiwang devices bind PHONE --officer LOGIN`)\n"
-                f"Demo logins (account / password, new on every start):\n{logins}"
-                "API calls: send Authorization: Bearer <token>, with the admin token:\n"
-                f"token: {center.token}\n"
-                "Ctrl-C stops everything.\n",
-                flush=True,
-            )
-            driver.run(stop)
+            write_services(services_file, settings, center.base_url)
+            try:
+                banner = _ready_banner(args, center, model, city_dir, resume, services_file, began)
+                print(banner, flush=True)
+                driver.run(stop)
+            finally:
+                services_file.unlink(missing_ok=True)
     return 0
+
+
+def _resume_or_forget(
+    args: argparse.Namespace, settings: Settings, workdir: Path, officers: list[str]
+) -> Resume:
+    """Carry on from the demo's previous run where that is consistent, else start afresh."""
+    # The city's day runs from now, unless YIWANG_CLOCK_ANCHOR pins it (tests and trainings
+    # that must see the same hour of the day whenever they run).
+    pinned = "clock_anchor" in settings.model_fields_set
+    anchor = settings.clock_anchor if pinned else time.time()
+    if args.fresh:
+        forget_previous_run(workdir)
+    plan = plan_resume(
+        stored_fixes(workdir, settings.key_prefix, officers),
+        now=time.time(),
+        rate=args.speed,
+        anchor=anchor,
+        anchor_pinned=pinned,
+    )
+    if isinstance(plan, Resume):
+        return plan
+    forget_previous_run(workdir)
+    return Resume({}, anchor, f"a fresh city: {plan}")
+
+
+def _ready_banner(
+    args: argparse.Namespace,
+    center: LocalCenter,
+    model: CityModel,
+    city_dir: Path,
+    resume: Resume,
+    services_file: Path,
+    began: float,
+) -> str:
+    settings, base = center.settings, center.base_url
+    logins = "".join(
+        f"  {role.value:<12} {name} / {password}\n"
+        for role, (name, password) in center.logins.items()
+    )
+    return (
+        f"\nYiwang demo ready in {time.monotonic() - began:.0f} s: "
+        f"{len(model.officers)} officers in {len(model.city.areas)} areas "
+        f"({city_dir}), about {args.incidents_per_hour:g} incidents an hour"
+        + (f", clock ×{args.speed:g}" if args.speed != 1 else "")
+        + f"; {resume.note}"
+        + (" (--fresh starts a new one)" if resume.positions else "")
+        + "\n"
+        f"  command page {base}/         (log in as the dispatcher)\n"
+        f"  officer page {base}/officer  (log in as the officer)\n"
+        f"  incidents    {base}/api/incidents   (POST one to start its clock)\n"
+        f"  live feed    ws://{settings.http_host}:{settings.http_port}/ws/live\n"
+        f"  health       {base}/api/health\n"
+        f"  JT/T 808     {settings.jt808_host}:{settings.jt808_port}  (terminals: "
+        "`yiwang devices bind PHONE --officer LOGIN`)\n"
+        f"  broker       {settings.mqtt_host}:{settings.mqtt_port}  (MQTT; no anonymous clients)\n"
+        f"  Redis        {settings.redis_url}\n"
+        f"  PostgreSQL   {settings.database_url}\n"
+        f"  services     {services_file}  (other `yiwang` commands use these while it runs)\n"
+        f"Demo logins (account / password, new on every start):\n{logins}"
+        "API calls: send Authorization: Bearer <token>, with the admin token:\n"
+        f"token: {center.token}\n"
+        "Ctrl-C stops everything.\n"
+    )
 
 
 def cmd_simulate(args: argparse.Namespace, settings: Settings) -> int:
@@ -179,7 +237,12 @@ def add_simulation_commands(commands: argparse._SubParsersAction[argparse.Argume
         "--speed", type=float, default=1.0, help="run the center's clock this many times faster"
     )
     demo.add_argument("--seed", type=int, default=1)
-    demo.set_defaults(func=cmd_demo)
+    demo.add_argument(
+        "--fresh",
+        action="store_true",
+        help="forget the previous run's incidents, tracks, accounts and history: a new city",
+    )
+    demo.set_defaults(func=cmd_demo, own_services=True)
 
     simulate = commands.add_parser(
         "simulate", help="play scenario files against a private center and check the outcome"
@@ -189,7 +252,7 @@ def add_simulation_commands(commands: argparse._SubParsersAction[argparse.Argume
     simulate.add_argument(
         "--check", action="store_true", help="exit 1 when any expectation is unmet"
     )
-    simulate.set_defaults(func=cmd_simulate)
+    simulate.set_defaults(func=cmd_simulate, own_services=True)
 
     city = commands.add_parser("city", help="write a city folder (areas, streets, roster)")
     city.add_argument("action", choices=["build"])

@@ -12,7 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from harness.daemons import MOSQUITTO_QUEUE_SETTINGS, MOSQUITTO_SECURITY_SETTINGS
+from harness.daemons import (
+    MOSQUITTO_PERSISTENCE_SETTINGS,
+    MOSQUITTO_QUEUE_SETTINGS,
+    MOSQUITTO_SECURITY_SETTINGS,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 PURE = [REPO / "gis", REPO / "dispatch" / "core"]
@@ -55,7 +59,10 @@ def test_the_shipped_broker_config_has_accounts_and_tls_for_devices() -> None:
 
 def test_every_shipped_broker_config_sizes_the_queue() -> None:
     shipped = (REPO / "deploy" / "mosquitto.conf").read_text(encoding="utf-8")
-    for line in (MOSQUITTO_QUEUE_SETTINGS + MOSQUITTO_SECURITY_SETTINGS).splitlines():
+    settings = (
+        MOSQUITTO_QUEUE_SETTINGS + MOSQUITTO_SECURITY_SETTINGS + MOSQUITTO_PERSISTENCE_SETTINGS
+    )
+    for line in settings.splitlines():
         assert line in shipped.splitlines(), f"deploy/mosquitto.conf lacks {line!r}"
     queued = int(MOSQUITTO_QUEUE_SETTINGS.split()[1])
     assert queued >= 100_000

@@ -113,6 +113,26 @@ def test_every_officer_reports_at_its_interval_with_plausible_fields(city) -> No
         assert len(times) in (12, 13) and all(g == pytest.approx(5, abs=0.5) for g in gaps)
 
 
+def test_a_resumed_officer_starts_where_last_stored_and_moves_on_plausibly(city) -> None:
+    first, second = city.officers[0].officer, city.officers[1].officer
+    fresh = CityModel(city, behaviour=Behaviour(report_every_s=5), seed=5, now=T0)
+    # Where the first was last seen: another officer's starting street node, in the city.
+    last = fresh.officers[second].position
+    resumed = CityModel(
+        city,
+        behaviour=Behaviour(report_every_s=5),
+        seed=5,
+        now=T0,
+        resume_at={first: last, second: LonLat(0.0, 0.0)},  # the second: outside the city
+    )
+    assert resumed.officers[first].position == last
+    assert resumed.officers[second].position == fresh.officers[second].position
+    fixes = [m for m in run(resumed, T0, T0 + 10, step=0.5) if m.user == first]
+    assert fixes
+    moved_m = haversine_m(last, LonLat(fixes[0].payload["lon"], fixes[0].payload["lat"]))
+    assert moved_m <= Behaviour().patrol_kmh / 3.6 * 10 + 1
+
+
 def test_arrivals_follow_the_rate_and_the_daily_profile(city) -> None:
     model = CityModel(city, behaviour=Behaviour(), seed=1, now=T0)
     places = model.street_points()
