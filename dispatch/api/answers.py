@@ -36,7 +36,11 @@ def check_answer(incident: Incident, officer: OfficerId, body: dict[str, Any]) -
         try:
             timeline.check(incident, event)
         except TimelineError as exc:
-            raise TimelineError(f"'{body['status']}' cannot be answered now: {exc}") from None
+            raise TimelineError(
+                f"'{body['status']}' cannot be answered now: {exc}",
+                exc.code,
+                **{**exc.params, "status": body["status"]},
+            ) from None
 
 
 def allowed_answers(incident: Incident, officer: OfficerId) -> list[str]:

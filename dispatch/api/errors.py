@@ -4,7 +4,8 @@ Routes raise what the core and the stores raise (an unknown incident, an event t
 refuses, an order to an officer who cannot take it, an alert unknown or acknowledged before,
 a category the catalogue lacks, a point outside every area, Redis or
 PostgreSQL out of reach, a value the database cannot store); the answer is
-`{"detail": "<why>"}`, the body FastAPI gives an HTTPException. A request that fails its
+`{"detail": "<why>"}`, the body FastAPI gives an HTTPException; a refused action adds its
+`code` and `params`, the same refusal for a screen to word in its user's language. A request that fails its
 model's validation gets the same form, one sentence per field, and never its input echoed
 back (an input JSON cannot carry, such as NaN, used to turn the refusal into a 500).
 """
@@ -58,6 +59,9 @@ async def domain_error(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, 422)
     if status == 422:
         return JSONResponse({"detail": f"a value cannot be stored: {exc}"}, 422)
+    if isinstance(exc, TimelineError | CrewRefused):
+        # The code and its params let a screen word the refusal in its user's language.
+        return JSONResponse({"detail": str(exc), "code": exc.code, "params": exc.params}, status)
     return JSONResponse({"detail": str(exc)}, status)
 
 

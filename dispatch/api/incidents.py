@@ -323,7 +323,10 @@ def _merge(request: Request, incident: Incident, merge: Merge, caller: Principal
     target = incident_or_raise(request, merge.into, caller)
     if target.id == incident.id or target.phase.terminal:
         raise TimelineError(
-            f"incident {incident.id} cannot merge into {target.id} ({target.phase.value})"
+            f"incident {incident.id} cannot merge into {target.id} ({target.phase.value})",
+            "cannot_merge",
+            into=target.id,
+            phase=target.phase.value,
         )
     return ev.DuplicateMerged(incident.id, target.id, by=caller.account)
 

@@ -136,7 +136,25 @@ def crew_eta_s(
 
 
 class CrewRefused(ValueError):  # noqa: N818 - reads as what happened
-    """An order that names an officer who cannot take it now; the message says who and why."""
+    """An order that names an officer who cannot take it now; the message says who and why,
+    and `reasons` the same as (officer, why) codes a screen words in its own language."""
+
+    code = "crew_refused"
+
+    def __init__(self, reasons: Sequence[tuple[OfficerId, str]]) -> None:
+        words = "; ".join(f"{officer} {_WHY[why]}" for officer, why in reasons)
+        super().__init__(f"no order issued: {words}")
+        self.params = {"officers": [{"officer": o, "why": why} for o, why in reasons]}
+
+
+_WHY = {
+    "named_twice": "is named twice",
+    "not_on_roster": "is not an officer of the roster",
+    "off_duty": "is off duty",
+    "no_device": "has no device that has reported",
+    "offline": "is offline",
+    "stale": "has not been heard from lately (position stale)",
+}
 
 
 def check_crew(
@@ -149,28 +167,28 @@ def check_crew(
     """Raise CrewRefused unless every officer of an order is on the roster, on duty at `now`
     and online (`availability` by their devices' presence; an officer with no device heard
     from is missing). A busy officer is online: the dispatcher may add to their load."""
-    reasons = [f"{o} is named twice" for o in dict.fromkeys(officers) if officers.count(o) > 1]
+    reasons = [(o, "named_twice") for o in dict.fromkeys(officers) if officers.count(o) > 1]
     for officer in dict.fromkeys(officers):
         why = _why_unavailable(officer, roster, availability.get(officer), now)
         if why is not None:
-            reasons.append(f"{officer} {why}")
+            reasons.append((officer, why))
     if reasons:
-        raise CrewRefused(f"no order issued: {'; '.join(reasons)}")
+        raise CrewRefused(reasons)
 
 
 def _why_unavailable(
     officer: OfficerId, roster: Roster, availability: Availability | None, now: float
 ) -> str | None:
     if officer not in roster.officers:
-        return "is not an officer of the roster"
+        return "not_on_roster"
     if not roster.duty_teams(officer, now):
-        return "is off duty"
+        return "off_duty"
     if availability is None:
-        return "has no device that has reported"
+        return "no_device"
     if availability is Availability.OFFLINE:
-        return "is offline"
+        return "offline"
     if availability is Availability.STALE:
-        return "has not been heard from lately (position stale)"
+        return "stale"
     return None
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from typing import Any
 
 from dispatch.core import events as ev
 from dispatch.core.effects import (
@@ -207,20 +208,38 @@ _RUNNING = {
 
 
 class TimelineError(ValueError):
-    """An event the incident cannot take now; the incident is unchanged."""
+    """An event the incident cannot take now; the incident is unchanged.
+
+    Beside its sentence it carries a `code` and the `params` that fill it, so a screen can say
+    the same in the user's language (the console's and the officer page's catalogues)."""
+
+    def __init__(self, message: str, code: str = "refused", **params: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.params = params
 
 
 class IllegalTransition(TimelineError):  # noqa: N818 - reads as what happened
     def __init__(self, incident: Incident, event: ev.Event) -> None:
         super().__init__(
             f"incident {incident.id} is {incident.phase.value}: "
-            f"{type(event).__name__} is not allowed in that phase"
+            f"{type(event).__name__} is not allowed in that phase",
+            "not_in_phase",
+            phase=incident.phase.value,
+            event=type(event).__name__,
         )
 
 
 class StaleOrder(TimelineError):  # noqa: N818
-    def __init__(self, incident: Incident, event: ev.Event, why: str) -> None:
-        super().__init__(f"incident {incident.id}: {type(event).__name__} ignored, {why}")
+    def __init__(
+        self, incident: Incident, event: ev.Event, why: str, code: str, **params: Any
+    ) -> None:
+        super().__init__(
+            f"incident {incident.id}: {type(event).__name__} ignored, {why}",
+            code,
+            event=type(event).__name__,
+            **params,
+        )
 
 
 def report(event: ev.IncidentReported, now: float) -> tuple[Incident, list[Effect]]:
@@ -256,11 +275,25 @@ def check(incident: Incident, event: ev.Event, policy: TimelinePolicy | None = N
     if isinstance(event, _OFFICER_EVENTS):
         order = incident.order
         if order is None:
-            raise StaleOrder(incident, event, "it has no order")
+            raise StaleOrder(incident, event, "it has no order", "no_order")
         if isinstance(event, _ORDER_EVENTS) and event.order != order.id:
-            raise StaleOrder(incident, event, f"order {event.order} was replaced by {order.id}")
+            raise StaleOrder(
+                incident,
+                event,
+                f"order {event.order} was replaced by {order.id}",
+                "order_replaced",
+                order=event.order,
+                current=order.id,
+            )
         if event.officer not in order.officers:
-            raise StaleOrder(incident, event, f"officer {event.officer} is not on order {order.id}")
+            raise StaleOrder(
+                incident,
+                event,
+                f"officer {event.officer} is not on order {order.id}",
+                "not_on_order",
+                officer=event.officer,
+                order=order.id,
+            )
     if isinstance(event, _SENSOR_EVENTS):
         alarms = incident.alarms
         if alarms is None and isinstance(event, ev.SensorCleared):
@@ -272,10 +305,14 @@ def check(incident: Incident, event: ev.Event, policy: TimelinePolicy | None = N
             )
     if isinstance(event, ev.OrderIssued):
         if not event.officers:
-            raise TimelineError(f"incident {incident.id}: an order needs at least one officer")
+            raise TimelineError(
+                f"incident {incident.id}: an order needs at least one officer", "no_officer"
+            )
         if policy is not None and policy.two_officers and len(set(event.officers)) < 2:
             raise TimelineError(
-                f"incident {incident.id}: {incident.category} needs two officers (双人执法)"
+                f"incident {incident.id}: {incident.category} needs two officers (双人执法)",
+                "two_officers",
+                category=incident.category,
             )
 
 

@@ -8,11 +8,16 @@
 //   setLanguage(lang)     "zh" | "en"; persisted
 //   useCategories(list)   the server's catalogue [{key, zh, en}] for name("category", key)
 //   when(epoch)           local time (Asia/Shanghai), with the date when not today
+//   refusal(error)        a refused action the server coded, in the user's language
 const STORAGE = "yiwang.lang";
 export const ZONE = "Asia/Shanghai";
 
 const MESSAGES = {
   zh: {
+    refusal_not_in_phase: "事件当前为“{phase}”，不能{event}", refusal_no_order: "事件尚无指令，不能{event}",
+    refusal_order_replaced: "指令 {order} 已由 {current} 取代", refusal_not_on_order: "{officer} 不在指令 {order} 中",
+    refusal_no_officer: "派单至少需要一名警员", refusal_two_officers: "此类事件须双人执法：请选两名警员",
+    refusal_cannot_merge: "不能并入事件 {into}（{phase}）", refusal_crew_refused: "未派单：{officers}",
     title: "一网 指挥中心", queue: "事件队列", detail: "事件详情", alerts: "告警", units: "警员",
     intake: "接警", replay: "回放", leave_replay: "退出回放", live: "实时", open: "在办", feed: "数据流",
     select_incident: "选择一个事件", recommended: "推荐警员", no_officer: "无可用警员", assign: "派单",
@@ -35,6 +40,10 @@ const MESSAGES = {
     no_alerts: "暂无告警", none: "—", error: "错误",
   },
   en: {
+    refusal_not_in_phase: "the incident is {phase}: it cannot take “{event}”", refusal_no_order: "the incident has no order: “{event}” does not apply",
+    refusal_order_replaced: "order {order} was replaced by {current}", refusal_not_on_order: "{officer} is not on order {order}",
+    refusal_no_officer: "an order needs at least one officer", refusal_two_officers: "two officers are required (双人执法): choose two",
+    refusal_cannot_merge: "cannot merge into incident {into} ({phase})", refusal_crew_refused: "no order issued: {officers}",
     title: "Yiwang command center", queue: "Incidents", detail: "Incident", alerts: "Alerts", units: "Units",
     intake: "New incident", replay: "Replay", leave_replay: "Leave replay", live: "Live", open: "Open", feed: "Feed",
     select_incident: "Select an incident", recommended: "Recommended", no_officer: "No officer available", assign: "Assign",
@@ -86,6 +95,19 @@ const GROUPS = {
     sensor_silent: ["传感器静默", "sensor silent"], sos: ["一键求助", "SOS"], new_incident: ["新事件", "new incident"],
     refused: ["操作被拒绝", "refused"],
   },
+  // What a refused action tried (the event the server names) and why an officer cannot take an order.
+  event: {
+    IncidentAcknowledged: ["受理", "acknowledge"], OrderIssued: ["派单", "assign"], ReassignRequested: ["改派", "reassign"],
+    IncidentCancelled: ["撤销", "cancel"], IncidentResolved: ["办结", "resolve"], IncidentClosed: ["结案", "close"],
+    DuplicateMerged: ["合并", "merge"], OrderAccepted: ["接受指令", "accept the order"], OrderRejected: ["拒绝指令", "reject the order"],
+    OfficerDeparted: ["出发", "depart"], OfficerArrived: ["到场", "arrive"], OfficerWentOffline: ["离线", "go offline"],
+    SensorAlarmed: ["传感器告警", "sensor alarm"], SensorCleared: ["告警解除", "alarm cleared"],
+  },
+  why: {
+    named_twice: ["被重复选择", "is named twice"], not_on_roster: ["不在花名册中", "is not on the roster"],
+    off_duty: ["不在岗", "is off duty"], no_device: ["没有上报过定位的设备", "has no device that has reported"],
+    offline: ["离线", "is offline"], stale: ["定位已久未更新", "has not been heard from lately"],
+  },
   feed: { connecting: ["连接中", "connecting"], live: ["实时", "live"], reconnecting: ["重连中", "reconnecting"] },
   crs: { wgs84: ["WGS-84 (GPS)", "WGS-84 (GPS)"], gcj02: ["GCJ-02 (高德/腾讯)", "GCJ-02 (Amap)"] },
 };
@@ -135,4 +157,15 @@ export function when(epoch, now = Date.now() / 1000) {
 export function ago(seconds) {
   if (seconds == null || Number.isNaN(seconds)) return t("none");
   return seconds < 120 ? t("seconds_ago", { n: Math.max(0, Math.round(seconds)) }) : t("minutes_ago", { n: Math.round(seconds / 60) });
+}
+
+// A refused action the server coded (`code` and `params` beside its English sentence) in the
+// user's language; null for a refusal it did not code, which is shown as the server says it.
+export function refusal({ code, params = {} }) {
+  if (!code || MESSAGES.zh[`refusal_${code}`] === undefined) return null;
+  const vars = { ...params };
+  if (params.phase) vars.phase = name("phase", params.phase);
+  if (params.event) vars.event = name("event", params.event);
+  if (params.officers) vars.officers = params.officers.map((o) => `${o.officer} ${name("why", o.why)}`).join(language === "en" ? "; " : "；");
+  return t(`refusal_${code}`, vars);
 }

@@ -5,10 +5,14 @@ export function toLogin() {
   location.assign(`/login?next=${encodeURIComponent(next)}`);
 }
 
+// A refused call: its status, the server's sentence, and for a refused action the `code` and
+// `params` a page words in its user's language (i18n.js `refusal`).
 export class ApiError extends Error {
-  constructor(status, detail) {
+  constructor(status, detail, { code = null, params = {} } = {}) {
     super(detail);
     this.status = status;
+    this.code = code;
+    this.params = params;
   }
 }
 
@@ -25,8 +29,13 @@ export async function api(path, body, method = body === undefined ? "GET" : "POS
   }
   if (!response.ok) {
     let detail = await response.text();
-    try { detail = JSON.parse(detail).detail ?? detail; } catch { /* not JSON */ }
-    throw new ApiError(response.status, typeof detail === "string" ? detail : JSON.stringify(detail));
+    let coded = {};
+    try {
+      const body = JSON.parse(detail);
+      detail = body.detail ?? detail;
+      coded = { code: body.code ?? null, params: body.params ?? {} };
+    } catch { /* not JSON */ }
+    throw new ApiError(response.status, typeof detail === "string" ? detail : JSON.stringify(detail), coded);
   }
   return response.status === 204 ? null : response.json();
 }

@@ -285,6 +285,8 @@ def test_a_refusal_reads_as_a_sentence(center, browser) -> None:
     page.wait_for_selector("#action-result.refused", timeout=10_000)
     text = page.inner_text("#action-result")
     assert "409" not in text and '{"detail"' not in text and len(text) > 6, text
+    # In the console's language: the phase and the refused action by their Chinese names.
+    assert "待受理" in text and "办结" in text and "reported" not in text, text
     assert [u for u in requests if not u.startswith("http://127.0.0.1")] == []
 
 

@@ -93,7 +93,9 @@ def test_the_officer_page_shows_the_way_takes_answers_and_shows_refusals(center,
     phone.click("button[data-status='enroute']")
     phone.wait_for_selector("#result.refused", timeout=30_000)
     refusal = phone.inner_text("#result")
-    assert "操作被拒绝" in refusal and "on_scene" in refusal, refusal
+    # Worded in Chinese from the server's code: the phase and the answer by name, no raw key.
+    assert "操作被拒绝" in refusal and "到场" in refusal and "出发" in refusal, refusal
+    assert "on_scene" not in refusal and "OfficerDeparted" not in refusal, refusal
     assert "{" not in refusal  # the reason, not the raw JSON
     SHOTS.mkdir(parents=True, exist_ok=True)
     phone.screenshot(path=str(SHOTS / "officer-page.png"), full_page=True)

@@ -408,16 +408,16 @@ def test_track_windows_and_result_sizes_are_bounded(center: Center) -> None:
 
 
 @pytest.mark.parametrize(
-    ("officer", "reason"),
+    ("officer", "reason", "why"),
     [
-        ("ghost", "ghost is not an officer of the roster"),
-        ("zhao6", "zhao6 is off duty"),
-        ("li4", "li4 is offline"),
-        ("wang5", "wang5 has no device that has reported"),
+        ("ghost", "ghost is not an officer of the roster", "not_on_roster"),
+        ("zhao6", "zhao6 is off duty", "off_duty"),
+        ("li4", "li4 is offline", "offline"),
+        ("wang5", "wang5 has no device that has reported", "no_device"),
     ],
 )
 def test_an_order_to_an_officer_who_cannot_answer_is_refused_and_nothing_is_met(
-    center: Center, officer: str, reason: str
+    center: Center, officer: str, reason: str, why: str
 ) -> None:
     client, admin = center.client, center.admin
     incident_id = report(center, f"ordered to {officer}")
@@ -425,7 +425,12 @@ def test_an_order_to_an_officer_who_cannot_answer_is_refused_and_nothing_is_met(
         f"/api/incidents/{incident_id}/assign", json={"officers": [officer]}, headers=admin
     )
     assert refused.status_code == 409
-    assert refused.json() == {"detail": f"no order issued: {reason}"}
+    # The sentence, and the same as a code a screen words in its user's language.
+    assert refused.json() == {
+        "detail": f"no order issued: {reason}",
+        "code": "crew_refused",
+        "params": {"officers": [{"officer": officer, "why": why}]},
+    }
     # An action queued after the refusal is applied: the refused order would have been first.
     assert (
         client.post(f"/api/incidents/{incident_id}/acknowledge", json={}, headers=admin).status_code

@@ -167,14 +167,23 @@ def test_arrival_seen_first_also_records_the_turn_out() -> None:
 def test_illegal_events_change_nothing_and_say_why() -> None:
     center = reported()
     before = center.incidents[INC]
-    with pytest.raises(IllegalTransition, match="incident INC-1 is reported: IncidentResolved"):
+    with pytest.raises(
+        IllegalTransition, match="incident INC-1 is reported: IncidentResolved"
+    ) as refused:
         center.handle(ev.IncidentResolved(INC, by="x"), T0 + 5)
+    # The same refusal as a code with what fills it, for a screen to word in its language.
+    assert refused.value.code == "not_in_phase"
+    assert refused.value.params == {"phase": "reported", "event": "IncidentResolved"}
     with pytest.raises(IllegalTransition, match="OrderAccepted is not allowed"):
         center.handle(ev.OrderAccepted(INC, OrderId("O9"), ZHANG), T0 + 5)
     assert center.incidents[INC] is before
     center.handle(ev.OrderIssued(INC, OrderId("O1"), (ZHANG,), by="d"), T0 + 10)
-    with pytest.raises(StaleOrder, match="officer li4 is not on order O1"):
+    with pytest.raises(StaleOrder, match="officer li4 is not on order O1") as stale:
         center.handle(ev.OfficerWentOffline(INC, LI), T0 + 12)
+    assert (stale.value.code, stale.value.params) == (
+        "not_on_order",
+        {"event": "OfficerWentOffline", "officer": LI, "order": "O1"},
+    )
     with pytest.raises(DuplicateIncident):
         reported(center)
     with pytest.raises(UnknownIncident):

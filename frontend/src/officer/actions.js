@@ -7,10 +7,11 @@ import { useState } from "preact/hooks";
 import { ApiError } from "../session.js";
 import { html } from "./html.js";
 import { ANSWERS } from "./format.js";
+import { refusal } from "../i18n.js";
 
 export function refusalText(error) {
   if (!(error instanceof ApiError)) return `未能提交：${String(error.message || error)}`;
-  if (error.status === 409) return `操作被拒绝：${error.message}`;
+  if (error.status === 409) return `操作被拒绝：${refusal(error) ?? error.message}`;
   if (error.status === 404) return `指令已撤回或已更换：${error.message}`;
   if (error.status === 403) return `无权操作：${error.message}`;
   return `未受理（${error.status}）：${error.message}`;

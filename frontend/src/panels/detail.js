@@ -8,7 +8,7 @@ import { useEffect, useState } from "preact/hooks";
 import { html } from "../html.js";
 import { api } from "../session.js";
 import { clocks, countdown, policyFor } from "../clock.js";
-import { name, t, when } from "../i18n.js";
+import { name, refusal, t, when } from "../i18n.js";
 import { now } from "../situation.js";
 
 // Actions whose reason the audit keeps; cancel and close cannot go without one.
@@ -21,8 +21,11 @@ const NOT_BUTTONS = ["assign", "merge"];
 // What the server allows in the incident's phase now: the page never re-derives the rules.
 export const allowedActions = (incident) => incident.actions ?? [];
 
-// A refusal as a person reads it: the server's `detail`, a validation list as its messages.
+// A refusal as a person reads it: in the user's language when the server coded it, else the
+// server's `detail`, a validation list as its messages.
 export function readable(error) {
+  const worded = error?.code ? refusal(error) : null;
+  if (worded) return worded;
   const text = String(error.message ?? error);
   try {
     const detail = JSON.parse(text);
