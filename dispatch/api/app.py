@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -158,7 +157,11 @@ def start_workers(
     if "archiver" in names:
         # Sealing is what bounds the live tracks in Redis: without it they grow by every fix.
         archiver = Archiver(
-            own_store(), settings.archive(), settings.signer(), settings.seal_policy(), time.time
+            own_store(),
+            settings.archive(),
+            settings.signer(),
+            settings.seal_policy(),
+            settings.clock(),
         )
         running.threads.append(
             threading.Thread(

@@ -148,7 +148,8 @@ def cmd_archive(args: argparse.Namespace, settings: Settings) -> int:
         settings.archive(),
         settings.signer(),
         settings.seal_policy(),
-        time.time,
+        # The center's clock, as the fixes' times: a track's age is in the same time.
+        settings.clock(),
         force=args.force,
         on_sealed=lambda path: print(f"sealed {path}", flush=True),
     )
