@@ -73,6 +73,8 @@ class SplitCenter:
         self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", "dispatch.cli", *COMMANDS[command or name]],
             env={**self.env, **env},
+            # Their progress lines (a sealed segment, a ready banner) would drown the caller's.
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
 
