@@ -229,6 +229,8 @@ class IncidentStore:
             if step.positions_done:
                 pipe.xack(self.keys.positions, POSITIONS_GROUP, *step.positions_done)
                 pipe.fcall("trim_consumed", 1, self.keys.positions)
+            # Approximate on purpose: whole stream nodes only, so a step pays almost nothing;
+            # the window is a bound on memory, not a promise to drop each entry on time.
             pipe.xtrim(self.keys.events, minid=_window_start(time.time()), approximate=True)
             silent = {k: f"{v:.3f}" for k, v in step.silent_sensors.items() if v is not None}
             if silent:

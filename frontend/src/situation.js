@@ -67,9 +67,8 @@ export function officerStatus(officer, orders, t) {
 // Every shown device's status, in the store's column order: read from its columns, so a city
 // of 10,000 officers costs no object per officer on each update.
 export function officerStatuses(positions, orders, t) {
-  const { length, heardAt } = positions.columns();
-  const statuses = new Array(length);
-  for (let n = 0; n < length; n++) statuses[n] = statusOf(positions.officers[n], heardAt[n], orders, t);
+  const statuses = new Array(positions.size);
+  for (let n = 0; n < positions.size; n++) statuses[n] = statusAt(positions, n, orders, t);
   return statuses;
 }
 
