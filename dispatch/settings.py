@@ -25,6 +25,8 @@ from dispatch.core.policy import PolicyBook
 from dispatch.evidence.archive import Archive, SealPolicy
 from dispatch.evidence.signing import Signer, load_or_create
 from dispatch.photos import PhotoFolder
+from dispatch.store.connect import RedisUrlError, sentinel_target
+from dispatch.store.durability import Durability
 from gis.areas import AreaIndex, load_areas
 from gis.service_area import CHINA, ServiceArea, area_around, box_area
 
@@ -32,7 +34,13 @@ from gis.service_area import CHINA, ServiceArea, area_around, box_area
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="YIWANG_", env_file=".env", extra="ignore")
 
+    # One Redis (redis://host:port/db) or a primary found through Sentinel
+    # (redis+sentinel://:password@host:port,host:port/service/db).
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # With replicas: a fix is acknowledged to its device, and an engine step counts as done,
+    # only once this many replicas hold it (a fail-over then loses nothing acknowledged).
+    redis_wait_replicas: int = Field(0, ge=0)
+    redis_wait_timeout_ms: int = Field(2_000, gt=0)
     key_prefix: str = "yiwang"
     # Accounts and what must be kept for months (DESIGN §5a).
     database_url: str = "postgresql://yiwang@127.0.0.1:5432/yiwang"
@@ -177,6 +185,15 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Shanghai"
     data_dir: Path = Path("var")
 
+    @field_validator("redis_url")
+    @classmethod
+    def _readable_redis_url(cls, value: str) -> str:
+        try:
+            sentinel_target(value)
+        except RedisUrlError as exc:
+            raise ValueError(f"YIWANG_REDIS_URL: {exc}") from None
+        return value
+
     @field_validator("mqtt_protocol")
     @classmethod
     def _known_protocol(cls, value: int) -> int:
@@ -257,6 +274,9 @@ class Settings(BaseSettings):
                 name_field=self.areas_name_field,
             )
         )
+
+    def durability(self) -> Durability:
+        return Durability(self.redis_wait_replicas, self.redis_wait_timeout_ms)
 
     def clock(self) -> Clock:
         return Clock(self.clock_rate, self.clock_anchor)

@@ -165,6 +165,12 @@ class ManagedRedis(ManagedService):
     package = "redis-server"
     ready_timeout_s = 60.0  # replaying a large append-only file takes a while
 
+    def __init__(
+        self, workdir: Path, port: int | None = None, *, replica_of: int | None = None
+    ) -> None:
+        super().__init__(workdir, port)
+        self.replica_of = replica_of  # the loopback port of the primary this one copies
+
     def ready(self, sock: socket.socket) -> bool:
         # Redis accepts connections while it replays its append-only file, answering -LOADING.
         sock.sendall(b"PING\r\n")
@@ -185,6 +191,9 @@ class ManagedRedis(ManagedService):
             "appendfsync everysec\n"
             'save ""\n'
             "daemonize no\n"
+            # A replica's first copy starts at once, not after 5 s of waiting for company.
+            "repl-diskless-sync-delay 0\n"
+            + (f"replicaof 127.0.0.1 {self.replica_of}\n" if self.replica_of else "")
         )
 
     def command(self, conf: Path) -> list[str]:

@@ -102,7 +102,7 @@ def start_workers(
 ) -> Workers:
     def own_store() -> Store:
         # Each worker has its own Redis connection pool: no client is shared across threads.
-        return Store.from_url(settings.redis_url, settings.key_prefix)
+        return Store.from_url(settings.redis_url, settings.key_prefix, settings.durability())
 
     running = Workers()
     if "ingest" in names:
@@ -213,7 +213,9 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
         running = start_workers(settings, workers, city, history, stop)
         feed = ScreenFeed.from_url(settings.redis_url, store.keys)
         # Positions sent over HTTP: a writer of their own, over a connection pool of its own.
-        intake_store = Store.from_url(settings.redis_url, settings.key_prefix)
+        intake_store = Store.from_url(
+            settings.redis_url, settings.key_prefix, settings.durability()
+        )
         fixes = FixIntake(
             BatchWriter(
                 intake_store.ingest, settings.ingest_config(city), clock=clock, channel="osmand"

@@ -32,7 +32,7 @@ from dispatch.engine import Engine
 from dispatch.evidence.archive import verify_archive
 from dispatch.history import HistoryWorker
 from dispatch.settings import Settings
-from dispatch.store import Store
+from dispatch.store import Store, without_password
 
 log = logging.getLogger("yiwang")
 
@@ -63,7 +63,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
-    store = Store.from_url(settings.redis_url, settings.key_prefix)
+    store = Store.from_url(settings.redis_url, settings.key_prefix, settings.durability())
     store.upgrade()
     city = settings.city(datetime.now(ZoneInfo(settings.timezone)))
     if args.retire is not None:
@@ -79,14 +79,14 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         settings.topic_root,
         settings.mqtt_host,
         settings.mqtt_port,
-        settings.redis_url,
+        without_password(settings.redis_url),
     )
     worker.run()
     return 1 if worker.taken_over else 0
 
 
 def cmd_engine(args: argparse.Namespace, settings: Settings) -> int:
-    store = Store.from_url(settings.redis_url, settings.key_prefix)
+    store = Store.from_url(settings.redis_url, settings.key_prefix, settings.durability())
     store.load_functions()  # the engine trims its settled inbox with one of them
     engine = Engine(
         store,
@@ -100,7 +100,11 @@ def cmd_engine(args: argparse.Namespace, settings: Settings) -> int:
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    log.info("engine %s standing by for the lease on %s", settings.engine_id, settings.redis_url)
+    log.info(
+        "engine %s standing by for the lease on %s",
+        settings.engine_id,
+        without_password(settings.redis_url),
+    )
     try:
         engine.run(stop)
     except KeyboardInterrupt:
@@ -121,7 +125,7 @@ def cmd_history(args: argparse.Namespace, settings: Settings) -> int:
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    log.info("history: copying %s into PostgreSQL", settings.redis_url)
+    log.info("history: copying %s into PostgreSQL", without_password(settings.redis_url))
     try:
         worker.run(stop)
     except KeyboardInterrupt:

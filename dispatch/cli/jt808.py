@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from devices.jt808.terminals import Terminal
 from dispatch.jt808_service import Jt808Service
 from dispatch.settings import Settings
-from dispatch.store import Store
+from dispatch.store import Store, without_password
 from gis.coords import Datum
 
 log = logging.getLogger("yiwang")
@@ -30,7 +30,7 @@ def cmd_jt808(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    store = Store.from_url(settings.redis_url, settings.key_prefix)
+    store = Store.from_url(settings.redis_url, settings.key_prefix, settings.durability())
     store.upgrade()
     service = Jt808Service(
         settings,
@@ -43,7 +43,7 @@ async def _serve(args: argparse.Namespace, settings: Settings) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
-    log.info("jt808 gateway storing into %s", settings.redis_url)
+    log.info("jt808 gateway storing into %s", without_password(settings.redis_url))
     await service.serve(stopping)
     return 0
 

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from pydantic import TypeAdapter
 
 from dispatch.settings import Settings
+from dispatch.store import without_password
 
 SERVICES_FILE = Path("demo") / "services.json"
 
@@ -108,9 +109,9 @@ def choose_services(settings: Settings, recorded: Mapping[str, Any] | None) -> C
                 taken[name] = TypeAdapter(annotation).validate_python(recorded[name])
     chosen = settings.model_copy(update=taken)
     line = (
-        f"Redis {_without_password(chosen.redis_url)} ({_why(('redis_url',), explicit, taken)}), "
+        f"Redis {without_password(chosen.redis_url)} ({_why(('redis_url',), explicit, taken)}), "
         f"broker {chosen.mqtt_host}:{chosen.mqtt_port} ({_why(_BROKER, explicit, taken)}), "
-        f"PostgreSQL {_without_password(chosen.database_url)} "
+        f"PostgreSQL {without_password(chosen.database_url)} "
         f"({_why(('database_url',), explicit, taken)})"
     )
     return Choice(chosen, frozenset(taken), line)
@@ -121,15 +122,6 @@ def _why(names: tuple[str, ...], explicit: Set[str], taken: Mapping[str, Any]) -
     if given:
         return ", ".join(given)
     return DEMO if any(name in taken for name in names) else "default"
-
-
-def _without_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = f"{parts.username}@" if parts.username else ""
-    port = f":{parts.port}" if parts.port else ""
-    return parts._replace(netloc=f"{user}{parts.hostname}{port}").geturl()
 
 
 def silent_services(recorded: Mapping[str, Any]) -> list[str]:

@@ -19,6 +19,8 @@ from dispatch.core.roster import OfficerId
 from dispatch.store.alerts import AlertStore, UnknownAlertError
 from dispatch.store.citizen import CitizenStore
 from dispatch.store.clips import ClipStore
+from dispatch.store.connect import RedisUrlError, connect, connect_async, without_password
+from dispatch.store.durability import PRIMARY_ONLY, Durability, NotReplicated
 from dispatch.store.feed import PositionFeed, ScreenFeed, Snapshot
 from dispatch.store.hotline import HotlineStore
 from dispatch.store.incidents import IncidentStore, decode_incident
@@ -39,15 +41,17 @@ log = logging.getLogger(__name__)
 class Store:
     """One deployment's keys, for one thread (each worker builds its own)."""
 
-    def __init__(self, client: redis.Redis, prefix: str = "yiwang") -> None:
+    def __init__(
+        self, client: redis.Redis, prefix: str = "yiwang", durability: Durability = PRIMARY_ONLY
+    ) -> None:
         self.redis = client
         self.keys = Keys(prefix)
         self.registry = RegistryStore(client, self.keys)
         self.sensors = SensorStore(client, self.keys)
-        self.ingest = IngestStore(client, self.keys, self.registry)
+        self.ingest = IngestStore(client, self.keys, self.registry, durability=durability)
         self.tracks = TrackStore(client, self.keys)
         self.clips = ClipStore(client, self.keys)
-        self.incidents = IncidentStore(client, self.keys)
+        self.incidents = IncidentStore(client, self.keys, durability=durability)
         self.positions = PositionFeed(client, self.keys)
         self.sessions = SessionStore(client, self.keys)
         self.hotline = HotlineStore(client, self.keys)
@@ -57,8 +61,12 @@ class Store:
         self.members = MemberStore(client, self.keys)
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = "yiwang") -> Store:
-        return cls(redis.Redis.from_url(url, decode_responses=True), prefix)
+    def from_url(
+        cls, url: str, prefix: str = "yiwang", durability: Durability = PRIMARY_ONLY
+    ) -> Store:
+        """A store over the Redis `url` names (see `connect`); the ingest's batches and the
+        engine's steps count as stored once `durability`'s replicas hold them."""
+        return cls(connect(url), prefix, durability)
 
     def load_functions(self) -> None:
         """Install (or replace) the Redis function library; call once at start."""
@@ -108,16 +116,20 @@ class Store:
 
 
 __all__ = [
+    "PRIMARY_ONLY",
     "UNAVAILABLE",
     "AlertStore",
     "CitizenStore",
     "ClipStore",
     "DeviceSnapshot",
+    "Durability",
     "HotlineStore",
     "IncidentStore",
     "IngestStore",
     "Keys",
+    "NotReplicated",
     "PositionFeed",
+    "RedisUrlError",
     "RegistryStore",
     "ScreenFeed",
     "SensorStore",
@@ -127,5 +139,8 @@ __all__ = [
     "TerminalStore",
     "TrackStore",
     "UnknownAlertError",
+    "connect",
+    "connect_async",
     "decode_incident",
+    "without_password",
 ]

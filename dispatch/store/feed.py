@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 
 from dispatch.core.feed import POSITION_ROWS, PositionRow
 from dispatch.core.model import Incident
+from dispatch.store.connect import connect_async
 from dispatch.store.keys import Keys
 
 POSITIONS_GROUP = "engine"
@@ -81,7 +82,7 @@ class ScreenFeed:
 
     @classmethod
     def from_url(cls, url: str, keys: Keys) -> ScreenFeed:
-        return cls(aioredis.Redis.from_url(url, decode_responses=True), keys)
+        return cls(connect_async(url), keys)
 
     async def close(self) -> None:
         await self.redis.aclose()

@@ -16,6 +16,7 @@ import redis
 from dispatch.core.model import Incident
 from dispatch.core.step import EngineStep
 from dispatch.store.alerts import raise_alerts
+from dispatch.store.durability import PRIMARY_ONLY, Durability
 from dispatch.store.feed import POSITIONS_GROUP, ensure_group
 from dispatch.store.keys import Keys
 
@@ -42,6 +43,16 @@ def decode_incident(raw: bytes | str) -> Incident:
 _ENGINE_CONSUMER = "leader"  # one name: whichever engine leads inherits the pending entries
 # Extend the lease only while we still hold it; PEXPIRE alone would extend a lease another
 # engine took over after ours lapsed.
+# Free, or still ours: an engine that lost Redis for a moment (a fail-over) takes its own
+# lease back at once instead of waiting out its time to live.
+_TAKE_LEASE = """
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+"""
 _RENEW_LEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -86,14 +97,18 @@ class Ticketed:
 
 
 class IncidentStore:
-    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+    def __init__(
+        self, client: redis.Redis, keys: Keys, *, durability: Durability = PRIMARY_ONLY
+    ) -> None:
         self.redis = client
         self.keys = keys
+        self.durability = durability
+        self._take = self.redis.register_script(_TAKE_LEASE)
         self._renew = self.redis.register_script(_RENEW_LEASE)
         self._command_once = self.redis.register_script(_COMMAND_ONCE)
 
     def try_lead(self, holder: str, ttl_ms: int) -> bool:
-        return bool(self.redis.set(self.keys.engine_lease, holder, nx=True, px=ttl_ms))
+        return bool(self._take(keys=[self.keys.engine_lease], args=[holder, ttl_ms]))
 
     def renew_lead(self, holder: str, ttl_ms: int) -> bool:
         return bool(self._renew(keys=[self.keys.engine_lease], args=[holder, ttl_ms]))
@@ -190,7 +205,8 @@ class IncidentStore:
 
     def apply(self, step: EngineStep, holder: str, *, zone: str) -> bool:
         """Write a step if we still lead; False (nothing written) if leadership was lost.
-        Alerts carry their times in `zone` too, the center's."""
+        Alerts carry their times in `zone` too, the center's. Raises `NotReplicated` when
+        the step is on the primary but not on the replicas `durability` requires."""
         pipe = self.redis.pipeline(transaction=True)
         try:
             pipe.watch(self.keys.engine_lease)
@@ -243,11 +259,22 @@ class IncidentStore:
                 pipe.zrem(self.keys.deadlines, *step.forgotten)
                 pipe.srem(self.keys.released, *step.forgotten)
             pipe.execute()
-            return True
         except redis.WatchError:
             return False
         finally:
             pipe.reset()
+        if self.durability.replicas:
+            self._confirm_replicated()
+        return True
+
+    def _confirm_replicated(self) -> None:
+        # WAIT counts the writes of its own connection, and the transaction's went back to
+        # the pool: one more write here, on the same replication stream, stands for both.
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hincrby(self.keys.engine_stats, "steps_confirmed", 1)
+        pipe.wait(self.durability.replicas, self.durability.timeout_ms)
+        _, acknowledged = pipe.execute()
+        self.durability.confirm(int(acknowledged))
 
     def audit_records(self, count: int = 10_000) -> list[dict[str, str]]:
         return [{"id": i, **f} for i, f in self.redis.xrange(self.keys.audit, count=count)]

@@ -17,6 +17,7 @@ from devices.registry import Binding
 from devices.sink import DeviceState, IngestBatch, LateFix, StoredAround, memory_from_text
 from dispatch.core.sensors import Sensor
 from dispatch.core.track import LastFix
+from dispatch.store.durability import PRIMARY_ONLY, Durability
 from dispatch.store.keys import Keys
 from dispatch.store.registry import RegistryStore
 from dispatch.store.sensors import SensorStore
@@ -28,18 +29,23 @@ POSITIONS_BOUND = 100_000
 
 
 class RedisPendingWrite:
-    """A batch Redis is storing; the connection is ours until the answer is read."""
+    """A batch Redis is storing; the connection is ours until the answer is read (and, when
+    replicas must confirm it, their number: WAIT was sent right behind the batch)."""
 
-    def __init__(self, client: redis.Redis, connection: Any) -> None:
+    def __init__(self, client: redis.Redis, connection: Any, durability: Durability) -> None:
         self._client = client
         self._connection = connection
+        self._durability = durability
 
     def ready(self) -> bool:
         return bool(self._connection.can_read(timeout=0))
 
     def result(self) -> list[int]:
         try:
-            return list(self._connection.read_response())
+            verdicts = list(self._connection.read_response())
+            if self._durability.replicas:
+                self._durability.confirm(int(self._connection.read_response()))
+            return verdicts
         except BaseException:
             # A half-read reply would poison the next command on this connection.
             self._connection.disconnect()
@@ -58,8 +64,10 @@ class IngestStore:
         registry: RegistryStore,
         *,
         positions_bound: int = POSITIONS_BOUND,
+        durability: Durability = PRIMARY_ONLY,
     ) -> None:
         self.redis = client
+        self.durability = durability
         self.keys = keys
         self.registry = registry
         self.sensor_store = SensorStore(client, keys)
@@ -89,10 +97,15 @@ class IngestStore:
                 batch.backlog,
                 batch.channel,
             )
+            if self.durability.replicas:
+                # On the same connection: WAIT counts the replicas holding this client's writes.
+                connection.send_command(
+                    "WAIT", self.durability.replicas, self.durability.timeout_ms
+                )
         except BaseException:
             self.redis.connection_pool.release(connection)
             raise
-        return RedisPendingWrite(self.redis, connection)
+        return RedisPendingWrite(self.redis, connection, self.durability)
 
     def device_states(self, devices: Sequence[str]) -> dict[str, DeviceState]:
         pipe = self.redis.pipeline(transaction=False)
