@@ -40,7 +40,7 @@ from dispatch.core.access import AreaScope, Permission, Principal
 from dispatch.core.alerts import Alert, alert_from_record, in_scope, kept
 from dispatch.core.feed import FeedType, incident_body, resume_after
 from dispatch.core.position_frames import PositionFrames
-from dispatch.store import ScreenFeed
+from dispatch.store import UNAVAILABLE, ScreenFeed
 from gis.coords import LonLat
 
 router = APIRouter(tags=["live"])
@@ -277,7 +277,10 @@ async def _serve(
     except WebSocketDisconnect:
         return
     except _SendTimeoutError:
-        await _drop_behind(websocket, cursor)
+        await _close_to_resume(websocket, cursor, "fell behind the live feed")
+    except UNAVAILABLE:
+        # Redis lost, or failing over to its replica: the screen comes back where it was.
+        await _close_to_resume(websocket, cursor, "the store is unavailable")
     finally:
         closed.cancel()
 
@@ -307,13 +310,14 @@ def _screen_frame(scope: Scope, frames: PositionFrames, entry_id: str, raw: str)
     return frames.encode(entry_id, rows)
 
 
-async def _drop_behind(websocket: WebSocket, cursor: str | None) -> None:
+async def _close_to_resume(websocket: WebSocket, cursor: str | None, why: str) -> None:
+    """Close with "try again later", saying where to resume."""
     resume = f" with since={cursor}" if cursor else ""
     # The client may be gone or too stalled to take even the close frame.
     with contextlib.suppress(TimeoutError, OSError, RuntimeError, WebSocketDisconnect):
         await asyncio.wait_for(
             websocket.close(
-                code=TRY_AGAIN_LATER, reason=f"fell behind the live feed; reconnect{resume}"
+                code=TRY_AGAIN_LATER, reason=f"{why}; reconnect{resume}"
             ),
             _CLOSE_TIMEOUT_S,
         )

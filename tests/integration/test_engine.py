@@ -21,6 +21,7 @@ from dispatch.core.policy import PolicyBook
 from dispatch.engine import Engine
 from dispatch.store import IncidentStore
 from tests.conftest import ingest_config
+from tests.integration.engines import alerts, report
 from tests.integration.helpers import store_fix, wait_until
 
 SHORT = {
@@ -33,19 +34,6 @@ SHORT = {
 }
 
 
-def report(engine_store: IncidentStore, incident: str) -> None:
-    engine_store.command(
-        {
-            "type": "IncidentReported",
-            "incident": incident,
-            "category": "street_vending",
-            "priority": 2,
-            "location": [119.65, 29.08],
-            "source": "12345",
-        }
-    )
-
-
 def order(engine_store: IncidentStore, incident: str, officer: str) -> None:
     engine_store.command(
         {
@@ -56,20 +44,6 @@ def order(engine_store: IncidentStore, incident: str, officer: str) -> None:
             "by": "d7",
         }
     )
-
-
-def alerts(engine_store: IncidentStore) -> list[dict]:
-    found = []
-    for record in engine_store.audit_records(100_000):
-        if record["kind"] in ("warning", "escalation"):
-            found.append(
-                {
-                    **json.loads(record["detail"]),
-                    "at": float(record["at"]),
-                    "engine": record["engine"],
-                }
-            )
-    return found
 
 
 def saved(engine_store: IncidentStore, incident: str) -> Incident:
