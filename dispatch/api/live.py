@@ -316,9 +316,7 @@ async def _close_to_resume(websocket: WebSocket, cursor: str | None, why: str) -
     # The client may be gone or too stalled to take even the close frame.
     with contextlib.suppress(TimeoutError, OSError, RuntimeError, WebSocketDisconnect):
         await asyncio.wait_for(
-            websocket.close(
-                code=TRY_AGAIN_LATER, reason=f"{why}; reconnect{resume}"
-            ),
+            websocket.close(code=TRY_AGAIN_LATER, reason=f"{why}; reconnect{resume}"),
             _CLOSE_TIMEOUT_S,
         )
 

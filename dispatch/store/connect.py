@@ -97,8 +97,14 @@ def connect_async(url: str) -> aioredis.Redis:
 
 
 def without_password(url: str) -> str:
-    """`url` fit for a log line or a banner: the password, if any, replaced by `***`."""
-    return re.sub(r"(://[^:@/]*:)[^@/]*@", r"\1***@", url, count=1)
+    """`url` fit for a log line or a banner: any password left out (and the `@` with it
+    when there is no user name either)."""
+    return re.sub(
+        r"://([^:@/]*):[^@/]*@",
+        lambda m: f"://{m[1]}@" if m[1] else "://",
+        url,
+        count=1,
+    )
 
 
 def _host_port(part: str) -> tuple[str, int]:
