@@ -53,6 +53,14 @@ KIND = "yiwang-segment/1"
 log = logging.getLogger(__name__)
 
 
+# The ingest recognises a copy of a stored fix by its device's index of stored fixes. Once a
+# segment is sealed that index keeps only the fixes within this long (of fix time) before the
+# segment's newest: the broker and a device resend within seconds to minutes, and without the
+# trim the index holds six hours of every device (43 million entries for 2,000 devices at
+# 1 Hz). A copy arriving later, of a fix archived already, is stored again as backfill.
+SEEN_AFTER_SEAL_S = 600
+
+
 @dataclass(frozen=True)
 class SealPolicy:
     """Seal a device's live track once it holds this many fixes or its oldest is this old."""
@@ -116,6 +124,8 @@ class Archive:
             return sealed
         path, head = self._write_segment(signer, dev, records, end[0] if end else genesis(dev))
         store.tracks.mark_sealed(dev, head, records[-1].stream_id)
+        newest = max(record.fix["fix_at"] for record in records)
+        store.tracks.forget_seen_before(dev, newest - SEEN_AFTER_SEAL_S)
         return [*sealed, path]
 
     def _write_segment(

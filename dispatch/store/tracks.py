@@ -98,6 +98,11 @@ class TrackStore:
             pipe.xtrim(self.keys.track(device), minid=f"{ms}-{int(seq) + 1}", approximate=False)
             pipe.execute()
 
+    def forget_seen_before(self, device: DeviceKey, fix_at: int) -> None:
+        """Drop from the device's index of stored fixes (store.lua's `seen`) those before
+        `fix_at`: the archive holds them now."""
+        self.redis.zremrangebyscore(self.keys.seen(device), "-inf", f"({fix_at}")
+
     def officers_near(self, team: str, lon: float, lat: float, radius_m: float) -> list[str]:
         found = self.redis.geosearch(
             self.keys.geo(team or "unassigned"),

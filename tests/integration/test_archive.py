@@ -22,6 +22,7 @@ from dispatch.api.app import create_app
 from dispatch.cli import main as yiwang
 from dispatch.core.track import DeviceKey, Fix, genesis, link
 from dispatch.evidence.archive import (
+    SEEN_AFTER_SEAL_S,
     Archive,
     ArchiveError,
     SealPass,
@@ -108,6 +109,30 @@ def test_a_sealed_track_verifies_and_reads_each_fix_once(
         monkeypatch.setenv(f"YIWANG_{name.upper()}", value)
     assert yiwang(["devices", "verify", dev]) == 0
     assert f"OK {dev}: {count + 5} links" in capsys.readouterr().out
+
+
+def test_sealing_trims_the_index_of_stored_fixes_to_ten_minutes_before_the_sealed_end(
+    nodes_store: Store, tmp_path
+) -> None:
+    store, dev = nodes_store, DeviceKey("wang5/BC-9")
+    store_walk(store, "wang5", "BC-9", 1_500)  # 25 minutes, one fix a second
+    settings = Settings(data_dir=tmp_path)
+    archive, signer = settings.archive(), settings.signer()
+    done = seal_due(store, archive, signer, _T0 + 1_500, SealPolicy(), force=True)
+    assert len(done.sealed) == 1
+    kept = store.redis.zrangebyscore(store.keys.seen(dev), "-inf", "+inf", withscores=True)
+    newest = _T0 + 1_499
+    assert [int(score) for _, score in kept] == list(range(newest - SEEN_AFTER_SEAL_S, newest + 1))
+
+    # A resent copy inside the ten minutes is still caught; one of a fix long archived is not.
+    writer = BatchWriter(store.ingest, ingest_config("owntracks"), clock=lambda: _T0 + 1_501)
+    topic = "owntracks/wang5/BC-9"
+    for n in (1_400, 10):
+        fix = {"_type": "location", "lon": 119.65, "lat": round(29.08 + n * 1e-5, 7),
+               "tst": _T0 + n, "acc": 5}  # fmt: skip
+        writer.write([Received(n, 1, topic, json.dumps(fix).encode(), _T0 + 1_501)])
+    assert store.ingest.stats().get("rejected:duplicate") == 1
+    assert store.redis.xlen(store.keys.track(dev)) == 1
 
 
 def _approximate_mark_sealed(store: Store, dev: DeviceKey, head: str, last_id: str) -> None:
