@@ -4,12 +4,13 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed-stamp
 PYTHON  ?= python3
 BUNDLE  := frontend/dist/command.js
-# Debian packages: the daemons the demo and the tests start, npm for the screens' bundle, and
-# for the browser tests Debian's Chromium with a CJK font. Missing ones are installed as root,
-# else named in one `sudo apt-get install` line.
+# Debian packages: the daemons the demo and the tests start, npm for the screens' bundle, for
+# the browser tests Debian's Chromium with a CJK font, and docker-compose, whose `config` checks
+# docker-compose.yml (no container runs). Missing ones are installed as root, else named in one
+# `sudo apt-get install` line.
 PACKAGES      := deploy/system-packages.sh
 DEMO_PACKAGES := python3-venv redis-server mosquitto postgresql npm
-TEST_PACKAGES := $(DEMO_PACKAGES) chromium fonts-noto-cjk
+TEST_PACKAGES := $(DEMO_PACKAGES) chromium fonts-noto-cjk docker-compose
 # Options for the demo: make demo ARGS="--speed 10 --fresh"
 ARGS    ?=
 

@@ -11,7 +11,7 @@ present() {
     postgresql) ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 ;;
     python3-venv) python3 -c "import ensurepip" 2>/dev/null ;;
     fonts-noto-cjk) fc-list 2>/dev/null | grep -qi "Noto Sans CJK" ;;
-    *) command -v "$1" >/dev/null ;;  # redis-server, npm, chromium: the package's command
+    *) command -v "$1" >/dev/null ;;  # redis-server, npm, chromium, docker-compose: its command
   esac
 }
 

@@ -182,6 +182,9 @@ class Settings(BaseSettings):
     https_key: Path | None = None
     # Behind HTTPS (a proxy or the files above) the session cookie is marked Secure.
     secure_cookies: bool = False
+    # The screens' bundle, built by `make frontend` into the checkout's frontend/dist; an
+    # installed package has no frontend/ beside it, so an image names where it put the bundle.
+    screens_dir: Path = Path(__file__).resolve().parents[1] / "frontend" / "dist"
     timezone: str = "Asia/Shanghai"
     data_dir: Path = Path("var")
 

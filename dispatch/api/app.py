@@ -285,5 +285,5 @@ def create_app(settings: Settings, *, workers: Collection[str] = WORKERS) -> Fas
     app.include_router(pages.router)
     app.include_router(patrol.router)
     glyphs.install(app)
-    pages.mount_static(app, settings.basemap_file)
+    pages.mount_static(app, settings.screens_dir, settings.basemap_file)
     return app

@@ -2,8 +2,9 @@
 static bundle, the offline basemap, and what the pages read once at start (the city, the
 timeline policies, the clock).
 
-The bundle is built from `frontend/` by `make frontend` (esbuild, from npm packages); without
-it the pages answer 503 with that instruction.
+The bundle is built from `frontend/` by `make frontend` (esbuild, from npm packages) and read
+from YIWANG_SCREENS_DIR (the checkout's frontend/dist by default); without it the pages answer
+503 with that instruction.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from dispatch.evidence.archive import full_track
 from gis.coords import LonLat
 from gis.routing import route_between
 
-DIST = Path(__file__).resolve().parents[2] / "frontend" / "dist"
 router = APIRouter(tags=["screens"])
 
 
@@ -39,10 +39,14 @@ Caller = Annotated[Principal, Depends(authenticated)]
 TrackReader = Annotated[Principal, Depends(require(Permission.READ_TRACKS))]
 
 
-def _page(name: str) -> FileResponse:
-    page = DIST / name
+def _page(request: Request, name: str) -> FileResponse:
+    page = app_state(request).settings.screens_dir / name
     if not page.exists():
-        raise HTTPException(503, f"the screens are not built: run `make frontend` ({page} missing)")
+        raise HTTPException(
+            503,
+            f"the screens are not built: run `make frontend`, or set YIWANG_SCREENS_DIR to "
+            f"the bundle's folder ({page} missing)",
+        )
     return FileResponse(page, media_type="text/html")
 
 
@@ -52,7 +56,7 @@ def _page_for(request: Request, name: str, needs: Permission) -> Response:
     if principal is None:
         return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
     if principal.may(needs):
-        return _page(name)
+        return _page(request, name)
     for home, permission in _HOMES:
         if principal.may(permission):
             return RedirectResponse(home, status_code=303)
@@ -82,14 +86,14 @@ def supervision_page(request: Request) -> Response:
 
 
 @router.get("/report", response_class=HTMLResponse, include_in_schema=False)
-def report_page() -> FileResponse:
+def report_page(request: Request) -> FileResponse:
     """The citizens' page for a photo report (随手拍): public, like the channel it posts to."""
-    return _page("report.html")
+    return _page(request, "report.html")
 
 
 @router.get("/login", response_class=HTMLResponse, include_in_schema=False)
-def login_page() -> FileResponse:
-    return _page("login.html")
+def login_page(request: Request) -> FileResponse:
+    return _page(request, "login.html")
 
 
 @router.get("/api/roster")
@@ -269,9 +273,9 @@ def _replayed_alerts(
     ]
 
 
-def mount_static(app: FastAPI, basemap: Path | None) -> None:
+def mount_static(app: FastAPI, screens: Path, basemap: Path | None) -> None:
     """The bundle under /static and the basemap under /tiles (range requests)."""
-    if DIST.exists():
-        app.mount("/static", StaticFiles(directory=DIST), name="static")
+    if screens.exists():
+        app.mount("/static", StaticFiles(directory=screens), name="static")
     if basemap is not None and basemap.exists():
         app.mount("/tiles", StaticFiles(directory=basemap.parent), name="tiles")

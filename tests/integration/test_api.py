@@ -127,3 +127,30 @@ def test_health_reports_an_inbox_nobody_consumes(
         health = client.get("/api/health").json()
     assert health["status"] == "degraded" and health["ingest_consuming"] is True
     assert 60 <= health["engine_inbox_waiting_s"] < 70
+
+
+def test_pages_and_bundle_are_served_from_the_screens_dir(
+    broker, logins, redis_service, prefix, database_url, tmp_path
+) -> None:
+    # An installed package has no frontend/ beside it: the image points YIWANG_SCREENS_DIR at
+    # the bundle it copied in, and both the pages and /static must come from there.
+    bundle = tmp_path / "screens"
+    bundle.mkdir()
+    (bundle / "login.html").write_text("<title>login from the image</title>", encoding="utf-8")
+    (bundle / "login.js").write_text("export const bundled = 1;", encoding="utf-8")
+    settings = api_settings(broker, logins, redis_service, prefix, database_url)
+    with TestClient(
+        create_app(settings.model_copy(update={"screens_dir": bundle}), workers=())
+    ) as client:
+        login = client.get("/login")
+        assert login.status_code == 200 and "login from the image" in login.text
+        script = client.get("/static/login.js")
+        assert script.status_code == 200 and script.text == "export const bundled = 1;"
+
+    missing = settings.model_copy(update={"screens_dir": tmp_path / "not-built"})
+    with TestClient(create_app(missing, workers=())) as client:
+        refused = client.get("/login")
+        assert client.get("/static/login.js").status_code == 404
+    assert refused.status_code == 503
+    assert "YIWANG_SCREENS_DIR" in refused.json()["detail"]
+    assert str(tmp_path / "not-built" / "login.html") in refused.json()["detail"]
