@@ -6,7 +6,9 @@ The pipeline's capacity is measured first (a broker queue drained into Redis); t
 - baseline: the generator and one plain MQTT subscriber on the broker, nothing of ours: the
   floor any MQTT system starts from;
 - yiwang: Redis, Mosquitto, `yiwang ingest`, `yiwang engine` and `yiwang serve --api-only`
-  as separate processes, with 10 live-feed clients on `/ws/live`.
+  as separate processes, with 10 live-feed clients on `/ws/live` (scaled out, several ingest
+  workers on the shared subscription and several API nodes, the clients spread over them:
+  `yiwang bench scale`).
 Each fix's send time is known from its device and `tst` (see simulators/load.py). Where the
 time goes: publish → entry in the screens' stream (its id is Redis' clock at XADD) and stream
 → client; plus the generator's own lag and each process's CPU share. "Live" latency counts
@@ -40,7 +42,7 @@ from dispatch.store import Store
 from harness.center import as_environment, center_accounts, demo_accounts
 from harness.daemons import ManagedMosquitto, ManagedRedis, free_port
 from harness.postgres import ManagedPostgres
-from harness.split import wait_http
+from harness.split import COMMANDS, scale_out, wait_http
 from simulators.load import device_index, sent_at
 
 _WARMUP_S = 5
@@ -86,7 +88,8 @@ def _counted(fix_at: int, start: int, seconds: int) -> bool:
     return start + _WARMUP_S <= fix_at < start + seconds
 
 
-def _baseline(broker: ManagedMosquitto, devices: int, seconds: int) -> dict[str, float]:
+def broker_alone(broker: ManagedMosquitto, devices: int, seconds: int) -> dict[str, float]:
+    """Publish → delivery latency of a plain MQTT subscriber: the floor of any MQTT system."""
     root = f"base{devices}"
     latencies: list[float] = []
     start = math.ceil(time.time()) + 3
@@ -159,17 +162,20 @@ async def _screen(url: str, token: str, start: int, seconds: int, devices: int, 
     out["received"].append(len(seen))
 
 
-def _cpu_s(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) the process `pid` has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _system(tmp: Path, devices: int, seconds: int) -> dict[str, object]:
-    redis_service, broker = (
-        ManagedRedis(tmp / f"redis{devices}"),
-        ManagedMosquitto(tmp / f"mqtt{devices}"),
-    )
-    postgres = ManagedPostgres(tmp / f"postgres{devices}")
+def through_center(
+    tmp: Path, devices: int, seconds: int, *, ingests: int = 1, apis: int = 1
+) -> dict[str, object]:
+    """Publish → screen latency through the center as processes, with `ingests` ingest
+    workers and `apis` API nodes (the live-feed clients spread over them), on fresh services."""
+    folder = tmp / f"center{devices}-{ingests}x{apis}"
+    redis_service, broker = ManagedRedis(folder / "redis"), ManagedMosquitto(folder / "mqtt")
+    postgres = ManagedPostgres(folder / "postgres")
     redis_service.start()
     broker.start()
     postgres.start()
@@ -188,21 +194,33 @@ def _system(tmp: Path, devices: int, seconds: int) -> dict[str, object]:
         "YIWANG_HTTP_PORT": str(port),
         "YIWANG_TOPIC_ROOT": "owntracks",
         "YIWANG_ENGINE_ID": "e2e-engine",
+        "YIWANG_INGEST_NAME": "e2e-ingest",
     }
+    started = [("ingest", "ingest", {}), ("engine", "engine", {}),
+               ("api", "api-node", {"YIWANG_HTTP_PORT": str(port)}),
+               *scale_out(ingests, apis, "e2e-ingest")]  # fmt: skip
     processes = {
-        name: subprocess.Popen([sys.executable, "-m", "dispatch.cli", *command], env=env, stderr=subprocess.DEVNULL)
-        for name, command in (("ingest", ["ingest"]), ("engine", ["engine"]), ("api", ["serve", "--api-only"]))
+        name: subprocess.Popen([sys.executable, "-m", "dispatch.cli", *COMMANDS[command]],
+                               env={**env, **extra}, stderr=subprocess.DEVNULL)
+        for name, command, extra in started
     }  # fmt: skip
+    ports = [
+        int(extra["YIWANG_HTTP_PORT"]) for _, command, extra in started if command == "api-node"
+    ]
     try:
-        wait_http(f"http://127.0.0.1:{port}")
+        for node in ports:
+            wait_http(f"http://127.0.0.1:{node}")
         start = math.ceil(time.time()) + 4
         out: dict = {"total": [], "live": [], "via_stream": [], "to_client": [], "received": []}
         out["ready"] = threading.Event()
-        url = f"ws://127.0.0.1:{port}/ws/live?types=positions"
+        urls = [f"ws://127.0.0.1:{node}/ws/live?types=positions" for node in ports]
 
         async def screens() -> None:
             await asyncio.gather(
-                *(_screen(url, token, start, seconds, devices, out) for _ in range(_CLIENTS))
+                *(
+                    _screen(urls[n % len(urls)], token, start, seconds, devices, out)
+                    for n in range(_CLIENTS)
+                )
             )
 
         # The measuring clients keep every sample: no collector pauses in the instrument.
@@ -215,13 +233,13 @@ def _system(tmp: Path, devices: int, seconds: int) -> dict[str, object]:
             "redis": redis_service.process.pid,
             "mosquitto": broker.process.pid,
         }
-        cpu_before = {n: _cpu_s(pid) for n, pid in pids.items()}
+        cpu_before = {n: cpu_seconds(pid) for n, pid in pids.items()}
         screens_cpu = time.process_time()
         generator = _generator(broker.port, "owntracks", devices, seconds, start, accounts)
         generated = json.loads(
             generator.communicate(timeout=seconds + 60)[0].strip().splitlines()[-1]
         )
-        cpu = {n: round((_cpu_s(pid) - cpu_before[n]) / seconds, 2) for n, pid in pids.items()}
+        cpu = {n: round((cpu_seconds(pid) - cpu_before[n]) / seconds, 2) for n, pid in pids.items()}
         cpu["screens"] = round((time.process_time() - screens_cpu) / seconds, 2)
         watcher.join(timeout=seconds + 30)
         gc.enable()
@@ -301,10 +319,10 @@ def main(seconds: int = 30, overload_seconds: int = 60) -> int:
             broker = ManagedMosquitto(Path(tmp) / f"base{devices}")
             broker.start()
             try:
-                base = _baseline(broker, devices, phase_s)
+                base = broker_alone(broker, devices, phase_s)
             finally:
                 broker.stop()
-            ours = _system(Path(tmp), devices, phase_s)
+            ours = through_center(Path(tmp), devices, phase_s)
             ratio = round(ours["p99_ms"] / base["p99_ms"], 1) if base["p99_ms"] else None
             stored = ours["stored"]
             print(

@@ -56,7 +56,7 @@ def location_messages(count: int, devices: int, now: float) -> list[tuple[str, b
     return out
 
 
-def _publish(
+def publish_acknowledged(
     broker: BrokerLogin, messages: list[tuple[str, bytes]], login: tuple[str, str]
 ) -> None:
     with Publisher(broker.host, broker.port, client_id="bench-publisher", login=login) as publisher:
@@ -75,13 +75,28 @@ def measure_receivers(
     for name, drain in CANDIDATES.items():
         try:
             rates[name] = drain(
-                broker, filters, len(messages), lambda: _publish(broker, messages, login)
+                broker,
+                filters,
+                len(messages),
+                lambda: publish_acknowledged(broker, messages, login),
             )
         except (ImportError, OSError) as exc:
             print(f"  {name:<22} unavailable here ({exc})")
             continue
         print(f"  bare {name:<17} {rates[name]:10,.0f} msg/s")
     return rates
+
+
+def session_left_behind(broker: BrokerLogin, client_id: str) -> None:
+    """A worker's session, subscribed to the shared subscription and left without leaving the
+    group (a stopped worker would end it): the broker queues its share there to be drained."""
+    session = Subscriber(broker, client_id, session_expiry_s=3600)
+    subscribed = threading.Event()
+    session.connect([(f, 1) for f in uplink_filters(DEFAULT_ROOT)], lambda _: subscribed.set())
+    deadline = time.monotonic() + 10
+    while not subscribed.is_set() and time.monotonic() < deadline:
+        session.read(0.1)
+    session.close()
 
 
 def measure_pipeline(
@@ -99,16 +114,8 @@ def measure_pipeline(
         registrations_per_min=len(messages),
     )
 
-    # The worker's session, subscribed and left without leaving the group (a stopped worker
-    # would end it): the broker queues every message there for the worker to drain.
-    session = Subscriber(broker, client_id_for("bench"), session_expiry_s=3600)
-    subscribed = threading.Event()
-    session.connect([(f, 1) for f in uplink_filters(DEFAULT_ROOT)], lambda _: subscribed.set())
-    deadline = time.monotonic() + 10
-    while not subscribed.is_set() and time.monotonic() < deadline:
-        session.read(0.1)
-    session.close()
-    _publish(broker, messages, login)
+    session_left_behind(broker, client_id_for("bench"))
+    publish_acknowledged(broker, messages, login)
 
     def verdicts() -> int:
         stats = store.ingest.stats()

@@ -1,6 +1,8 @@
-"""The center as separate processes — engine, ingest, history worker and API — over
+"""The center as separate processes — engine, ingest, history worker, archiver and API — over
 project-managed Redis, Mosquitto and PostgreSQL, beside a simulated city on an accelerated
-clock: what a test needs to kill -9 one of them for real, and a bench to measure each alone.
+clock: what a test needs to kill -9 or stop one of them for real, and a bench to measure each
+alone. Scaled out on one machine, several ingest workers share the subscription (each under a
+name of its own) and several API nodes answer, each on a port of its own.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from harness.center import (
     prepare_center,
     simulator_login,
 )
-from harness.daemons import ManagedRedis
+from harness.daemons import ManagedMosquitto, ManagedRedis, free_port
 from harness.postgres import ManagedPostgres
 from simulators import cityfiles
 from simulators.city import Behaviour, CityModel
@@ -42,7 +44,23 @@ COMMANDS = {
     "history": ["history"],
     "archiver": ["archive"],
     "api": ["serve", "--workers", "delivery"],
+    # Further API nodes are stateless: the first one delivers the orders.
+    "api-node": ["serve", "--api-only"],
 }
+
+
+def scale_out(ingests: int, apis: int, ingest_name: str) -> list[tuple[str, str, dict[str, str]]]:
+    """The processes beyond the first ingest worker and the first API: (name, command, its
+    environment) each. Every further worker has a name of its own, so a client id and a share
+    of its own (two with one name would take each other's session); every node a port."""
+    workers = [
+        (f"ingest-{n}", "ingest", {"YIWANG_INGEST_NAME": f"{ingest_name}-{n}"})
+        for n in range(2, ingests + 1)
+    ]
+    nodes = [
+        (f"api-{n}", "api-node", {"YIWANG_HTTP_PORT": str(free_port())}) for n in range(2, apis + 1)
+    ]
+    return workers + nodes
 
 
 def pinned_anchor(rate: float, local_hour: int, zone: str, now: float) -> float:
@@ -61,8 +79,10 @@ class SplitCenter:
     center: LocalCenter
     env: dict[str, str]
     redis: ManagedRedis
+    broker: ManagedMosquitto
     postgres: ManagedPostgres
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    api_urls: dict[str, str] = field(default_factory=dict)  # API process → its base URL
 
     @property
     def settings(self) -> Settings:
@@ -70,17 +90,34 @@ class SplitCenter:
 
     def start(self, name: str, command: str | None = None, **env: str) -> None:
         """Start the process `name` running `command`'s CLI (by default the one named so)."""
+        environment = {**self.env, **env}
         self.processes[name] = subprocess.Popen(
             [sys.executable, "-m", "dispatch.cli", *COMMANDS[command or name]],
-            env={**self.env, **env},
+            env=environment,
             # Their progress lines (a sealed segment, a ready banner) would drown the caller's.
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
+        if COMMANDS[command or name][0] == "serve":
+            port = environment.get("YIWANG_HTTP_PORT", str(self.settings.http_port))
+            self.api_urls[name] = f"http://{self.settings.http_host}:{port}"
+
+    def terminate(self, name: str) -> None:
+        """Stop `name` as an operator does (SIGTERM): an ingest worker leaves the shared
+        subscription, storing and acknowledging what it holds, so its share goes to the others."""
+        process = self.processes.pop(name)
+        self.api_urls.pop(name, None)
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
     def kill(self, name: str) -> None:
         """kill -9: nothing is resigned, flushed or acknowledged."""
         process = self.processes.pop(name)
+        self.api_urls.pop(name, None)
         process.kill()
         process.wait()
 
@@ -88,6 +125,7 @@ class SplitCenter:
         return {
             **{name: p.pid for name, p in self.processes.items()},
             "redis": self.redis.process.pid,
+            "mosquitto": self.broker.process.pid,
             "postgres": self.postgres.process.pid,
         }
 
@@ -101,21 +139,29 @@ class SplitCenter:
                 process.kill()
                 process.wait()
         self.processes.clear()
+        self.api_urls.clear()
 
 
 @contextmanager
-def split_center(settings: Settings, city_dir: Path, workdir: Path) -> Iterator[SplitCenter]:
-    """The center with its engine, ingest, history worker, archiver and API each in its own process;
-    the API answers on leaving this block's first line."""
+def split_center(
+    settings: Settings, city_dir: Path, workdir: Path, *, ingests: int = 1, apis: int = 1
+) -> Iterator[SplitCenter]:
+    """The center with its engine, ingest, history worker, archiver and API each in its own
+    process, with `ingests` ingest workers and `apis` API nodes; every API answers on leaving
+    this block's first line."""
     with local_daemons(workdir) as daemons:
         update, center = prepare_center(settings, city_dir, daemons)
         given = {name: getattr(settings, name) for name in settings.model_fields_set}
         env = {**os.environ, **as_environment({**given, **update})}
-        split = SplitCenter(center, env, daemons[0], daemons[2])
+        split = SplitCenter(center, env, *daemons)
         try:
-            for name in COMMANDS:
+            for name in ("engine", "ingest", "history", "archiver", "api"):
                 split.start(name)
-            wait_http(center.base_url)
+            ingest_name = settings.ingest_worker_name("ingest")
+            for name, command, extra in scale_out(ingests, apis, ingest_name):
+                split.start(name, command, **extra)
+            for url in split.api_urls.values():
+                wait_http(url)
             yield split
         finally:
             split.stop()

@@ -21,6 +21,7 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -40,6 +41,13 @@ def device_index(device: str) -> int | None:
 def sent_at(fix_at: int, k: int, devices: int) -> float:
     """When device k's fix for second `fix_at` was scheduled to leave."""
     return fix_at + k / devices
+
+
+def clocked(second: int, rate: float, anchor: float) -> int:
+    """The `tst` a device sends at wall second `second` on a center's clock running at `rate`
+    from `anchor` (anchor + (t - anchor) × rate, as dispatch.settings defines it): what a center
+    on an accelerated clock takes for now rather than hours ago or ahead."""
+    return int(anchor + (second - anchor) * rate)
 
 
 def payload(k: int, second: int, tick: int) -> bytes:
@@ -122,6 +130,7 @@ def run(
     connections: int,
     start: int,
     login: tuple[str, str] | None = None,
+    tst: Callable[[int], int] = int,
 ) -> dict[str, float]:
     clients = [RawPublisher(host, port, f"{root}-load-{n}", login) for n in range(connections)]
     topics = [f"{root}/{PREFIX}{k:05d}/{PREFIX}{k:05d}".encode() for k in range(devices)]
@@ -135,7 +144,7 @@ def run(
             wait = due - time.time()
             if wait > 0.0005:
                 time.sleep(wait)
-            clients[k % connections].publish(topics[k], payload(k, second, tick))
+            clients[k % connections].publish(topics[k], payload(k, tst(second), tick))
             lags[sent] = time.time() - due
             sent += 1
     cpu_s = time.process_time() - cpu_started
@@ -165,15 +174,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--start", type=int, help="epoch second of the first round (default: in 2 s)"
     )
+    parser.add_argument(
+        "--clock-rate", type=float, default=1.0, help="send tst on a center clock this fast"
+    )
+    parser.add_argument(
+        "--clock-anchor", type=float, help="epoch second the center's clock counts from"
+    )
     args = parser.parse_args(argv)
     start = args.start or math.ceil(time.time()) + 2
     # The simulator's broker account, from the environment as the center's workers take theirs
     # (never from the command line, where every user of the machine can read it).
     username = os.environ.get("YIWANG_SIMULATOR_MQTT_USERNAME")
     login = (username, os.environ.get("YIWANG_SIMULATOR_MQTT_PASSWORD", "")) if username else None
+    rate, anchor = args.clock_rate, args.clock_anchor
     report = run(
-        args.host, args.port, args.root, args.devices, args.seconds, args.connections, start, login
-    )
+        args.host, args.port, args.root, args.devices, args.seconds, args.connections, start,
+        login, tst=int if anchor is None else lambda second: clocked(second, rate, anchor),
+    )  # fmt: skip
     print(json.dumps(report), flush=True)
     return 0
 

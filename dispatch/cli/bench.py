@@ -23,6 +23,8 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
         return int(bench.main())
     if args.capability == "e2e":
         return int(bench.main(seconds=args.seconds))
+    if args.capability == "scale":
+        return int(bench.main(messages=args.messages, devices=args.devices, seconds=args.seconds))
     if args.capability == "soak":
         return int(bench.main(minutes=args.minutes))
     if args.capability == "screen":
@@ -44,6 +46,7 @@ def add_bench_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
             "screen",
             "history",
             "soak",
+            "scale",
             "persistence",
         ],
     )
@@ -53,12 +56,18 @@ def add_bench_command(commands: argparse._SubParsersAction[argparse.ArgumentPars
     bench.add_argument(
         "--month-incidents", type=int, default=500_000, help="history: a month to report on"
     )
-    bench.add_argument("--minutes", type=int, default=30, help="soak: minutes of the ×30 city")
-    bench.add_argument("--seconds", type=int, default=30, help="e2e, screen: seconds per phase")
     bench.add_argument(
-        "--messages", type=int, default=100_000, help="ingest, jt808: messages to send"
+        "--minutes", type=int, default=30, help="soak: minutes of 2,000 devices and the ×30 city"
     )
-    bench.add_argument("--devices", type=int, default=2_000, help="ingest, jt808: devices sending")
+    bench.add_argument(
+        "--seconds", type=int, default=30, help="e2e, screen, scale: seconds per phase"
+    )
+    bench.add_argument(
+        "--messages", type=int, default=100_000, help="ingest, jt808, scale: messages to send"
+    )
+    bench.add_argument(
+        "--devices", type=int, default=2_000, help="ingest, jt808, scale: devices sending"
+    )
     bench.add_argument(
         "--graph", help="gis: a GraphML street network (default: a generated lattice)"
     )
