@@ -40,3 +40,14 @@ class Backoff:
 
     def reset(self) -> None:
         self.ceiling_s = self.first_s
+
+
+def longest_wait_s(away_s: float, *, first_s: float = FIRST_S, cap_s: float = CAP_S) -> float:
+    """The longest a broker that was away `away_s` after the loss can wait, once back, for
+    the next attempt, whatever the draws: the ceiling of the latest attempt that could still
+    fall short of `away_s` when every delay before it drew its shortest."""
+    ceiling, shortest_before = first_s, 0.0
+    while shortest_before + ceiling / 2 < away_s and ceiling < cap_s:
+        shortest_before += ceiling / 2
+        ceiling = min(ceiling * 2, cap_s)
+    return ceiling

@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from devices.backoff import CAP_S, FIRST_S, Backoff
+from devices.backoff import CAP_S, FIRST_S, Backoff, longest_wait_s
 
 
 def delays(backoff: Backoff, n: int) -> list[float]:
@@ -30,13 +30,20 @@ def first_attempt_after(backoff: Backoff, back_at_s: float) -> float:
     return at
 
 
-@pytest.mark.parametrize(("back_at_s", "found_within_s"), [(0.5, 0.8), (1.0, 1.6), (30.0, CAP_S)])
+@pytest.mark.parametrize(
+    ("back_at_s", "found_within_s"), [(0.06, 0.2), (0.5, 0.8), (1.0, 1.6), (30.0, CAP_S)]
+)
 def test_a_broker_that_is_back_is_found_soon_whatever_the_draw(
     back_at_s: float, found_within_s: float
 ) -> None:
-    for seed in range(200):
-        found_at = first_attempt_after(Backoff(random.Random(seed)), back_at_s)
-        assert found_at - back_at_s <= found_within_s, seed
+    assert longest_wait_s(back_at_s) == found_within_s
+    waits = [
+        first_attempt_after(Backoff(random.Random(seed)), back_at_s) - back_at_s
+        for seed in range(500)
+    ]
+    assert max(waits) <= found_within_s
+    # The bound is that of the draws, not a loose one: some come near it.
+    assert max(waits) > found_within_s / 2
 
 
 def test_jitter_spreads_workers_that_lost_the_broker_together() -> None:
