@@ -51,7 +51,7 @@ lint: install
 	$(BIN)/mypy gis dispatch/core devices/mqttwire.py devices/backlog.py devices/topics.py devices/messages.py \
 	  devices/quality.py devices/telemetry devices/translate.py devices/downlink.py devices/presence.py \
 	  devices/sink.py devices/backfill.py devices/membership.py devices/osmand.py devices/jt808 \
-	  devices/sensors.py
+	  devices/sensors.py devices/backoff.py
 	$(BIN)/lint-imports
 
 test: test-packages lint frontend

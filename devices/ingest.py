@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import random
 import socket
 import threading
 import time
@@ -29,6 +30,7 @@ from collections.abc import Callable
 
 from devices import mqttwire
 from devices.backlog import Backlog
+from devices.backoff import Backoff
 from devices.batch import BROKER_DROPPED_TOPIC, BatchWriter, PreparedBatch, Received
 from devices.broker import BrokerLogin
 from devices.membership import (
@@ -62,7 +64,12 @@ class IngestWorker:
     is away. If Redis becomes unreachable the worker drops the MQTT connection rather than
     buffering without bound: nothing it holds has been acknowledged, so the broker redelivers
     all of it later. If another client connects with its client id, the broker hands that one
-    the session and this worker ends (`taken_over`) instead of taking it back.
+    the session and this worker ends (`taken_over`) instead of taking it back. A lost session
+    is followed by attempts a tenth of a second apart at first, up to 3 s (devices.backoff),
+    and each session that subscribed starts them short again: a broker restarted twice in a
+    row finds the ingest back within moments each time. Each session's start is counted
+    (`sessions`, `gap_s`, `received_before_gap`, beaten into the registration), so the gap a
+    reconnect left in the stream is visible.
     """
 
     def __init__(
@@ -101,6 +108,13 @@ class IngestWorker:
         self.taken_over = False
         self.received = 0  # messages read from the broker
         self.stored = 0  # messages stored with their verdict and acknowledged
+        # Sessions that subscribed, and of the latest: when (wall clock), after how long
+        # without one, and what had been received before that gap (see Member).
+        self.sessions = 0
+        self.subscribed_at = 0.0
+        self.gap_s = 0.0
+        self.received_before_gap = 0
+        self._session_ended_at: float | None = None  # wall clock; None while subscribed
         # Leaving: done once nothing has come for `quiet_s` (the broker's reply to an
         # acknowledgement with what it still queues is far quicker), given up at the bound.
         self.quiet_s = quiet_s
@@ -119,13 +133,13 @@ class IngestWorker:
         self._stop.set()
 
     def run(self) -> None:
-        backoff = _Backoff()
+        backoff = Backoff(random.Random())
         while not self._stop.is_set():
+            sessions = self.sessions
             try:
                 self._connect()
                 self._pump(self._stop.is_set)
                 self._leave(self.leave_within_s)
-                backoff.reset()
             except TakenOverError as exc:
                 self._end_taken_over(exc)
             except self.writer.sink.unavailable as exc:
@@ -144,6 +158,12 @@ class IngestWorker:
             # Received but unacknowledged messages will be redelivered by the broker.
             self.backlog.clear()
             self._in_redis = None
+            if self.sessions > sessions:
+                # It subscribed: whatever ended it (a broker restart, most often) is likely
+                # over soon, so the next attempts start short again.
+                backoff.reset()
+                self._session_ended_at = self._wall()
+                self.received_before_gap = self.received
             if not self._stop.is_set():
                 self.writer.forget()
                 self._wait(backoff.next())
@@ -272,6 +292,10 @@ class IngestWorker:
             connected=self.connected.is_set(),
             received=self.received,
             stored=self.stored,
+            sessions=self.sessions,
+            subscribed_at=self.subscribed_at,
+            gap_s=self.gap_s,
+            received_before_gap=self.received_before_gap,
         )
         roll = roll_call(self.roll.members(), now)
         later = superseded_by(me, roll)
@@ -317,6 +341,19 @@ class IngestWorker:
                 ", ".join(refused),
             )
             return
+        now = self._wall()
+        self.sessions += 1
+        self.subscribed_at = now
+        self.gap_s = 0.0 if self._session_ended_at is None else now - self._session_ended_at
+        self._session_ended_at = None
+        log.info(
+            "ingest %s subscribed: session %d, %.2f s after the last one ended, "
+            "%d messages received before",
+            self.name,
+            self.sessions,
+            self.gap_s,
+            self.received_before_gap,
+        )
         self.connected.set()
 
     def _pump(self, until: Callable[[], bool]) -> None:
@@ -391,17 +428,3 @@ class IngestWorker:
         stored = self.backlog.stored()
         self.session.acknowledge([m.mid for m in stored if m.qos > 0])
         self.stored += sum(m.topic != BROKER_DROPPED_TOPIC for m in stored)
-
-
-class _Backoff:
-    """Doubling delays from 0.5 s up to 30 s, reset after a good session."""
-
-    def __init__(self) -> None:
-        self.delay = 0.5
-
-    def next(self) -> float:
-        delay, self.delay = self.delay, min(self.delay * 2, 30.0)
-        return delay
-
-    def reset(self) -> None:
-        self.delay = 0.5

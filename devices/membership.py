@@ -42,6 +42,14 @@ class Member:
     connected: bool  # subscribed at the last beat
     received: int  # messages read from the broker since it started
     stored: int  # messages stored (each with its verdict) and acknowledged since it started
+    # Its broker sessions: how many subscribed since it started, and of the current (or last)
+    # one when it subscribed, after how long without a session, and what had been received
+    # before that gap (received - received_before_gap came since). A broker restart shows as
+    # one more session and a gap of about the broker's downtime.
+    sessions: int = 0
+    subscribed_at: float = 0.0
+    gap_s: float = 0.0
+    received_before_gap: int = 0
 
     def silent_s(self, now: float) -> float:
         return max(0.0, now - self.beat_at)

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
+from devices.membership import Member
 from devices.presence import presence
 from dispatch.api.auth import refuse, require, scope_of
 from dispatch.api.state import AppState, app_state
@@ -168,7 +169,8 @@ def get_track(
 def ingest_stats(request: Request, _: DeviceAdmin) -> dict[str, Any]:
     """Counts since the store was created: accepted (backfill included; and by the channel
     each came by: `mqtt`, `osmand`, `jt808`, `iot`), rejected by reason (over every channel:
-    they share the writer), and each HTTP intake channel's requests by outcome (`channels`)."""
+    they share the writer), each HTTP intake channel's requests by outcome (`channels`), and
+    each registered ingest worker's counts split at its latest reconnect (`workers`)."""
     state = app_state(request)
     counters = state.store.ingest.stats()
     rejected = {k.split(":", 1)[1]: v for k, v in counters.items() if k.startswith("rejected:")}
@@ -191,6 +193,22 @@ def ingest_stats(request: Request, _: DeviceAdmin) -> dict[str, Any]:
         "backlog": state.store.ingest.backlog(),
         "broker_dropped": int(broker.get("publish_messages_dropped", 0)),
         "channels": state.store.ingest.channel_stats(),
+        "workers": [_worker_sessions(m) for m in state.store.members.members()],
+    }
+
+
+def _worker_sessions(member: Member) -> dict[str, Any]:
+    """A worker's counts as of its last beat, split at its latest reconnect."""
+    return {
+        "name": member.name,
+        "connected": member.connected,
+        "received": member.received,
+        "stored": member.stored,
+        "sessions": member.sessions,
+        "subscribed_at": member.subscribed_at,
+        "gap_s": round(member.gap_s, 3),
+        "received_before_gap": member.received_before_gap,
+        "received_since_gap": member.received - member.received_before_gap,
     }
 
 

@@ -51,7 +51,7 @@ DAEMONS = {
 ONE_SHOT = {"broker-init", "setup"}
 # The replica count the ingest waits for before it acknowledges a batch (DESIGN §5c); every
 # other YIWANG_ variable the file sets must be a setting.
-NOT_YET_SETTINGS = {"YIWANG_REDIS_WAIT_REPLICAS"}
+NOT_YET_SETTINGS: set[str] = set()
 
 
 def _compose_config(variables: dict[str, str], env_file: Path) -> subprocess.CompletedProcess[str]:

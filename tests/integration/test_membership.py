@@ -5,14 +5,10 @@ and one whose client id is taken ends instead of taking it back."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
-import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -21,15 +17,13 @@ from fastapi.testclient import TestClient
 from devices import mqttwire
 from devices.broker import BrokerLogin
 from devices.ingest import IngestWorker
-from devices.membership import Roll, roll_call
 from devices.subscriber import Subscriber, TakenOverError
 from dispatch.api.app import create_app
 from dispatch.core.track import DeviceKey, verify_chain
 from dispatch.settings import Settings
 from dispatch.store import Store
-from harness.center import as_environment
-from tests.conftest import Logins
 from tests.integration.helpers import bearer, mqtt_client, publish_all, verdicts, wait_until
+from tests.integration.ingest_processes import INGEST, ingest_env, ingest_process, roll
 
 DEVICES, PER_DEVICE = 10, 100
 
@@ -63,51 +57,11 @@ def assert_every_fix_stored(store: Store, published: int) -> None:
         verify_chain(device, links)
 
 
-def roll(store: Store) -> Roll:
-    return roll_call(store.members.members(), time.time())
-
-
 def settled(store: Store, worker: IngestWorker) -> bool:
     """Everything `worker` received is stored, and nothing more came for half a second."""
     before = verdicts(store)
     time.sleep(0.5)
     return before == verdicts(store) == worker.stored == worker.received
-
-
-def ingest_env(redis_url: str, broker_port: int, logins: Logins, prefix: str, name: str) -> dict:
-    return {
-        **os.environ,
-        "YIWANG_REDIS_URL": redis_url,
-        "YIWANG_KEY_PREFIX": prefix,
-        "YIWANG_MQTT_PORT": str(broker_port),
-        "YIWANG_TOPIC_ROOT": prefix,
-        "YIWANG_INGEST_NAME": name,
-        "YIWANG_INGEST_SESSION_EXPIRY_S": "600",
-        "YIWANG_UNKNOWN_DEVICES": "register",
-        "YIWANG_REGISTRATIONS_PER_MIN": "100000",
-        **as_environment(logins.settings),
-    }
-
-
-INGEST = [sys.executable, "-m", "dispatch.cli", "ingest"]
-
-
-@contextmanager
-def ingest_process(env: dict, name: str, store: Store, **popen: object) -> Iterator:
-    """`yiwang ingest` in a process of its own, yielded once it has registered subscribed."""
-    process = subprocess.Popen(INGEST, env=env, **popen)  # type: ignore[call-overload]
-    try:
-
-        def subscribed() -> bool:
-            member = roll(store).named(name)
-            return member is not None and member.connected
-
-        wait_until(subscribed, 30, f"{name} to register subscribed")
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(10)
 
 
 def test_a_stopped_worker_leaves_its_share_to_the_others(
